@@ -1,0 +1,265 @@
+// Package header encodes and decodes the "v1." attestation header value and
+// parses the envelope in which codex app-server forwards it upstream.
+//
+// A value is "v1." followed by the unpadded base64url encoding of a msgpack
+// map with the keys k (kind), t (token bytes), g (generation time, Unix
+// milliseconds), b (bundle identifier) and m (team identifier). Encoding is
+// deterministic: the keys are always written, in that order, with the
+// smallest msgpack integer that holds g.
+package header
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Prefix starts every version-1 header value.
+const Prefix = "v1."
+
+// MaxValueLen is the longest header value, in bytes, that Decode accepts.
+const MaxValueLen = 8 << 10
+
+// Token kinds carried in the k field.
+const (
+	// KindDeviceCheck marks a token from Apple's DeviceCheck.
+	KindDeviceCheck = "dc"
+	// KindDev marks a token from the development provider; it is never
+	// valid in production.
+	KindDev = "dev"
+)
+
+// Errors returned by Decode, one for each reason a value is rejected.
+// Decode wraps them with detail; test with errors.Is.
+var (
+	ErrTooLong      = errors.New("header value longer than 8 KiB")
+	ErrPrefix       = errors.New(`header value does not start with "v1."`)
+	ErrBase64       = errors.New("header value is not unpadded base64url")
+	ErrMsgpack      = errors.New("header payload is not a valid msgpack map")
+	ErrTrailing     = errors.New("header payload has trailing bytes")
+	ErrMissingKind  = errors.New("header payload has no kind (k)")
+	ErrMissingToken = errors.New("header payload has no token (t)")
+	ErrUnknownKind  = errors.New("header payload has an unknown kind")
+	ErrFieldType    = errors.New("header payload field has the wrong type")
+	ErrDuplicateKey = errors.New("header payload repeats a key")
+)
+
+// Value is the decoded content of a header value.
+type Value struct {
+	// Kind is KindDeviceCheck or KindDev.
+	Kind string
+	// Token holds the raw token bytes as the provider returned them.
+	Token []byte
+	// GeneratedAt is when the token was generated, to the millisecond.
+	GeneratedAt time.Time
+	// BundleID is the bundle identifier the helper ran as; may be empty.
+	BundleID string
+	// TeamID is the team identifier from the helper's code signature; may
+	// be empty.
+	TeamID string
+}
+
+// wire fixes the field order of the encoded map.
+type wire struct {
+	K string `msgpack:"k"`
+	T []byte `msgpack:"t"`
+	G int64  `msgpack:"g"`
+	B string `msgpack:"b"`
+	M string `msgpack:"m"`
+}
+
+// Encode returns the header value for v. It fails only when v has an
+// unknown kind or no token, or when the result would exceed MaxValueLen.
+func Encode(v Value) (string, error) {
+	if !knownKind(v.Kind) {
+		return "", fmt.Errorf("encode header: %w: %q", ErrUnknownKind, v.Kind)
+	}
+	if len(v.Token) == 0 {
+		return "", fmt.Errorf("encode header: %w", ErrMissingToken)
+	}
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.UseCompactInts(true)
+	var g int64
+	if !v.GeneratedAt.IsZero() {
+		g = v.GeneratedAt.UnixMilli()
+	}
+	if err := enc.Encode(wire{K: v.Kind, T: v.Token, G: g, B: v.BundleID, M: v.TeamID}); err != nil {
+		return "", fmt.Errorf("encode header: %w", err)
+	}
+	s := Prefix + base64.RawURLEncoding.EncodeToString(buf.Bytes())
+	if len(s) > MaxValueLen {
+		return "", fmt.Errorf("encode header: %w (%d bytes)", ErrTooLong, len(s))
+	}
+	return s, nil
+}
+
+// Decode parses a header value. Unknown map keys are ignored so that later
+// versions may add fields; everything else listed in the package errors is
+// rejected.
+func Decode(s string) (Value, error) {
+	if len(s) > MaxValueLen {
+		return Value{}, fmt.Errorf("decode header: %w (%d bytes)", ErrTooLong, len(s))
+	}
+	rest, ok := cutPrefix(s)
+	if !ok {
+		return Value{}, fmt.Errorf("decode header: %w", ErrPrefix)
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(rest)
+	if err != nil {
+		return Value{}, fmt.Errorf("decode header: %w: %v", ErrBase64, err)
+	}
+	v, err := decodePayload(raw)
+	if err != nil {
+		return Value{}, fmt.Errorf("decode header: %w", err)
+	}
+	return v, nil
+}
+
+func cutPrefix(s string) (string, bool) {
+	if len(s) < len(Prefix) || s[:len(Prefix)] != Prefix {
+		return "", false
+	}
+	return s[len(Prefix):], true
+}
+
+func decodePayload(raw []byte) (Value, error) {
+	r := bytes.NewReader(raw)
+	dec := msgpack.NewDecoder(r)
+	n, err := dec.DecodeMapLen()
+	if err != nil || n < 0 {
+		return Value{}, fmt.Errorf("%w: %v", ErrMsgpack, errOrNil(err))
+	}
+	var (
+		v             Value
+		seen          = make(map[string]bool, n)
+		hasK, hasT    bool
+		generatedAtMs int64
+	)
+	for i := 0; i < n; i++ {
+		key, err := dec.DecodeString()
+		if err != nil {
+			return Value{}, fmt.Errorf("%w: key %d: %v", ErrMsgpack, i, err)
+		}
+		if seen[key] {
+			return Value{}, fmt.Errorf("%w: %q", ErrDuplicateKey, key)
+		}
+		seen[key] = true
+		switch key {
+		case "k":
+			v.Kind, err = decodeString(dec)
+			hasK = err == nil
+		case "t":
+			v.Token, err = decodeBytes(dec)
+			hasT = err == nil && len(v.Token) > 0
+		case "g":
+			generatedAtMs, err = decodeInt(dec)
+		case "b":
+			v.BundleID, err = decodeString(dec)
+		case "m":
+			v.TeamID, err = decodeString(dec)
+		default:
+			err = dec.Skip()
+			if err != nil {
+				err = fmt.Errorf("%w: %v", ErrMsgpack, err)
+			}
+		}
+		if err != nil {
+			return Value{}, fmt.Errorf("field %q: %w", key, err)
+		}
+	}
+	if r.Len() != 0 {
+		return Value{}, fmt.Errorf("%w (%d bytes)", ErrTrailing, r.Len())
+	}
+	if !hasK {
+		return Value{}, ErrMissingKind
+	}
+	if !hasT {
+		return Value{}, ErrMissingToken
+	}
+	if !knownKind(v.Kind) {
+		return Value{}, fmt.Errorf("%w: %q", ErrUnknownKind, v.Kind)
+	}
+	if generatedAtMs != 0 {
+		v.GeneratedAt = time.UnixMilli(generatedAtMs).UTC()
+	}
+	return v, nil
+}
+
+func errOrNil(err error) any {
+	if err == nil {
+		return "not a map"
+	}
+	return err
+}
+
+// decodeString, decodeBytes and decodeInt check the msgpack type code
+// first, so a field of the wrong type is ErrFieldType, not a coercion.
+func decodeString(dec *msgpack.Decoder) (string, error) {
+	c, err := dec.PeekCode()
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrMsgpack, err)
+	}
+	if !isStrCode(c) {
+		return "", fmt.Errorf("%w: want string", ErrFieldType)
+	}
+	s, err := dec.DecodeString()
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrMsgpack, err)
+	}
+	return s, nil
+}
+
+func decodeBytes(dec *msgpack.Decoder) ([]byte, error) {
+	c, err := dec.PeekCode()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMsgpack, err)
+	}
+	if c != 0xc4 && c != 0xc5 && c != 0xc6 {
+		return nil, fmt.Errorf("%w: want bin", ErrFieldType)
+	}
+	b, err := dec.DecodeBytes()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMsgpack, err)
+	}
+	return b, nil
+}
+
+func decodeInt(dec *msgpack.Decoder) (int64, error) {
+	c, err := dec.PeekCode()
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrMsgpack, err)
+	}
+	if !isIntCode(c) {
+		return 0, fmt.Errorf("%w: want integer", ErrFieldType)
+	}
+	if c == 0xcf { // uint64 may exceed int64
+		u, err := dec.DecodeUint64()
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrMsgpack, err)
+		}
+		if u > 1<<63-1 {
+			return 0, fmt.Errorf("%w: integer out of range", ErrFieldType)
+		}
+		return int64(u), nil
+	}
+	n, err := dec.DecodeInt64()
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrMsgpack, err)
+	}
+	return n, nil
+}
+
+func isStrCode(c byte) bool {
+	return (c >= 0xa0 && c <= 0xbf) || c == 0xd9 || c == 0xda || c == 0xdb
+}
+
+func isIntCode(c byte) bool {
+	return c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3)
+}
+
+func knownKind(k string) bool { return k == KindDeviceCheck || k == KindDev }

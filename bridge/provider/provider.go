@@ -1,0 +1,115 @@
+// Package provider defines where attestation tokens come from: the Provider
+// interface, the failure reasons reported to clients, and the development
+// provider that works on every OS.
+package provider
+
+import (
+	"context"
+	"errors"
+)
+
+// Provider generates raw attestation tokens, one per call.
+type Provider interface {
+	// Kind returns the header kind of the tokens it makes
+	// (header.KindDeviceCheck or header.KindDev).
+	Kind() string
+	// Generate returns one fresh token. It must return promptly once ctx is
+	// done, with an error that wraps ctx.Err().
+	Generate(ctx context.Context) ([]byte, error)
+}
+
+// Func adapts a function to Provider.
+type Func struct {
+	K string
+	F func(ctx context.Context) ([]byte, error)
+}
+
+// Kind implements Provider.
+func (f Func) Kind() string { return f.K }
+
+// Generate implements Provider.
+func (f Func) Generate(ctx context.Context) ([]byte, error) { return f.F(ctx) }
+
+var _ Provider = Func{}
+
+// Reasons are the machine-readable failure classes sent to clients as
+// data.reason in JSON-RPC errors.
+const (
+	ReasonUnsupported       = "unsupported"        // the device or OS cannot make tokens
+	ReasonNoGUISession      = "no_gui_session"     // no Aqua login session in this process
+	ReasonTimeout           = "timeout"            // no token before the deadline
+	ReasonProviderError     = "provider_error"     // the provider failed
+	ReasonBackoff           = "backoff"            // recent failures; the pool waits before retrying
+	ReasonShuttingDown      = "shutting_down"      // the daemon is stopping
+	ReasonDaemonUnreachable = "daemon_unreachable" // a client could not reach the daemon
+)
+
+// Sentinel errors that carry a reason of their own.
+var (
+	// ErrUnsupported means this platform or device cannot generate tokens.
+	ErrUnsupported = &Error{Reason: ReasonUnsupported, Msg: "DeviceCheck is not available on this system"}
+	// ErrNoGUISession means the process has no graphical login session.
+	ErrNoGUISession = &Error{Reason: ReasonNoGUISession, Msg: "no GUI login session: DeviceCheck needs one",
+		Hint: "run attestd as a LaunchAgent in the user's Aqua session, not over SSH or as a LaunchDaemon"}
+)
+
+// Error is a provider failure with a reason for clients, an optional hint for
+// people, and an optional Apple DeviceCheck error code.
+type Error struct {
+	Reason string
+	Msg    string
+	Hint   string
+	// DCCode is Apple's DCError code when HasDCCode is set.
+	DCCode    int
+	HasDCCode bool
+	Err       error
+}
+
+func (e *Error) Error() string {
+	s := e.Msg
+	if e.Err != nil {
+		if s == "" {
+			s = e.Err.Error()
+		} else {
+			s += ": " + e.Err.Error()
+		}
+	}
+	return s
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// ReasonOf returns the failure reason for err: the Reason of the first
+// *Error in its chain, ReasonTimeout for a deadline, else
+// ReasonProviderError.
+func ReasonOf(err error) string {
+	var pe *Error
+	if errors.As(err, &pe) && pe.Reason != "" {
+		return pe.Reason
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return ReasonTimeout
+	}
+	return ReasonProviderError
+}
+
+// DCErrorCodeOf returns Apple's DeviceCheck error code carried by err, if any.
+func DCErrorCodeOf(err error) (int, bool) {
+	var pe *Error
+	if errors.As(err, &pe) && pe.HasDCCode {
+		return pe.DCCode, true
+	}
+	return 0, false
+}
+
+// HintOf returns the hint of the first *Error in err's chain that has one.
+func HintOf(err error) string {
+	for err != nil {
+		if pe, ok := err.(*Error); ok && pe.Hint != "" {
+			return pe.Hint
+		}
+		err = errors.Unwrap(err)
+	}
+	return ""
+}

@@ -1,0 +1,195 @@
+// Command attestd gets Apple DeviceCheck tokens and serves them as "v1."
+// attestation header values to codex app-server and desktop apps.
+//
+// Run "attestd help" for the list of commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// command is one subcommand. Each lives in its own file and registers
+// itself in init, so main.go never needs editing to add one.
+type command struct {
+	name    string
+	summary string // one line for "attestd help"
+	usage   string // the synopsis after "attestd "
+	// run executes the command. args excludes the command name. An error
+	// is printed as "attestd: error: …" (plus a hint for *hintError) and
+	// exits 1; use exitCode to exit otherwise without a message.
+	run func(ctx context.Context, io *stdio, args []string) error
+}
+
+// stdio carries the process streams and environment, so tests can run
+// commands in-process.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+	getenv   func(string) string
+}
+
+var commands = map[string]*command{}
+
+func register(c *command) {
+	if _, dup := commands[c.name]; dup {
+		panic("attestd: command registered twice: " + c.name)
+	}
+	commands[c.name] = c
+}
+
+// hintError is an error with advice on what to do about it.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }
+
+// withHint attaches a hint to err; it returns nil for a nil err.
+func withHint(err error, hint string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return &hintError{err: err, hint: fmt.Sprintf(hint, args...)}
+}
+
+// exitCode makes the process exit with a code and no further message.
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := runMain(ctx, &stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// runMain dispatches args to a command and returns the exit code.
+func runMain(ctx context.Context, s *stdio, args []string) int {
+	if len(args) == 0 {
+		printHelp(s.err)
+		return 2
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			if c, ok := commands[args[1]]; ok {
+				return runCommand(ctx, s, c, []string{"-h"})
+			}
+		}
+		printHelp(s.out)
+		return 0
+	case "version", "-version", "--version":
+		fmt.Fprintf(s.out, "attestd %s\n", version)
+		return 0
+	}
+	c, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(s.err, "attestd: error: unknown command %q\n", name)
+		fmt.Fprintf(s.err, "attestd: hint: run \"attestd help\" for the list of commands\n")
+		return 2
+	}
+	return runCommand(ctx, s, c, args[1:])
+}
+
+func runCommand(ctx context.Context, s *stdio, c *command, args []string) int {
+	err := c.run(ctx, s, args)
+	var code exitCode
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &code):
+		return int(code)
+	}
+	var usage *usageError
+	if errors.As(err, &usage) {
+		fmt.Fprintf(s.err, "attestd: error: %v\n", err)
+		fmt.Fprintf(s.err, "attestd: hint: run \"attestd %s -h\" for usage\n", c.name)
+		return 2
+	}
+	fmt.Fprintf(s.err, "attestd: error: %v\n", err)
+	var h *hintError
+	if errors.As(err, &h) && h.hint != "" {
+		fmt.Fprintf(s.err, "attestd: hint: %s\n", h.hint)
+	}
+	return 1
+}
+
+// usageError reports bad flags or arguments; it exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// newFlagSet returns a flag set for c whose -h output shows the synopsis,
+// the summary and the flags.
+func newFlagSet(s *stdio, c *command) *flag.FlagSet {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	fs.SetOutput(s.err)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: attestd %s\n\n%s\n", c.usage, c.summary)
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintf(fs.Output(), "\nflags:\n")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parseFlags parses args, turning flag errors into usage errors (the flag
+// package has already printed them with the usage text).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return exitCode(2)
+	}
+	return nil
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprintf(w, "attestd gets Apple DeviceCheck tokens and serves them as attestation header values.\n\n")
+	fmt.Fprintf(w, "usage: attestd COMMAND [flags]\n\ncommands:\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	width := len("version")
+	for _, n := range names {
+		width = max(width, len(n))
+	}
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, n, firstLine(commands[n].summary))
+	}
+	fmt.Fprintf(w, "  %-*s  %s\n", width, "version", "Print the version.")
+	fmt.Fprintf(w, "\nRun \"attestd help COMMAND\" or \"attestd COMMAND -h\" for a command's flags.\n")
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
