@@ -1,0 +1,63 @@
+package jsonrpc
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// DefaultMaxLine is the longest request line a server accepts: 1 MiB.
+const DefaultMaxLine = 1 << 20
+
+// ErrLineTooLong is returned by LineReader.ReadLine for a line over the
+// limit. The rest of the stream cannot be trusted: close the connection.
+var ErrLineTooLong = fmt.Errorf("%w: line longer than the limit", ErrRequestTooLarge)
+
+// LineReader reads newline-delimited messages with a size limit.
+type LineReader struct {
+	r   *bufio.Reader
+	max int
+	buf []byte
+}
+
+// NewLineReader returns a reader of lines of at most max bytes, newline
+// excluded.
+func NewLineReader(r io.Reader, max int) *LineReader {
+	return &LineReader{r: bufio.NewReaderSize(r, min(max+1, 64<<10)), max: max}
+}
+
+// ReadLine returns the next line without its newline. The slice is valid
+// until the next call. A final line without a newline is returned at EOF;
+// after it ReadLine returns io.EOF. A line over the limit gives
+// ErrLineTooLong without reading the rest of it.
+func (lr *LineReader) ReadLine() ([]byte, error) {
+	lr.buf = lr.buf[:0]
+	for {
+		chunk, err := lr.r.ReadSlice('\n')
+		if len(lr.buf)+len(chunk) > lr.max+1 || (len(lr.buf)+len(chunk) == lr.max+1 && chunk[len(chunk)-1] != '\n') {
+			return nil, ErrLineTooLong
+		}
+		lr.buf = append(lr.buf, chunk...)
+		switch {
+		case err == nil:
+			return trimEOL(lr.buf), nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(lr.buf) > 0:
+			return trimEOL(lr.buf), nil
+		default:
+			return nil, err
+		}
+	}
+}
+
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
+	}
+	return b
+}

@@ -1,0 +1,209 @@
+// Package jsonrpc implements the newline-delimited "JSON-RPC lite" that
+// codex app-server speaks and attestd serves: JSON-RPC 2.0 shapes, one
+// message per line, with the "jsonrpc" member optional, ids that are
+// integers of any size or strings echoed byte for byte, and no batches.
+package jsonrpc
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// ID is a request id exactly as it appeared on the wire (a JSON integer or
+// string), so that it can be echoed unchanged whatever its size. The zero
+// ID is JSON null, used when a request's id could not be read.
+type ID struct{ raw string }
+
+// IntID returns the ID for an integer.
+func IntID(n int64) ID { return ID{raw: fmt.Sprint(n)} }
+
+// StringID returns the ID for a string.
+func StringID(s string) ID {
+	b, _ := json.Marshal(s)
+	return ID{raw: string(b)}
+}
+
+// IsZero reports whether id is the null id.
+func (id ID) IsZero() bool { return id.raw == "" }
+
+// String returns the id's JSON text.
+func (id ID) String() string {
+	if id.raw == "" {
+		return "null"
+	}
+	return id.raw
+}
+
+// MarshalJSON returns the id's original JSON text.
+func (id ID) MarshalJSON() ([]byte, error) { return []byte(id.String()), nil }
+
+// parseID validates raw JSON as an id: a string, or a number with no
+// fraction or exponent.
+func parseID(raw json.RawMessage) (ID, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return ID{}, false
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return ID{}, false
+		}
+		return ID{raw: string(raw)}, true
+	case c == '-' || (c >= '0' && c <= '9'):
+		digits := raw
+		if c == '-' {
+			digits = raw[1:]
+		}
+		if len(digits) == 0 {
+			return ID{}, false
+		}
+		for _, d := range digits {
+			if d < '0' || d > '9' {
+				return ID{}, false
+			}
+		}
+		if len(digits) > 1 && digits[0] == '0' {
+			return ID{}, false
+		}
+		return ID{raw: string(raw)}, true
+	}
+	return ID{}, false
+}
+
+// Request is a call (with an id) or a notification (without).
+type Request struct {
+	ID     ID
+	Method string
+	// Params is the raw params member; nil when absent.
+	Params json.RawMessage
+	// IsCall reports whether the request had an id and wants an answer.
+	IsCall bool
+}
+
+// Response is an answer to a call: exactly one of Result and Error is set.
+type Response struct {
+	ID     ID
+	Result json.RawMessage
+	Error  *Error
+}
+
+// Message is a decoded line: a *Request or a *Response.
+type Message interface{ isMessage() }
+
+func (*Request) isMessage()  {}
+func (*Response) isMessage() {}
+
+// Decode parses one line. On failure it returns an *Error carrying the
+// standard code, and the id when one could be read, so the caller can
+// answer it; the returned ID is the zero ID otherwise.
+func Decode(line []byte) (Message, ID, error) {
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 {
+		return nil, ID{}, fmt.Errorf("%w: empty line", ErrParse)
+	}
+	switch line[0] {
+	case '[':
+		if !json.Valid(line) {
+			return nil, ID{}, fmt.Errorf("%w: invalid JSON", ErrParse)
+		}
+		return nil, ID{}, fmt.Errorf("%w: batches are not supported; send one message per line", ErrInvalidRequest)
+	case '{':
+	default:
+		if !json.Valid(line) {
+			return nil, ID{}, fmt.Errorf("%w: invalid JSON", ErrParse)
+		}
+		return nil, ID{}, fmt.Errorf("%w: a message must be a JSON object", ErrInvalidRequest)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(line, &fields); err != nil {
+		return nil, ID{}, fmt.Errorf("%w: %v", ErrParse, err)
+	}
+	var id ID
+	rawID, hasID := fields["id"]
+	if hasID {
+		var ok bool
+		if id, ok = parseID(rawID); !ok {
+			return nil, ID{}, fmt.Errorf("%w: id must be an integer or a string", ErrInvalidRequest)
+		}
+	}
+	if v, ok := fields["jsonrpc"]; ok && string(bytes.TrimSpace(v)) != `"2.0"` {
+		return nil, id, fmt.Errorf(`%w: jsonrpc must be "2.0" when present`, ErrInvalidRequest)
+	}
+	if rawMethod, ok := fields["method"]; ok {
+		var method string
+		if err := json.Unmarshal(rawMethod, &method); err != nil || method == "" {
+			return nil, id, fmt.Errorf("%w: method must be a non-empty string", ErrInvalidRequest)
+		}
+		req := &Request{ID: id, Method: method, IsCall: hasID}
+		if p, ok := fields["params"]; ok && !isNull(p) {
+			req.Params = p
+		}
+		return req, id, nil
+	}
+	rawResult, hasResult := fields["result"]
+	rawErr, hasErr := fields["error"]
+	if !hasID || hasResult == hasErr {
+		return nil, id, fmt.Errorf("%w: neither a request (method) nor a response (id with result or error)", ErrInvalidRequest)
+	}
+	resp := &Response{ID: id}
+	if hasResult {
+		resp.Result = rawResult
+	} else {
+		var e Error
+		if err := json.Unmarshal(rawErr, &e); err != nil {
+			return nil, id, fmt.Errorf("%w: error member: %v", ErrInvalidRequest, err)
+		}
+		resp.Error = &e
+	}
+	return resp, id, nil
+}
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+// wireResponse fixes the member order of encoded answers.
+type wireResponse struct {
+	ID     ID     `json:"id"`
+	Result any    `json:"result,omitempty"`
+	Error  *Error `json:"error,omitempty"`
+}
+
+// EncodeResult returns the line answering id with result, newline included.
+func EncodeResult(id ID, result any) ([]byte, error) {
+	b, err := json.Marshal(wireResponse{ID: id, Result: result})
+	if err != nil {
+		return nil, fmt.Errorf("encode result: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// EncodeError returns the line answering id with err, newline included. An
+// err that is not an *Error is sent as an internal error.
+func EncodeError(id ID, err error) []byte {
+	b, mErr := json.Marshal(wireResponse{ID: id, Error: AsError(err)})
+	if mErr != nil { // only if Data fails to marshal, which AsError prevents
+		b, _ = json.Marshal(wireResponse{ID: id, Error: &Error{Code: CodeInternal, Message: "cannot encode error"}})
+	}
+	return append(b, '\n')
+}
+
+// EncodeRequest returns a request line, newline included. A zero id makes
+// a notification.
+func EncodeRequest(id ID, method string, params any) ([]byte, error) {
+	type call struct {
+		ID     *ID    `json:"id,omitempty"`
+		Method string `json:"method"`
+		Params any    `json:"params,omitempty"`
+	}
+	c := call{Method: method, Params: params}
+	if !id.IsZero() {
+		c.ID = &id
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	return append(b, '\n'), nil
+}
