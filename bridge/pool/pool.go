@@ -1,0 +1,409 @@
+// Package pool keeps attestation tokens ready ahead of need, so that a
+// request is answered within the app-server's ~100 ms deadline although a
+// DeviceCheck token can take longer than that to make.
+//
+// Rules (see DESIGN.md, "The token pool"):
+//   - at most Size ready tokens; each handed out once, oldest first, and
+//     dropped once older than MaxAge;
+//   - one generation at a time; requests take a ready token or wait, until
+//     their context ends, for the generation in flight;
+//   - failures back off exponentially with jitter, capped at BackoffMax;
+//     a generation that fails fails every request waiting on it, with its
+//     reason, at once;
+//   - the pool refills only inside a warm window (WarmWindow after the last
+//     request or Warm hint), so an idle helper stops calling Apple;
+//   - a request that cannot be served before its deadline gets an error
+//     promptly: at once while backing off, else when its context ends.
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/internal/clock"
+	"github.com/attestd/attestd/bridge/provider"
+)
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultSize            = 2
+	DefaultMaxAge          = 20 * time.Second
+	DefaultWarmWindow      = 10 * time.Minute
+	DefaultGenerateTimeout = 15 * time.Second
+	DefaultBackoffMin      = 500 * time.Millisecond
+	DefaultBackoffMax      = 30 * time.Second
+)
+
+// ErrClosed is returned by Token after Close.
+var ErrClosed = &provider.Error{Reason: provider.ReasonShuttingDown, Msg: "token pool is shutting down"}
+
+// Config configures a Pool. Only Provider is required.
+type Config struct {
+	Provider provider.Provider
+	// BundleID and TeamID fill the header's b and m fields.
+	BundleID, TeamID string
+	// Size is how many ready tokens to keep while warm.
+	Size int
+	// MaxAge is how long a ready token may wait before it is discarded.
+	MaxAge time.Duration
+	// WarmWindow is how long after the last request or Warm hint the pool
+	// keeps refilling.
+	WarmWindow time.Duration
+	// GenerateTimeout bounds one call to the provider.
+	GenerateTimeout time.Duration
+	// BackoffMin and BackoffMax bound the wait after a failed generation.
+	BackoffMin, BackoffMax time.Duration
+	// Logger receives generation events; tokens appear only as
+	// fingerprints. Nil discards.
+	Logger *slog.Logger
+	// Clock and Jitter are seams for tests and simulations; Jitter returns
+	// a number in [0, 1).
+	Clock  clock.Clock
+	Jitter func() float64
+}
+
+func (c *Config) setDefaults() {
+	if c.Size <= 0 {
+		c.Size = DefaultSize
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = DefaultMaxAge
+	}
+	if c.WarmWindow <= 0 {
+		c.WarmWindow = DefaultWarmWindow
+	}
+	if c.GenerateTimeout <= 0 {
+		c.GenerateTimeout = DefaultGenerateTimeout
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = DefaultBackoffMin
+	}
+	if c.BackoffMax < c.BackoffMin {
+		c.BackoffMax = max(DefaultBackoffMax, c.BackoffMin)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Jitter == nil {
+		c.Jitter = rand.Float64
+	}
+}
+
+// Pool hands out header values made from provider tokens. It is safe for
+// concurrent use.
+type Pool struct {
+	cfg Config
+
+	mu         sync.Mutex
+	ready      []entry // oldest first
+	waiters    []*waiter
+	warmUntil  time.Time
+	generating bool
+	failures   int
+	retryAt    time.Time
+	lastErr    error
+	lastErrAt  time.Time
+	counters   Counters
+	closed     bool
+
+	wake    chan struct{} // buffered 1: the loop has something to look at
+	ctx     context.Context
+	cancel  context.CancelFunc
+	stopped chan struct{}
+
+	// testHookIdle, when set, runs each time the loop is about to block.
+	testHookIdle func()
+}
+
+type entry struct {
+	value       string
+	generatedAt time.Time
+}
+
+type waiter struct{ ch chan result }
+
+type result struct {
+	value string
+	err   error
+}
+
+// New starts a pool. It generates nothing until the first request or Warm.
+// Call Close to stop it.
+func New(cfg Config) *Pool { return start(cfg, nil) }
+
+// start is New with an idle hook for tests.
+func start(cfg Config, idleHook func()) *Pool {
+	if cfg.Provider == nil {
+		panic("pool: Config.Provider is nil")
+	}
+	cfg.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Pool{
+		cfg:     cfg,
+		wake:    make(chan struct{}, 1),
+		ctx:     ctx,
+		cancel:  cancel,
+		stopped: make(chan struct{}),
+
+		testHookIdle: idleHook,
+	}
+	go p.loop()
+	return p
+}
+
+// Token returns a fresh header value, never handed out before. It returns
+// at once when a token is ready or the pool is backing off after failures;
+// otherwise it waits for the generation in flight until ctx ends. Errors
+// carry a provider reason (provider.ReasonOf).
+func (p *Pool) Token(ctx context.Context) (string, error) {
+	now := p.cfg.Clock.Now()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return "", ErrClosed
+	}
+	p.counters.Requests++
+	p.warmUntil = now.Add(p.cfg.WarmWindow)
+	p.dropExpiredLocked(now)
+	if len(p.ready) > 0 {
+		e := p.ready[0]
+		p.ready = p.ready[1:]
+		p.counters.Served++
+		p.mu.Unlock()
+		p.kick() // refill
+		return e.value, nil
+	}
+	if !p.generating && now.Before(p.retryAt) {
+		err := fmt.Errorf("no token ready; next try in %s after a failed generation: %w",
+			p.retryAt.Sub(now).Round(time.Millisecond), p.lastErr)
+		p.counters.Errors++
+		p.mu.Unlock()
+		return "", err
+	}
+	w := &waiter{ch: make(chan result, 1)}
+	p.waiters = append(p.waiters, w)
+	p.mu.Unlock()
+	p.kick()
+
+	select {
+	case r := <-w.ch:
+		return r.value, r.err
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	if !p.removeWaiterLocked(w) {
+		// Answered while we were giving up: the token is ours.
+		p.mu.Unlock()
+		r := <-w.ch
+		return r.value, r.err
+	}
+	p.counters.Timeouts++
+	p.mu.Unlock()
+	return "", &provider.Error{Reason: provider.ReasonTimeout,
+		Msg:  "no token ready before the deadline (a generation is in flight)",
+		Hint: "tokens are made ahead of need; send a warm-up hint before requests arrive",
+		Err:  ctx.Err()}
+}
+
+// Warm asks the pool to fill up and stay warm for another WarmWindow, as a
+// request would, without taking a token.
+func (p *Pool) Warm() {
+	now := p.cfg.Clock.Now()
+	p.mu.Lock()
+	p.warmUntil = now.Add(p.cfg.WarmWindow)
+	p.mu.Unlock()
+	p.kick()
+}
+
+// Close stops the pool: waiting requests fail with ErrClosed, a generation
+// in flight is canceled, and Close returns once the pool's goroutine has
+// exited. It is safe to call more than once.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		p.failWaitersLocked(ErrClosed)
+		p.ready = nil
+	}
+	p.mu.Unlock()
+	p.cancel()
+	p.kick()
+	<-p.stopped
+}
+
+func (p *Pool) kick() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Pool) loop() {
+	defer close(p.stopped)
+	for {
+		now := p.cfg.Clock.Now()
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return
+		}
+		p.dropExpiredLocked(now)
+		wait := time.Duration(-1)
+		start := false
+		needed := len(p.waiters) > 0 || (now.Before(p.warmUntil) && len(p.ready) < p.cfg.Size)
+		if needed && !p.generating {
+			if now.Before(p.retryAt) {
+				wait = p.retryAt.Sub(now)
+			} else {
+				start = true
+				p.generating = true
+			}
+		}
+		if len(p.ready) > 0 {
+			wait = minWait(wait, p.ready[0].generatedAt.Add(p.cfg.MaxAge).Sub(now))
+		}
+		p.mu.Unlock()
+
+		if start {
+			p.generate()
+			continue
+		}
+		if hook := p.testHookIdle; hook != nil {
+			hook()
+		}
+		var timerC <-chan time.Time
+		var timer clock.Timer
+		if wait >= 0 {
+			timer = p.cfg.Clock.NewTimer(max(wait, time.Millisecond))
+			timerC = timer.C()
+		}
+		select {
+		case <-p.wake:
+		case <-timerC:
+		case <-p.ctx.Done():
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+func minWait(a, b time.Duration) time.Duration {
+	if a < 0 || b < a {
+		return max(b, 0)
+	}
+	return a
+}
+
+// generate makes one token and hands it to the first waiter or the ready
+// set. It runs on the loop goroutine only.
+func (p *Pool) generate() {
+	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.GenerateTimeout)
+	start := p.cfg.Clock.Now()
+	raw, err := safeGenerate(ctx, p.cfg.Provider)
+	cancel()
+	now := p.cfg.Clock.Now()
+	var value string
+	if err == nil {
+		value, err = header.Encode(header.Value{
+			Kind: p.cfg.Provider.Kind(), Token: raw, GeneratedAt: now,
+			BundleID: p.cfg.BundleID, TeamID: p.cfg.TeamID,
+		})
+	}
+	took := now.Sub(start)
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.generating = false
+	if err != nil {
+		err = fmt.Errorf("generate token: %w", err)
+		p.failures++
+		p.counters.GenerateFailures++
+		p.lastErr, p.lastErrAt = err, now
+		delay := p.backoff(p.failures)
+		p.retryAt = now.Add(delay)
+		p.counters.Errors += uint64(len(p.waiters))
+		p.failWaitersLocked(err)
+		if !p.closed {
+			p.cfg.Logger.Warn("token generation failed", "reason", provider.ReasonOf(err), "err", err,
+				"took", took, "failures", p.failures, "retryIn", delay)
+		}
+		return
+	}
+	p.failures = 0
+	p.retryAt = time.Time{}
+	p.counters.Generated++
+	p.cfg.Logger.Debug("token generated", "fingerprint", header.Fingerprint(raw), "took", took)
+	if p.closed {
+		return
+	}
+	if len(p.waiters) > 0 {
+		w := p.waiters[0]
+		p.waiters = p.waiters[1:]
+		p.counters.Served++
+		w.ch <- result{value: value}
+		return
+	}
+	p.ready = append(p.ready, entry{value: value, generatedAt: now})
+}
+
+// backoff returns the wait after n consecutive failures: BackoffMin·2ⁿ⁻¹,
+// capped at BackoffMax, with "equal jitter" (between half and all of it).
+func (p *Pool) backoff(n int) time.Duration {
+	d := p.cfg.BackoffMin
+	for i := 1; i < n && d < p.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, p.cfg.BackoffMax)
+	return d/2 + time.Duration(p.cfg.Jitter()*float64(d/2))
+}
+
+func safeGenerate(ctx context.Context, pr provider.Provider) (raw []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			raw, err = nil, &provider.Error{Reason: provider.ReasonProviderError, Msg: fmt.Sprintf("provider panicked: %v", r)}
+		}
+	}()
+	raw, err = pr.Generate(ctx)
+	if err == nil && len(raw) == 0 {
+		err = errors.New("provider returned an empty token")
+	}
+	return raw, err
+}
+
+func (p *Pool) dropExpiredLocked(now time.Time) {
+	i := 0
+	for i < len(p.ready) && !now.Before(p.ready[i].generatedAt.Add(p.cfg.MaxAge)) {
+		i++
+	}
+	if i > 0 {
+		p.counters.Expired += uint64(i)
+		p.ready = append(p.ready[:0:0], p.ready[i:]...)
+	}
+}
+
+func (p *Pool) removeWaiterLocked(w *waiter) bool {
+	for i, x := range p.waiters {
+		if x == w {
+			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Pool) failWaitersLocked(err error) {
+	for _, w := range p.waiters {
+		w.ch <- result{err: err}
+	}
+	p.waiters = nil
+}
