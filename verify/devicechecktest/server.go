@@ -1,0 +1,277 @@
+// Package devicechecktest provides a fake of Apple's DeviceCheck server
+// API for tests: it checks the authorization token and the request body the
+// way Apple documents them, and answers like Apple.
+package devicechecktest
+
+import (
+	"crypto/ecdsa"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Apple's answer texts, as the fake sends them.
+const (
+	BodyBadDeviceToken   = "Missing or incorrectly formatted device token payload"
+	BodyBadTimestamp     = "Missing or incorrectly formatted time stamp"
+	BodyBadTransaction   = "Missing or incorrectly formatted transaction id"
+	BodyBadBits          = "Missing or incorrectly formatted bits"
+	BodyBadAuthorization = "Unable to verify authorization token"
+	BodyExpired          = "Expired authorization token"
+	BodyBitStateNotFound = "Failed to find bit state"
+)
+
+// Request is one request the fake received, as it parsed it.
+type Request struct {
+	// Op is the endpoint: validate_device_token, query_two_bits or
+	// update_two_bits.
+	Op string
+	// JWT is the bearer token.
+	JWT string
+	// DeviceToken is the decoded device_token.
+	DeviceToken   []byte
+	TransactionID string
+	Timestamp     int64
+	Bit0, Bit1    *bool
+	// Problem is what the fake found wrong with the request, or "" when
+	// it found nothing; it then answered 400 or 401 with this body.
+	Problem string
+}
+
+// Response is an answer the fake gives instead of its default one.
+type Response struct {
+	Status int
+	Body   string
+	Header http.Header
+}
+
+// Server is a fake DeviceCheck server on 127.0.0.1. Create one with
+// NewServer; Close it when done.
+type Server struct {
+	*httptest.Server
+
+	pub           *ecdsa.PublicKey
+	teamID, keyID string
+	// Now returns the fake's current time, for checking timestamps and
+	// JWT ages. Replace it before the first request, with a function that
+	// is safe for concurrent use.
+	Now func() time.Time
+
+	mu       sync.Mutex
+	respond  func(Request) *Response
+	requests []Request
+	jwts     map[string]bool
+	txids    map[string]bool
+	bits     map[string][2]bool
+	valid    func([]byte) bool
+}
+
+// NewServer starts a fake that accepts bearer tokens signed with the
+// private half of pub, with kid keyID and iss teamID.
+func NewServer(pub *ecdsa.PublicKey, teamID, keyID string) *Server {
+	s := &Server{
+		pub: pub, teamID: teamID, keyID: keyID, Now: time.Now,
+		jwts: map[string]bool{}, txids: map[string]bool{}, bits: map[string][2]bool{},
+	}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// Respond makes the fake answer with f's Response for each request that
+// passed its checks, or with its default answer when f returns nil.
+// A nil f restores the default for every request.
+func (s *Server) Respond(f func(Request) *Response) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.respond = f
+}
+
+// ValidTokens makes the fake answer validate_device_token with 400
+// (bad device token) for tokens f does not accept. By default it accepts
+// every well-formed token.
+func (s *Server) ValidTokens(f func(token []byte) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.valid = f
+}
+
+// Requests returns the requests received so far.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// JWTs returns how many distinct bearer tokens the fake has seen: the
+// number of times the client signed one.
+func (s *Server) JWTs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.jwts)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	op, ok := strings.CutPrefix(r.URL.Path, "/v1/")
+	if !ok || (op != "validate_device_token" && op != "query_two_bits" && op != "update_two_bits") {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodPost {
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	req := Request{Op: op}
+	status, problem := s.check(r, &req)
+	req.Problem = problem
+
+	s.mu.Lock()
+	s.requests = append(s.requests, req)
+	if req.JWT != "" {
+		s.jwts[req.JWT] = true
+	}
+	respond, valid := s.respond, s.valid
+	s.mu.Unlock()
+
+	if problem != "" {
+		writeText(w, status, problem, nil)
+		return
+	}
+	if respond != nil {
+		if resp := respond(req); resp != nil {
+			writeText(w, resp.Status, resp.Body, resp.Header)
+			return
+		}
+	}
+	switch op {
+	case "validate_device_token":
+		if valid != nil && !valid(req.DeviceToken) {
+			writeText(w, http.StatusBadRequest, BodyBadDeviceToken, nil)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	case "query_two_bits":
+		s.mu.Lock()
+		b, found := s.bits[string(req.DeviceToken)]
+		s.mu.Unlock()
+		if !found {
+			writeText(w, http.StatusOK, BodyBitStateNotFound, nil)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"bit0":%t,"bit1":%t,"last_update_time":%q}`, b[0], b[1], s.Now().UTC().Format("2006-01"))
+	case "update_two_bits":
+		s.mu.Lock()
+		b := s.bits[string(req.DeviceToken)]
+		if req.Bit0 != nil {
+			b[0] = *req.Bit0
+		}
+		if req.Bit1 != nil {
+			b[1] = *req.Bit1
+		}
+		s.bits[string(req.DeviceToken)] = b
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// check validates the authorization and body like Apple, filling req. It
+// returns the status and body of the error answer, or "" when all is well.
+func (s *Server) check(r *http.Request, req *Request) (int, string) {
+	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || bearer == "" {
+		return http.StatusBadRequest, "Missing or badly formatted authorization token"
+	}
+	req.JWT = bearer
+	if problem := s.checkJWT(bearer); problem != "" {
+		return http.StatusUnauthorized, problem
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return http.StatusBadRequest, BodyBadDeviceToken
+	}
+	var b struct {
+		DeviceToken   *string          `json:"device_token"`
+		TransactionID *string          `json:"transaction_id"`
+		Timestamp     *json.RawMessage `json:"timestamp"`
+		Bit0          *bool            `json:"bit0"`
+		Bit1          *bool            `json:"bit1"`
+	}
+	if err := json.Unmarshal(body, &b); err != nil || b.DeviceToken == nil {
+		return http.StatusBadRequest, BodyBadDeviceToken
+	}
+	// Apple wants standard base64 on one line.
+	tok, err := base64.StdEncoding.Strict().DecodeString(*b.DeviceToken)
+	if err != nil || len(tok) == 0 || strings.ContainsAny(*b.DeviceToken, "\r\n") {
+		return http.StatusBadRequest, BodyBadDeviceToken
+	}
+	req.DeviceToken = tok
+	if b.TransactionID == nil || *b.TransactionID == "" {
+		return http.StatusBadRequest, BodyBadTransaction
+	}
+	req.TransactionID = *b.TransactionID
+	s.mu.Lock()
+	dup := s.txids[req.TransactionID]
+	s.txids[req.TransactionID] = true
+	s.mu.Unlock()
+	if dup {
+		return http.StatusBadRequest, BodyBadTransaction
+	}
+	var ts int64
+	if b.Timestamp == nil || json.Unmarshal(*b.Timestamp, &ts) != nil {
+		return http.StatusBadRequest, BodyBadTimestamp
+	}
+	req.Timestamp = ts
+	// Milliseconds, close to now: a value in seconds lands in 1970.
+	if d := s.Now().Sub(time.UnixMilli(ts)); d > 5*time.Minute || d < -5*time.Minute {
+		return http.StatusBadRequest, BodyBadTimestamp
+	}
+	req.Bit0, req.Bit1 = b.Bit0, b.Bit1
+	if req.Op == "update_two_bits" && b.Bit0 == nil && b.Bit1 == nil {
+		return http.StatusBadRequest, BodyBadBits
+	}
+	return 0, ""
+}
+
+func (s *Server) checkJWT(bearer string) string {
+	claims := jwt.MapClaims{}
+	t, err := jwt.ParseWithClaims(bearer, claims, func(t *jwt.Token) (any, error) {
+		if kid, _ := t.Header["kid"].(string); kid != s.keyID {
+			return nil, fmt.Errorf("kid %q", kid)
+		}
+		return s.pub, nil
+	}, jwt.WithValidMethods([]string{"ES256"}), jwt.WithoutClaimsValidation())
+	if err != nil || !t.Valid {
+		return BodyBadAuthorization
+	}
+	iat, err := claims.GetIssuedAt()
+	if err != nil || iat == nil {
+		return BodyBadAuthorization
+	}
+	if iss, _ := claims.GetIssuer(); iss != s.teamID {
+		return BodyBadAuthorization
+	}
+	switch age := s.Now().Sub(iat.Time); {
+	case age > time.Hour:
+		return BodyExpired
+	case age < -time.Minute:
+		return BodyBadAuthorization
+	}
+	return ""
+}
+
+func writeText(w http.ResponseWriter, status int, body string, h http.Header) {
+	for k, v := range h {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	io.WriteString(w, body)
+}

@@ -1,0 +1,136 @@
+package verify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+)
+
+// Policy is what Middleware does with a request whose attestation fails.
+type Policy int
+
+const (
+	// Reject answers the request itself, with a short JSON body:
+	// 401 when the attestation is missing, malformed or the app-server
+	// reports it could not get one (s ≠ 0); 403 when it is present but
+	// refused (development token, too old, Apple rejects the token);
+	// 503 when it could not be checked (Apple unreachable or refusing our
+	// credentials). Only valid requests reach the next handler.
+	Reject Policy = iota
+	// Annotate passes every request on, with the outcome in its context
+	// for FromContext; the next handler decides.
+	Annotate
+)
+
+// MiddlewareOptions configures Middleware.
+type MiddlewareOptions struct {
+	// Verifier checks each attestation. Required.
+	Verifier *Verifier
+	// Policy is Reject (the default) or Annotate.
+	Policy Policy
+	// Header names the request header to read; empty means HeaderName.
+	Header string
+	// Logger, when set, gets one record per failed check with the reason
+	// and the token fingerprint (never the token).
+	Logger *slog.Logger
+}
+
+// ErrNoResult is returned by FromContext for a context the middleware did
+// not handle.
+var ErrNoResult = errors.New("no attestation result: verify.Middleware did not handle this request")
+
+type ctxKey struct{}
+
+type outcome struct {
+	res *Result
+	err error
+}
+
+// FromContext returns the outcome of the check Middleware made for this
+// request: the Result (nil if nothing could be parsed) and nil for a valid
+// attestation, or the error that says why not (see Reason).
+func FromContext(ctx context.Context) (*Result, error) {
+	o, ok := ctx.Value(ctxKey{}).(*outcome)
+	if !ok {
+		return nil, ErrNoResult
+	}
+	return o.res, o.err
+}
+
+// NewContext returns ctx carrying a verification outcome, as Middleware
+// stores it; handlers' tests can use it to fake the middleware.
+func NewContext(ctx context.Context, res *Result, err error) context.Context {
+	return context.WithValue(ctx, ctxKey{}, &outcome{res: res, err: err})
+}
+
+// Middleware checks the x-oai-attestation header of each request with
+// opts.Verifier and applies opts.Policy. Handlers behind it read the
+// outcome with FromContext.
+func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
+	if opts.Verifier == nil {
+		panic("verify.Middleware: MiddlewareOptions.Verifier is nil")
+	}
+	name := opts.Header
+	if name == "" {
+		name = HeaderName
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var (
+			res *Result
+			err error
+		)
+		switch vals := r.Header.Values(name); len(vals) {
+		case 0:
+			err = ErrMissing
+		case 1:
+			res, err = opts.Verifier.Verify(r.Context(), vals[0])
+		default:
+			err = errors.Join(ErrMalformed, errors.New("more than one attestation header"))
+		}
+		if err != nil && opts.Logger != nil {
+			attrs := []slog.Attr{slog.String("reason", Reason(err)), slog.Any("err", err)}
+			if res != nil {
+				attrs = append(attrs, slog.String("status", res.Status.String()),
+					slog.String("kind", res.Kind), slog.String("token", res.Fingerprint()))
+			}
+			opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "attestation check failed", attrs...)
+		}
+		if err != nil && opts.Policy == Reject {
+			writeRejection(w, res, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), res, err)))
+	})
+}
+
+// rejection is the JSON body of a Reject answer.
+type rejection struct {
+	Error  string `json:"error"`
+	Reason string `json:"reason"`
+	// Status is the envelope status when the app-server reported one
+	// other than ok.
+	Status string `json:"status,omitempty"`
+}
+
+func writeRejection(w http.ResponseWriter, res *Result, err error) {
+	code, body := http.StatusServiceUnavailable, rejection{Error: "attestation_unavailable", Reason: Reason(err)}
+	switch {
+	case errors.Is(err, ErrMissing), errors.Is(err, ErrMalformed), errors.Is(err, ErrClientStatus):
+		code, body.Error = http.StatusUnauthorized, "attestation_required"
+	case Rejected(err):
+		code, body.Error = http.StatusForbidden, "attestation_rejected"
+	}
+	var se *StatusError
+	if errors.As(err, &se) {
+		body.Status = se.Status.String()
+	}
+	b, _ := json.Marshal(body)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
