@@ -1,0 +1,300 @@
+// Package client talks to attestd's socket. One Client keeps one connection,
+// shared by concurrent calls (requests are pipelined and matched by id), and
+// redials after the daemon restarts.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/attestd/attestd/bridge/jsonrpc"
+	"github.com/attestd/attestd/bridge/provider"
+	"github.com/attestd/attestd/bridge/server"
+)
+
+// maxAnswerLine bounds one answer from the daemon.
+const maxAnswerLine = 4 << 20
+
+// DialTimeout bounds connecting to the socket.
+const DialTimeout = time.Second
+
+// ErrClosed is returned by calls after Close.
+var ErrClosed = errors.New("client is closed")
+
+// Client calls the daemon. It is safe for concurrent use.
+type Client struct {
+	path   string
+	nextID atomic.Int64
+
+	mu     sync.Mutex
+	sess   *session
+	closed bool
+	bg     sync.WaitGroup // Warm hints in flight
+}
+
+// New returns a client for the socket at path. It connects on first use.
+func New(path string) *Client { return &Client{path: path} }
+
+// Path returns the socket path.
+func (c *Client) Path() string { return c.path }
+
+// Token asks for one header value ("v1.…"). Failures carry a provider
+// reason: the daemon's data.reason, or daemon_unreachable when the socket
+// does not answer.
+func (c *Client) Token(ctx context.Context) (string, error) {
+	var res server.GenerateResult
+	if err := c.Call(ctx, server.MethodGenerate, struct{}{}, &res); err != nil {
+		return "", err
+	}
+	if res.Token == "" {
+		return "", &provider.Error{Reason: provider.ReasonProviderError, Msg: "daemon answered without a token"}
+	}
+	return res.Token, nil
+}
+
+// Status returns the daemon's attestation/status result.
+func (c *Client) Status(ctx context.Context) (server.StatusResult, error) {
+	var res server.StatusResult
+	err := c.Call(ctx, server.MethodStatus, struct{}{}, &res)
+	return res, err
+}
+
+// Warm tells the daemon, without waiting, to have tokens ready soon.
+// Failures are ignored: the following Token call reports them.
+func (c *Client) Warm() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.bg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), DialTimeout)
+		defer cancel()
+		s, err := c.session(ctx)
+		if err != nil {
+			return
+		}
+		line, _ := jsonrpc.EncodeRequest(jsonrpc.ID{}, server.MethodWarm, struct{}{})
+		s.write(ctx, line)
+	}()
+}
+
+// Close closes the connection; calls in flight fail.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	s := c.sess
+	c.sess = nil
+	c.mu.Unlock()
+	if s != nil {
+		s.fail(ErrClosed)
+		<-s.done
+	}
+	c.bg.Wait()
+	return nil
+}
+
+// Call sends a request and decodes its result into result. A JSON-RPC
+// error from the daemon is returned as a *provider.Error wrapping the
+// *jsonrpc.Error, with the daemon's reason and Apple error code.
+func (c *Client) Call(ctx context.Context, method string, params, result any) error {
+	s, err := c.session(ctx)
+	if err != nil {
+		return err
+	}
+	id := c.nextID.Add(1)
+	line, err := jsonrpc.EncodeRequest(jsonrpc.IntID(id), method, params)
+	if err != nil {
+		return err
+	}
+	ch := s.register(id)
+	if ch == nil { // the connection died between session() and now
+		return c.unreachable(s.err)
+	}
+	defer s.unregister(id)
+	if err := s.write(ctx, line); err != nil {
+		return c.unreachable(err)
+	}
+	select {
+	case resp, ok := <-ch:
+		if !ok {
+			return c.unreachable(s.err)
+		}
+		if resp.Error != nil {
+			return remoteError(resp.Error)
+		}
+		if result == nil {
+			return nil
+		}
+		if err := json.Unmarshal(resp.Result, result); err != nil {
+			return fmt.Errorf("decode %s result: %w", method, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return &provider.Error{Reason: provider.ReasonTimeout, Msg: "no answer from the daemon before the deadline", Err: ctx.Err()}
+	}
+}
+
+func remoteError(e *jsonrpc.Error) error {
+	pe := &provider.Error{Reason: provider.ReasonProviderError, Msg: "daemon", Err: e}
+	if e.Code != jsonrpc.CodeAttestation {
+		pe.Reason = "rpc_error"
+	}
+	var data server.ErrorData
+	if len(e.Data) > 0 && json.Unmarshal(e.Data, &data) == nil {
+		if data.Reason != "" {
+			pe.Reason = data.Reason
+		}
+		pe.Hint = data.Hint
+		if data.DCErrorCode != nil {
+			pe.DCCode, pe.HasDCCode = *data.DCErrorCode, true
+		}
+	}
+	return pe
+}
+
+func (c *Client) unreachable(err error) error {
+	if errors.Is(err, ErrClosed) {
+		return err
+	}
+	return &provider.Error{Reason: provider.ReasonDaemonUnreachable,
+		Msg:  "attestd daemon at " + c.path + " is unreachable",
+		Hint: "start it with \"attestd serve\", or point --socket or $ATTESTD_SOCKET at the socket it listens on",
+		Err:  err}
+}
+
+// session returns the live connection, dialling a new one if needed.
+func (c *Client) session(ctx context.Context) (*session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if c.sess != nil && !c.sess.dead() {
+		return c.sess, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", c.path)
+	if err != nil {
+		return nil, c.unreachable(err)
+	}
+	c.sess = newSession(nc)
+	return c.sess, nil
+}
+
+// session is one connection with its reader goroutine.
+type session struct {
+	nc  net.Conn
+	wmu sync.Mutex
+
+	mu      sync.Mutex
+	pending map[int64]chan *jsonrpc.Response
+	err     error // set once the connection is dead
+	done    chan struct{}
+}
+
+func newSession(nc net.Conn) *session {
+	s := &session{nc: nc, pending: map[int64]chan *jsonrpc.Response{}, done: make(chan struct{})}
+	go s.read()
+	return s
+}
+
+func (s *session) read() {
+	defer close(s.done)
+	lr := jsonrpc.NewLineReader(s.nc, maxAnswerLine)
+	for {
+		line, err := lr.ReadLine()
+		if err != nil {
+			s.fail(fmt.Errorf("read answer: %w", err))
+			return
+		}
+		msg, _, err := jsonrpc.Decode(line)
+		if err != nil {
+			continue // not ours to answer; the call times out
+		}
+		resp, ok := msg.(*jsonrpc.Response)
+		if !ok {
+			continue
+		}
+		id, err := strconv.ParseInt(resp.ID.String(), 10, 64)
+		if err != nil {
+			if resp.Error != nil && resp.ID.IsZero() {
+				// The daemon refused the connection itself.
+				s.fail(fmt.Errorf("daemon closed the connection: %w", resp.Error))
+				return
+			}
+			continue
+		}
+		s.mu.Lock()
+		ch := s.pending[id]
+		delete(s.pending, id)
+		s.mu.Unlock()
+		if ch != nil {
+			ch <- resp
+		}
+	}
+}
+
+func (s *session) register(id int64) chan *jsonrpc.Response {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil
+	}
+	ch := make(chan *jsonrpc.Response, 1)
+	s.pending[id] = ch
+	return ch
+}
+
+func (s *session) unregister(id int64) {
+	s.mu.Lock()
+	delete(s.pending, id)
+	s.mu.Unlock()
+}
+
+func (s *session) dead() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err != nil
+}
+
+// fail marks the session dead, closes it and wakes every pending call.
+func (s *session) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+		for id, ch := range s.pending {
+			close(ch)
+			delete(s.pending, id)
+		}
+	}
+	s.mu.Unlock()
+	s.nc.Close()
+}
+
+func (s *session) write(ctx context.Context, line []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(10 * time.Second)
+	}
+	s.nc.SetWriteDeadline(deadline)
+	if _, err := s.nc.Write(line); err != nil {
+		s.fail(fmt.Errorf("send request: %w", err))
+		return err
+	}
+	return nil
+}

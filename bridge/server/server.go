@@ -1,0 +1,267 @@
+// Package server answers attestation requests on attestd's socket: one
+// newline-delimited JSON-RPC message per line, requests pipelined and
+// answered as they finish, each exactly once.
+//
+// Methods: attestation/generate ({"token":"v1.…"}), initialize,
+// attestation/status, and attestation/warm (a hint to have tokens ready;
+// also implied by initialize). Every connection's peer must run as the
+// server's own user, and pass Config.CheckPeer when set.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/attestd/attestd/bridge/jsonrpc"
+	"github.com/attestd/attestd/bridge/pool"
+)
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultDeadline     = 80 * time.Millisecond
+	DefaultIdleTimeout  = 5 * time.Minute
+	DefaultMaxConns     = 256
+	DefaultMaxInFlight  = 64
+	DefaultWriteTimeout = 10 * time.Second
+)
+
+// Tokens is what the server needs from the token pool.
+type Tokens interface {
+	Token(ctx context.Context) (string, error)
+	Warm()
+	Status() pool.Status
+}
+
+var _ Tokens = (*pool.Pool)(nil)
+
+// Config configures a Server. Only Tokens is required.
+type Config struct {
+	Tokens Tokens
+	// Version is reported by initialize.
+	Version string
+	// Deadline bounds the wait for a token in attestation/generate; it stays
+	// under the app-server's ~100 ms.
+	Deadline time.Duration
+	// MaxLine is the longest request line accepted; longer ones are answered
+	// with an error and the connection is closed.
+	MaxLine int
+	// IdleTimeout closes a connection with no complete line and nothing in
+	// flight for that long.
+	IdleTimeout time.Duration
+	// MaxConns caps open connections; at the cap the longest-idle one is
+	// closed to make room, or the new one is refused when none is idle.
+	MaxConns int
+	// MaxInFlight caps unanswered requests per connection; reading pauses
+	// at the cap.
+	MaxInFlight int
+	// WriteTimeout closes a connection whose peer does not read its answers.
+	WriteTimeout time.Duration
+	// UID is the only peer uid admitted; nil means the server's own.
+	UID *int
+	// CheckPeer, when set, must admit a peer before it is served (macOS
+	// code-signing requirement).
+	CheckPeer func(*net.UnixConn) error
+	// Logger gets connection and request events; tokens appear only as
+	// fingerprints. Nil discards.
+	Logger *slog.Logger
+}
+
+// Server serves attestation requests on any number of listeners.
+type Server struct {
+	cfg     Config
+	uid     int
+	started time.Time
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closing   bool
+	wg        sync.WaitGroup // connection goroutines
+
+	stats stats
+}
+
+type stats struct {
+	accepted, refused, evicted, active atomic.Int64
+	requests, tokens, errors           atomic.Int64
+}
+
+// New returns a server; call Serve for each listener and Shutdown to stop.
+func New(cfg Config) *Server {
+	if cfg.Tokens == nil {
+		panic("server: Config.Tokens is nil")
+	}
+	if cfg.Deadline <= 0 {
+		cfg.Deadline = DefaultDeadline
+	}
+	if cfg.MaxLine <= 0 {
+		cfg.MaxLine = jsonrpc.DefaultMaxLine
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	uid := os.Getuid()
+	if cfg.UID != nil {
+		uid = *cfg.UID
+	}
+	return &Server{cfg: cfg, uid: uid, started: time.Now(),
+		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("server closed")
+
+// Serve accepts connections on l until Shutdown, and then returns
+// ErrServerClosed. Only Unix-socket connections are served.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// EMFILE and friends: wait a little and keep serving.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.cfg.Logger.Warn("accept failed; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.accept(nc)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+func (s *Server) accept(nc net.Conn) {
+	uc, ok := nc.(*net.UnixConn)
+	if !ok {
+		s.stats.refused.Add(1)
+		s.cfg.Logger.Warn("refused a non-Unix connection", "remote", nc.RemoteAddr())
+		nc.Close()
+		return
+	}
+	c := newConn(s, uc)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		uc.Close()
+		return
+	}
+	if len(s.conns) >= s.cfg.MaxConns {
+		victim := s.longestIdleLocked()
+		if victim == nil {
+			s.mu.Unlock()
+			s.stats.refused.Add(1)
+			s.cfg.Logger.Warn("refused a connection: all connections busy", "max", s.cfg.MaxConns)
+			c.refuse(errTooManyConns)
+			return
+		}
+		delete(s.conns, victim)
+		s.stats.evicted.Add(1)
+		victim.evict()
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.stats.accepted.Add(1)
+	s.stats.active.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.stats.active.Add(-1)
+		c.serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+}
+
+func (s *Server) longestIdleLocked() *conn {
+	var victim *conn
+	var oldest int64
+	for c := range s.conns {
+		if c.inFlight.Load() > 0 {
+			continue
+		}
+		if at := c.lastActive.Load(); victim == nil || at < oldest {
+			victim, oldest = c, at
+		}
+	}
+	return victim
+}
+
+// Shutdown stops accepting, stops reading new requests, waits until every
+// request already read has been answered (each is bounded by the
+// deadline), then closes all connections. If ctx ends first, the remaining
+// connections are closed at once and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.stopReading()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
