@@ -342,7 +342,7 @@ func (p *Pool) generate() {
 	p.failures = 0
 	p.retryAt = time.Time{}
 	p.counters.Generated++
-	p.cfg.Logger.Debug("token generated", "fingerprint", header.Fingerprint(raw), "took", took)
+	p.cfg.Logger.Debug("token generated", "fingerprint", header.Fingerprint(value), "took", took)
 	if p.closed {
 		return
 	}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/attestd/attestd/bridge/pool"
+	"github.com/attestd/attestd/bridge/server"
+	"github.com/attestd/attestd/bridge/socket"
+	"github.com/attestd/attestd/darwin"
+)
+
+// shutdownGrace bounds the drain after SIGTERM.
+const shutdownGrace = 5 * time.Second
+
+func init() {
+	c := &command{
+		name:    "serve",
+		summary: "Run the daemon: answer attestation/generate on a Unix socket.",
+		usage:   "serve [--socket PATH | --listen-fd N | --launchd NAME] [--provider " + providerNames + "] [flags]",
+	}
+	c.run = func(ctx context.Context, s *stdio, args []string) error { return runServe(ctx, s, c, args) }
+	register(c)
+}
+
+func runServe(ctx context.Context, s *stdio, c *command, args []string) error {
+	fs := newFlagSet(s, c)
+	sockPath := fs.String("socket", "", "listen on this Unix socket path (default $ATTESTD_SOCKET or the per-user runtime path)")
+	listenFD := fs.Int("listen-fd", -1, "serve an inherited listening Unix socket on this file descriptor")
+	launchd := fs.String("launchd", "", "serve the launchd socket of this name from the LaunchAgent's Sockets (macOS; usually \"Listeners\")")
+	providerName := fs.String("provider", "auto", "token provider: "+providerNames)
+	prefetch := fs.Int("prefetch", pool.DefaultSize, "tokens kept ready while warm")
+	maxAge := fs.Duration("max-age", pool.DefaultMaxAge, "discard a ready token older than this")
+	deadline := fs.Duration("deadline", server.DefaultDeadline, "longest wait for a token per request (keep under the app-server's 100ms)")
+	warmWindow := fs.Duration("warm-window", pool.DefaultWarmWindow, "keep tokens ready for this long after the last request")
+	idle := fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close a connection idle for this long")
+	maxConns := fs.Int("max-conns", server.DefaultMaxConns, "most open connections")
+	peerReq := fs.String("peer-requirement", "", "admit only peers whose code signature satisfies this requirement (macOS), e.g. 'anchor apple generic and certificate leaf[subject.OU] = \"TEAMID\"'")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	sources := 0
+	for _, set := range []bool{*sockPath != "", *listenFD >= 0, *launchd != ""} {
+		if set {
+			sources++
+		}
+	}
+	if sources > 1 {
+		return usagef("give only one of --socket, --listen-fd and --launchd")
+	}
+	if *prefetch < 1 || *maxAge <= 0 || *deadline <= 0 || *warmWindow <= 0 || *idle <= 0 || *maxConns < 1 {
+		return usagef("--prefetch and --max-conns must be at least 1, and durations positive")
+	}
+	logger, err := newLogger(s.err, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+
+	prov, err := newProvider(*providerName, s)
+	if err != nil {
+		return err
+	}
+	var checkPeer func(*net.UnixConn) error
+	if *peerReq != "" {
+		chk, err := darwin.NewPeerRequirement(*peerReq)
+		if err != nil {
+			return withHint(fmt.Errorf("--peer-requirement: %w", err), "check the requirement with: codesign -v -R '%s' /path/to/client.app", *peerReq)
+		}
+		checkPeer = chk
+	}
+	var id darwin.Identity
+	if runtime.GOOS == "darwin" {
+		if id, err = darwin.SelfIdentity(); err != nil {
+			logger.Warn("cannot read own signing identity; header b and m stay empty", "err", err)
+		}
+	}
+
+	listeners, where, err := listen(s, *sockPath, *listenFD, *launchd)
+	if err != nil {
+		return err
+	}
+
+	p := pool.New(pool.Config{
+		Provider: prov, BundleID: id.BundleID, TeamID: id.TeamID,
+		Size: *prefetch, MaxAge: *maxAge, WarmWindow: *warmWindow, Logger: logger,
+	})
+	defer p.Close()
+	srv := server.New(server.Config{
+		Tokens: p, Version: version, Deadline: *deadline, IdleTimeout: *idle,
+		MaxConns: *maxConns, CheckPeer: checkPeer, Logger: logger,
+	})
+
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func() { errc <- srv.Serve(l) }()
+	}
+	logger.Info("attestd serving", "version", version, "socket", where, "provider", prov.Kind(),
+		"bundleId", id.BundleID, "teamId", id.TeamID, "pid", os.Getpid())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("stopping: draining requests in flight")
+	case serveErr = <-errc:
+		logger.Error("listener failed", "err", serveErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("drain did not finish; closed remaining connections", "err", err)
+	}
+	logger.Info("attestd stopped")
+	if serveErr != nil && !errors.Is(serveErr, server.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	return nil
+}
+
+// listen opens the listeners chosen by the flags and says where they are.
+func listen(s *stdio, path string, fd int, launchdName string) ([]net.Listener, string, error) {
+	switch {
+	case fd >= 0:
+		l, err := socket.ListenFD(fd)
+		if err != nil {
+			return nil, "", withHint(err, "--listen-fd must name a listening Unix socket inherited from the parent process")
+		}
+		return []net.Listener{l}, l.Addr().String(), nil
+	case launchdName != "":
+		ls, err := darwin.ActivateSocket(launchdName)
+		if err != nil {
+			return nil, "", withHint(err, "--launchd works only when launchd started attestd from a LaunchAgent whose Sockets has the key %q; check it with: launchctl print gui/$(id -u)/LABEL", launchdName)
+		}
+		return ls, "launchd:" + launchdName, nil
+	}
+	if path == "" {
+		path = socket.DefaultPath(s.getenv)
+	}
+	l, err := socket.Listen(path)
+	if err != nil {
+		if errors.Is(err, socket.ErrAlreadyRunning) {
+			return nil, "", withHint(err, "stop the other daemon first, or check it with: attestd status --socket %s", path)
+		}
+		return nil, "", err
+	}
+	return []net.Listener{l}, path, nil
+}

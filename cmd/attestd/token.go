@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/attestd/attestd/bridge/client"
+	"github.com/attestd/attestd/bridge/provider"
+	"github.com/attestd/attestd/bridge/socket"
+)
+
+func init() {
+	c := &command{
+		name:    "token",
+		summary: "Ask the daemon for one attestation header value and print it.",
+		usage:   "token [--socket PATH] [--timeout D]",
+	}
+	c.run = func(ctx context.Context, s *stdio, args []string) error {
+		fs := newFlagSet(s, c)
+		sockPath := fs.String("socket", "", "the daemon's socket (default $ATTESTD_SOCKET or the per-user runtime path)")
+		timeout := fs.Duration("timeout", 15*time.Second, "give up after this long; a cold daemon may need a moment for its first token")
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return usagef("unexpected argument %q", fs.Arg(0))
+		}
+		cl := client.New(socketPath(s, *sockPath))
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		tok, err := tokenWithRetry(ctx, cl)
+		if err != nil {
+			return clientHint(err)
+		}
+		fmt.Fprintln(s.out, tok)
+		return nil
+	}
+	register(c)
+}
+
+// tokenWithRetry asks until a token comes or ctx ends. The daemon answers
+// within its short deadline, so a cold pool says "timeout" while it makes
+// the first token; the request itself warmed it, and a retry soon succeeds.
+func tokenWithRetry(ctx context.Context, cl *client.Client) (string, error) {
+	cl.Warm()
+	for {
+		tok, err := cl.Token(ctx)
+		if err == nil {
+			return tok, nil
+		}
+		if provider.ReasonOf(err) != provider.ReasonTimeout || ctx.Err() != nil {
+			return "", err
+		}
+		select {
+		case <-ctx.Done():
+			return "", err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func socketPath(s *stdio, flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return socket.DefaultPath(s.getenv)
+}
+
+// clientHint attaches the hint a failed daemon call carries.
+func clientHint(err error) error {
+	if h := provider.HintOf(err); h != "" {
+		return withHint(err, "%s", h)
+	}
+	return err
+}
