@@ -134,6 +134,12 @@ func decodePayload(raw []byte) (Value, error) {
 	if err != nil || n < 0 {
 		return Value{}, fmt.Errorf("%w: %v", ErrMsgpack, errOrNil(err))
 	}
+	// Each entry takes at least two bytes. Checking that before sizing
+	// anything by n keeps a 5-byte map32 header from asking for a map of
+	// four billion entries.
+	if n > r.Len()/2 {
+		return Value{}, fmt.Errorf("%w: map of %d entries in %d bytes", ErrMsgpack, n, r.Len())
+	}
 	var (
 		v             Value
 		seen          = make(map[string]bool, n)
