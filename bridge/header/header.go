@@ -147,9 +147,12 @@ func decodePayload(raw []byte) (Value, error) {
 		generatedAtMs int64
 	)
 	for i := 0; i < n; i++ {
-		key, err := dec.DecodeString()
+		key, err := decodeString(dec, r)
+		if errors.Is(err, ErrFieldType) {
+			return Value{}, fmt.Errorf("%w: key %d is not a string", ErrMsgpack, i)
+		}
 		if err != nil {
-			return Value{}, fmt.Errorf("%w: key %d: %v", ErrMsgpack, i, err)
+			return Value{}, fmt.Errorf("key %d: %w", i, err)
 		}
 		if seen[key] {
 			return Value{}, fmt.Errorf("%w: %q", ErrDuplicateKey, key)
@@ -157,17 +160,17 @@ func decodePayload(raw []byte) (Value, error) {
 		seen[key] = true
 		switch key {
 		case "k":
-			v.Kind, err = decodeString(dec)
+			v.Kind, err = decodeString(dec, r)
 			hasK = err == nil
 		case "t":
-			v.Token, err = decodeBytes(dec)
+			v.Token, err = decodeBytes(dec, r)
 			hasT = err == nil && len(v.Token) > 0
 		case "g":
 			generatedAtMs, err = decodeInt(dec)
 		case "b":
-			v.BundleID, err = decodeString(dec)
+			v.BundleID, err = decodeString(dec, r)
 		case "m":
-			v.TeamID, err = decodeString(dec)
+			v.TeamID, err = decodeString(dec, r)
 		default:
 			err = dec.Skip()
 			if err != nil {
@@ -205,7 +208,7 @@ func errOrNil(err error) any {
 
 // decodeString, decodeBytes and decodeInt check the msgpack type code
 // first, so a field of the wrong type is ErrFieldType, not a coercion.
-func decodeString(dec *msgpack.Decoder) (string, error) {
+func decodeString(dec *msgpack.Decoder, r *bytes.Reader) (string, error) {
 	c, err := dec.PeekCode()
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrMsgpack, err)
@@ -213,14 +216,11 @@ func decodeString(dec *msgpack.Decoder) (string, error) {
 	if !isStrCode(c) {
 		return "", fmt.Errorf("%w: want string", ErrFieldType)
 	}
-	s, err := dec.DecodeString()
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrMsgpack, err)
-	}
-	return s, nil
+	b, err := readStrOrBin(dec, r)
+	return string(b), err
 }
 
-func decodeBytes(dec *msgpack.Decoder) ([]byte, error) {
+func decodeBytes(dec *msgpack.Decoder, r *bytes.Reader) ([]byte, error) {
 	c, err := dec.PeekCode()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMsgpack, err)
@@ -228,8 +228,23 @@ func decodeBytes(dec *msgpack.Decoder) ([]byte, error) {
 	if c != 0xc4 && c != 0xc5 && c != 0xc6 {
 		return nil, fmt.Errorf("%w: want bin", ErrFieldType)
 	}
-	b, err := dec.DecodeBytes()
+	return readStrOrBin(dec, r)
+}
+
+// readStrOrBin reads a str or bin whose type code has been checked. The
+// msgpack library allocates the length a header declares before reading
+// the body (all of it for bin, up to 1 MiB for str), so the length is
+// checked against what is left of the payload r first.
+func readStrOrBin(dec *msgpack.Decoder, r *bytes.Reader) ([]byte, error) {
+	n, err := dec.DecodeBytesLen()
 	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMsgpack, err)
+	}
+	if n < 0 || n > r.Len() {
+		return nil, fmt.Errorf("%w: %d-byte string with %d bytes left", ErrMsgpack, n, r.Len())
+	}
+	b := make([]byte, n)
+	if err := dec.ReadFull(b); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMsgpack, err)
 	}
 	return b, nil
