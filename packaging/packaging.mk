@@ -1,0 +1,70 @@
+# Packaging: the universal helper, Attestd.app, its LaunchAgent, signing,
+# notarization and verification. Included by the Makefile; see
+# packaging/README.md for every variable and for embedding in a host app.
+#
+#   make universal bundle verify-bundle          any OS (unsigned: verify fails, as expected)
+#   make universal bundle sign verify-bundle TEAM_ID=… IDENTITY=…   on a Mac
+#   make notarize NOTARY_PROFILE=…                after sign
+
+DIST         ?= dist
+BUNDLE_ID    ?= dev.attestd.helper
+LABEL        ?= dev.attestd.agent
+# TEAM_ID: the 10-character Apple team; empty lets verify-bundle accept any.
+TEAM_ID      ?=
+# IDENTITY: codesign identity; a unique prefix of the certificate name is enough.
+IDENTITY     ?= Developer ID Application
+# PROFILE: optional provisioning profile embedded as Contents/embedded.provisionprofile.
+PROFILE      ?=
+# ENTITLEMENTS: the profile variant (application identifier, team) when a profile is embedded.
+ENTITLEMENTS ?= $(if $(PROFILE),entitlements/attestd.profile.entitlements,entitlements/attestd.entitlements)
+# SOCKET_PATH: a fixed socket path (mode 0600) instead of launchd's private one in $$ATTESTD_SOCKET.
+SOCKET_PATH  ?=
+# SIGNER: codesign or rcodesign; empty picks codesign on macOS, else rcodesign.
+SIGNER       ?=
+# rcodesign signing credentials (Linux CI).
+P12_FILE          ?=
+P12_PASSWORD_FILE ?=
+# Notary credentials: a notarytool keychain profile, or an App Store Connect
+# API key (.p8, key id, issuer); for rcodesign the JSON key file.
+NOTARY_PROFILE      ?=
+NOTARY_KEY          ?=
+NOTARY_KEY_ID       ?=
+NOTARY_ISSUER       ?=
+NOTARY_API_KEY_JSON ?=
+
+PKG := bin/attestd-pkg
+
+.PHONY: universal bundle sign notarize verify-bundle pkg-tool
+
+# pkg-tool: the Go program behind these targets (built for this machine; cached).
+pkg-tool:
+	@CGO_ENABLED=0 $(GO) build -o $(PKG) ./packaging/cmd/attestd-pkg
+
+## universal: darwin/arm64 + darwin/amd64 joined into $(DIST)/attestd.
+universal: pkg-tool
+	@mkdir -p $(DIST)
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/attestd-darwin-arm64 ./cmd/attestd
+	GOOS=darwin GOARCH=amd64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/attestd-darwin-amd64 ./cmd/attestd
+	$(PKG) fat -o $(DIST)/attestd $(DIST)/attestd-darwin-arm64 $(DIST)/attestd-darwin-amd64
+
+## bundle: $(DIST)/Attestd.app, $(DIST)/LaunchAgents/$(LABEL).plist, $(DIST)/Attestd.entitlements.
+bundle: universal pkg-tool
+	$(PKG) bundle -binary $(DIST)/attestd -out $(DIST) -bundle-id '$(BUNDLE_ID)' -label '$(LABEL)' \
+		-version '$(VERSION)' -entitlements '$(ENTITLEMENTS)' -team-id '$(TEAM_ID)' \
+		-profile '$(PROFILE)' -socket-path '$(SOCKET_PATH)'
+
+## sign: sign $(DIST)/Attestd.app inside-out (hardened runtime, timestamp, entitlements; never --deep).
+sign: pkg-tool
+	$(PKG) sign -bundle $(DIST)/Attestd.app -entitlements $(DIST)/Attestd.entitlements -bundle-id '$(BUNDLE_ID)' \
+		-signer '$(SIGNER)' -identity '$(IDENTITY)' -p12-file '$(P12_FILE)' -p12-password-file '$(P12_PASSWORD_FILE)'
+
+## notarize: submit the signed bundle to Apple's notary service and staple the ticket.
+notarize: pkg-tool
+	$(PKG) notarize -bundle $(DIST)/Attestd.app -zip $(DIST)/Attestd.zip -signer '$(SIGNER)' \
+		-keychain-profile '$(NOTARY_PROFILE)' -key '$(NOTARY_KEY)' -key-id '$(NOTARY_KEY_ID)' \
+		-issuer '$(NOTARY_ISSUER)' -api-key-json '$(NOTARY_API_KEY_JSON)'
+
+## verify-bundle: check slices, signatures, entitlements and the LaunchAgent (any OS).
+verify-bundle: pkg-tool
+	$(PKG) verify -bundle $(DIST)/Attestd.app -agent $(DIST)/LaunchAgents/$(LABEL).plist \
+		-entitlements $(DIST)/Attestd.entitlements -bundle-id '$(BUNDLE_ID)' -team-id '$(TEAM_ID)' -label '$(LABEL)'

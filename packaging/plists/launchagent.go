@@ -1,0 +1,159 @@
+package plists
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+)
+
+// LaunchAgent is a launchd job property list for the helper. The same
+// type serves the plist shipped in Host.app/Contents/Library/LaunchAgents
+// (BundleProgram, registered with SMAppService) and the development one
+// "attestd agent install" writes to ~/Library/LaunchAgents (Program).
+//
+// There is deliberately no KeepAlive or RunAtLoad: launchd starts the
+// helper when a client connects to its socket.
+type LaunchAgent struct {
+	Label string `plist:"Label"`
+	// Program is an absolute path; BundleProgram is relative to the app
+	// bundle that registered the plist. Exactly one is set.
+	Program       string `plist:"Program,omitempty"`
+	BundleProgram string `plist:"BundleProgram,omitempty"`
+	// ProgramArguments is the whole argv, argv[0] included.
+	ProgramArguments       []string          `plist:"ProgramArguments"`
+	Sockets                map[string]Socket `plist:"Sockets"`
+	LimitLoadToSessionType string            `plist:"LimitLoadToSessionType"`
+	ProcessType            string            `plist:"ProcessType,omitempty"`
+	// AssociatedBundleIdentifiers names the app shown for this agent in
+	// System Settings > Login Items (macOS 13+) when it is not registered
+	// through SMAppService.
+	AssociatedBundleIdentifiers []string `plist:"AssociatedBundleIdentifiers,omitempty"`
+	StandardOutPath             string   `plist:"StandardOutPath,omitempty"`
+	StandardErrorPath           string   `plist:"StandardErrorPath,omitempty"`
+}
+
+// Socket is one entry of a launchd job's Sockets dictionary.
+type Socket struct {
+	SockType string `plist:"SockType,omitempty"`
+	// SecureSocketWithKey makes launchd create the socket in a private
+	// per-user directory and export its path in this environment variable.
+	SecureSocketWithKey string `plist:"SecureSocketWithKey,omitempty"`
+	SockPathName        string `plist:"SockPathName,omitempty"`
+	// SockPathMode is decimal in the plist: 384 is 0600.
+	SockPathMode int `plist:"SockPathMode,omitempty"`
+}
+
+// AgentConfig describes a LaunchAgent for NewLaunchAgent. Zero values take
+// the defaults above.
+type AgentConfig struct {
+	Label string
+	// BundleProgram (relative to the host app) or Program (absolute).
+	BundleProgram string
+	Program       string
+	Provider      string
+	// SocketName is the Sockets key and the name passed to --launchd.
+	SocketName string
+	// SocketPath, when set, is a fixed socket path (mode 0600) instead of
+	// a launchd-chosen one exported in SocketEnv.
+	SocketPath string
+	SocketEnv  string
+	// AssociatedBundleIDs, LogPath: optional, see LaunchAgent.
+	AssociatedBundleIDs []string
+	LogPath             string
+}
+
+// NewLaunchAgent returns the LaunchAgent for c: it runs
+// "attestd serve --launchd NAME --provider P" on demand in the Aqua
+// session, with one stream socket.
+func NewLaunchAgent(c AgentConfig) (*LaunchAgent, error) {
+	if c.Label == "" {
+		c.Label = DefaultLabel
+	}
+	if c.Provider == "" {
+		c.Provider = DefaultProvider
+	}
+	if c.SocketName == "" {
+		c.SocketName = DefaultSocketName
+	}
+	if c.SocketEnv == "" {
+		c.SocketEnv = DefaultSocketEnv
+	}
+	if strings.ContainsAny(c.Label, "/ ") {
+		return nil, fmt.Errorf("launchd label %q: no '/' or spaces", c.Label)
+	}
+	var argv0 string
+	switch {
+	case c.Program != "" && c.BundleProgram != "":
+		return nil, errors.New("launch agent: set Program or BundleProgram, not both")
+	case c.Program != "":
+		if !path.IsAbs(c.Program) {
+			return nil, fmt.Errorf("launch agent: Program %q is not an absolute path", c.Program)
+		}
+		argv0 = c.Program
+	case c.BundleProgram != "":
+		if path.IsAbs(c.BundleProgram) || path.Clean(c.BundleProgram) != c.BundleProgram || strings.HasPrefix(c.BundleProgram, "..") {
+			return nil, fmt.Errorf("launch agent: BundleProgram %q must be a clean path relative to the app bundle", c.BundleProgram)
+		}
+		argv0 = path.Base(c.BundleProgram)
+	default:
+		return nil, errors.New("launch agent: no Program or BundleProgram")
+	}
+	sock := Socket{SockType: "stream"}
+	if c.SocketPath != "" {
+		if !path.IsAbs(c.SocketPath) {
+			return nil, fmt.Errorf("launch agent: socket path %q is not absolute", c.SocketPath)
+		}
+		sock.SockPathName = c.SocketPath
+		sock.SockPathMode = SockPathMode0600
+	} else {
+		sock.SecureSocketWithKey = c.SocketEnv
+	}
+	a := &LaunchAgent{
+		Label:         c.Label,
+		Program:       c.Program,
+		BundleProgram: c.BundleProgram,
+		ProgramArguments: []string{argv0,
+			"serve", "--launchd", c.SocketName, "--provider", c.Provider},
+		Sockets:                     map[string]Socket{c.SocketName: sock},
+		LimitLoadToSessionType:      SessionAqua,
+		ProcessType:                 ProcessTypeInteractive,
+		AssociatedBundleIdentifiers: c.AssociatedBundleIDs,
+	}
+	if c.LogPath != "" {
+		a.StandardOutPath = c.LogPath
+		a.StandardErrorPath = c.LogPath
+	}
+	return a, nil
+}
+
+// LaunchdSocketName returns the launchd socket name that a "serve"
+// argument vector (argv[0] included) activates with "--launchd NAME" or
+// "--launchd=NAME", as Go's flag package reads them, and whether there is
+// one.
+func LaunchdSocketName(argv []string) (string, bool) {
+	if len(argv) < 2 {
+		return "", false
+	}
+	args := argv[1:]
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, val, hasVal := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if name != "launchd" {
+			continue
+		}
+		if hasVal {
+			return val, val != ""
+		}
+		if i+1 < len(args) {
+			return args[i+1], args[i+1] != ""
+		}
+		return "", false
+	}
+	return "", false
+}

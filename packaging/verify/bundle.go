@@ -1,0 +1,197 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	macho "github.com/blacktop/go-macho"
+	mtypes "github.com/blacktop/go-macho/types"
+
+	"github.com/attestd/attestd/packaging/bundle"
+	"github.com/attestd/attestd/packaging/plists"
+)
+
+// Config names what Verify checks and what it expects.
+type Config struct {
+	Bundle      string // dist/Attestd.app
+	LaunchAgent string // dist/LaunchAgents/<LABEL>.plist; "" skips the agent rules
+	// Entitlements is the entitlements file the bundle is signed with
+	// (dist/Attestd.entitlements); "" skips the comparison.
+	Entitlements string
+	BundleID     string
+	TeamID       string // "" accepts any Team ID
+	Label        string
+}
+
+// Verify checks the bundle, its executable's slices and signatures, the
+// entitlements and the LaunchAgent plist. Problems with the bundle are
+// findings in the report; the error is for unusable arguments only.
+func Verify(c Config) (*Report, error) {
+	if c.Bundle == "" || c.BundleID == "" {
+		return nil, errors.New("verify: need the bundle path and the bundle id")
+	}
+	if c.Label == "" {
+		c.Label = plists.DefaultLabel
+	}
+	r := &Report{}
+	want := Want{BundleID: c.BundleID, TeamID: c.TeamID}
+
+	// Info.plist.
+	infoPath := filepath.Join(c.Bundle, "Contents", "Info.plist")
+	exe := bundle.Executable
+	if data, err := os.ReadFile(infoPath); err != nil {
+		r.add(Finding{Rule: RuleInfoPlist, Subject: "Info.plist", Problem: err.Error(), Fix: fixBundle})
+	} else if info, err := plists.Dict(data); err != nil {
+		r.add(Finding{Rule: RuleInfoPlist, Subject: "Info.plist", Problem: "does not parse: " + err.Error(), Fix: fixBundle})
+	} else {
+		r.Checked = append(r.Checked, infoPath)
+		want.InfoPlist = data
+		r.add(CheckInfoPlist(info, c.BundleID)...)
+		if e, ok := info["CFBundleExecutable"].(string); ok && e != "" && !strings.Contains(e, "/") {
+			exe = e
+		}
+	}
+	if data, err := os.ReadFile(filepath.Join(c.Bundle, "Contents", "_CodeSignature", "CodeResources")); err == nil {
+		want.CodeResources = data
+	}
+
+	// Entitlements file.
+	if c.Entitlements != "" {
+		data, err := os.ReadFile(c.Entitlements)
+		if err != nil {
+			r.add(Finding{Rule: RuleEntitlements, Subject: c.Entitlements, Problem: err.Error(), Fix: "make bundle (writes the resolved entitlements)"})
+		} else {
+			r.Checked = append(r.Checked, c.Entitlements)
+			e, fs := CheckEntitlementsFile(c.Entitlements, data)
+			r.add(fs...)
+			if len(fs) == 0 {
+				want.Entitlements = e
+			}
+		}
+	}
+
+	// Provisioning profile, when embedded.
+	profilePath := filepath.Join(c.Bundle, "Contents", bundle.ProfileName)
+	if data, err := os.ReadFile(profilePath); err == nil {
+		r.Checked = append(r.Checked, profilePath)
+		r.add(CheckProfile(data, c.BundleID, c.TeamID, want.Entitlements)...)
+	}
+
+	// Executable.
+	exePath := filepath.Join(c.Bundle, "Contents", "MacOS", exe)
+	slices, err := ReadSlices(exePath)
+	if err != nil {
+		r.add(Finding{Rule: RuleSlices, Subject: "executable", Problem: err.Error(), Fix: fixBundle})
+	} else {
+		r.Checked = append(r.Checked, fmt.Sprintf("%s (%d slices)", exePath, len(slices)))
+		r.add(CheckSlices(slices)...)
+		r.Unsigned = len(slices) > 0
+		for _, s := range slices {
+			r.add(CheckSignature(s, want)...)
+			if s.Signature != nil && s.Signature.Flags&FlagAdhoc == 0 && len(s.Signature.CMS) > 0 {
+				r.Unsigned = false
+			}
+		}
+		r.add(CheckConsistent(slices)...)
+	}
+
+	// LaunchAgent.
+	if c.LaunchAgent != "" {
+		data, err := os.ReadFile(c.LaunchAgent)
+		var agent map[string]any
+		if err == nil {
+			agent, err = plists.Dict(data)
+		}
+		if err != nil {
+			r.add(Finding{Rule: RuleAgentLabel, Subject: "LaunchAgent", Problem: err.Error(), Fix: "make bundle LABEL=" + c.Label})
+		} else {
+			r.Checked = append(r.Checked, c.LaunchAgent)
+			r.add(CheckLaunchAgent(agent, AgentWant{Label: c.Label, BundleDir: filepath.Base(c.Bundle), Executable: exe})...)
+			if base := filepath.Base(c.LaunchAgent); base != c.Label+".plist" {
+				r.add(Finding{Rule: RuleAgentLabel, Subject: "LaunchAgent",
+					Problem: fmt.Sprintf("file name %q is not LABEL.plist (%s.plist); SMAppService.agent(plistName:) takes the file name", base, c.Label),
+					Fix:     "make bundle LABEL=" + c.Label})
+			}
+		}
+	}
+	return r, nil
+}
+
+// ReadSlices reads the architectures and signatures of a thin or
+// universal Mach-O executable.
+func ReadSlices(name string) ([]Slice, error) {
+	ff, err := macho.OpenFat(name)
+	if err == nil {
+		defer ff.Close()
+		out := make([]Slice, 0, len(ff.Arches))
+		for _, a := range ff.Arches {
+			out = append(out, inspect(a.File))
+		}
+		return out, nil
+	}
+	if !errors.Is(err, macho.ErrNotFat) {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	f, err := macho.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	defer f.Close()
+	return []Slice{inspect(f)}, nil
+}
+
+func archName(c mtypes.CPU) string {
+	switch c {
+	case mtypes.CPUArm64:
+		return "arm64"
+	case mtypes.CPUAmd64:
+		return "x86_64"
+	}
+	return strings.ToLower(c.String())
+}
+
+func inspect(f *macho.File) Slice {
+	s := Slice{Arch: archName(f.CPU)}
+	for _, bv := range f.BuildVersions() {
+		if bv.Platform == mtypes.Platform_macOS {
+			s.MinOS = uint32(bv.Minos)
+		}
+	}
+	if s.MinOS == 0 {
+		if vm := f.VersionMin(); vm != nil && vm.LoadCmd == mtypes.LC_VERSION_MIN_MACOSX {
+			s.MinOS = uint32(vm.Version)
+		}
+	}
+	cs := f.CodeSignature()
+	if cs == nil {
+		return s
+	}
+	sig := &Signature{Entitlements: cs.Entitlements, CMS: cs.CMSSignature}
+	// Prefer the strongest CodeDirectory (SHA-256 over a SHA-1 primary).
+	best := -1
+	for i, cd := range cs.CodeDirectories {
+		if best < 0 || uint8(cd.Header.HashType) > uint8(cs.CodeDirectories[best].Header.HashType) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		cd := cs.CodeDirectories[best]
+		sig.Identifier = cd.ID
+		sig.TeamID = cd.TeamID
+		sig.Flags = uint32(cd.Header.Flags)
+		sig.HashType = uint8(cd.Header.HashType)
+		for _, ss := range cd.SpecialSlots {
+			switch ss.Index {
+			case 1:
+				sig.InfoPlistHash = ss.Hash
+			case 3:
+				sig.ResourcesHash = ss.Hash
+			}
+		}
+	}
+	s.Signature = sig
+	return s
+}

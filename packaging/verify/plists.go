@@ -1,0 +1,234 @@
+package verify
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/attestd/attestd/packaging/bundle"
+	"github.com/attestd/attestd/packaging/plists"
+)
+
+func sortStrings(s []string) { slices.Sort(s) }
+
+// CheckInfoPlist applies the info-plist rule to a parsed Info.plist.
+func CheckInfoPlist(info map[string]any, bundleID string) []Finding {
+	var out []Finding
+	add := func(fix, format string, args ...any) {
+		out = append(out, Finding{Rule: RuleInfoPlist, Subject: "Info.plist", Problem: fmt.Sprintf(format, args...), Fix: fix})
+	}
+	rebuild := "make bundle BUNDLE_ID=" + bundleID + " (then make sign)"
+	wantStr := map[string]string{
+		"CFBundleIdentifier":     bundleID,
+		"CFBundleExecutable":     bundle.Executable,
+		"CFBundlePackageType":    "APPL",
+		"LSMinimumSystemVersion": plists.MinimumSystemVersion,
+	}
+	for _, k := range []string{"CFBundleIdentifier", "CFBundleExecutable", "CFBundlePackageType", "LSMinimumSystemVersion"} {
+		v, ok := info[k]
+		s, isStr := v.(string)
+		switch {
+		case !ok:
+			add(rebuild, "%s missing", k)
+		case !isStr:
+			add(rebuild, "%s is a %T, want a string", k, v)
+		case s != wantStr[k]:
+			add(rebuild, "%s is %q, want %q", k, s, wantStr[k])
+		}
+	}
+	for _, k := range []string{"CFBundleShortVersionString", "CFBundleVersion"} {
+		s, ok := info[k].(string)
+		if !ok || s == "" || plists.BundleVersion(s) != s {
+			add("make bundle VERSION=1.2.3", "%s %v is not one to three period-separated integers", k, info[k])
+		}
+	}
+	if b, ok := info["LSUIElement"].(bool); !ok || !b {
+		add(rebuild, "LSUIElement is %v, want true (keeps the helper out of the Dock)", info["LSUIElement"])
+	}
+	return out
+}
+
+// AgentWant is what the LaunchAgent plist must say.
+type AgentWant struct {
+	Label string
+	// BundleDir and Executable name the helper bundle's directory
+	// ("Attestd.app") and CFBundleExecutable, so BundleProgram can be
+	// resolved in the host layout.
+	BundleDir  string
+	Executable string
+}
+
+// CheckLaunchAgent applies the agent rules to a parsed LaunchAgent plist
+// meant for Host.app/Contents/Library/LaunchAgents.
+func CheckLaunchAgent(a map[string]any, want AgentWant) []Finding {
+	var out []Finding
+	add := func(r Rule, fix, format string, args ...any) {
+		out = append(out, Finding{Rule: r, Subject: "LaunchAgent", Problem: fmt.Sprintf(format, args...), Fix: fix})
+	}
+	const regen = "make bundle (regenerates dist/LaunchAgents/LABEL.plist with packaging/plists)"
+	if l, _ := a["Label"].(string); l != want.Label {
+		add(RuleAgentLabel, "make bundle LABEL="+want.Label, "Label is %v, want %q (LABEL)", a["Label"], want.Label)
+	}
+
+	// BundleProgram, resolved against a host app root.
+	wantProg := path.Join(bundle.HostHelpersDir, want.BundleDir, "Contents/MacOS", want.Executable)
+	if _, ok := a["Program"]; ok {
+		add(RuleBundleProgram, regen, "has Program; a plist inside the host app names the executable with BundleProgram (relative to the app), which SMAppService requires")
+	}
+	switch bp, ok := a["BundleProgram"].(string); {
+	case !ok:
+		add(RuleBundleProgram, regen, "BundleProgram missing or not a string (want %q)", wantProg)
+	case path.IsAbs(bp):
+		add(RuleBundleProgram, regen, "BundleProgram %q is absolute; it must be relative to Host.app (%q)", bp, wantProg)
+	case path.Join("/Host.app", bp) != path.Join("/Host.app", wantProg):
+		add(RuleBundleProgram, regen, "BundleProgram %q resolves to Host.app/%s, not the helper executable Host.app/%s", bp, strings.TrimPrefix(path.Join("/Host.app", bp), "/Host.app/"), wantProg)
+	}
+
+	// ProgramArguments: argv[0] then "serve … --launchd NAME".
+	argv, argErr := stringList(a["ProgramArguments"])
+	sockets, _ := a["Sockets"].(map[string]any)
+	switch {
+	case argErr != nil:
+		add(RuleAgentSocket, regen, "ProgramArguments %v", argErr)
+	case len(argv) < 2 || argv[1] != "serve":
+		add(RuleAgentSocket, regen, "ProgramArguments %q must start with argv[0] then \"serve\" (launchd passes the array as the whole argv)", argv)
+	default:
+		name, ok := plists.LaunchdSocketName(argv)
+		switch {
+		case !ok:
+			add(RuleAgentSocket, regen, "ProgramArguments %q do not pass --launchd NAME, so serve would not use the launchd socket", argv)
+		case sockets == nil || sockets[name] == nil:
+			add(RuleAgentSocket, regen, "ProgramArguments name launchd socket %q, but Sockets declares %v", name, mapKeys(sockets))
+		}
+	}
+	if sockets == nil || len(sockets) == 0 {
+		add(RuleAgentSocket, regen, "no Sockets dictionary; launchd cannot start the helper on demand")
+	}
+	for _, name := range mapKeys(sockets) {
+		for _, p := range checkSocket(sockets[name]) {
+			add(RuleAgentSocket, regen, "socket %q: %s", name, p)
+		}
+	}
+
+	switch v := a["LimitLoadToSessionType"].(type) {
+	case string:
+		if v != plists.SessionAqua {
+			add(RuleAgentSession, regen, "LimitLoadToSessionType is %q, want %q (DeviceCheck needs a GUI login session)", v, plists.SessionAqua)
+		}
+	case []any:
+		if len(v) != 1 || v[0] != plists.SessionAqua {
+			add(RuleAgentSession, regen, "LimitLoadToSessionType is %v, want only %q (DeviceCheck needs a GUI login session)", v, plists.SessionAqua)
+		}
+	default:
+		add(RuleAgentSession, regen, "LimitLoadToSessionType missing (want %q): outside a GUI session DCDevice traps the process", plists.SessionAqua)
+	}
+
+	if v, ok := a["KeepAlive"]; ok && v != false {
+		add(RuleAgentOnDemand, regen, "KeepAlive is %v; the helper is started on demand by its socket and must be free to exit", v)
+	}
+	if v, ok := a["RunAtLoad"]; ok && v != false {
+		add(RuleAgentOnDemand, regen, "RunAtLoad is %v; socket activation starts the helper when a client connects", v)
+	}
+	if v, ok := a["ProcessType"]; ok && v == "Background" {
+		add(RuleAgentOnDemand, regen, "ProcessType Background throttles the helper below the app-server's ~100 ms deadline; use %s", plists.ProcessTypeInteractive)
+	}
+	return out
+}
+
+func checkSocket(v any) []string {
+	var list []any
+	switch v := v.(type) {
+	case map[string]any:
+		list = []any{v}
+	case []any:
+		list = v
+	default:
+		return []string{fmt.Sprintf("is a %T, want a dictionary", v)}
+	}
+	var out []string
+	for _, e := range list {
+		d, ok := e.(map[string]any)
+		if !ok {
+			out = append(out, fmt.Sprintf("entry is a %T, want a dictionary", e))
+			continue
+		}
+		if t, ok := d["SockType"]; ok && t != "stream" {
+			out = append(out, fmt.Sprintf("SockType %v, want stream", t))
+		}
+		key, hasKey := d["SecureSocketWithKey"].(string)
+		p, hasPath := d["SockPathName"].(string)
+		switch {
+		case hasKey && hasPath:
+			out = append(out, "has both SecureSocketWithKey and SockPathName")
+		case hasKey:
+			if key == "" {
+				out = append(out, "SecureSocketWithKey is empty")
+			}
+		case hasPath:
+			if !path.IsAbs(p) {
+				out = append(out, fmt.Sprintf("SockPathName %q is not absolute", p))
+			}
+			mode, ok := intValue(d["SockPathMode"])
+			if !ok {
+				out = append(out, "SockPathName without SockPathMode; set 384 (0600) so only the user can connect")
+			} else if mode&0o077 != 0 {
+				out = append(out, fmt.Sprintf("SockPathMode %d (%#o) lets other users connect; want 384 (0600)", mode, mode))
+			}
+		default:
+			out = append(out, "neither SecureSocketWithKey nor SockPathName")
+		}
+	}
+	return out
+}
+
+func intValue(v any) (int64, bool) {
+	switch v := v.(type) {
+	case uint64:
+		return int64(v), true
+	case int64:
+		return v, true
+	}
+	return 0, false
+}
+
+func stringList(v any) ([]string, error) {
+	l, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("is %T, want an array of strings", v)
+	}
+	out := make([]string, len(l))
+	for i, e := range l {
+		s, ok := e.(string)
+		if !ok {
+			return nil, fmt.Errorf("element %d is %T, want a string", i, e)
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+func mapKeys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// CheckEntitlementsFile applies the entitlements rule to the
+// entitlements file the helper is (to be) signed with.
+func CheckEntitlementsFile(name string, data []byte) (plists.Entitlements, []Finding) {
+	e, err := plists.ParseEntitlements(data)
+	if err != nil {
+		return nil, []Finding{{Rule: RuleEntitlements, Subject: name,
+			Problem: err.Error(), Fix: "fix the XML in entitlements/, then make bundle"}}
+	}
+	var out []Finding
+	for _, p := range e.Problems() {
+		out = append(out, Finding{Rule: RuleEntitlements, Subject: name, Problem: p,
+			Fix: "remove the key from entitlements/*.entitlements (see entitlements/README.md), then make bundle sign"})
+	}
+	return e, out
+}
