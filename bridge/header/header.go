@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -108,6 +109,10 @@ func Decode(s string) (Value, error) {
 	rest, ok := cutPrefix(s)
 	if !ok {
 		return Value{}, fmt.Errorf("decode header: %w", ErrPrefix)
+	}
+	// The base64 decoder skips \r and \n even in strict mode.
+	if i := strings.IndexAny(rest, "\r\n"); i >= 0 {
+		return Value{}, fmt.Errorf("decode header: %w: line break at offset %d", ErrBase64, len(Prefix)+i)
 	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(rest)
 	if err != nil {
