@@ -1,14 +1,10 @@
-// Package darwin holds every call into Apple frameworks and libSystem,
-// made through purego without cgo: DeviceCheck, the GUI-session check, the
-// helper's own signing identity, launchd socket activation and the peer
-// code-signing check. On other systems each entry point returns an error
-// that wraps ErrUnsupported.
 package darwin
 
 import (
 	"fmt"
 	"net"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/attestd/attestd/bridge/provider"
@@ -18,18 +14,38 @@ import (
 // macOS.
 var ErrUnsupported = fmt.Errorf("%w: needs macOS, this is %s", provider.ErrUnsupported, runtime.GOOS)
 
+// Available reports whether this build calls into macOS frameworks, that
+// is, whether it was built for darwin.
+func Available() bool { return available }
+
 // DeviceCheckOptions configure the DeviceCheck provider.
 type DeviceCheckOptions struct {
 	// Timeout bounds one generateToken call; zero means 10 s.
 	Timeout time.Duration
 }
 
+// DefaultTimeout bounds one generateToken call when
+// DeviceCheckOptions.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
 // NewDeviceCheck returns the DeviceCheck provider. It fails with a
 // provider.ErrNoGUISession or provider.ErrUnsupported chain when tokens
-// cannot be made here.
+// cannot be made here. The provider runs one Apple request at a time.
 func NewDeviceCheck(opts DeviceCheckOptions) (provider.Provider, error) {
 	return newDeviceCheck(opts)
 }
+
+// GUISession reports whether this process's security session has graphic
+// access, which DeviceCheck needs.
+func GUISession() (bool, error) { return guiSession() }
+
+// DeviceCheckSupported reports DCDevice.isSupported. It checks the GUI
+// session first and fails with a provider.ErrNoGUISession chain, without
+// touching DeviceCheck, when there is none.
+func DeviceCheckSupported() (bool, error) { return deviceCheckSupported() }
+
+// OSVersion returns the macOS product version, such as "14.5".
+func OSVersion() (string, error) { return osVersion() }
 
 // Identity is who the running helper is, as filled into the header's b and
 // m fields.
@@ -41,15 +57,34 @@ type Identity struct {
 // SelfIdentity returns the running process's bundle id and team id.
 func SelfIdentity() (Identity, error) { return selfIdentity() }
 
+// SelfSignature returns what the running process's own code signature
+// says about it.
+func SelfSignature() (Signature, error) { return selfSignature() }
+
 // ActivateSocket returns the listeners launchd created for the socket
-// named in the LaunchAgent plist's Sockets dictionary.
-func ActivateSocket(name string) ([]net.Listener, error) { return activateSocket(name) }
+// named in the LaunchAgent plist's Sockets dictionary. A failure is an
+// *ActivateError; errors.Is(err, syscall.ESRCH) reports a process that
+// launchd did not start.
+func ActivateSocket(name string) ([]net.Listener, error) {
+	if name == "" || strings.IndexByte(name, 0) >= 0 {
+		return nil, fmt.Errorf("launchd socket name %q: must be a non-empty key of the plist's Sockets dictionary", name)
+	}
+	return activateSocket(name)
+}
 
 // PeerChecker checks a connected peer before it is served.
 type PeerChecker func(conn *net.UnixConn) error
 
 // NewPeerRequirement returns a PeerChecker that admits only peers whose code
-// signature satisfies the code requirement text.
+// signature satisfies the code requirement text, for example
+//
+//	anchor apple generic and certificate leaf[subject.OU] = "TEAMID"
+//
+// It fails if the text does not compile. The checker's errors wrap
+// ErrPeerRejected.
 func NewPeerRequirement(requirement string) (PeerChecker, error) {
+	if err := validRequirementText(requirement); err != nil {
+		return nil, err
+	}
 	return newPeerRequirement(requirement)
 }

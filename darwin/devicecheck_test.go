@@ -1,0 +1,368 @@
+package darwin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/provider"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeNative stands in for Apple: each request hands its completion
+// handler to the test through requests.
+type fakeNative struct {
+	gui       bool
+	guiErr    error
+	sup       bool
+	supErr    error
+	reqErr    error
+	supCalls  atomic.Int32
+	requests  chan func([]byte, *DCError)
+	inflight  atomic.Int32
+	maxFlight atomic.Int32
+}
+
+func newFake() *fakeNative {
+	return &fakeNative{gui: true, sup: true, requests: make(chan func([]byte, *DCError), 16)}
+}
+
+func (f *fakeNative) guiSession() (bool, error) { return f.gui, f.guiErr }
+
+func (f *fakeNative) supported() (bool, error) {
+	f.supCalls.Add(1)
+	return f.sup, f.supErr
+}
+
+func (f *fakeNative) request(done func([]byte, *DCError)) error {
+	if f.reqErr != nil {
+		return f.reqErr
+	}
+	n := f.inflight.Add(1)
+	for {
+		m := f.maxFlight.Load()
+		if n <= m || f.maxFlight.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	f.requests <- func(token []byte, err *DCError) {
+		f.inflight.Add(-1)
+		done(token, err)
+	}
+	return nil
+}
+
+// next waits for the next request, failing the test rather than hanging.
+func (f *fakeNative) next(t *testing.T) func([]byte, *DCError) {
+	t.Helper()
+	select {
+	case done := <-f.requests:
+		return done
+	case <-time.After(10 * time.Second):
+		t.Fatal("no DeviceCheck request arrived")
+		return nil
+	}
+}
+
+func TestCheckDeviceCheck(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name       string
+		gui        bool
+		guiErr     error
+		sup        bool
+		supErr     error
+		wantReason string // "" for no error
+		wantIs     error
+		wantAsked  bool // whether DeviceCheck was touched
+	}{
+		{name: "ok", gui: true, sup: true, wantAsked: true},
+		{name: "no GUI session", gui: false, sup: true,
+			wantReason: provider.ReasonNoGUISession, wantIs: provider.ErrNoGUISession},
+		{name: "session unknown", guiErr: boom,
+			wantReason: provider.ReasonNoGUISession, wantIs: boom},
+		{name: "unsupported", gui: true, sup: false,
+			wantReason: provider.ReasonUnsupported, wantIs: provider.ErrUnsupported, wantAsked: true},
+		{name: "load failure", gui: true, supErr: boom,
+			wantReason: provider.ReasonProviderError, wantIs: boom, wantAsked: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			f.gui, f.guiErr, f.sup, f.supErr = tt.gui, tt.guiErr, tt.sup, tt.supErr
+			_, err := newDeviceCheckWith(f, DeviceCheckOptions{})
+			if asked := f.supCalls.Load() > 0; asked != tt.wantAsked {
+				t.Errorf("DeviceCheck touched = %v, want %v", asked, tt.wantAsked)
+			}
+			if tt.wantReason == "" {
+				if err != nil {
+					t.Fatalf("err = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("err = nil, want an error")
+			}
+			if got := provider.ReasonOf(err); got != tt.wantReason {
+				t.Errorf("ReasonOf = %q, want %q (err %v)", got, tt.wantReason, err)
+			}
+			if !errors.Is(err, tt.wantIs) {
+				t.Errorf("errors.Is(%v, %v) = false", err, tt.wantIs)
+			}
+			if tt.wantReason == provider.ReasonNoGUISession && provider.HintOf(err) == "" {
+				t.Errorf("no hint for %v", err)
+			}
+		})
+	}
+}
+
+func TestSupportedViaSkipsDeviceCheckWithoutGUI(t *testing.T) {
+	f := newFake()
+	f.gui = false
+	ok, err := supportedVia(f)
+	if ok || !errors.Is(err, provider.ErrNoGUISession) {
+		t.Fatalf("supportedVia = %v, %v; want false, ErrNoGUISession", ok, err)
+	}
+	if f.supCalls.Load() != 0 {
+		t.Fatal("isSupported was asked without a GUI session")
+	}
+	f.gui = true
+	if ok, err := supportedVia(f); !ok || err != nil {
+		t.Fatalf("supportedVia = %v, %v; want true, nil", ok, err)
+	}
+}
+
+func newTestProvider(t *testing.T, f *fakeNative, timeout time.Duration) *deviceCheck {
+	t.Helper()
+	d, err := newDeviceCheckWith(f, DeviceCheckOptions{Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+type genResult struct {
+	token []byte
+	err   error
+}
+
+func generateAsync(ctx context.Context, d *deviceCheck) <-chan genResult {
+	ch := make(chan genResult, 1)
+	go func() {
+		tok, err := d.Generate(ctx)
+		ch <- genResult{tok, err}
+	}()
+	return ch
+}
+
+func wait(t *testing.T, ch <-chan genResult) genResult {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("Generate did not return")
+		return genResult{}
+	}
+}
+
+func TestGenerate(t *testing.T) {
+	dcErr := newDCError(DCErrorDomain, DCErrorInvalidKey, "bad key")
+	tests := []struct {
+		name       string
+		token      []byte
+		err        *DCError
+		wantReason string // "" for success
+		wantCode   int
+	}{
+		{name: "token", token: []byte("tok")},
+		{name: "DeviceCheck error", err: dcErr, wantReason: provider.ReasonProviderError, wantCode: DCErrorInvalidKey},
+		{name: "token and error", token: []byte("tok"), err: dcErr, wantReason: provider.ReasonProviderError, wantCode: DCErrorInvalidKey},
+		{name: "neither", wantReason: provider.ReasonProviderError, wantCode: -1},
+		{name: "empty token", token: []byte{}, wantReason: provider.ReasonProviderError, wantCode: -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			d := newTestProvider(t, f, time.Minute)
+			if d.Kind() != header.KindDeviceCheck {
+				t.Errorf("Kind = %q", d.Kind())
+			}
+			res := generateAsync(context.Background(), d)
+			f.next(t)(tt.token, tt.err)
+			r := wait(t, res)
+			if tt.wantReason == "" {
+				if r.err != nil || !bytes.Equal(r.token, tt.token) {
+					t.Fatalf("Generate = %q, %v; want %q", r.token, r.err, tt.token)
+				}
+				return
+			}
+			if r.err == nil || r.token != nil {
+				t.Fatalf("Generate = %q, %v; want an error", r.token, r.err)
+			}
+			if got := provider.ReasonOf(r.err); got != tt.wantReason {
+				t.Errorf("ReasonOf = %q, want %q", got, tt.wantReason)
+			}
+			code, ok := provider.DCErrorCodeOf(r.err)
+			if tt.wantCode >= 0 && (!ok || code != tt.wantCode) {
+				t.Errorf("DCErrorCodeOf = %d, %v; want %d", code, ok, tt.wantCode)
+			}
+			if tt.wantCode < 0 && ok {
+				t.Errorf("DCErrorCodeOf = %d, want none", code)
+			}
+		})
+	}
+}
+
+func TestGenerateTimeoutThenLateCompletion(t *testing.T) {
+	f := newFake()
+	d := newTestProvider(t, f, time.Millisecond)
+	res := generateAsync(context.Background(), d)
+	late := f.next(t)
+	r := wait(t, res) // Apple has not answered: the provider's timeout fires
+	if r.err == nil {
+		t.Fatalf("Generate = %q, want a timeout", r.token)
+	}
+	if got := provider.ReasonOf(r.err); got != provider.ReasonTimeout {
+		t.Errorf("ReasonOf = %q, want %q (%v)", got, provider.ReasonTimeout, r.err)
+	}
+	if !errors.Is(r.err, context.DeadlineExceeded) {
+		t.Errorf("%v does not wrap DeadlineExceeded", r.err)
+	}
+
+	// While Apple still holds the first request, a second call waits for
+	// it, and gives up at its own deadline.
+	r = wait(t, generateAsync(context.Background(), d))
+	if provider.ReasonOf(r.err) != provider.ReasonTimeout {
+		t.Fatalf("second Generate while the first is outstanding = %q, %v; want a timeout", r.token, r.err)
+	}
+	select {
+	case <-f.requests:
+		t.Fatal("a second request reached Apple while the first was outstanding")
+	default:
+	}
+
+	// The late completion must neither block nor be delivered anywhere,
+	// and it frees the slot.
+	late([]byte("late"), nil)
+	d.timeout = time.Minute
+	res = generateAsync(context.Background(), d)
+	f.next(t)([]byte("fresh"), nil)
+	if r := wait(t, res); r.err != nil || string(r.token) != "fresh" {
+		t.Fatalf("Generate after the late completion = %q, %v; want fresh", r.token, r.err)
+	}
+}
+
+func TestGenerateCallerContext(t *testing.T) {
+	f := newFake()
+	d := newTestProvider(t, f, time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	res := generateAsync(ctx, d)
+	done := f.next(t)
+	cancel()
+	r := wait(t, res)
+	if !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("Generate = %v, want it to wrap context.Canceled", r.err)
+	}
+	if provider.ReasonOf(r.err) == provider.ReasonTimeout {
+		t.Errorf("a canceled call reported a timeout: %v", r.err)
+	}
+	done([]byte("late"), nil)
+
+	// A caller whose context is already done never reaches Apple.
+	r = wait(t, generateAsync(ctx, d))
+	if !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("Generate with a done context = %v", r.err)
+	}
+	select {
+	case <-f.requests:
+		t.Fatal("a request with a done context reached Apple")
+	default:
+	}
+}
+
+func TestGenerateDoubleCompletion(t *testing.T) {
+	f := newFake()
+	d := newTestProvider(t, f, time.Minute)
+	res := generateAsync(context.Background(), d)
+	done := f.next(t)
+	done([]byte("first"), nil)
+	done([]byte("second"), nil) // must not block, panic or free the slot twice
+	done(nil, newDCError(DCErrorDomain, 0, ""))
+	if r := wait(t, res); string(r.token) != "first" {
+		t.Fatalf("Generate = %q, %v; want first", r.token, r.err)
+	}
+	// The slot was freed exactly once: one more call gets through, and
+	// only one.
+	res = generateAsync(context.Background(), d)
+	f.next(t)([]byte("third"), nil)
+	if r := wait(t, res); string(r.token) != "third" {
+		t.Fatalf("Generate = %q, %v; want third", r.token, r.err)
+	}
+}
+
+func TestGenerateRequestError(t *testing.T) {
+	f := newFake()
+	d := newTestProvider(t, f, time.Minute)
+	f.reqErr = errors.New("no device")
+	if _, err := d.Generate(context.Background()); !errors.Is(err, f.reqErr) {
+		t.Fatalf("Generate = %v, want %v", err, f.reqErr)
+	}
+	f.reqErr = nil
+	res := generateAsync(context.Background(), d)
+	f.next(t)([]byte("ok"), nil)
+	if r := wait(t, res); r.err != nil {
+		t.Fatalf("Generate after a failed request = %v; the slot was not freed", r.err)
+	}
+}
+
+func TestGenerateSerializes(t *testing.T) {
+	f := newFake()
+	d := newTestProvider(t, f, time.Minute)
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := d.Generate(context.Background())
+			if err == nil && len(tok) == 0 {
+				err = errors.New("empty token")
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		f.next(t)([]byte("tok"), nil)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if m := f.maxFlight.Load(); m != 1 {
+		t.Fatalf("%d requests were outstanding at once, want 1", m)
+	}
+}
+
+func TestNewDeviceCheckOptions(t *testing.T) {
+	f := newFake()
+	if _, err := newDeviceCheckWith(f, DeviceCheckOptions{Timeout: -time.Second}); err == nil {
+		t.Error("negative timeout accepted")
+	}
+	d := newTestProvider(t, f, 0)
+	if d.timeout != DefaultTimeout {
+		t.Errorf("timeout = %v, want %v", d.timeout, DefaultTimeout)
+	}
+}

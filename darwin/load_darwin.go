@@ -1,0 +1,314 @@
+package darwin
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// Libraries, opened on first use. dyld finds the frameworks in its shared
+// cache, so these paths work even though no file exists there on disk.
+const (
+	libSystemPath      = "/usr/lib/libSystem.B.dylib"
+	libobjcPath        = "/usr/lib/libobjc.A.dylib"
+	foundationPath     = "/System/Library/Frameworks/Foundation.framework/Foundation"
+	coreFoundationPath = "/System/Library/Frameworks/CoreFoundation.framework/CoreFoundation"
+	securityPath       = "/System/Library/Frameworks/Security.framework/Security"
+	deviceCheckPath    = "/System/Library/Frameworks/DeviceCheck.framework/DeviceCheck"
+)
+
+// lib is one dlopen'ed library with its symbols bound to Go func vars.
+type lib struct {
+	path   string
+	handle uintptr
+	err    error
+}
+
+func open(path string) *lib {
+	l := &lib{path: path}
+	l.handle, l.err = purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	if l.err != nil {
+		l.err = fmt.Errorf("dlopen %s: %w", path, l.err)
+	}
+	return l
+}
+
+// fn binds the C function name to *fptr. It records the first failure in
+// l.err and leaves *fptr nil; callers check l.err once after binding.
+func (l *lib) fn(fptr any, name string) {
+	if l.err != nil {
+		return
+	}
+	sym, err := purego.Dlsym(l.handle, name)
+	if err != nil {
+		l.err = fmt.Errorf("%s: dlsym %s: %w", l.path, name, err)
+		return
+	}
+	purego.RegisterFunc(fptr, sym)
+}
+
+// addr returns the address of the exported variable or struct name.
+func (l *lib) addr(name string) uintptr {
+	if l.err != nil {
+		return 0
+	}
+	sym, err := purego.Dlsym(l.handle, name)
+	if err != nil {
+		l.err = fmt.Errorf("%s: dlsym %s: %w", l.path, name, err)
+		return 0
+	}
+	return sym
+}
+
+// constant returns the value of the exported pointer-sized constant name,
+// such as a `const CFStringRef`.
+func (l *lib) constant(name string) uintptr {
+	sym := l.addr(name)
+	if sym == 0 {
+		return 0
+	}
+	// sym is the address of a C global that holds the value; read it
+	// through a pointer to sym so that no uintptr becomes a Go pointer.
+	return **(**uintptr)(unsafe.Pointer(&sym))
+}
+
+// libSystem: launchd, sockets, memory.
+var (
+	systemOnce sync.Once
+	systemErr  error
+
+	// int launch_activate_socket(const char *name, int **fds, size_t *cnt);
+	launchActivateSocket func(name string, fds **int32, cnt *uint64) int32
+	// void free(void *ptr);
+	libcFree func(ptr unsafe.Pointer)
+	// int getsockopt(int socket, int level, int option_name,
+	//     void *restrict option_value, socklen_t *restrict option_len);
+	getsockopt func(socket, level, option int32, value *auditToken, length *uint32) int32
+	// int *__error(void);  (errno of the calling thread)
+	errnoLocation func() *int32
+)
+
+func loadSystem() error {
+	systemOnce.Do(func() {
+		l := open(libSystemPath)
+		l.fn(&launchActivateSocket, "launch_activate_socket")
+		l.fn(&libcFree, "free")
+		l.fn(&getsockopt, "getsockopt")
+		l.fn(&errnoLocation, "__error")
+		systemErr = l.err
+	})
+	return systemErr
+}
+
+// CoreFoundation.
+var (
+	cfOnce sync.Once
+	cfErr  error
+
+	// void CFRelease(CFTypeRef cf);
+	cfRelease func(cf uintptr)
+	// CFTypeID CFGetTypeID(CFTypeRef cf);
+	cfGetTypeID func(cf uintptr) uint64
+	// CFTypeID CFStringGetTypeID(void);
+	cfStringGetTypeID func() uint64
+	// CFTypeID CFNumberGetTypeID(void);
+	cfNumberGetTypeID func() uint64
+	// CFIndex CFStringGetLength(CFStringRef theString);
+	cfStringGetLength func(str uintptr) int64
+	// CFIndex CFStringGetMaximumSizeForEncoding(CFIndex length, CFStringEncoding encoding);
+	cfStringGetMaximumSizeForEncoding func(length int64, encoding uint32) int64
+	// Boolean CFStringGetCString(CFStringRef theString, char *buffer,
+	//     CFIndex bufferSize, CFStringEncoding encoding);
+	cfStringGetCString func(str uintptr, buffer []byte, bufferSize int64, encoding uint32) bool
+	// CFStringRef CFStringCreateWithBytes(CFAllocatorRef alloc, const UInt8 *bytes,
+	//     CFIndex numBytes, CFStringEncoding encoding, Boolean isExternalRepresentation);
+	cfStringCreateWithBytes func(alloc uintptr, bytes []byte, numBytes int64, encoding uint32, isExternalRepresentation bool) uintptr
+	// CFDataRef CFDataCreate(CFAllocatorRef allocator, const UInt8 *bytes, CFIndex length);
+	cfDataCreate func(alloc uintptr, bytes []byte, length int64) uintptr
+	// CFDictionaryRef CFDictionaryCreate(CFAllocatorRef allocator, const void **keys,
+	//     const void **values, CFIndex numValues,
+	//     const CFDictionaryKeyCallBacks *keyCallBacks,
+	//     const CFDictionaryValueCallBacks *valueCallBacks);
+	cfDictionaryCreate func(alloc uintptr, keys, values *uintptr, numValues int64, keyCallBacks, valueCallBacks uintptr) uintptr
+	// const void *CFDictionaryGetValue(CFDictionaryRef theDict, const void *key);
+	cfDictionaryGetValue func(dict, key uintptr) uintptr
+	// Boolean CFNumberGetValue(CFNumberRef number, CFNumberType theType, void *valuePtr);
+	// (CFNumberType is a CFIndex enum.)
+	cfNumberGetValue func(number uintptr, theType int64, valuePtr *int64) bool
+	// CFBundleRef CFBundleGetMainBundle(void);
+	cfBundleGetMainBundle func() uintptr
+	// CFStringRef CFBundleGetIdentifier(CFBundleRef bundle);
+	cfBundleGetIdentifier func(bundle uintptr) uintptr
+
+	// const CFDictionaryKeyCallBacks kCFTypeDictionaryKeyCallBacks;
+	cfTypeDictionaryKeyCallBacks uintptr
+	// const CFDictionaryValueCallBacks kCFTypeDictionaryValueCallBacks;
+	cfTypeDictionaryValueCallBacks uintptr
+)
+
+const (
+	kCFStringEncodingUTF8 = 0x08000100 // CFStringBuiltInEncodings
+	kCFNumberSInt64Type   = 4          // CFNumberType
+)
+
+func loadCoreFoundation() error {
+	cfOnce.Do(func() {
+		l := open(coreFoundationPath)
+		l.fn(&cfRelease, "CFRelease")
+		l.fn(&cfGetTypeID, "CFGetTypeID")
+		l.fn(&cfStringGetTypeID, "CFStringGetTypeID")
+		l.fn(&cfNumberGetTypeID, "CFNumberGetTypeID")
+		l.fn(&cfStringGetLength, "CFStringGetLength")
+		l.fn(&cfStringGetMaximumSizeForEncoding, "CFStringGetMaximumSizeForEncoding")
+		l.fn(&cfStringGetCString, "CFStringGetCString")
+		l.fn(&cfStringCreateWithBytes, "CFStringCreateWithBytes")
+		l.fn(&cfDataCreate, "CFDataCreate")
+		l.fn(&cfDictionaryCreate, "CFDictionaryCreate")
+		l.fn(&cfDictionaryGetValue, "CFDictionaryGetValue")
+		l.fn(&cfNumberGetValue, "CFNumberGetValue")
+		l.fn(&cfBundleGetMainBundle, "CFBundleGetMainBundle")
+		l.fn(&cfBundleGetIdentifier, "CFBundleGetIdentifier")
+		cfTypeDictionaryKeyCallBacks = l.addr("kCFTypeDictionaryKeyCallBacks")
+		cfTypeDictionaryValueCallBacks = l.addr("kCFTypeDictionaryValueCallBacks")
+		cfErr = l.err
+	})
+	return cfErr
+}
+
+// cfString copies a CFStringRef into a Go string; 0 or a non-string gives "".
+func cfString(ref uintptr) string {
+	if ref == 0 || cfGetTypeID(ref) != cfStringGetTypeID() {
+		return ""
+	}
+	size := cfStringGetMaximumSizeForEncoding(cfStringGetLength(ref), kCFStringEncodingUTF8) + 1
+	if size <= 1 {
+		return ""
+	}
+	buf := make([]byte, size)
+	if !cfStringGetCString(ref, buf, size, kCFStringEncodingUTF8) {
+		return ""
+	}
+	for i, b := range buf {
+		if b == 0 {
+			return string(buf[:i])
+		}
+	}
+	return string(buf)
+}
+
+// cfInt64 reads a CFNumberRef; 0 or a non-number gives false.
+func cfInt64(ref uintptr) (int64, bool) {
+	if ref == 0 || cfGetTypeID(ref) != cfNumberGetTypeID() {
+		return 0, false
+	}
+	var v int64
+	ok := cfNumberGetValue(ref, kCFNumberSInt64Type, &v)
+	return v, ok
+}
+
+// newCFString returns a CFStringRef the caller must CFRelease, or 0.
+func newCFString(s string) uintptr {
+	return cfStringCreateWithBytes(0, []byte(s), int64(len(s)), kCFStringEncodingUTF8, false)
+}
+
+// Security.framework.
+var (
+	secOnce sync.Once
+	secErr  error
+
+	// OSStatus SessionGetInfo(SecuritySessionId session,
+	//     SecuritySessionId *sessionId, SessionAttributeBits *attributes);
+	// (SecuritySessionId and SessionAttributeBits are UInt32.)
+	sessionGetInfo func(session uint32, sessionID *uint32, attributes *uint32) int32
+	// OSStatus SecCodeCopySelf(SecCSFlags flags, SecCodeRef *self);
+	secCodeCopySelf func(flags uint32, self *uintptr) int32
+	// OSStatus SecCodeCopySigningInformation(SecStaticCodeRef code, SecCSFlags flags,
+	//     CFDictionaryRef *information);
+	secCodeCopySigningInformation func(code uintptr, flags uint32, information *uintptr) int32
+	// OSStatus SecCodeCopyGuestWithAttributes(SecCodeRef host, CFDictionaryRef attributes,
+	//     SecCSFlags flags, SecCodeRef *guest);
+	secCodeCopyGuestWithAttributes func(host, attributes uintptr, flags uint32, guest *uintptr) int32
+	// OSStatus SecCodeCheckValidity(SecCodeRef code, SecCSFlags flags,
+	//     SecRequirementRef requirement);
+	secCodeCheckValidity func(code uintptr, flags uint32, requirement uintptr) int32
+	// OSStatus SecRequirementCreateWithString(CFStringRef text, SecCSFlags flags,
+	//     SecRequirementRef *requirement);
+	secRequirementCreateWithString func(text uintptr, flags uint32, requirement *uintptr) int32
+	// CFStringRef SecCopyErrorMessageString(OSStatus status, void *reserved);
+	secCopyErrorMessageString func(status int32, reserved uintptr) uintptr
+
+	// extern const CFStringRef kSecCodeInfoIdentifier, kSecCodeInfoTeamIdentifier,
+	//     kSecCodeInfoFlags, kSecGuestAttributeAudit;
+	kSecCodeInfoIdentifier     uintptr
+	kSecCodeInfoTeamIdentifier uintptr
+	kSecCodeInfoFlags          uintptr
+	kSecGuestAttributeAudit    uintptr
+)
+
+// SecCSFlags (uint32_t) values from Security/CSCommon.h and SecCode.h.
+const (
+	kSecCSDefaultFlags       = 0
+	kSecCSSigningInformation = 1 << 1
+)
+
+func loadSecurity() error {
+	secOnce.Do(func() {
+		if err := loadCoreFoundation(); err != nil {
+			secErr = err
+			return
+		}
+		l := open(securityPath)
+		l.fn(&sessionGetInfo, "SessionGetInfo")
+		l.fn(&secCodeCopySelf, "SecCodeCopySelf")
+		l.fn(&secCodeCopySigningInformation, "SecCodeCopySigningInformation")
+		l.fn(&secCodeCopyGuestWithAttributes, "SecCodeCopyGuestWithAttributes")
+		l.fn(&secCodeCheckValidity, "SecCodeCheckValidity")
+		l.fn(&secRequirementCreateWithString, "SecRequirementCreateWithString")
+		l.fn(&secCopyErrorMessageString, "SecCopyErrorMessageString")
+		kSecCodeInfoIdentifier = l.constant("kSecCodeInfoIdentifier")
+		kSecCodeInfoTeamIdentifier = l.constant("kSecCodeInfoTeamIdentifier")
+		kSecCodeInfoFlags = l.constant("kSecCodeInfoFlags")
+		kSecGuestAttributeAudit = l.constant("kSecGuestAttributeAudit")
+		secErr = l.err
+	})
+	return secErr
+}
+
+// statusError wraps a failed Security call's OSStatus with Apple's text.
+func statusError(op string, status int32) error {
+	e := &OSStatusError{Op: op, Status: status}
+	if msg := secCopyErrorMessageString(status, 0); msg != 0 {
+		e.Msg = cfString(msg)
+		cfRelease(msg)
+	}
+	return e
+}
+
+// The Objective-C runtime, Foundation and DeviceCheck.
+var (
+	objcOnce sync.Once
+	objcErr  error
+
+	// void *objc_autoreleasePoolPush(void);
+	autoreleasePoolPush func() uintptr
+	// void objc_autoreleasePoolPop(void *context);
+	autoreleasePoolPop func(context uintptr)
+)
+
+// loadObjC binds the autorelease pool functions and loads Foundation,
+// which DeviceCheck's classes build on.
+func loadObjC() error {
+	objcOnce.Do(func() {
+		l := open(libobjcPath)
+		l.fn(&autoreleasePoolPush, "objc_autoreleasePoolPush")
+		l.fn(&autoreleasePoolPop, "objc_autoreleasePoolPop")
+		if l.err != nil {
+			objcErr = l.err
+			return
+		}
+		objcErr = open(foundationPath).err
+	})
+	return objcErr
+}

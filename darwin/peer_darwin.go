@@ -1,0 +1,125 @@
+package darwin
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"syscall"
+	"unsafe"
+)
+
+// Darwin <sys/un.h>.
+const (
+	solLocal       = 0     // SOL_LOCAL
+	localPeerToken = 0x006 // LOCAL_PEERTOKEN: the peer's audit_token_t
+)
+
+// requirement holds a SecRequirementRef; a cleanup releases it once the
+// checker that uses it is gone.
+type requirement struct{ ref uintptr }
+
+func newPeerRequirement(text string) (PeerChecker, error) {
+	if err := loadSecurity(); err != nil {
+		return nil, err
+	}
+	if err := loadSystem(); err != nil {
+		return nil, err
+	}
+	str := newCFString(text)
+	if str == 0 {
+		return nil, fmt.Errorf("peer requirement %q: cannot make a CFString of it", text)
+	}
+	defer cfRelease(str)
+	var ref uintptr
+	// OSStatus SecRequirementCreateWithString(CFStringRef text, SecCSFlags flags,
+	//     SecRequirementRef *requirement);
+	if st := secRequirementCreateWithString(str, kSecCSDefaultFlags, &ref); st != 0 {
+		return nil, fmt.Errorf("peer requirement %q: %w", text, statusError("SecRequirementCreateWithString", st))
+	}
+	req := &requirement{ref: ref}
+	runtime.AddCleanup(req, func(ref uintptr) { cfRelease(ref) }, ref)
+	p := peerCheck{
+		token: peerAuditToken,
+		validate: func(t auditToken) error {
+			err := validateGuest(t, req.ref)
+			runtime.KeepAlive(req)
+			return err
+		},
+	}
+	return p.check, nil
+}
+
+// peerAuditToken reads the peer's audit token with getsockopt(SOL_LOCAL,
+// LOCAL_PEERTOKEN).
+func peerAuditToken(conn *net.UnixConn) (auditToken, error) {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return auditToken{}, err
+	}
+	var (
+		t     auditToken
+		opErr error
+	)
+	err = raw.Control(func(fd uintptr) {
+		// errno is per thread: read it on the thread that made the call.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		size := uint32(unsafe.Sizeof(t))
+		// int getsockopt(int socket, int level, int option_name,
+		//     void *restrict option_value, socklen_t *restrict option_len);
+		if getsockopt(int32(fd), solLocal, localPeerToken, &t, &size) != 0 {
+			// int *__error(void);
+			opErr = fmt.Errorf("getsockopt LOCAL_PEERTOKEN: %w", syscall.Errno(*errnoLocation()))
+			return
+		}
+		if size != uint32(unsafe.Sizeof(t)) {
+			opErr = fmt.Errorf("getsockopt LOCAL_PEERTOKEN: %d bytes, want %d", size, unsafe.Sizeof(t))
+		}
+	})
+	if err != nil {
+		return auditToken{}, err
+	}
+	return t, opErr
+}
+
+// validateGuest checks the code behind the audit token against the
+// requirement: SecCodeCopyGuestWithAttributes with kSecGuestAttributeAudit,
+// then SecCodeCheckValidity.
+func validateGuest(t auditToken, req uintptr) error {
+	var raw [32]byte
+	for i, w := range t {
+		binary.NativeEndian.PutUint32(raw[4*i:], w)
+	}
+	// CFDataRef CFDataCreate(CFAllocatorRef allocator, const UInt8 *bytes, CFIndex length);
+	data := cfDataCreate(0, raw[:], int64(len(raw)))
+	if data == 0 {
+		return errors.New("CFDataCreate failed")
+	}
+	defer cfRelease(data)
+	keys := []uintptr{kSecGuestAttributeAudit}
+	values := []uintptr{data}
+	// CFDictionaryRef CFDictionaryCreate(CFAllocatorRef allocator, const void **keys,
+	//     const void **values, CFIndex numValues,
+	//     const CFDictionaryKeyCallBacks *keyCallBacks,
+	//     const CFDictionaryValueCallBacks *valueCallBacks);
+	attrs := cfDictionaryCreate(0, &keys[0], &values[0], 1, cfTypeDictionaryKeyCallBacks, cfTypeDictionaryValueCallBacks)
+	if attrs == 0 {
+		return errors.New("CFDictionaryCreate failed")
+	}
+	defer cfRelease(attrs)
+	var code uintptr
+	// OSStatus SecCodeCopyGuestWithAttributes(SecCodeRef host, CFDictionaryRef attributes,
+	//     SecCSFlags flags, SecCodeRef *guest);
+	if st := secCodeCopyGuestWithAttributes(0, attrs, kSecCSDefaultFlags, &code); st != 0 {
+		return statusError("SecCodeCopyGuestWithAttributes", st)
+	}
+	defer cfRelease(code)
+	// OSStatus SecCodeCheckValidity(SecCodeRef code, SecCSFlags flags,
+	//     SecRequirementRef requirement);
+	if st := secCodeCheckValidity(code, kSecCSDefaultFlags, req); st != 0 {
+		return statusError("SecCodeCheckValidity", st)
+	}
+	return nil
+}
