@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -52,39 +53,84 @@ type Envelope struct {
 	Token   string
 }
 
-type envelopeJSON struct {
-	V *int    `json:"v"`
-	S *int    `json:"s"`
-	T *string `json:"t"`
-}
-
 // ParseEnvelope parses the app-server envelope. It checks the shape and the
-// status only; decode Token with Decode.
+// status only; decode Token with Decode. Member names are matched exactly
+// and may not repeat; members other than v, s and t are ignored.
 func ParseEnvelope(s string) (Envelope, error) {
 	if len(s) > MaxEnvelopeLen {
 		return Envelope{}, fmt.Errorf("parse envelope: %w: longer than %d bytes", ErrEnvelopeJSON, MaxEnvelopeLen)
 	}
-	var w envelopeJSON
-	if err := json.Unmarshal([]byte(s), &w); err != nil {
+	members, err := objectMembers(s)
+	if err != nil {
 		return Envelope{}, fmt.Errorf("parse envelope: %w: %v", ErrEnvelopeJSON, err)
 	}
-	if w.V == nil || *w.V != 1 {
+	var (
+		v, st *int
+		t     *string
+	)
+	for _, m := range []struct {
+		name string
+		dst  any
+	}{{"v", &v}, {"s", &st}, {"t", &t}} {
+		if raw, ok := members[m.name]; ok {
+			if err := json.Unmarshal(raw, m.dst); err != nil {
+				return Envelope{}, fmt.Errorf("parse envelope: %w: %s: %v", ErrEnvelopeJSON, m.name, err)
+			}
+		}
+	}
+	if v == nil || *v != 1 {
 		return Envelope{}, fmt.Errorf("parse envelope: %w", ErrEnvelopeVersion)
 	}
-	if w.S == nil || !Status(*w.S).Known() {
+	if st == nil || !Status(*st).Known() {
 		return Envelope{}, fmt.Errorf("parse envelope: %w", ErrEnvelopeStatus)
 	}
-	e := Envelope{Version: 1, Status: Status(*w.S)}
+	e := Envelope{Version: 1, Status: Status(*st)}
+	if t != nil {
+		e.Token = *t
+	}
 	switch {
-	case e.Status == StatusOK && (w.T == nil || *w.T == ""):
+	case e.Status == StatusOK && e.Token == "":
 		return Envelope{}, fmt.Errorf("parse envelope: %w: status ok without t", ErrEnvelopeToken)
-	case e.Status != StatusOK && w.T != nil:
+	case e.Status != StatusOK && t != nil:
 		return Envelope{}, fmt.Errorf("parse envelope: %w: status %s with t", ErrEnvelopeToken, e.Status)
 	}
-	if w.T != nil {
-		e.Token = *w.T
-	}
 	return e, nil
+}
+
+// objectMembers returns the members of the JSON object s by exact name. It
+// rejects anything but a single object, and repeated names, which
+// encoding/json would otherwise resolve by case-folding and last-wins
+// where other parsers (serde) differ.
+func objectMembers(s string) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	if tok, err := dec.Token(); err != nil {
+		return nil, err
+	} else if tok != json.Delim('{') {
+		return nil, errors.New("not an object")
+	}
+	members := make(map[string]json.RawMessage)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		name := tok.(string) // Token returns only strings for member names
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, err
+		}
+		if _, dup := members[name]; dup {
+			return nil, fmt.Errorf("member %q repeated", name)
+		}
+		members[name] = raw
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the object")
+	}
+	return members, nil
 }
 
 // IsEnvelope reports whether s looks like a JSON envelope rather than a
