@@ -1,0 +1,115 @@
+package main
+
+import (
+	"encoding/json"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/attestd/attestd/bridge/header"
+)
+
+func TestHelpListsCommands(t *testing.T) {
+	code, out, _ := runCLI(t, nil, "", "help")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, name := range []string{"serve", "token", "decode", "status", "version"} {
+		if !strings.Contains(out, "  "+name) {
+			t.Errorf("help does not list %s:\n%s", name, out)
+		}
+	}
+	code, _, errOut := runCLI(t, nil, "", "serve", "-h")
+	if code != 0 || !strings.Contains(errOut, "usage: attestd serve") || !strings.Contains(errOut, "-provider") {
+		t.Errorf("serve -h: exit %d\n%s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, nil, "", "help", "token")
+	if code != 0 || !strings.Contains(errOut, "usage: attestd token") {
+		t.Errorf("help token: exit %d\n%s", code, errOut)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"serve", "--provider", "magic"}, `unknown provider "magic"`},
+		{[]string{"serve", "--socket", "/x", "--listen-fd", "3"}, "only one of"},
+		{[]string{"serve", "--log-format", "xml", "--provider", "dev"}, "unknown log format"},
+		{[]string{"token", "extra"}, "unexpected argument"},
+	} {
+		code, _, errOut := runCLI(t, nil, "", tc.args...)
+		if code != 2 || !strings.Contains(errOut, tc.want) || !strings.Contains(errOut, "attestd: hint:") {
+			t.Errorf("%v: exit %d, stderr:\n%s", tc.args, code, errOut)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(t, nil, "", "version")
+	if code != 0 || out != "attestd dev\n" {
+		t.Fatalf("exit %d, %q", code, out)
+	}
+}
+
+func TestDevicecheckProviderOffMacIsAClearError(t *testing.T) {
+	if runtime.GOOS == "darwin" {
+		t.Skip("DeviceCheck exists here")
+	}
+	code, _, errOut := runCLI(t, nil, "", "serve", "--provider", "devicecheck", "--socket", t.TempDir()+"/s.sock")
+	if code != 1 || !strings.Contains(errOut, "macOS") || !strings.Contains(errOut, "--provider dev") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+}
+
+func TestDecode(t *testing.T) {
+	value, err := header.Encode(header.Value{Kind: header.KindDeviceCheck, Token: []byte{1, 2, 3}, BundleID: "com.example.h", TeamID: "ABCDE12345"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, arg, stdin string
+		wantStatus       string
+	}{
+		{name: "argument", arg: value},
+		{name: "stdin", arg: "-", stdin: value + "\n"},
+		{name: "stdin without dash", stdin: value},
+		{name: "envelope", arg: `{"v":1,"s":0,"t":"` + value + `"}`, wantStatus: "ok"},
+		{name: "envelope timeout", arg: `{"v":1,"s":1}`, wantStatus: "timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"decode"}
+			if tc.arg != "" {
+				args = append(args, tc.arg)
+			}
+			code, out, errOut := runCLI(t, nil, tc.stdin, args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			var d decoded
+			if err := json.Unmarshal([]byte(out), &d); err != nil {
+				t.Fatalf("output %q: %v", out, err)
+			}
+			if tc.wantStatus != "" && (d.Envelope == nil || d.Envelope.StatusName != tc.wantStatus) {
+				t.Fatalf("envelope = %+v", d.Envelope)
+			}
+			if tc.wantStatus == "timeout" {
+				return
+			}
+			if d.Kind != "dc" || d.Token != "AQID" || d.BundleID != "com.example.h" || d.TeamID != "ABCDE12345" {
+				t.Fatalf("decoded = %+v", d)
+			}
+		})
+	}
+}
+
+func TestDecodeBadInputIsOneLine(t *testing.T) {
+	for _, in := range []string{"v2.abc", "v1.!!!", `{"v":2,"s":0}`, `{"v":1,"s":9}`, "v1." + strings.Repeat("A", 9000)} {
+		code, out, errOut := runCLI(t, nil, "", "decode", in)
+		if code != 1 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "attestd: error: ") {
+			t.Errorf("decode %.20q: exit %d, stdout %q, stderr %q", in, code, out, errOut)
+		}
+	}
+}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/attestd/attestd/bridge/client"
+	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/socket"
+)
+
+// daemonProc is a running "attestd serve".
+type daemonProc struct {
+	cmd    *exec.Cmd
+	socket string
+	exited chan error
+	stderr *strings.Builder
+	mu     *sync.Mutex
+}
+
+// startDaemon runs attestd serve with args and returns once it logs that
+// it is serving. It is killed at cleanup if still running.
+func startDaemon(t *testing.T, sock string, extra ...string) *daemonProc {
+	t.Helper()
+	args := append([]string{"serve", "--provider", "dev", "--log-level", "debug"}, extra...)
+	if sock != "" {
+		args = append(args, "--socket", sock)
+	}
+	cmd := exec.Command(attestdBinary(t), args...)
+	return runDaemon(t, cmd, sock)
+}
+
+func runDaemon(t *testing.T, cmd *exec.Cmd, sock string) *daemonProc {
+	t.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemonProc{cmd: cmd, socket: sock, exited: make(chan error, 1), stderr: &strings.Builder{}, mu: &sync.Mutex{}}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := sync.Once{}
+		for sc.Scan() {
+			d.mu.Lock()
+			d.stderr.WriteString(sc.Text() + "\n")
+			d.mu.Unlock()
+			if strings.Contains(sc.Text(), "attestd serving") {
+				once.Do(func() { close(ready) })
+			}
+		}
+		io.Copy(io.Discard, stderr)
+		d.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-ready // never blocks past exit: closed below if it never became ready
+	})
+	select {
+	case <-ready:
+	case err := <-d.exited:
+		close(ready)
+		t.Fatalf("daemon exited before serving: %v\n%s", err, d.log())
+	case <-time.After(30 * time.Second):
+		close(ready)
+		t.Fatalf("daemon did not start:\n%s", d.log())
+	}
+	return d
+}
+
+func (d *daemonProc) log() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stderr.String()
+}
+
+func (d *daemonProc) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-d.exited:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("daemon did not exit:\n%s", d.log())
+		return nil
+	}
+}
+
+// TestDaemonServesDistinctDevTokens is the issue's end-to-end check: the
+// real binary, a temp socket, 200 header values from several goroutines.
+func TestDaemonServesDistinctDevTokens(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "attestd.sock")
+	d := startDaemon(t, sock, "--deadline", "2s")
+
+	const workers, each = 8, 25
+	var (
+		mu   sync.Mutex
+		seen = map[string]bool{}
+		wg   sync.WaitGroup
+	)
+	errs := make(chan error, workers*each)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := client.New(sock)
+			defer cl.Close()
+			for range each {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				tok, err := cl.Token(ctx)
+				cancel()
+				if err != nil {
+					errs <- err
+					continue
+				}
+				v, err := header.Decode(tok)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				if v.Kind != header.KindDev {
+					errs <- errors.New("kind " + v.Kind)
+				}
+				mu.Lock()
+				if seen[tok] {
+					errs <- errors.New("a token was handed out twice")
+				}
+				seen[tok] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(seen) != workers*each {
+		t.Fatalf("%d distinct tokens, want %d", len(seen), workers*each)
+	}
+
+	// No token reaches the log: only fingerprints.
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if err := d.wait(t); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, d.log())
+	}
+	logText := d.log()
+	for tok := range seen {
+		if strings.Contains(logText, tok) || strings.Contains(logText, tok[len(header.Prefix):len(header.Prefix)+20]) {
+			t.Fatal("a token appears in the daemon's log")
+		}
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket file left after SIGTERM: %v", err)
+	}
+}
+
+func TestTokenAndStatusCommands(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "attestd.sock")
+	startDaemon(t, sock)
+	out, err := exec.Command(attestdBinary(t), "token", "--socket", sock).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := header.Decode(strings.TrimSpace(string(out))); err != nil {
+		t.Fatalf("token printed %q: %v", out, err)
+	}
+	// The socket is found through $ATTESTD_SOCKET, as launchd exports it.
+	cmd := exec.Command(attestdBinary(t), "status")
+	cmd.Env = append(os.Environ(), socket.EnvVar+"="+sock)
+	out, err = cmd.Output()
+	if err != nil || !strings.Contains(string(out), `"provider": "dev"`) {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+}
+
+func TestTokenWithoutDaemonSaysWhatToDo(t *testing.T) {
+	code, _, errOut := runCLI(t, nil, "", "token", "--socket", filepath.Join(t.TempDir(), "none.sock"), "--timeout", "2s")
+	if code != 1 || !strings.Contains(errOut, "unreachable") || !strings.Contains(errOut, "attestd: hint: start it with") {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+}
+
+func TestSecondDaemonRefuses(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "attestd.sock")
+	startDaemon(t, sock)
+	cmd := exec.Command(attestdBinary(t), "serve", "--provider", "dev", "--socket", sock)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "already listening") {
+		t.Fatalf("second daemon: %v\n%s", err, out)
+	}
+}
+
+func TestServeInheritedFD(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "attestd.sock")
+	l, err := socket.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	f, err := l.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(attestdBinary(t), "serve", "--provider", "dev", "--listen-fd", "3")
+	cmd.ExtraFiles = []*os.File{f}
+	runDaemon(t, cmd, sock)
+	f.Close()
+	cl := client.New(sock)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := tokenWithRetry(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+}
