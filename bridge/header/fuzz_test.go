@@ -1,0 +1,73 @@
+package header
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func FuzzDecode(f *testing.F) {
+	for _, tt := range wireTests {
+		f.Add(tt.enc)
+	}
+	for _, raw := range [][]byte{
+		cat(fixmap(2), kDev, tTok),
+		cat(fixmap(3), kDev, tTok, kv("x", 0x92, 0xc0, 0x81, 0xa1, 'a', 0xc4, 0)),
+		cat(fixmap(3), kDev, tTok, kv("g", 0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0)),
+		cat(fixmap(2), kDev, fixstr("t"), []byte{0xc6, 0xff, 0xff, 0xff, 0xff}),
+		{0xdf, 0xff, 0xff, 0xff, 0xff},
+	} {
+		f.Add(Prefix + b64(raw))
+	}
+	f.Add("")
+	f.Add("v1.")
+	f.Add("v1.haFro2RldqF0xAN0b2uhZwChYqChbaA=")
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := Decode(s)
+		if err != nil {
+			return
+		}
+		enc, err := Encode(v)
+		if errors.Is(err, ErrTooLong) && len(s) > MaxValueLen-8 {
+			// The input left out g, b or m (up to 6 bytes, 8 characters
+			// once in base64), which Encode always writes.
+			return
+		}
+		if err != nil {
+			t.Fatalf("Decode(%q) = %#v, but Encode fails: %v", s, v, err)
+		}
+		v2, err := Decode(enc)
+		if err != nil {
+			t.Fatalf("Decode(Encode(Decode(%q))): %v", s, err)
+		}
+		if !reflect.DeepEqual(v, v2) {
+			t.Fatalf("Decode(%q) = %#v, but after Encode it decodes to %#v", s, v, v2)
+		}
+		if enc2, _ := Encode(v2); enc2 != enc {
+			t.Fatalf("Encode not stable: %q then %q", enc, enc2)
+		}
+	})
+}
+
+func FuzzParseEnvelope(f *testing.F) {
+	f.Add(`{"v":1,"s":0,"t":"v1.haFro2RldqF0xAN0b2uhZwChYqChbaA"}`)
+	f.Add(`{"v":1,"s":4}`)
+	f.Add(`{"v":1,"s":0,"t":"a","T":"b"}`)
+	f.Add(`{"v":1,"s":1,"x":[{"y":null}]}`)
+	f.Add(`null`)
+	f.Fuzz(func(t *testing.T, s string) {
+		e, err := ParseEnvelope(s)
+		if err != nil {
+			if e != (Envelope{}) {
+				t.Fatalf("ParseEnvelope(%q) = %+v with error %v", s, e, err)
+			}
+			return
+		}
+		if e.Version != 1 || !e.Status.Known() || (e.Status == StatusOK) != (e.Token != "") {
+			t.Fatalf("ParseEnvelope(%q) = %+v, an envelope it should reject", s, e)
+		}
+		if !IsEnvelope(s) {
+			t.Fatalf("ParseEnvelope(%q) succeeded but IsEnvelope is false", s)
+		}
+	})
+}

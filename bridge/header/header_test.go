@@ -1,0 +1,465 @@
+package header
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// wireTests pins the encoding. Each raw column was checked by hand: a
+// fixmap of 5 entries (0x85) with the keys k, t, g, b, m in that order, t
+// as msgpack bin and g as the smallest msgpack integer that holds it.
+var wireTests = []struct {
+	name string
+	v    Value
+	raw  string // msgpack, hex with spaces between fields
+	enc  string
+}{
+	{
+		name: "devicecheck",
+		v: Value{
+			Kind:        KindDeviceCheck,
+			Token:       []byte{1, 2, 3},
+			GeneratedAt: time.UnixMilli(1700000000000).UTC(),
+			BundleID:    "com.example.attestd",
+			TeamID:      "ABCDE12345",
+		},
+		raw: "85 a16b a26463 a174 c403010203 a167 cf0000018bcfe56800 " +
+			"a162 b3636f6d2e6578616d706c652e61747465737464 a16d aa41424344453132333435",
+		enc: "v1.haFromRjoXTEAwECA6FnzwAAAYvP5WgAoWKzY29tLmV4YW1wbGUuYXR0ZXN0ZKFtqkFCQ0RFMTIzNDU",
+	},
+	{
+		name: "dev no time no ids",
+		v:    Value{Kind: KindDev, Token: []byte("tok")},
+		raw:  "85 a16b a3646576 a174 c403746f6b a167 00 a162 a0 a16d a0",
+		enc:  "v1.haFro2RldqF0xAN0b2uhZwChYqChbaA",
+	},
+	{
+		name: "g positive fixint",
+		v:    Value{Kind: KindDev, Token: []byte{0xff}, GeneratedAt: time.UnixMilli(100).UTC()},
+		raw:  "85 a16b a3646576 a174 c401ff a167 64 a162 a0 a16d a0",
+		enc:  "v1.haFro2RldqF0xAH_oWdkoWKgoW2g",
+	},
+	{
+		name: "g negative fixint",
+		v:    Value{Kind: KindDev, Token: []byte{0xff}, GeneratedAt: time.UnixMilli(-1).UTC()},
+		raw:  "85 a16b a3646576 a174 c401ff a167 ff a162 a0 a16d a0",
+		enc:  "v1.haFro2RldqF0xAH_oWf_oWKgoW2g",
+	},
+	{
+		name: "g uint8",
+		v:    Value{Kind: KindDev, Token: []byte{0xff}, GeneratedAt: time.UnixMilli(200).UTC()},
+		raw:  "85 a16b a3646576 a174 c401ff a167 ccc8 a162 a0 a16d a0",
+		enc:  "v1.haFro2RldqF0xAH_oWfMyKFioKFtoA",
+	},
+	{
+		name: "g uint32",
+		v:    Value{Kind: KindDev, Token: []byte{0xff}, GeneratedAt: time.UnixMilli(1 << 31).UTC()},
+		raw:  "85 a16b a3646576 a174 c401ff a167 ce80000000 a162 a0 a16d a0",
+		enc:  "v1.haFro2RldqF0xAH_oWfOgAAAAKFioKFtoA",
+	},
+}
+
+func TestEncodeWire(t *testing.T) {
+	for _, tt := range wireTests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Encode(tt.v)
+			if err != nil {
+				t.Fatalf("Encode: %v", err)
+			}
+			if got != tt.enc {
+				t.Errorf("Encode = %q, want %q", got, tt.enc)
+			}
+			if want := Prefix + b64(hexBytes(t, tt.raw)); got != want {
+				t.Errorf("Encode = %q, want the pinned msgpack %q", got, want)
+			}
+			v, err := Decode(tt.enc)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if !reflect.DeepEqual(v, tt.v) {
+				t.Errorf("Decode = %#v, want %#v", v, tt.v)
+			}
+		})
+	}
+}
+
+func TestEncodeErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		v    Value
+		want error
+	}{
+		{"no kind", Value{Token: []byte{1}}, ErrUnknownKind},
+		{"unknown kind", Value{Kind: "DC", Token: []byte{1}}, ErrUnknownKind},
+		{"nil token", Value{Kind: KindDev}, ErrMissingToken},
+		{"empty token", Value{Kind: KindDev, Token: []byte{}}, ErrMissingToken},
+		{"too long", Value{Kind: KindDev, Token: make([]byte, MaxValueLen)}, ErrTooLong},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Encode(tt.v)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Encode = %q, %v; want %v", s, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestEncodeLongest checks the length limit at its edge: the biggest token
+// that fits encodes to exactly MaxValueLen bytes and decodes back.
+func TestEncodeLongest(t *testing.T) {
+	// 19 bytes of map around a bin16 token: 3 + 19 + n raw bytes, whose
+	// unpadded base64 must fit in MaxValueLen-3 characters.
+	n := (MaxValueLen-len(Prefix))*6/8 - 3 - 19
+	v := Value{Kind: KindDev, Token: bytes.Repeat([]byte{0xa5}, n)}
+	s, err := Encode(v)
+	if err != nil {
+		t.Fatalf("Encode(%d-byte token): %v", n, err)
+	}
+	if len(s) > MaxValueLen || len(s) < MaxValueLen-3 {
+		t.Fatalf("len = %d, want close to %d", len(s), MaxValueLen)
+	}
+	if _, err := Decode(s); err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	v.Token = append(v.Token, make([]byte, 3)...)
+	if _, err := Encode(v); !errors.Is(err, ErrTooLong) {
+		t.Fatalf("Encode(%d-byte token) = %v, want ErrTooLong", len(v.Token), err)
+	}
+}
+
+// The payload builders below write msgpack by hand, so that tests do not
+// depend on the encoder under test.
+
+func fixstr(s string) []byte { return append([]byte{0xa0 | byte(len(s))}, s...) }
+func bin8(b ...byte) []byte  { return append([]byte{0xc4, byte(len(b))}, b...) }
+func fixmap(n int) []byte    { return []byte{0x80 | byte(n)} }
+
+func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+// kv is one key and its already-encoded value.
+func kv(key string, val ...byte) []byte { return cat(fixstr(key), val) }
+
+var (
+	kDev = kv("k", fixstr("dev")...)
+	tTok = kv("t", bin8(1, 2)...)
+)
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func hexBytes(t *testing.T, s string) []byte {
+	t.Helper()
+	var out []byte
+	s = strings.ReplaceAll(s, " ", "")
+	for i := 0; i+1 < len(s); i += 2 {
+		var c byte
+		for _, h := range s[i : i+2] {
+			c <<= 4
+			switch {
+			case h >= '0' && h <= '9':
+				c |= byte(h - '0')
+			case h >= 'a' && h <= 'f':
+				c |= byte(h - 'a' + 10)
+			default:
+				t.Fatalf("bad hex %q", s)
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func TestDecodeAccepts(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  []byte
+		want Value
+	}{
+		{
+			name: "minimal",
+			raw:  cat(fixmap(2), kDev, tTok),
+			want: Value{Kind: KindDev, Token: []byte{1, 2}},
+		},
+		{
+			name: "any key order",
+			raw:  cat(fixmap(3), kv("m", fixstr("T")...), tTok, kv("k", fixstr("dc")...)),
+			want: Value{Kind: KindDeviceCheck, Token: []byte{1, 2}, TeamID: "T"},
+		},
+		{
+			name: "unknown keys ignored",
+			raw: cat(fixmap(5), kDev, kv("x", 0x93, 1, 2, 0xc0), tTok,
+				kv("zz", 0x81, 0xa1, 'a', 0xc3), kv("g", 0x01)),
+			want: Value{Kind: KindDev, Token: []byte{1, 2}, GeneratedAt: time.UnixMilli(1).UTC()},
+		},
+		{
+			name: "non-compact int",
+			raw:  cat(fixmap(3), kDev, tTok, kv("g", 0xd3, 0, 0, 0, 0, 0, 0, 0, 7)),
+			want: Value{Kind: KindDev, Token: []byte{1, 2}, GeneratedAt: time.UnixMilli(7).UTC()},
+		},
+		{
+			name: "uint64 max int64",
+			raw:  cat(fixmap(3), kDev, tTok, kv("g", 0xcf, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)),
+			want: Value{Kind: KindDev, Token: []byte{1, 2}, GeneratedAt: time.UnixMilli(math.MaxInt64).UTC()},
+		},
+		{
+			name: "str8 and bin16",
+			raw: cat(fixmap(3), kv("k", 0xd9, 3, 'd', 'e', 'v'), kv("t", 0xc5, 0, 1, 9),
+				kv("b", 0xda, 0, 1, 'B')),
+			want: Value{Kind: KindDev, Token: []byte{9}, BundleID: "B"},
+		},
+		{
+			name: "map16",
+			raw:  cat([]byte{0xde, 0, 2}, kDev, tTok),
+			want: Value{Kind: KindDev, Token: []byte{1, 2}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Decode(Prefix + b64(tt.raw))
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Decode = %#v, want %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	valid := b64(cat(fixmap(2), kDev, tTok))
+	tests := []struct {
+		name string
+		s    string // used when raw is nil
+		raw  []byte // msgpack payload, encoded with the prefix
+		want error
+	}{
+		{name: "too long", s: Prefix + strings.Repeat("A", MaxValueLen-len(Prefix)+1), want: ErrTooLong},
+		{name: "too long garbage", s: strings.Repeat("!", MaxValueLen+1), want: ErrTooLong},
+
+		{name: "empty", s: "", want: ErrPrefix},
+		{name: "no prefix", s: valid, want: ErrPrefix},
+		{name: "v2 prefix", s: "v2." + valid, want: ErrPrefix},
+		{name: "upper-case prefix", s: "V1." + valid, want: ErrPrefix},
+		{name: "prefix only", s: Prefix, want: ErrMsgpack},
+		{name: "space before", s: " " + Prefix + valid, want: ErrPrefix},
+
+		{name: "padding", s: Prefix + b64([]byte{0x82, 0xa1}) + "==", want: ErrBase64},
+		{name: "padding one", s: Prefix + b64([]byte{0x82, 0xa1, 'k'}) + "=", want: ErrBase64},
+		{name: "std alphabet plus", s: Prefix + "haFro2Rl+g", want: ErrBase64},
+		{name: "std alphabet slash", s: Prefix + "haFro2Rl/g", want: ErrBase64},
+		{name: "space inside", s: Prefix + valid[:4] + " " + valid[4:], want: ErrBase64},
+		{name: "newline after", s: Prefix + valid + "\n", want: ErrBase64},
+		{name: "CRLF after", s: Prefix + valid + "\r\n", want: ErrBase64},
+		{name: "newline inside", s: Prefix + valid[:4] + "\n" + valid[4:], want: ErrBase64},
+		{name: "CR inside", s: Prefix + valid[:4] + "\r" + valid[4:], want: ErrBase64},
+		{name: "impossible length", s: Prefix + valid + "AAA", want: ErrBase64},
+		{name: "non-canonical trailing bits", s: Prefix + "hB", want: ErrBase64},
+
+		{name: "array", raw: []byte{0x92, 0xa1, 'k', 0xa1, 't'}, want: ErrMsgpack},
+		{name: "nil", raw: []byte{0xc0}, want: ErrMsgpack},
+		{name: "string", raw: fixstr("k"), want: ErrMsgpack},
+		{name: "int", raw: []byte{0x05}, want: ErrMsgpack},
+		{name: "truncated map", raw: cat(fixmap(3), kDev, tTok), want: ErrMsgpack},
+		{name: "truncated value", raw: cat(fixmap(2), kDev, fixstr("t"), []byte{0xc4, 5, 1}), want: ErrMsgpack},
+		{name: "truncated map16", raw: []byte{0xde, 0}, want: ErrMsgpack},
+		{name: "int key", raw: cat(fixmap(3), kDev, tTok, []byte{0x01, 0x01}), want: ErrMsgpack},
+		{name: "bin key", raw: cat(fixmap(2), bin8('k'), fixstr("dev"), tTok), want: ErrMsgpack},
+		{name: "nil key", raw: cat(fixmap(3), kDev, tTok, []byte{0xc0, 0x01}), want: ErrMsgpack},
+		{name: "unknown value truncated", raw: cat(fixmap(3), kDev, tTok, kv("x", 0x92, 1)), want: ErrMsgpack},
+
+		{name: "trailing byte", raw: cat(fixmap(2), kDev, tTok, []byte{0}), want: ErrTrailing},
+		{name: "two maps", raw: cat(fixmap(2), kDev, tTok, fixmap(2), kDev, tTok), want: ErrTrailing},
+
+		{name: "empty map", raw: fixmap(0), want: ErrMissingKind},
+		{name: "no k", raw: cat(fixmap(1), tTok), want: ErrMissingKind},
+		{name: "upper-case K", raw: cat(fixmap(2), kv("K", fixstr("dev")...), tTok), want: ErrMissingKind},
+
+		{name: "no t", raw: cat(fixmap(1), kDev), want: ErrMissingToken},
+		{name: "empty bin", raw: cat(fixmap(2), kDev, kv("t", bin8()...)), want: ErrMissingToken},
+
+		{name: "empty kind", raw: cat(fixmap(2), kv("k", fixstr("")...), tTok), want: ErrUnknownKind},
+		{name: "unknown kind", raw: cat(fixmap(2), kv("k", fixstr("DC")...), tTok), want: ErrUnknownKind},
+		{name: "kind with NUL", raw: cat(fixmap(2), kv("k", fixstr("dc\x00")...), tTok), want: ErrUnknownKind},
+
+		{name: "k as bin", raw: cat(fixmap(2), kv("k", bin8('d', 'c')...), tTok), want: ErrFieldType},
+		{name: "k as nil", raw: cat(fixmap(2), kv("k", 0xc0), tTok), want: ErrFieldType},
+		{name: "k as int", raw: cat(fixmap(2), kv("k", 0x01), tTok), want: ErrFieldType},
+		{name: "t as str", raw: cat(fixmap(2), kDev, kv("t", fixstr("ab")...)), want: ErrFieldType},
+		{name: "t as nil", raw: cat(fixmap(2), kDev, kv("t", 0xc0)), want: ErrFieldType},
+		{name: "t as array", raw: cat(fixmap(2), kDev, kv("t", 0x91, 0x01)), want: ErrFieldType},
+		{name: "t as ext", raw: cat(fixmap(2), kDev, kv("t", 0xd4, 0x01, 0x02)), want: ErrFieldType},
+		{name: "g as float64", raw: cat(fixmap(3), kDev, tTok, kv("g", 0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0)), want: ErrFieldType},
+		{name: "g as float32", raw: cat(fixmap(3), kDev, tTok, kv("g", 0xca, 0x3f, 0x80, 0, 0)), want: ErrFieldType},
+		{name: "g as str", raw: cat(fixmap(3), kDev, tTok, kv("g", fixstr("1")...)), want: ErrFieldType},
+		{name: "g as nil", raw: cat(fixmap(3), kDev, tTok, kv("g", 0xc0)), want: ErrFieldType},
+		{name: "g as bool", raw: cat(fixmap(3), kDev, tTok, kv("g", 0xc3)), want: ErrFieldType},
+		{name: "g as timestamp ext", raw: cat(fixmap(3), kDev, tTok, kv("g", 0xd6, 0xff, 0, 0, 0, 1)), want: ErrFieldType},
+		{name: "g over int64", raw: cat(fixmap(3), kDev, tTok, kv("g", 0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0)), want: ErrFieldType},
+		{name: "b as bin", raw: cat(fixmap(3), kDev, tTok, kv("b", bin8('x')...)), want: ErrFieldType},
+		{name: "b as int", raw: cat(fixmap(3), kDev, tTok, kv("b", 0x00)), want: ErrFieldType},
+		{name: "m as bin", raw: cat(fixmap(3), kDev, tTok, kv("m", bin8('x')...)), want: ErrFieldType},
+		{name: "m as nil", raw: cat(fixmap(3), kDev, tTok, kv("m", 0xc0)), want: ErrFieldType},
+
+		{name: "duplicate k", raw: cat(fixmap(3), kDev, tTok, kv("k", fixstr("dc")...)), want: ErrDuplicateKey},
+		{name: "duplicate t", raw: cat(fixmap(3), kDev, tTok, tTok), want: ErrDuplicateKey},
+		{name: "duplicate g", raw: cat(fixmap(4), kDev, tTok, kv("g", 1), kv("g", 1)), want: ErrDuplicateKey},
+		{name: "duplicate unknown", raw: cat(fixmap(4), kDev, tTok, kv("x", 1), kv("x", 1)), want: ErrDuplicateKey},
+	}
+	sentinels := []error{
+		ErrTooLong, ErrPrefix, ErrBase64, ErrMsgpack, ErrTrailing, ErrMissingKind,
+		ErrMissingToken, ErrUnknownKind, ErrFieldType, ErrDuplicateKey,
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := tt.s
+			if tt.raw != nil {
+				s = Prefix + b64(tt.raw)
+			}
+			v, err := Decode(s)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Decode(%q) = %#v, %v; want %v", s, v, err, tt.want)
+			}
+			if !reflect.DeepEqual(v, Value{}) {
+				t.Errorf("Decode returned %#v with its error, want the zero Value", v)
+			}
+			if !strings.HasPrefix(err.Error(), "decode header: ") {
+				t.Errorf("error %q does not name the operation", err)
+			}
+			for _, other := range sentinels {
+				if other != tt.want && errors.Is(err, other) {
+					t.Errorf("error %q also matches %v", err, other)
+				}
+			}
+		})
+	}
+}
+
+// TestDecodeHugeLengths feeds payloads whose msgpack headers claim far more
+// than the value holds. Decode must fail fast without allocating what the
+// header claims.
+func TestDecodeHugeLengths(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  []byte
+	}{
+		{"map32", []byte{0xdf, 0xff, 0xff, 0xff, 0xff}},
+		{"map16", []byte{0xde, 0xff, 0xff}},
+		{"bin32 token", cat(fixmap(2), kDev, fixstr("t"), []byte{0xc6, 0xff, 0xff, 0xff, 0xff})},
+		{"str32 kind", cat(fixmap(2), fixstr("k"), []byte{0xdb, 0xff, 0xff, 0xff, 0xff})},
+		{"str32 key", cat(fixmap(2), []byte{0xdb, 0xff, 0xff, 0xff, 0xff})},
+		{"str32 bundle", cat(fixmap(3), kDev, tTok, fixstr("b"), []byte{0xdb, 0x7f, 0xff, 0xff, 0xff})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Prefix + b64(tt.raw)
+			var err error
+			n := allocBytes(func() { _, err = Decode(s) })
+			if !errors.Is(err, ErrMsgpack) {
+				t.Errorf("Decode = %v, want ErrMsgpack", err)
+			}
+			if n > 64<<10 {
+				t.Errorf("Decode allocated %d bytes for a %d-byte value", n, len(s))
+			}
+		})
+	}
+}
+
+// TestRoundTrip checks Decode(Encode(v)) == v for random values, with
+// GeneratedAt to the millisecond in UTC, and that Encode is deterministic.
+// allocBytes reports how many bytes f allocates on the heap.
+func allocBytes(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+func TestRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 2000 {
+		v := randomValue(rng)
+		s, err := Encode(v)
+		if err != nil {
+			t.Fatalf("#%d: Encode(%#v): %v", i, v, err)
+		}
+		if s2, _ := Encode(v); s2 != s {
+			t.Fatalf("#%d: Encode not deterministic: %q then %q", i, s, s2)
+		}
+		got, err := Decode(s)
+		if err != nil {
+			t.Fatalf("#%d: Decode(%q): %v", i, s, err)
+		}
+		want := v
+		if !want.GeneratedAt.IsZero() {
+			want.GeneratedAt = time.UnixMilli(v.GeneratedAt.UnixMilli()).UTC()
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("#%d: Decode(Encode(v)) = %#v, want %#v", i, got, want)
+		}
+	}
+}
+
+func randomValue(rng *rand.Rand) Value {
+	v := Value{Kind: KindDeviceCheck, Token: make([]byte, 1+rng.IntN(3000))}
+	if rng.IntN(2) == 0 {
+		v.Kind = KindDev
+	}
+	for i := range v.Token {
+		v.Token[i] = byte(rng.Uint32())
+	}
+	// Times anywhere in int64 milliseconds, including sub-millisecond parts
+	// and zones other than UTC, but not inside the first millisecond after
+	// the epoch, which encodes as g=0, the "no time" value.
+	switch rng.IntN(4) {
+	case 0: // zero time
+	case 1:
+		v.GeneratedAt = time.Unix(0, rng.Int64N(4e18)+1e6).In(time.FixedZone("X", 3600))
+	case 2:
+		v.GeneratedAt = time.UnixMilli(-rng.Int64())
+	default:
+		v.GeneratedAt = time.UnixMilli(1 + rng.Int64())
+	}
+	randString := func() string {
+		b := make([]byte, rng.IntN(300))
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return string(b)
+	}
+	if rng.IntN(3) > 0 {
+		v.BundleID = randString()
+	}
+	if rng.IntN(3) > 0 {
+		v.TeamID = randString()
+	}
+	return v
+}
+
+func TestFingerprint(t *testing.T) {
+	// The first 6 bytes of sha256("v1.abc"), pinned so that a change of
+	// algorithm or length, which would break log correlation, is noticed.
+	const s = "v1.abc"
+	got := Fingerprint(s)
+	if got != "80ab1d43ea4a" {
+		t.Fatalf("Fingerprint(%q) = %q, want %q", s, got, "80ab1d43ea4a")
+	}
+	if b := Fingerprint([]byte(s)); b != got {
+		t.Errorf("Fingerprint([]byte) = %q, Fingerprint(string) = %q", b, got)
+	}
+	if Fingerprint("v1.abd") == got {
+		t.Errorf("different inputs share fingerprint %q", got)
+	}
+	if strings.Contains(got, "abc") {
+		t.Errorf("fingerprint %q contains the input", got)
+	}
+}
