@@ -1,0 +1,87 @@
+package stdio
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// Methods the bridge acts on.
+const (
+	methodInitialize = "initialize"
+	methodAttest     = "attestation/generate"
+)
+
+// WarmMethods are the client requests after which the app-server is about
+// to ask for a token: on each, the bridge tells its Source to have one
+// ready. The list goes beyond initialize, thread/start, thread/resume and
+// turn/start to the other calls that start model requests.
+var WarmMethods = []string{
+	methodInitialize,
+	"thread/start",
+	"thread/resume",
+	"thread/fork",
+	"turn/start",
+	"thread/compact/start",
+	"review/start",
+}
+
+// matcher is the passthrough fast path: it decides, without parsing, that
+// a line cannot be a message whose method is one of a set of names.
+//
+// A JSON string token equal to a name appears in the line either literally
+// (quotes included) or with escapes. Only \uXXXX can escape a letter or a
+// digit and only \/ a slash, so a line with neither a quoted name nor one
+// of those two escapes cannot carry the name anywhere; the other lines are
+// read up to their top-level method member.
+type matcher struct {
+	quoted [][]byte
+}
+
+func newMatcher(names ...string) *matcher {
+	m := &matcher{}
+	for _, n := range names {
+		q, _ := json.Marshal(n)
+		m.quoted = append(m.quoted, q)
+	}
+	return m
+}
+
+var (
+	escapeU     = []byte(`\u`)
+	escapeSlash = []byte(`\/`)
+)
+
+// mayMatch reports whether line may be a message with one of m's methods.
+// False means it certainly is not.
+func (m *matcher) mayMatch(line []byte) bool {
+	if bytes.IndexByte(line, '\\') >= 0 && (bytes.Contains(line, escapeU) || bytes.Contains(line, escapeSlash)) {
+		return true
+	}
+	for _, q := range m.quoted {
+		if bytes.Contains(line, q) {
+			return true
+		}
+	}
+	return false
+}
+
+// methodOf returns the top-level method member of the JSON object in line.
+// It reads only as far as that member, so a line that names its method
+// first (as codex app-server and most clients do) costs little whatever
+// its size. ok is false when the line is not an object or has no string
+// method.
+func methodOf(line []byte) (method string, ok bool) {
+	var raw []byte
+	_, err := scanObject(line, skipSpace(line, 0), func(m member) bool {
+		if m.key == "method" {
+			raw = line[m.start:m.end]
+			return false
+		}
+		return true
+	})
+	if err != nil || len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	method, err = decodeString(raw)
+	return method, err == nil
+}

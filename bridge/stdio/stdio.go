@@ -1,0 +1,426 @@
+// Package stdio is the stdio bridge: it runs codex app-server (or anything
+// speaking its newline-delimited JSON-RPC) as a child, passes every line
+// between its client and the child unchanged, opts the client's initialize
+// into attestation and answers the child's attestation/generate requests
+// from a token Source within the app-server's deadline.
+package stdio
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/jsonrpc"
+	"github.com/attestd/attestd/bridge/provider"
+)
+
+// DefaultDeadline bounds the wait for a token when Bridge.Deadline is zero.
+// codex app-server gives up after about 100 ms and then drops the answer,
+// recording a timeout; an error sent before that is recorded as a client
+// error, which tells the backend more.
+const DefaultDeadline = 80 * time.Millisecond
+
+// DefaultExitGrace is how long Run waits, once the child has exited, for
+// its output to end when Bridge.ExitGrace is zero. Only a grandchild that
+// kept the child's stdout open makes it wait that long.
+const DefaultExitGrace = 2 * time.Second
+
+// Source supplies header values. Both the in-process token pool and the
+// daemon's socket client satisfy it.
+type Source interface {
+	// Token returns one fresh "v1." header value. It must return promptly
+	// once ctx is done.
+	Token(ctx context.Context) (string, error)
+	// Warm hints that Token will be called soon, so that a token can be
+	// made ahead. It must not block.
+	Warm()
+}
+
+// Bridge holds the bridge's settings. The zero value is not usable: Source
+// is required.
+type Bridge struct {
+	Source Source
+	// Deadline bounds each attestation/generate answer; zero means
+	// DefaultDeadline.
+	Deadline time.Duration
+	// ExitGrace bounds the wait for the child's output after it exits;
+	// zero means DefaultExitGrace.
+	ExitGrace time.Duration
+	// Log receives diagnostics; nil discards them. Tokens are logged only
+	// by fingerprint.
+	Log *slog.Logger
+}
+
+var (
+	initMatcher   = newMatcher(WarmMethods...) // initialize is among them
+	attestMatcher = newMatcher(methodAttest)
+)
+
+// Run starts cmd with its stdin and stdout connected to the bridge and
+// relays between them and clientIn and clientOut until the child exits.
+// cmd.Stdin and cmd.Stdout must be nil; cmd.Stderr passes through as set.
+// Every signal received on signals is forwarded to the child.
+//
+// Run returns the child's exit status, 128+N when it was killed by signal
+// N. It does not wait for clientIn: a read from it still blocked when the
+// child exits is left behind, since a client that keeps its end open must
+// not keep the bridge alive.
+func (b *Bridge) Run(cmd *exec.Cmd, clientIn io.Reader, clientOut io.Writer, signals <-chan os.Signal) (int, error) {
+	if b.Source == nil {
+		return 0, errors.New("bridge: no token source")
+	}
+	if cmd.Stdin != nil || cmd.Stdout != nil {
+		return 0, errors.New("bridge: cmd.Stdin and cmd.Stdout must be nil")
+	}
+	childInR, childInW, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("bridge: %w", err)
+	}
+	childOutR, childOutW, err := os.Pipe()
+	if err != nil {
+		childInR.Close()
+		childInW.Close()
+		return 0, fmt.Errorf("bridge: %w", err)
+	}
+	cmd.Stdin, cmd.Stdout = childInR, childOutW
+	if cmd.WaitDelay == 0 {
+		cmd.WaitDelay = b.exitGrace()
+	}
+	err = cmd.Start()
+	// The child has its own copies now (or never will).
+	childInR.Close()
+	childOutW.Close()
+	if err != nil {
+		childInW.Close()
+		childOutR.Close()
+		return 0, fmt.Errorf("bridge: start %s: %w", cmd.Path, err)
+	}
+	log := b.log().With("pid", cmd.Process.Pid)
+	log.Debug("child started", "path", cmd.Path)
+
+	served := make(chan error, 1)
+	go func() { served <- b.serve(log, clientIn, clientOut, childInW, childOutR) }()
+
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	var waitErr error
+forward:
+	for {
+		select {
+		case sig := <-signals:
+			log.Debug("forwarding signal", "signal", sig)
+			if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+				log.Warn("cannot forward signal", "signal", sig, "err", err)
+			}
+		case waitErr = <-exited:
+			break forward
+		}
+	}
+
+	// The child is gone: its stdin is of no more use, and its output ends
+	// as soon as no grandchild holds it.
+	childInW.Close()
+	grace := time.NewTimer(b.exitGrace())
+	defer grace.Stop()
+	var serveErr error
+	select {
+	case serveErr = <-served:
+	case <-grace.C:
+		log.Warn("child exited but its stdout stays open; closing it", "grace", b.exitGrace())
+		childOutR.Close()
+		serveErr = <-served
+	}
+	childOutR.Close()
+
+	code, err := exitStatus(cmd, waitErr)
+	if err != nil {
+		return code, err
+	}
+	log.Debug("child exited", "status", code, "serve", serveErr)
+	return code, nil
+}
+
+// exitStatus turns the result of cmd.Wait into a shell-style exit status.
+func exitStatus(cmd *exec.Cmd, waitErr error) (int, error) {
+	st := cmd.ProcessState
+	if st == nil {
+		return 0, fmt.Errorf("bridge: wait: %w", waitErr)
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return st.ExitCode(), nil
+}
+
+// Serve relays between a client and a child already running: lines from
+// clientIn go to childIn, lines from childOut go to clientOut, except as
+// described in the package documentation. It returns when childOut ends,
+// closing childIn, once every attestation answer has been sent or has
+// failed. When clientIn ends first, childIn is closed so the child sees
+// the client's EOF. Like Run, Serve does not wait for a read from clientIn.
+func (b *Bridge) Serve(clientIn io.Reader, clientOut io.Writer, childIn io.WriteCloser, childOut io.Reader) error {
+	return b.serve(b.log(), clientIn, clientOut, childIn, childOut)
+}
+
+func (b *Bridge) serve(log *slog.Logger, clientIn io.Reader, clientOut io.Writer, childIn io.WriteCloser, childOut io.Reader) error {
+	if b.Source == nil {
+		return errors.New("bridge: no token source")
+	}
+	s := &session{
+		b:       b,
+		log:     log,
+		childIn: childIn,
+		toChild: bufio.NewWriterSize(childIn, readBufSize),
+	}
+	go s.fromClient(clientIn)
+	err := s.fromChild(clientOut, childOut)
+	s.closeChildIn()
+	s.answers.Wait()
+	return err
+}
+
+// session is one run of the bridge.
+type session struct {
+	b   *Bridge
+	log *slog.Logger
+
+	// mu serializes writes to the child's stdin so that a line from the
+	// client and an answer from the bridge never interleave. Each line is
+	// written whole while mu is held.
+	mu        sync.Mutex
+	toChild   *bufio.Writer
+	childIn   io.WriteCloser
+	inClosed  bool
+	closeOnce sync.Once
+
+	answers sync.WaitGroup
+}
+
+// writeChild writes one whole line to the child, flushing unless more
+// lines are about to follow.
+func (s *session) writeChild(line []byte, flush bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inClosed {
+		return os.ErrClosed
+	}
+	if _, err := s.toChild.Write(line); err != nil {
+		return err
+	}
+	if flush {
+		return s.toChild.Flush()
+	}
+	return nil
+}
+
+// closeChildIn closes the child's stdin. It does not take mu: a write
+// blocked on a child that no longer reads must fail rather than hold it.
+func (s *session) closeChildIn() {
+	s.closeOnce.Do(func() { s.childIn.Close() })
+}
+
+// fromClient copies the client's lines to the child until the client's
+// EOF, which it passes on by closing the child's stdin.
+func (s *session) fromClient(clientIn io.Reader) {
+	lr := newLineReader(clientIn)
+	for {
+		line, err := lr.next()
+		if len(line) > 0 {
+			line = s.clientLine(line)
+			if werr := s.writeChild(line, !lr.lineBuffered()); werr != nil {
+				s.log.Debug("child stdin closed; dropping client input", "err", werr)
+				break
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.log.Warn("read from client", "err", err)
+			}
+			break
+		}
+	}
+	s.mu.Lock()
+	if !s.inClosed {
+		if err := s.toChild.Flush(); err != nil {
+			s.log.Debug("flush to child", "err", err)
+		}
+		s.inClosed = true
+	}
+	s.mu.Unlock()
+	s.closeChildIn()
+}
+
+// clientLine returns the line to send to the child for a line from the
+// client: initialize opted into attestation, everything else unchanged.
+// It also warms the Source ahead of calls that lead to token requests.
+func (s *session) clientLine(line []byte) []byte {
+	if !initMatcher.mayMatch(line) {
+		return line
+	}
+	method, ok := methodOf(line)
+	if !ok || !slices.Contains(WarmMethods, method) {
+		return line
+	}
+	s.b.Source.Warm()
+	if method != methodInitialize {
+		return line
+	}
+	out, err := optIn(line)
+	if err != nil {
+		s.log.Warn("initialize passed on unchanged: cannot opt it into attestation", "err", err)
+		return line
+	}
+	s.log.Debug("initialize opted into attestation")
+	return out
+}
+
+// fromChild copies the child's lines to the client until the child's
+// output ends, answering attestation/generate requests instead of passing
+// them on. A client that stops reading does not stop the draining, so the
+// child never blocks on a full pipe and its token requests are still
+// answered.
+func (s *session) fromChild(clientOut io.Writer, childOut io.Reader) error {
+	lr := newLineReader(childOut)
+	w := bufio.NewWriterSize(clientOut, readBufSize)
+	var werr error
+	for {
+		line, err := lr.next()
+		if len(line) > 0 && !s.intercept(line) && werr == nil {
+			_, werr = w.Write(line)
+			if werr == nil && !lr.lineBuffered() {
+				werr = w.Flush()
+			}
+			if werr != nil {
+				s.log.Warn("write to client failed; discarding the child's output from now on", "err", werr)
+			}
+		}
+		if err != nil {
+			if werr == nil {
+				werr = w.Flush()
+			}
+			if errors.Is(err, io.EOF) {
+				return werr
+			}
+			return fmt.Errorf("read from child: %w", err)
+		}
+	}
+}
+
+// intercept reports whether line is an attestation/generate request from
+// the child, starting its answer if it is a call.
+func (s *session) intercept(line []byte) bool {
+	if !attestMatcher.mayMatch(line) {
+		return false
+	}
+	if m, ok := methodOf(line); !ok || m != methodAttest {
+		return false
+	}
+	msg, _, err := jsonrpc.Decode(line)
+	req, ok := msg.(*jsonrpc.Request)
+	if err != nil || !ok {
+		return false // not a well-formed request: the client may make sense of it
+	}
+	if !req.IsCall {
+		s.log.Debug("dropped attestation/generate notification")
+		return true
+	}
+	s.answers.Add(1)
+	go s.answer(req.ID)
+	return true
+}
+
+// answer sends the child a token, or a JSON-RPC error when none can be had
+// before the deadline. An answer is always sent, so that the app-server
+// records a client error rather than waiting out its own timeout.
+func (s *session) answer(id jsonrpc.ID) {
+	defer s.answers.Done()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), s.b.deadline())
+	defer cancel()
+	type result struct {
+		token string
+		err   error
+	}
+	got := make(chan result, 1)
+	go func() {
+		tok, err := s.b.Source.Token(ctx)
+		got <- result{tok, err}
+	}()
+	var r result
+	select {
+	case r = <-got:
+	case <-ctx.Done():
+		// A Source that overruns its deadline still gets answered for.
+		r.err = fmt.Errorf("token source: %w", ctx.Err())
+	}
+	if r.err == nil && r.token == "" {
+		r.err = errors.New("token source returned an empty token")
+	}
+
+	var line []byte
+	if r.err == nil {
+		var err error
+		line, err = jsonrpc.EncodeResult(id, map[string]string{"token": r.token})
+		if err != nil {
+			r.err = err
+		}
+	}
+	if r.err != nil {
+		line = jsonrpc.EncodeError(id, attestationError(r.err))
+		s.log.Warn("attestation/generate answered with an error", "id", id.String(),
+			"reason", provider.ReasonOf(r.err), "err", r.err, "elapsed", time.Since(start))
+	} else {
+		s.log.Debug("attestation/generate answered", "id", id.String(),
+			"token", header.Fingerprint(r.token), "elapsed", time.Since(start))
+	}
+	if err := s.writeChild(line, true); err != nil {
+		s.log.Debug("cannot answer attestation/generate: child stdin closed", "id", id.String(), "err", err)
+	}
+}
+
+// attestationError is the wire error for a failure to get a token, with
+// the reason and Apple's error code when there is one.
+func attestationError(err error) *jsonrpc.Error {
+	var rpcErr *jsonrpc.Error
+	if errors.As(err, &rpcErr) && rpcErr.Code == jsonrpc.CodeAttestation {
+		// Already a wire error, as the socket client returns the daemon's.
+		return rpcErr
+	}
+	data := map[string]any{"reason": provider.ReasonOf(err)}
+	if code, ok := provider.DCErrorCodeOf(err); ok {
+		data["dcErrorCode"] = code
+	}
+	return jsonrpc.NewError(jsonrpc.CodeAttestation, "attestation failed: "+err.Error(), data)
+}
+
+func (b *Bridge) deadline() time.Duration {
+	if b.Deadline > 0 {
+		return b.Deadline
+	}
+	return DefaultDeadline
+}
+
+func (b *Bridge) exitGrace() time.Duration {
+	if b.ExitGrace > 0 {
+		return b.ExitGrace
+	}
+	return DefaultExitGrace
+}
+
+func (b *Bridge) log() *slog.Logger {
+	if b.Log != nil {
+		return b.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}

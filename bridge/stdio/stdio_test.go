@@ -1,0 +1,513 @@
+package stdio
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/attestd/attestd/bridge/jsonrpc"
+	"github.com/attestd/attestd/bridge/provider"
+)
+
+// patience bounds every wait in these tests: a bridge that deadlocks fails
+// the test instead of hanging it.
+const patience = 60 * time.Second
+
+// fakeSource hands out "v1.tok-N" values, or whatever token says.
+type fakeSource struct {
+	n     atomic.Int64
+	warms atomic.Int64
+	token func(ctx context.Context) (string, error)
+}
+
+func (s *fakeSource) Token(ctx context.Context) (string, error) {
+	if s.token != nil {
+		return s.token(ctx)
+	}
+	return fmt.Sprintf("v1.tok-%d", s.n.Add(1)), nil
+}
+
+func (s *fakeSource) Warm() { s.warms.Add(1) }
+
+// harness runs a Bridge in front of a fake child and plays its client.
+type harness struct {
+	t      *testing.T
+	in     *io.PipeWriter // the client's writes
+	lines  chan []byte    // lines the bridge wrote to the client
+	sigs   chan os.Signal
+	done   chan runResult
+	stderr *syncBuffer
+}
+
+type runResult struct {
+	code int
+	err  error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func fakeCmd(t *testing.T, mode string, env ...string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), append([]string{fakeChildEnv + "=" + mode}, env...)...)
+	return cmd
+}
+
+func startBridge(t *testing.T, b *Bridge, mode string, env ...string) *harness {
+	t.Helper()
+	cmd := fakeCmd(t, mode, env...)
+	h := &harness{
+		t:      t,
+		lines:  make(chan []byte, 4096),
+		sigs:   make(chan os.Signal, 1),
+		done:   make(chan runResult, 1),
+		stderr: &syncBuffer{},
+	}
+	cmd.Stderr = h.stderr
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	h.in = inW
+	go func() {
+		code, err := b.Run(cmd, inR, outW, h.sigs)
+		outW.Close()
+		h.done <- runResult{code, err}
+	}()
+	go func() {
+		defer close(h.lines)
+		lr := newLineReader(outR)
+		for {
+			line, err := lr.next()
+			if len(line) > 0 {
+				h.lines <- bytes.Clone(line)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		inW.Close() // ends the bridge's read from its client, if still on
+		outR.Close()
+		select {
+		case <-h.done:
+		case <-time.After(patience):
+			t.Errorf("bridge still running at the end of the test")
+		}
+	})
+	return h
+}
+
+func (h *harness) send(line string) {
+	h.t.Helper()
+	if _, err := io.WriteString(h.in, line); err != nil {
+		h.t.Fatalf("write to bridge: %v", err)
+	}
+}
+
+// recv returns the next line the client gets.
+func (h *harness) recv() []byte {
+	h.t.Helper()
+	select {
+	case line, ok := <-h.lines:
+		if !ok {
+			h.t.Fatalf("bridge output ended early; child stderr: %s", h.stderr)
+		}
+		return line
+	case <-time.After(patience):
+		h.t.Fatalf("no line from the bridge within %v", patience)
+	}
+	return nil
+}
+
+// wait returns the bridge's exit status once it has returned.
+func (h *harness) wait() int {
+	h.t.Helper()
+	select {
+	case r := <-h.done:
+		h.done <- r // for the cleanup
+		if r.err != nil {
+			h.t.Fatalf("Run: %v", r.err)
+		}
+		return r.code
+	case <-time.After(patience):
+		h.t.Fatalf("bridge did not return within %v", patience)
+	}
+	return 0
+}
+
+// expectEOF checks that the client's output ends without further lines.
+func (h *harness) expectEOF() {
+	h.t.Helper()
+	select {
+	case line, ok := <-h.lines:
+		if ok {
+			h.t.Fatalf("unexpected line from the bridge: %.200q", line)
+		}
+	case <-time.After(patience):
+		h.t.Fatalf("bridge output did not end within %v", patience)
+	}
+}
+
+func TestPassthroughOrderAndInitializeRewrite(t *testing.T) {
+	src := &fakeSource{}
+	h := startBridge(t, &Bridge{Source: src}, "echo")
+	lines := []string{
+		`{"id":1,"method":"initialize","params":{"clientInfo":{"name":"x","version":"1"}, "capabilities" : {"experimentalApi":true}}}` + "\r\n",
+		`{"method":"initialized"}` + "\n",
+		`not json at all, "initialize" inside` + "\n",
+		`{"id":2,"method":"thread/start","params":{"cwd":"/tmp"}}` + "\n",
+		`{"id":3,"method":"config/read","params":{"note":"initialize"}}` + "\n",
+		`{"id":4,"method":"turn/start","params":{"text":"\u00e9 say \"turn/start\" \/"}}` + "\n",
+		`  {"id":5,"method":"initi\u0061lize","params":{}}` + "\n",
+		`{"id":6,"result":{"ok":true}}` + "\n",
+		"\n",
+	}
+	for _, l := range lines {
+		h.send(l)
+	}
+	h.in.Close()
+	for i, sent := range lines {
+		got := h.recv()
+		method, _ := methodOf([]byte(sent))
+		if method != methodInitialize {
+			if string(got) != sent {
+				t.Errorf("line %d changed:\n got %q\nwant %q", i, got, sent)
+			}
+			continue
+		}
+		if !bytes.HasSuffix(got, []byte(sent[len(strings.TrimRight(sent, "\r\n")):])) {
+			t.Errorf("line %d lost its line ending: %q", i, got)
+		}
+		var want, have map[string]any
+		json.Unmarshal([]byte(sent), &want)
+		if err := json.Unmarshal(got, &have); err != nil {
+			t.Fatalf("line %d: rewritten initialize is not JSON: %v: %q", i, err, got)
+		}
+		params := want["params"].(map[string]any)
+		caps, _ := params["capabilities"].(map[string]any)
+		if caps == nil {
+			caps = map[string]any{}
+			params["capabilities"] = caps
+		}
+		caps["requestAttestation"] = true
+		if !jsonEqual(want, have) {
+			t.Errorf("line %d rewritten wrong:\n got %s\nwant %v", i, got, want)
+		}
+	}
+	h.expectEOF()
+	if code := h.wait(); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+	// initialize twice, thread/start, turn/start; not config/read, whose
+	// params merely contain a method name.
+	if got := src.warms.Load(); got != 4 {
+		t.Errorf("Warm called %d times, want 4", got)
+	}
+}
+
+func jsonEqual(a, b any) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
+}
+
+func TestInterceptAttestation(t *testing.T) {
+	src := &fakeSource{}
+	const n = 40
+	h := startBridge(t, &Bridge{Source: src}, "attest", fmt.Sprint("FAKE_N=", n))
+	got := h.recv()
+	var report struct {
+		Method string            `json:"method"`
+		Params []json.RawMessage `json:"params"`
+	}
+	if err := json.Unmarshal(got, &report); err != nil || report.Method != "fake/answers" {
+		t.Fatalf("client got %q, want only the fake/answers report (requests must not reach it)", got)
+	}
+	if len(report.Params) != n {
+		t.Fatalf("%d answers, want %d", len(report.Params), n)
+	}
+	seen := map[string]bool{}
+	for _, a := range report.Params {
+		var ans struct {
+			ID     json.RawMessage `json:"id"`
+			Result struct {
+				Token string `json:"token"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal(a, &ans); err != nil || !strings.HasPrefix(ans.Result.Token, "v1.tok-") {
+			t.Errorf("answer %s: not a token result", a)
+		}
+		if seen[ans.Result.Token] {
+			t.Errorf("token %s handed out twice", ans.Result.Token)
+		}
+		seen[ans.Result.Token] = true
+		// exact wire shape: the id echoed verbatim, then the result
+		want := `{"id":` + string(ans.ID) + `,"result":{"token":"` + ans.Result.Token + `"}}`
+		if string(a) != want {
+			t.Errorf("answer %s, want %s", a, want)
+		}
+	}
+	h.in.Close()
+	h.expectEOF()
+	if code := h.wait(); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+}
+
+// answersFrom reads the fake child's report and decodes its answers.
+func answersFrom(t *testing.T, h *harness) []jsonrpc.Response {
+	t.Helper()
+	for {
+		line := h.recv()
+		var report struct {
+			Method string            `json:"method"`
+			Params []json.RawMessage `json:"params"`
+		}
+		if json.Unmarshal(line, &report) != nil || report.Method != "fake/answers" {
+			continue
+		}
+		var out []jsonrpc.Response
+		for _, a := range report.Params {
+			msg, _, err := jsonrpc.Decode(a)
+			resp, ok := msg.(*jsonrpc.Response)
+			if err != nil || !ok {
+				t.Fatalf("answer %s is not a response: %v", a, err)
+			}
+			out = append(out, *resp)
+		}
+		return out
+	}
+}
+
+func TestDeadlineGivesAnError(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	cases := []struct {
+		name   string
+		token  func(ctx context.Context) (string, error)
+		reason string
+	}{
+		{"source honours ctx", func(ctx context.Context) (string, error) {
+			<-ctx.Done()
+			return "", ctx.Err()
+		}, provider.ReasonTimeout},
+		{"source overruns", func(ctx context.Context) (string, error) {
+			<-release // ignores ctx until the test ends
+			return "v1.late", nil
+		}, provider.ReasonTimeout},
+		{"source fails", func(ctx context.Context) (string, error) {
+			return "", &provider.Error{Reason: provider.ReasonDaemonUnreachable, Msg: "dial: no such file", DCCode: 2, HasDCCode: true}
+		}, provider.ReasonDaemonUnreachable},
+		{"empty token", func(ctx context.Context) (string, error) { return "", nil }, provider.ReasonProviderError},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			const deadline = 30 * time.Millisecond
+			h := startBridge(t, &Bridge{Source: &fakeSource{token: c.token}, Deadline: deadline}, "attest", "FAKE_N=3")
+			start := time.Now()
+			answers := answersFrom(t, h)
+			if len(answers) != 3 {
+				t.Fatalf("%d answers, want 3", len(answers))
+			}
+			for _, a := range answers {
+				if a.Error == nil {
+					t.Fatalf("answer %v has no error", a)
+				}
+				if !errors.Is(a.Error, jsonrpc.ErrAttestation) {
+					t.Errorf("error code %d, want %d", a.Error.Code, jsonrpc.CodeAttestation)
+				}
+				var data struct {
+					Reason string `json:"reason"`
+					DC     *int   `json:"dcErrorCode"`
+				}
+				json.Unmarshal(a.Error.Data, &data)
+				if data.Reason != c.reason {
+					t.Errorf("reason %q, want %q (error %s)", data.Reason, c.reason, a.Error.Message)
+				}
+				if c.reason == provider.ReasonDaemonUnreachable && (data.DC == nil || *data.DC != 2) {
+					t.Errorf("dcErrorCode missing: %s", a.Error.Data)
+				}
+			}
+			// Generous bound: this is about "an answer, not silence", the
+			// exact timing belongs to the deadline itself.
+			if el := time.Since(start); el > 5*time.Second {
+				t.Errorf("answers took %v with a %v deadline", el, deadline)
+			}
+			h.in.Close()
+			h.expectEOF()
+			h.wait()
+		})
+	}
+}
+
+func TestConcurrentWritesDoNotInterleave(t *testing.T) {
+	const (
+		n    = 200      // attestation requests from the child
+		m    = 200      // client lines, sent meanwhile
+		size = 64 << 10 // bytes per client line, more than a pipe buffer
+	)
+	h := startBridge(t, &Bridge{Source: &fakeSource{}}, "attest", fmt.Sprint("FAKE_N=", n))
+	sent := make([]string, m)
+	for i := range sent {
+		sent[i] = fmt.Sprintf(`{"method":"note","params":{"i":%d,"pad":"%s"}}`+"\n", i, strings.Repeat(string(rune('a'+i%26)), size))
+	}
+	go func() {
+		for _, l := range sent {
+			if _, err := io.WriteString(h.in, l); err != nil {
+				return
+			}
+		}
+	}()
+	next := 0
+	gotReport := false
+	for next < m || !gotReport {
+		line := h.recv()
+		if bytes.Contains(line, []byte(`"fake/corrupt"`)) {
+			t.Fatal("child read an interleaved line")
+		}
+		if bytes.HasPrefix(line, []byte(`{"method":"fake/answers"`)) {
+			gotReport = true
+			continue
+		}
+		if next >= m || string(line) != sent[next] {
+			t.Fatalf("echo %d out of order or changed: %.80q", next, line)
+		}
+		next++
+	}
+	h.in.Close()
+	h.expectEOF()
+	if code := h.wait(); code != 0 {
+		t.Errorf("exit status %d, want 0; stderr: %s", code, h.stderr)
+	}
+}
+
+func TestHugeLines(t *testing.T) {
+	const size = 20 << 20
+	src := &fakeSource{}
+	h := startBridge(t, &Bridge{Source: src}, "echo")
+	big := `{"method":"turn/start","id":9,"params":{"image":"` + strings.Repeat("A", size) + `"}}` + "\n"
+	bigInit := `{"id":1,"params":{"clientInfo":{"name":"` + strings.Repeat("n", size) + `","version":"1"}},"method":"initialize"}` + "\n"
+	bigNoNL := `{"method":"last","params":"` + strings.Repeat("z", 100<<10) + `"}`
+	go func() {
+		io.WriteString(h.in, big)
+		io.WriteString(h.in, bigInit)
+		io.WriteString(h.in, bigNoNL)
+		h.in.Close()
+	}()
+	if got := h.recv(); string(got) != big {
+		t.Fatalf("big line changed (len %d, want %d)", len(got), len(big))
+	}
+	got := h.recv()
+	want := strings.Replace(bigInit, `"version":"1"}}`, `"version":"1"},"capabilities":{"requestAttestation":true}}`, 1)
+	if string(got) != want {
+		t.Fatalf("big initialize rewritten wrong (len %d, want %d): ...%q", len(got), len(want), got[max(0, len(got)-100):])
+	}
+	if got := h.recv(); string(got) != bigNoNL {
+		t.Fatalf("last line without newline changed (len %d, want %d)", len(got), len(bigNoNL))
+	}
+	h.expectEOF()
+	h.wait()
+	if w := src.warms.Load(); w != 2 {
+		t.Errorf("Warm called %d times, want 2", w)
+	}
+}
+
+func TestExitStatusAndClientEOF(t *testing.T) {
+	h := startBridge(t, &Bridge{Source: &fakeSource{}}, "echo", "FAKE_EXIT=3")
+	h.send(`{"method":"x"}` + "\n")
+	if got := h.recv(); string(got) != `{"method":"x"}`+"\n" {
+		t.Fatalf("got %q", got)
+	}
+	// The echo child exits only once it sees EOF on its stdin.
+	h.in.Close()
+	h.expectEOF()
+	if code := h.wait(); code != 3 {
+		t.Errorf("exit status %d, want the child's 3", code)
+	}
+}
+
+func TestChildDeathIsNotHungOn(t *testing.T) {
+	h := startBridge(t, &Bridge{Source: &fakeSource{}}, "die")
+	// The client keeps its end open; the bridge must return anyway.
+	if got := h.recv(); !bytes.Contains(got, []byte("fake/bye")) {
+		t.Fatalf("got %q", got)
+	}
+	if code := h.wait(); code != 7 {
+		t.Errorf("exit status %d, want the child's 7", code)
+	}
+	h.expectEOF()
+}
+
+func TestSignalsAreForwarded(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			h := startBridge(t, &Bridge{Source: &fakeSource{}}, "signal")
+			if got := h.recv(); !bytes.Contains(got, []byte("fake/ready")) {
+				t.Fatalf("got %q", got)
+			}
+			h.sigs <- sig
+			if code := h.wait(); code != 40+int(sig) {
+				t.Errorf("exit status %d, want %d", code, 40+int(sig))
+			}
+		})
+	}
+	t.Run("uncaught", func(t *testing.T) {
+		h := startBridge(t, &Bridge{Source: &fakeSource{}}, "hang")
+		if got := h.recv(); !bytes.Contains(got, []byte("fake/ready")) {
+			t.Fatalf("got %q", got)
+		}
+		h.sigs <- syscall.SIGTERM
+		if code := h.wait(); code != 128+int(syscall.SIGTERM) {
+			t.Errorf("exit status %d, want %d", code, 128+int(syscall.SIGTERM))
+		}
+	})
+}
+
+func TestStderrPassesThrough(t *testing.T) {
+	h := startBridge(t, &Bridge{Source: &fakeSource{}}, "stderr")
+	h.wait()
+	if got := h.stderr.String(); got != "fake stderr\n" {
+		t.Errorf("stderr %q", got)
+	}
+}
+
+func TestRunChecksItsArguments(t *testing.T) {
+	cmd := exec.Command("true")
+	if _, err := (&Bridge{}).Run(cmd, strings.NewReader(""), io.Discard, nil); err == nil {
+		t.Error("Run without a Source succeeded")
+	}
+	cmd = exec.Command("/nonexistent/program")
+	if _, err := (&Bridge{Source: &fakeSource{}}).Run(cmd, strings.NewReader(""), io.Discard, nil); err == nil {
+		t.Error("Run of a missing program succeeded")
+	}
+}
