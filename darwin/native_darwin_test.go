@@ -1,0 +1,169 @@
+package darwin
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/provider"
+)
+
+// These tests call the real frameworks. Without a GUI login session
+// (SSH, a LaunchDaemon, most CI) DeviceCheck would trap the process, so
+// the tests that touch it skip.
+
+func requireGUI(t *testing.T) {
+	t.Helper()
+	ok, err := GUISession()
+	if err != nil {
+		t.Fatalf("GUISession: %v", err)
+	}
+	if !ok {
+		t.Skip("no GUI login session: DeviceCheck would trap the process (run from a logged-in Terminal)")
+	}
+}
+
+func TestNativeAvailable(t *testing.T) {
+	if !Available() {
+		t.Fatal("Available() = false on darwin")
+	}
+}
+
+func TestNativeGUISession(t *testing.T) {
+	ok, err := GUISession()
+	if err != nil {
+		t.Fatalf("GUISession: %v", err)
+	}
+	t.Logf("GUI session: %v", ok)
+	if !ok {
+		if _, err := NewDeviceCheck(DeviceCheckOptions{}); !errors.Is(err, provider.ErrNoGUISession) {
+			t.Fatalf("NewDeviceCheck without a GUI session = %v, want ErrNoGUISession", err)
+		}
+		if _, err := DeviceCheckSupported(); !errors.Is(err, provider.ErrNoGUISession) {
+			t.Fatalf("DeviceCheckSupported without a GUI session = %v, want ErrNoGUISession", err)
+		}
+	}
+}
+
+func TestNativeIsSupported(t *testing.T) {
+	requireGUI(t)
+	ok, err := DeviceCheckSupported()
+	if err != nil {
+		t.Fatalf("DeviceCheckSupported: %v", err)
+	}
+	t.Logf("DCDevice.isSupported = %v", ok)
+}
+
+func TestNativeGenerateUnsigned(t *testing.T) {
+	requireGUI(t)
+	sig, err := SelfSignature()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sig.TeamID != "" {
+		t.Skipf("the test binary is signed by team %s; this test wants an unsigned or ad-hoc binary", sig.TeamID)
+	}
+	p, err := NewDeviceCheck(DeviceCheckOptions{Timeout: 30 * time.Second})
+	if err != nil {
+		if provider.ReasonOf(err) != provider.ReasonUnsupported {
+			t.Fatalf("NewDeviceCheck = %v, want success or unsupported", err)
+		}
+		t.Skipf("DeviceCheck unsupported here: %v", err)
+	}
+	if p.Kind() != header.KindDeviceCheck {
+		t.Errorf("Kind = %q", p.Kind())
+	}
+	token, err := p.Generate(context.Background())
+	if err == nil {
+		t.Fatalf("an unsigned test binary (%v) got a %d-byte token (fingerprint %s); expected DeviceCheck to refuse it",
+			sig, len(token), header.Fingerprint(token))
+	}
+	code, hasCode := provider.DCErrorCodeOf(err)
+	t.Logf("Generate: reason %s, dcErrorCode %d (%v): %v", provider.ReasonOf(err), code, hasCode, err)
+}
+
+func TestNativeSelf(t *testing.T) {
+	sig, err := SelfSignature()
+	if err != nil {
+		t.Fatalf("SelfSignature: %v", err)
+	}
+	t.Logf("signature: %v", sig)
+	id, err := SelfIdentity()
+	if err != nil {
+		t.Fatalf("SelfIdentity: %v", err)
+	}
+	t.Logf("identity: %+v", id)
+	if sig.AdHoc() && id.TeamID != "" {
+		t.Errorf("ad-hoc signature with Team ID %q", id.TeamID)
+	}
+	v, err := OSVersion()
+	if err != nil || v == "" {
+		t.Fatalf("OSVersion = %q, %v", v, err)
+	}
+	t.Logf("macOS %s", v)
+}
+
+func TestNativeActivateSocketOutsideLaunchd(t *testing.T) {
+	ls, err := ActivateSocket(DefaultLaunchdSocket)
+	for _, l := range ls {
+		l.Close()
+	}
+	var ae *ActivateError
+	if !errors.As(err, &ae) {
+		t.Fatalf("ActivateSocket outside launchd = %v, want *ActivateError", err)
+	}
+	if !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("ActivateSocket outside launchd = %v (errno %d), want ESRCH", err, ae.Errno)
+	}
+}
+
+func TestNativePeerRequirement(t *testing.T) {
+	if _, err := NewPeerRequirement("this is not a requirement"); err == nil {
+		t.Fatal("nonsense requirement compiled")
+	}
+	never, err := NewPeerRequirement("never")
+	if err != nil {
+		t.Fatal(err)
+	}
+	always, err := NewPeerRequirement("always")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	path := filepath.Join(t.TempDir(), "s")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := l.AcceptUnix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	// The peer is this test binary.
+	t0, err := peerAuditToken(s)
+	if err != nil {
+		t.Fatalf("peerAuditToken: %v", err)
+	}
+	if t0.pid() != syscall.Getpid() {
+		t.Errorf("audit token pid = %d, want %d", t0.pid(), syscall.Getpid())
+	}
+	if err := never(s); !errors.Is(err, ErrPeerRejected) {
+		t.Errorf(`"never" = %v, want ErrPeerRejected`, err)
+	}
+	// A linker-signed (arm64) binary should pass; an unsigned (amd64) one
+	// is rejected as unsigned. Either way no crash.
+	t.Logf(`"always" = %v`, always(s))
+}
