@@ -1,0 +1,267 @@
+package bundle
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	macho "github.com/blacktop/go-macho"
+	"github.com/blacktop/go-macho/types"
+
+	"github.com/attestd/attestd/packaging/internal/testbin"
+	"github.com/attestd/attestd/packaging/plists"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Cleanup()
+	os.Exit(code)
+}
+
+// universal builds dist/attestd from real cross-built binaries.
+func universal(t *testing.T) string {
+	arm, amd := testbin.Darwin(t)
+	out := filepath.Join(t.TempDir(), "attestd")
+	if err := Fat(out, arm, amd); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestFat(t *testing.T) {
+	out := universal(t)
+	ff, err := macho.OpenFat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ff.Close()
+	var cpus []types.CPU
+	for _, a := range ff.Arches {
+		cpus = append(cpus, a.CPU)
+		if a.File.CPU != a.CPU {
+			t.Errorf("fat header says %v, slice says %v", a.CPU, a.File.CPU)
+		}
+		if a.Type != types.MH_EXECUTE {
+			t.Errorf("%v slice is %v, want an executable", a.CPU, a.Type)
+		}
+	}
+	if want := []types.CPU{types.CPUArm64, types.CPUAmd64}; !reflect.DeepEqual(cpus, want) {
+		t.Errorf("slices %v, want %v", cpus, want)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("mode %v, %v; want 0755", fi.Mode(), err)
+	}
+}
+
+func TestFatErrors(t *testing.T) {
+	arm, amd := testbin.Darwin(t)
+	dir := t.TempDir()
+	fat := universal(t)
+	junk := filepath.Join(dir, "junk")
+	os.WriteFile(junk, []byte("not a binary"), 0o644)
+	for _, tc := range []struct {
+		name string
+		in   []string
+		is   error
+	}{
+		{"one slice", []string{arm}, ErrSlices},
+		{"duplicate arch", []string{arm, arm}, ErrSlices},
+		{"already universal", []string{fat, amd}, nil},
+		{"not Mach-O", []string{junk, amd}, nil},
+		{"missing", []string{filepath.Join(dir, "nope"), amd}, fs.ErrNotExist},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, "out")
+			err := Fat(out, tc.in...)
+			if err == nil {
+				t.Fatal("Fat succeeded")
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("err = %v, want %v", err, tc.is)
+			}
+			if _, serr := os.Stat(out); serr == nil {
+				t.Error("Fat left an output file after failing")
+			}
+		})
+	}
+}
+
+// tree lists every path under root, directories with a trailing slash.
+func tree(t *testing.T, root string) []string {
+	var out []string
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." {
+			return nil
+		}
+		if d.IsDir() {
+			rel += "/"
+		}
+		out = append(out, filepath.ToSlash(rel))
+		return nil
+	})
+	slices.Sort(out)
+	return out
+}
+
+func TestAssemble(t *testing.T) {
+	bin := universal(t)
+	ents := filepath.Join("..", "..", "entitlements")
+	profile := filepath.Join(t.TempDir(), "dev.provisionprofile")
+	os.WriteFile(profile, []byte("profile bytes"), 0o644)
+
+	for _, tc := range []struct {
+		name     string
+		cfg      Config
+		wantTree []string
+		wantEnts map[string]any
+	}{
+		{
+			name: "defaults",
+			cfg:  Config{Entitlements: filepath.Join(ents, "attestd.entitlements")},
+			wantTree: []string{
+				"Attestd.app/", "Attestd.app/Contents/", "Attestd.app/Contents/Info.plist",
+				"Attestd.app/Contents/MacOS/", "Attestd.app/Contents/MacOS/attestd",
+				"Attestd.entitlements",
+				"LaunchAgents/", "LaunchAgents/dev.attestd.agent.plist",
+			},
+			wantEnts: map[string]any{},
+		},
+		{
+			name: "profile",
+			cfg: Config{BundleID: "com.example.Host.attestd", Label: "com.example.Host.attestd.agent",
+				Profile: profile, TeamID: "ABCDE12345", Entitlements: filepath.Join(ents, "attestd.profile.entitlements")},
+			wantTree: []string{
+				"Attestd.app/", "Attestd.app/Contents/", "Attestd.app/Contents/Info.plist",
+				"Attestd.app/Contents/MacOS/", "Attestd.app/Contents/MacOS/attestd",
+				"Attestd.app/Contents/embedded.provisionprofile",
+				"Attestd.entitlements",
+				"LaunchAgents/", "LaunchAgents/com.example.Host.attestd.agent.plist",
+			},
+			wantEnts: map[string]any{
+				plists.ApplicationIdentifier: "ABCDE12345.com.example.Host.attestd",
+				plists.TeamIdentifier:        "ABCDE12345",
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			// A stale signature from an earlier build must not survive.
+			os.MkdirAll(filepath.Join(out, Dir, "Contents", "_CodeSignature"), 0o755)
+			os.WriteFile(filepath.Join(out, Dir, "Contents", "_CodeSignature", "CodeResources"), nil, 0o644)
+
+			c := tc.cfg
+			c.Binary, c.OutDir, c.Version = bin, out, testbin.Version
+			r, err := Assemble(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tree(t, out); !reflect.DeepEqual(got, tc.wantTree) {
+				t.Errorf("tree:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.wantTree, "\n"))
+			}
+
+			fi, err := os.Stat(r.Executable)
+			if err != nil || fi.Mode().Perm() != 0o755 {
+				t.Errorf("executable mode %v, %v", fi.Mode(), err)
+			}
+			same, _ := os.ReadFile(r.Executable)
+			orig, _ := os.ReadFile(bin)
+			if !slices.Equal(same, orig) {
+				t.Error("bundle executable differs from the universal binary")
+			}
+
+			info := readDict(t, r.InfoPlist)
+			bundleID := c.BundleID
+			if bundleID == "" {
+				bundleID = plists.DefaultBundleID
+			}
+			wantInfo := map[string]any{
+				"CFBundleDevelopmentRegion": "en", "CFBundleExecutable": "attestd",
+				"CFBundleIdentifier": bundleID, "CFBundleInfoDictionaryVersion": "6.0",
+				"CFBundleName": "Attestd", "CFBundlePackageType": "APPL",
+				"CFBundleShortVersionString": "1.2.3", "CFBundleVersion": "1.2.3",
+				"LSMinimumSystemVersion": "12.0", "LSUIElement": true,
+			}
+			if !reflect.DeepEqual(info, wantInfo) {
+				t.Errorf("Info.plist = %#v\nwant %#v", info, wantInfo)
+			}
+
+			agent := readDict(t, r.LaunchAgent)
+			if agent["BundleProgram"] != "Contents/Helpers/Attestd.app/Contents/MacOS/attestd" {
+				t.Errorf("BundleProgram = %v", agent["BundleProgram"])
+			}
+			if _, ok := agent["ProgramArguments"].([]any); !ok {
+				t.Errorf("ProgramArguments is %T", agent["ProgramArguments"])
+			}
+			sock, _ := agent["Sockets"].(map[string]any)["Listeners"].(map[string]any)
+			if sock["SecureSocketWithKey"] != "ATTESTD_SOCKET" {
+				t.Errorf("Sockets = %#v", agent["Sockets"])
+			}
+			if agent["LimitLoadToSessionType"] != "Aqua" {
+				t.Errorf("LimitLoadToSessionType = %#v", agent["LimitLoadToSessionType"])
+			}
+
+			ents, err := plists.ParseEntitlements(mustRead(t, r.Entitlements))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(map[string]any(ents), tc.wantEnts) {
+				t.Errorf("entitlements = %#v, want %#v", ents, tc.wantEnts)
+			}
+		})
+	}
+}
+
+func TestAssembleErrors(t *testing.T) {
+	bin := universal(t)
+	junk := filepath.Join(t.TempDir(), "junk")
+	os.WriteFile(junk, []byte("#!/bin/sh\n"), 0o755)
+	badEnts := filepath.Join(t.TempDir(), "bad.entitlements")
+	os.WriteFile(badEnts, []byte(`<?xml version="1.0"?><plist version="1.0"><dict><key>com.apple.security.get-task-allow</key><true/></dict></plist>`), 0o644)
+	profEnts := filepath.Join("..", "..", "entitlements", "attestd.profile.entitlements")
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"not Mach-O", Config{Binary: junk}, "not a Mach-O"},
+		{"bad bundle id", Config{Binary: bin, BundleID: "x"}, "reverse-DNS"},
+		{"get-task-allow", Config{Binary: bin, Entitlements: badEnts}, "get-task-allow"},
+		{"profile entitlements without a team", Config{Binary: bin, Entitlements: profEnts}, "TEAM_ID"},
+		{"missing profile", Config{Binary: bin, Profile: "/nonexistent/profile"}, "provisioning profile"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.cfg
+			c.OutDir = t.TempDir()
+			if _, err := Assemble(c); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func mustRead(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func readDict(t *testing.T, name string) map[string]any {
+	t.Helper()
+	m, err := plists.Dict(mustRead(t, name))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return m
+}

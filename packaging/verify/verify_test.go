@@ -1,0 +1,561 @@
+package verify
+
+import (
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/attestd/attestd/packaging/bundle"
+	"github.com/attestd/attestd/packaging/internal/testbin"
+	"github.com/attestd/attestd/packaging/plists"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Cleanup()
+	os.Exit(code)
+}
+
+const (
+	bundleID = "com.example.Host.attestd"
+	teamID   = "ABCDE12345"
+	label    = "com.example.Host.attestd.agent"
+)
+
+var (
+	infoPlist     = []byte("<plist>info</plist>")
+	codeResources = []byte("<plist>resources</plist>")
+)
+
+func sum(b []byte) []byte { h := sha256.Sum256(b); return h[:] }
+
+// cms stands in for a Developer ID CMS signature with a timestamp token.
+func cms() []byte {
+	return append([]byte{0x30, 0x82, 0x10, 0x00}, append(append([]byte{}, timeStampTokenOID...), 0x31, 0x00)...)
+}
+
+// goodSignature is a correctly signed slice as go-macho would report it.
+func goodSignature() *Signature {
+	ents, _ := plists.Marshal(map[string]any{})
+	return &Signature{
+		Identifier:    bundleID,
+		TeamID:        teamID,
+		Flags:         FlagRuntime,
+		HashType:      HashSHA256,
+		InfoPlistHash: sum(infoPlist),
+		ResourcesHash: sum(codeResources),
+		Entitlements:  string(ents),
+		CMS:           cms(),
+	}
+}
+
+func goodWant() Want {
+	return Want{BundleID: bundleID, TeamID: teamID, InfoPlist: infoPlist, CodeResources: codeResources, Entitlements: plists.Entitlements{}}
+}
+
+func rules(fs []Finding) []Rule {
+	var out []Rule
+	for _, f := range fs {
+		out = append(out, f.Rule)
+	}
+	return out
+}
+
+func TestCheckSignature(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		mutate  func(s *Slice, w *Want)
+		want    []Rule
+		problem string // in the first finding's problem
+	}{
+		{name: "correctly signed", mutate: func(*Slice, *Want) {}},
+		{name: "any team accepted", mutate: func(_ *Slice, w *Want) { w.TeamID = "" }},
+		{name: "SHA-1 CodeDirectory", mutate: func(s *Slice, _ *Want) {
+			h1 := func(b []byte) []byte { h := sha256.Sum256(b); return h[:20] }
+			s.Signature.HashType = HashSHA256Trunc
+			s.Signature.InfoPlistHash = h1(infoPlist)
+			s.Signature.ResourcesHash = h1(codeResources)
+		}},
+		{name: "unsigned", mutate: func(s *Slice, _ *Want) { s.Signature = nil }, want: []Rule{RuleSigned}, problem: "no LC_CODE_SIGNATURE"},
+		{name: "linker-signed", mutate: func(s *Slice, _ *Want) {
+			*s.Signature = Signature{Identifier: "a.out", Flags: FlagAdhoc | FlagLinkerSigned, HashType: HashSHA256}
+		}, want: []Rule{RuleNotAdhoc}, problem: "Go linker"},
+		{name: "codesign -s -", mutate: func(s *Slice, _ *Want) {
+			s.Signature.Flags |= FlagAdhoc
+			s.Signature.CMS = nil
+			s.Signature.TeamID = ""
+		}, want: []Rule{RuleNotAdhoc}, problem: "ad-hoc signature:"},
+		{name: "no CMS", mutate: func(s *Slice, _ *Want) { s.Signature.CMS = nil }, want: []Rule{RuleNotAdhoc}},
+		{name: "no hardened runtime", mutate: func(s *Slice, _ *Want) { s.Signature.Flags = 0 }, want: []Rule{RuleRuntime}, problem: "0x10000"},
+		{name: "no timestamp", mutate: func(s *Slice, _ *Want) { s.Signature.CMS = []byte{0x30, 0x00} }, want: []Rule{RuleTimestamp}},
+		{name: "no team", mutate: func(s *Slice, _ *Want) { s.Signature.TeamID = "" }, want: []Rule{RuleTeamID}, problem: "no Team ID"},
+		{name: "other team", mutate: func(s *Slice, _ *Want) { s.Signature.TeamID = "ZZZZZ99999" }, want: []Rule{RuleTeamID}, problem: `"ZZZZZ99999", want "ABCDE12345"`},
+		{name: "identifier", mutate: func(s *Slice, _ *Want) { s.Signature.Identifier = "attestd" }, want: []Rule{RuleIdentifier}, problem: `"attestd"`},
+		{name: "Info.plist not bound", mutate: func(s *Slice, _ *Want) { s.Signature.InfoPlistHash = make([]byte, 32) }, want: []Rule{RuleInfoBound}, problem: "slot 1"},
+		{name: "Info.plist changed", mutate: func(_ *Slice, w *Want) { w.InfoPlist = []byte("edited") }, want: []Rule{RuleInfoBound}, problem: "changed after signing"},
+		{name: "not sealed", mutate: func(s *Slice, _ *Want) { s.Signature.ResourcesHash = nil }, want: []Rule{RuleSealed}},
+		{name: "resources changed", mutate: func(_ *Slice, w *Want) { w.CodeResources = []byte("edited") }, want: []Rule{RuleSealed}},
+		{name: "get-task-allow", mutate: func(s *Slice, w *Want) {
+			s.Signature.Entitlements = `<?xml version="1.0"?><plist version="1.0"><dict><key>com.apple.security.get-task-allow</key><true/></dict></plist>`
+			w.Entitlements = nil
+		}, want: []Rule{RuleEntitlements}, problem: "get-task-allow"},
+		{name: "entitlements do not parse", mutate: func(s *Slice, _ *Want) { s.Signature.Entitlements = "<plist" }, want: []Rule{RuleEntitlements}, problem: "parse"},
+		{name: "other entitlements", mutate: func(_ *Slice, w *Want) {
+			w.Entitlements = plists.Entitlements{plists.ApplicationIdentifier: teamID + "." + bundleID}
+		}, want: []Rule{RuleEntitlements}, problem: "differ"},
+		{name: "several at once", mutate: func(s *Slice, _ *Want) {
+			s.Signature.Flags = 0
+			s.Signature.Identifier = "x"
+		}, want: []Rule{RuleRuntime, RuleIdentifier}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Slice{Arch: "arm64", MinOS: 11 << 16, Signature: goodSignature()}
+			w := goodWant()
+			tc.mutate(&s, &w)
+			got := CheckSignature(s, w)
+			if !equalRules(rules(got), tc.want) {
+				t.Fatalf("findings %v, want rules %v", got, tc.want)
+			}
+			for _, f := range got {
+				if f.Subject != "arm64 slice" || f.Fix == "" {
+					t.Errorf("finding without subject or fix: %+v", f)
+				}
+			}
+			if tc.problem != "" && !strings.Contains(got[0].Problem, tc.problem) {
+				t.Errorf("problem %q, want it to contain %q", got[0].Problem, tc.problem)
+			}
+		})
+	}
+}
+
+func equalRules(a, b []Rule) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestFixesNameTheStep(t *testing.T) {
+	s := Slice{Arch: "x86_64"}
+	for _, f := range CheckSignature(s, goodWant()) {
+		if !strings.Contains(f.Fix, "make sign") {
+			t.Errorf("fix %q does not name make sign", f.Fix)
+		}
+	}
+	s.Signature = goodSignature()
+	s.Signature.Flags = 0
+	s.Signature.CMS = []byte{1}
+	for _, f := range CheckSignature(s, goodWant()) {
+		switch f.Rule {
+		case RuleRuntime:
+			if !strings.Contains(f.Fix, "--options runtime") {
+				t.Errorf("runtime fix %q", f.Fix)
+			}
+		case RuleTimestamp:
+			if !strings.Contains(f.Fix, "--timestamp") {
+				t.Errorf("timestamp fix %q", f.Fix)
+			}
+		}
+	}
+}
+
+func TestCheckSlices(t *testing.T) {
+	v := func(maj, min uint32) uint32 { return maj<<16 | min<<8 }
+	for _, tc := range []struct {
+		name   string
+		slices []Slice
+		want   []Rule
+	}{
+		{"both", []Slice{{Arch: "arm64", MinOS: v(11, 0)}, {Arch: "x86_64", MinOS: v(12, 0)}}, nil},
+		{"arm64 only", []Slice{{Arch: "arm64", MinOS: v(12, 0)}}, []Rule{RuleSlices}},
+		{"none", nil, []Rule{RuleSlices, RuleSlices}},
+		{"minos 13", []Slice{{Arch: "arm64", MinOS: v(13, 0)}, {Arch: "x86_64", MinOS: v(12, 0)}}, []Rule{RuleMinOS}},
+		{"minos 12.0.1", []Slice{{Arch: "arm64", MinOS: v(12, 0) | 1}, {Arch: "x86_64", MinOS: v(12, 0)}}, []Rule{RuleMinOS}},
+		{"no minos", []Slice{{Arch: "arm64"}, {Arch: "x86_64", MinOS: v(12, 0)}}, []Rule{RuleMinOS}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := CheckSlices(tc.slices); !equalRules(rules(got), tc.want) {
+				t.Errorf("findings %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheckConsistent(t *testing.T) {
+	a, b := goodSignature(), goodSignature()
+	if got := CheckConsistent([]Slice{{Arch: "arm64", Signature: a}, {Arch: "x86_64", Signature: b}}); got != nil {
+		t.Errorf("alike slices: %v", got)
+	}
+	b.TeamID = "OTHER"
+	if got := CheckConsistent([]Slice{{Arch: "arm64", Signature: a}, {Arch: "x86_64", Signature: b}}); len(got) != 1 || got[0].Rule != RuleConsistent {
+		t.Errorf("different teams: %v", got)
+	}
+}
+
+func goodInfo() map[string]any {
+	return map[string]any{
+		"CFBundleExecutable": "attestd", "CFBundleIdentifier": bundleID, "CFBundleName": "Attestd",
+		"CFBundlePackageType": "APPL", "CFBundleShortVersionString": "1.2.3", "CFBundleVersion": "1.2.3",
+		"LSMinimumSystemVersion": "12.0", "LSUIElement": true,
+	}
+}
+
+func TestCheckInfoPlist(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(map[string]any)
+		n      int
+	}{
+		{"good", func(map[string]any) {}, 0},
+		{"other bundle id", func(m map[string]any) { m["CFBundleIdentifier"] = "x.y" }, 1},
+		{"missing executable", func(m map[string]any) { delete(m, "CFBundleExecutable") }, 1},
+		{"package type", func(m map[string]any) { m["CFBundlePackageType"] = "BNDL" }, 1},
+		{"minimum system", func(m map[string]any) { m["LSMinimumSystemVersion"] = "14.0" }, 1},
+		{"wrong type", func(m map[string]any) { m["LSMinimumSystemVersion"] = uint64(12) }, 1},
+		{"bad version", func(m map[string]any) { m["CFBundleVersion"] = "abc123" }, 1},
+		{"dock icon", func(m map[string]any) { m["LSUIElement"] = false }, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := goodInfo()
+			tc.mutate(m)
+			got := CheckInfoPlist(m, bundleID)
+			if len(got) != tc.n {
+				t.Errorf("findings %v, want %d", got, tc.n)
+			}
+			for _, f := range got {
+				if f.Rule != RuleInfoPlist || f.Fix == "" {
+					t.Errorf("finding %+v", f)
+				}
+			}
+		})
+	}
+}
+
+func goodAgent(t *testing.T, c plists.AgentConfig) map[string]any {
+	t.Helper()
+	if c.BundleProgram == "" && c.Program == "" {
+		c.BundleProgram = bundle.BundleProgram
+	}
+	c.Label = label
+	a, err := plists.NewLaunchAgent(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := plists.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := plists.Dict(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestCheckLaunchAgent(t *testing.T) {
+	want := AgentWant{Label: label, BundleDir: bundle.Dir, Executable: bundle.Executable}
+	for _, tc := range []struct {
+		name    string
+		cfg     plists.AgentConfig
+		mutate  func(map[string]any)
+		want    []Rule
+		problem string
+	}{
+		{name: "generated", mutate: func(map[string]any) {}},
+		{name: "generated, fixed socket", cfg: plists.AgentConfig{SocketPath: "/tmp/a.sock"}, mutate: func(map[string]any) {}},
+		{name: "session array", mutate: func(m map[string]any) { m["LimitLoadToSessionType"] = []any{"Aqua"} }},
+		{name: "socket array", mutate: func(m map[string]any) {
+			s := m["Sockets"].(map[string]any)
+			s["Listeners"] = []any{s["Listeners"]}
+		}},
+		{name: "wrong label", mutate: func(m map[string]any) { m["Label"] = "x" }, want: []Rule{RuleAgentLabel}},
+		{name: "BundleProgram into Resources", mutate: func(m map[string]any) {
+			m["BundleProgram"] = "Contents/Resources/Attestd.app/Contents/MacOS/attestd"
+		}, want: []Rule{RuleBundleProgram}, problem: "resolves to"},
+		{name: "BundleProgram misses the helper bundle", mutate: func(m map[string]any) {
+			m["BundleProgram"] = "Contents/MacOS/attestd"
+		}, want: []Rule{RuleBundleProgram}},
+		{name: "BundleProgram escapes", mutate: func(m map[string]any) {
+			m["BundleProgram"] = "../Attestd.app/Contents/MacOS/attestd"
+		}, want: []Rule{RuleBundleProgram}},
+		{name: "BundleProgram absolute", mutate: func(m map[string]any) {
+			m["BundleProgram"] = "/Applications/Host.app/" + bundle.BundleProgram
+		}, want: []Rule{RuleBundleProgram}, problem: "absolute"},
+		{name: "BundleProgram missing", mutate: func(m map[string]any) { delete(m, "BundleProgram") }, want: []Rule{RuleBundleProgram}},
+		{name: "BundleProgram not clean but resolves", mutate: func(m map[string]any) {
+			m["BundleProgram"] = "Contents/Helpers/./Attestd.app/Contents/MacOS/attestd"
+		}},
+		{name: "Program instead", cfg: plists.AgentConfig{Program: "/Applications/Attestd.app/Contents/MacOS/attestd"},
+			mutate: func(map[string]any) {}, want: []Rule{RuleBundleProgram, RuleBundleProgram}},
+		{name: "missing socket", mutate: func(m map[string]any) { delete(m, "Sockets") },
+			want: []Rule{RuleAgentSocket, RuleAgentSocket}, problem: `launchd socket "Listeners"`},
+		{name: "socket renamed", mutate: func(m map[string]any) {
+			s := m["Sockets"].(map[string]any)
+			s["Other"] = s["Listeners"]
+			delete(s, "Listeners")
+		}, want: []Rule{RuleAgentSocket}, problem: "declares [Other]"},
+		{name: "no --launchd", mutate: func(m map[string]any) {
+			m["ProgramArguments"] = []any{"attestd", "serve", "--provider", "devicecheck"}
+		}, want: []Rule{RuleAgentSocket}, problem: "--launchd"},
+		{name: "argv[0] missing", mutate: func(m map[string]any) {
+			m["ProgramArguments"] = []any{"serve", "--launchd", "Listeners"}
+		}, want: []Rule{RuleAgentSocket}, problem: "argv[0]"},
+		{name: "arguments not strings", mutate: func(m map[string]any) {
+			m["ProgramArguments"] = []any{"attestd", uint64(1)}
+		}, want: []Rule{RuleAgentSocket}},
+		{name: "socket without path or key", mutate: func(m map[string]any) {
+			m["Sockets"] = map[string]any{"Listeners": map[string]any{"SockType": "stream"}}
+		}, want: []Rule{RuleAgentSocket}, problem: "neither"},
+		{name: "socket path without mode", mutate: func(m map[string]any) {
+			m["Sockets"] = map[string]any{"Listeners": map[string]any{"SockPathName": "/tmp/a.sock"}}
+		}, want: []Rule{RuleAgentSocket}, problem: "384"},
+		{name: "socket world-writable", mutate: func(m map[string]any) {
+			m["Sockets"] = map[string]any{"Listeners": map[string]any{"SockPathName": "/tmp/a.sock", "SockPathMode": uint64(0o666)}}
+		}, want: []Rule{RuleAgentSocket}, problem: "other users"},
+		{name: "datagram", mutate: func(m map[string]any) {
+			m["Sockets"].(map[string]any)["Listeners"].(map[string]any)["SockType"] = "dgram"
+		}, want: []Rule{RuleAgentSocket}},
+		{name: "Background session", mutate: func(m map[string]any) { m["LimitLoadToSessionType"] = "Background" },
+			want: []Rule{RuleAgentSession}},
+		{name: "no session type", mutate: func(m map[string]any) { delete(m, "LimitLoadToSessionType") },
+			want: []Rule{RuleAgentSession}},
+		{name: "two session types", mutate: func(m map[string]any) { m["LimitLoadToSessionType"] = []any{"Aqua", "Background"} },
+			want: []Rule{RuleAgentSession}},
+		{name: "KeepAlive", mutate: func(m map[string]any) { m["KeepAlive"] = true }, want: []Rule{RuleAgentOnDemand}},
+		{name: "KeepAlive dict", mutate: func(m map[string]any) { m["KeepAlive"] = map[string]any{"SuccessfulExit": false} }, want: []Rule{RuleAgentOnDemand}},
+		{name: "KeepAlive false", mutate: func(m map[string]any) { m["KeepAlive"] = false }},
+		{name: "RunAtLoad", mutate: func(m map[string]any) { m["RunAtLoad"] = true }, want: []Rule{RuleAgentOnDemand}},
+		{name: "Background process", mutate: func(m map[string]any) { m["ProcessType"] = "Background" }, want: []Rule{RuleAgentOnDemand}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := goodAgent(t, tc.cfg)
+			tc.mutate(m)
+			got := CheckLaunchAgent(m, want)
+			if !equalRules(rules(got), tc.want) {
+				t.Fatalf("findings %v, want %v", got, tc.want)
+			}
+			if tc.problem != "" && !strings.Contains(got[0].Problem, tc.problem) {
+				t.Errorf("problem %q, want it to contain %q", got[0].Problem, tc.problem)
+			}
+		})
+	}
+}
+
+func TestCheckProfile(t *testing.T) {
+	now = func() time.Time { return time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC) }
+	t.Cleanup(func() { now = time.Now })
+	profile := func(team, appID, exp string) []byte {
+		return []byte("\x30\x80CMS-header" + `<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict>` +
+			`<key>TeamIdentifier</key><array><string>` + team + `</string></array>` +
+			`<key>Entitlements</key><dict><key>com.apple.application-identifier</key><string>` + appID + `</string></dict>` +
+			`<key>ExpirationDate</key><date>` + exp + `</date></dict></plist>` + "\x00\x00CMS-signature")
+	}
+	ents := plists.Entitlements{plists.ApplicationIdentifier: teamID + "." + bundleID}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		team string
+		ents plists.Entitlements
+		n    int
+	}{
+		{"good", profile(teamID, teamID+"."+bundleID, "2027-01-01T00:00:00Z"), teamID, ents, 0},
+		{"wildcard", profile(teamID, teamID+".com.example.*", "2027-01-01T00:00:00Z"), teamID, ents, 0},
+		{"team from profile", profile(teamID, teamID+"."+bundleID, "2027-01-01T00:00:00Z"), "", ents, 0},
+		{"other team", profile("ZZZZZ99999", "ZZZZZ99999."+bundleID, "2027-01-01T00:00:00Z"), teamID, ents, 2},
+		{"other app", profile(teamID, teamID+".com.other", "2027-01-01T00:00:00Z"), teamID, ents, 1},
+		{"expired", profile(teamID, teamID+"."+bundleID, "2026-01-01T00:00:00Z"), teamID, ents, 1},
+		{"signed without profile entitlements", profile(teamID, teamID+"."+bundleID, "2027-01-01T00:00:00Z"), teamID, plists.Entitlements{}, 1},
+		{"no plist", []byte("garbage"), teamID, ents, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := CheckProfile(tc.data, bundleID, tc.team, tc.ents)
+			if len(got) != tc.n {
+				t.Errorf("findings %v, want %d", got, tc.n)
+			}
+			for _, f := range got {
+				if f.Rule != RuleProfile || f.Fix == "" {
+					t.Errorf("finding %+v", f)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckEntitlementsFile(t *testing.T) {
+	for _, tc := range []struct {
+		name, xml string
+		n         int
+	}{
+		{"empty", `<?xml version="1.0"?><plist version="1.0"><dict/></plist>`, 0},
+		{"get-task-allow", `<?xml version="1.0"?><plist version="1.0"><dict><key>com.apple.security.get-task-allow</key><true/></dict></plist>`, 1},
+		{"broken", `<?xml version="1.0"?><plist version="1.0"><dict><key>a</key></plist>`, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, got := CheckEntitlementsFile("x.entitlements", []byte(tc.xml))
+			if len(got) != tc.n {
+				t.Errorf("findings %v, want %d", got, tc.n)
+			}
+		})
+	}
+}
+
+// built assembles a bundle from real cross-built binaries, as
+// "make universal bundle" does, into a temporary dist directory.
+func built(t *testing.T) (Config, string) {
+	t.Helper()
+	arm, amd := testbin.Darwin(t)
+	dist := t.TempDir()
+	if err := bundle.Fat(filepath.Join(dist, "attestd"), arm, amd); err != nil {
+		t.Fatal(err)
+	}
+	r, err := bundle.Assemble(bundle.Config{
+		Binary: filepath.Join(dist, "attestd"), OutDir: dist, BundleID: bundleID, Label: label,
+		Version: testbin.Version, Entitlements: filepath.Join("..", "..", "entitlements", "attestd.entitlements"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{Bundle: r.Bundle, LaunchAgent: r.LaunchAgent, Entitlements: r.Entitlements,
+		BundleID: bundleID, TeamID: teamID, Label: label}, dist
+}
+
+// TestVerifyUnsignedBuild is "make universal bundle verify-bundle" on
+// Linux: everything passes except the two signature findings, each
+// precise.
+func TestVerifyUnsignedBuild(t *testing.T) {
+	c, _ := built(t)
+	r, err := Verify(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Findings) != 2 {
+		t.Fatalf("findings:\n%v", r.Findings)
+	}
+	arm, amd := r.Findings[0], r.Findings[1]
+	if arm.Rule != RuleNotAdhoc || arm.Subject != "arm64 slice" || !strings.Contains(arm.Problem, "linker-signed") {
+		t.Errorf("arm64 finding: %+v", arm)
+	}
+	if amd.Rule != RuleSigned || amd.Subject != "x86_64 slice" || !strings.Contains(amd.Problem, "no LC_CODE_SIGNATURE") {
+		t.Errorf("amd64 finding: %+v", amd)
+	}
+	if !r.Unsigned {
+		t.Error("report not marked unsigned")
+	}
+	var b strings.Builder
+	r.Write(&b)
+	for _, s := range []string{"FAIL arm64 slice [not-adhoc]", "FAIL x86_64 slice [signed]", "fix: make sign", "expected"} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("report lacks %q:\n%s", s, b.String())
+		}
+	}
+}
+
+func TestReadSlices(t *testing.T) {
+	arm, amd := testbin.Darwin(t)
+	for _, tc := range []struct {
+		file   string
+		arch   string
+		signed bool
+		flags  uint32
+	}{
+		{arm, "arm64", true, FlagAdhoc | FlagLinkerSigned},
+		{amd, "x86_64", false, 0},
+	} {
+		s, err := ReadSlices(tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s) != 1 || s[0].Arch != tc.arch {
+			t.Fatalf("%s: slices %+v", tc.arch, s)
+		}
+		if s[0].MinOS == 0 || s[0].MinOS > minOSLimit {
+			t.Errorf("%s: minos %s", tc.arch, versionString(s[0].MinOS))
+		}
+		if (s[0].Signature != nil) != tc.signed {
+			t.Fatalf("%s: signature %+v, want signed=%v", tc.arch, s[0].Signature, tc.signed)
+		}
+		if tc.signed && s[0].Signature.Flags&tc.flags != tc.flags {
+			t.Errorf("%s: flags %#x, want %#x set", tc.arch, s[0].Signature.Flags, tc.flags)
+		}
+	}
+}
+
+// TestVerifyBrokenFiles breaks one file of a built bundle at a time.
+func TestVerifyBrokenFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		break_ func(t *testing.T, c *Config, dist string)
+		want   Rule
+	}{
+		{"wrong BundleProgram", func(t *testing.T, c *Config, _ string) {
+			rewriteAgent(t, c.LaunchAgent, func(m map[string]any) { m["BundleProgram"] = "Contents/MacOS/attestd" })
+		}, RuleBundleProgram},
+		{"missing socket", func(t *testing.T, c *Config, _ string) {
+			rewriteAgent(t, c.LaunchAgent, func(m map[string]any) { delete(m, "Sockets") })
+		}, RuleAgentSocket},
+		{"get-task-allow", func(t *testing.T, c *Config, _ string) {
+			b, _ := plists.Marshal(map[string]any{plists.GetTaskAllow: true})
+			os.WriteFile(c.Entitlements, b, 0o644)
+		}, RuleEntitlements},
+		{"agent file name", func(t *testing.T, c *Config, dist string) {
+			n := filepath.Join(dist, "LaunchAgents", "other.plist")
+			os.Rename(c.LaunchAgent, n)
+			c.LaunchAgent = n
+		}, RuleAgentLabel},
+		{"thin executable", func(t *testing.T, c *Config, _ string) {
+			arm, _ := testbin.Darwin(t)
+			b, _ := os.ReadFile(arm)
+			os.WriteFile(filepath.Join(c.Bundle, "Contents", "MacOS", "attestd"), b, 0o755)
+		}, RuleSlices},
+		{"no executable", func(t *testing.T, c *Config, _ string) {
+			os.Remove(filepath.Join(c.Bundle, "Contents", "MacOS", "attestd"))
+		}, RuleSlices},
+		{"Info.plist bundle id", func(t *testing.T, c *Config, _ string) { c.BundleID = "com.example.other" }, RuleInfoPlist},
+		{"no Info.plist", func(t *testing.T, c *Config, _ string) {
+			os.Remove(filepath.Join(c.Bundle, "Contents", "Info.plist"))
+		}, RuleInfoPlist},
+		{"bad profile", func(t *testing.T, c *Config, _ string) {
+			os.WriteFile(filepath.Join(c.Bundle, "Contents", bundle.ProfileName), []byte("junk"), 0o644)
+		}, RuleProfile},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, dist := built(t)
+			tc.break_(t, &c, dist)
+			r, err := Verify(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !r.Has(tc.want, "") {
+				t.Errorf("no %s finding in:\n%v", tc.want, r.Findings)
+			}
+		})
+	}
+}
+
+func rewriteAgent(t *testing.T, name string, f func(map[string]any)) {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := plists.Dict(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f(m)
+	b, err := plists.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
