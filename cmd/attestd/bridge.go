@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"github.com/attestd/attestd/bridge/client"
+	"github.com/attestd/attestd/bridge/pool"
+	"github.com/attestd/attestd/bridge/provider"
+	bridgestdio "github.com/attestd/attestd/bridge/stdio"
+)
+
+// bridgeProvider lets tests wrap the in-process provider of "attestd
+// bridge --provider", e.g. to make it slow.
+var bridgeProvider = func(p provider.Provider) provider.Provider { return p }
+
+// bridgeSignals are forwarded to the child.
+var bridgeSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
+
+func init() {
+	c := &command{
+		name: "bridge",
+		summary: "Run codex app-server (or COMMAND) behind a stdio bridge that answers its attestation requests.\n\n" +
+			"Lines pass between this process's stdin/stdout and the child unchanged, except that the\n" +
+			"client's initialize is opted into capabilities.requestAttestation and the child's\n" +
+			"attestation/generate requests are answered here, from the daemon's socket or, with\n" +
+			"--provider, an in-process token pool. Stderr, exit status and signals pass through.",
+		usage: "bridge [--socket PATH | --provider " + providerNames + "] [--deadline D] -- COMMAND [ARGS...]",
+	}
+	c.run = func(ctx context.Context, s *stdio, args []string) error { return runBridge(ctx, s, c, args) }
+	register(c)
+}
+
+func runBridge(_ context.Context, s *stdio, c *command, args []string) error {
+	fs := newFlagSet(s, c)
+	sockPath := fs.String("socket", "", "get tokens from the daemon on this socket (default $ATTESTD_SOCKET or the per-user runtime path)")
+	providerName := fs.String("provider", "", "make tokens in-process with this provider instead of asking the daemon: "+providerNames)
+	prefetch := fs.Int("prefetch", pool.DefaultSize, "with --provider: tokens kept ready while warm")
+	deadline := fs.Duration("deadline", bridgestdio.DefaultDeadline, "longest wait for a token per attestation/generate (keep under the app-server's 100ms)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		return usagef("no command to run; e.g. attestd bridge -- codex app-server")
+	}
+	if *sockPath != "" && *providerName != "" {
+		return usagef("give only one of --socket and --provider")
+	}
+	if *deadline <= 0 || *prefetch < 1 {
+		return usagef("--deadline must be positive and --prefetch at least 1")
+	}
+	logger, err := newLogger(s.err, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+
+	var src bridgestdio.Source
+	if *providerName != "" {
+		prov, err := newProvider(*providerName, s)
+		if err != nil {
+			return err
+		}
+		p := pool.New(pool.Config{Provider: bridgeProvider(prov), Size: *prefetch, Logger: logger})
+		defer p.Close()
+		src = p
+	} else {
+		cl := client.New(socketPath(s, *sockPath))
+		defer cl.Close()
+		src = cl
+	}
+
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if cmd.Err != nil {
+		return withHint(cmd.Err, "give the full path of the program, or put it on PATH")
+	}
+	cmd.Stderr = s.err
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, bridgeSignals...)
+	defer signal.Stop(sigs)
+
+	b := &bridgestdio.Bridge{Source: src, Deadline: *deadline, Log: logger}
+	code, err := b.Run(cmd, s.in, s.out, sigs)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		fmt.Fprintf(s.err, "attestd: bridge: %s %s\n", argv[0], describeExit(cmd, code))
+		return exitCode(code)
+	}
+	return nil
+}
+
+// describeExit says how the child ended, for a non-zero status.
+func describeExit(cmd *exec.Cmd, code int) string {
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return fmt.Sprintf("was killed by %v (exit status %d)", ws.Signal(), code)
+	}
+	return fmt.Sprintf("exited with status %d", code)
+}
+
+var (
+	_ bridgestdio.Source = (*pool.Pool)(nil)
+	_ bridgestdio.Source = (*client.Client)(nil)
+)
