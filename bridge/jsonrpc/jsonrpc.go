@@ -170,23 +170,37 @@ type wireResponse struct {
 	Error  *Error `json:"error,omitempty"`
 }
 
+// marshalLine returns v as JSON followed by a newline. It does not escape
+// <, >, & and U+2028/U+2029 as json.Marshal does: json.Marshal applies
+// that to the text ID.MarshalJSON returns too, which would change a string
+// id such as "<1>" on its way back to the client.
+func marshalLine(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
 // EncodeResult returns the line answering id with result, newline included.
 func EncodeResult(id ID, result any) ([]byte, error) {
-	b, err := json.Marshal(wireResponse{ID: id, Result: result})
+	b, err := marshalLine(wireResponse{ID: id, Result: result})
 	if err != nil {
 		return nil, fmt.Errorf("encode result: %w", err)
 	}
-	return append(b, '\n'), nil
+	return b, nil
 }
 
 // EncodeError returns the line answering id with err, newline included. An
 // err that is not an *Error is sent as an internal error.
 func EncodeError(id ID, err error) []byte {
-	b, mErr := json.Marshal(wireResponse{ID: id, Error: AsError(err)})
-	if mErr != nil { // only if Data fails to marshal, which AsError prevents
-		b, _ = json.Marshal(wireResponse{ID: id, Error: &Error{Code: CodeInternal, Message: "cannot encode error"}})
+	b, mErr := marshalLine(wireResponse{ID: id, Error: AsError(err)})
+	if mErr != nil { // only if Data is not valid JSON
+		b, _ = marshalLine(wireResponse{ID: id, Error: &Error{Code: CodeInternal, Message: "cannot encode error"}})
 	}
-	return append(b, '\n')
+	return b
 }
 
 // EncodeRequest returns a request line, newline included. A zero id makes
@@ -201,9 +215,9 @@ func EncodeRequest(id ID, method string, params any) ([]byte, error) {
 	if !id.IsZero() {
 		c.ID = &id
 	}
-	b, err := json.Marshal(c)
+	b, err := marshalLine(c)
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
-	return append(b, '\n'), nil
+	return b, nil
 }
