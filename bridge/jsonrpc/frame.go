@@ -19,6 +19,9 @@ type LineReader struct {
 	r   *bufio.Reader
 	max int
 	buf []byte
+	// partial is set when the last call failed mid-line (a read deadline,
+	// say): buf then holds the start of the line and the next call goes on.
+	partial bool
 }
 
 // NewLineReader returns a reader of lines of at most max bytes, newline
@@ -30,9 +33,14 @@ func NewLineReader(r io.Reader, max int) *LineReader {
 // ReadLine returns the next line without its newline. The slice is valid
 // until the next call. A final line without a newline is returned at EOF;
 // after it ReadLine returns io.EOF. A line over the limit gives
-// ErrLineTooLong without reading the rest of it.
+// ErrLineTooLong without reading the rest of it. After another error,
+// such as a read deadline, the bytes of the line read so far are kept and
+// the next call continues the same line.
 func (lr *LineReader) ReadLine() ([]byte, error) {
-	lr.buf = lr.buf[:0]
+	if !lr.partial {
+		lr.buf = lr.buf[:0]
+	}
+	lr.partial = false
 	for {
 		chunk, err := lr.r.ReadSlice('\n')
 		if len(lr.buf)+len(chunk) > lr.max+1 || (len(lr.buf)+len(chunk) == lr.max+1 && chunk[len(chunk)-1] != '\n') {
@@ -47,6 +55,7 @@ func (lr *LineReader) ReadLine() ([]byte, error) {
 		case errors.Is(err, io.EOF) && len(lr.buf) > 0:
 			return trimEOL(lr.buf), nil
 		default:
+			lr.partial = len(lr.buf) > 0
 			return nil, err
 		}
 	}

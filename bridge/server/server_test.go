@@ -434,3 +434,31 @@ func TestConcurrentClientsGetDistinctTokens(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A request in flight keeps a connection open past the idle timeout, and
+// a line written slowly across that timeout arrives whole.
+func TestSlowLineAcrossIdleTimeoutWhileBusy(t *testing.T) {
+	release := make(chan struct{})
+	prov := &providertest.Scripted{Script: func(n int) providertest.Step {
+		if n == 0 {
+			return providertest.Step{Release: release}
+		}
+		return providertest.Step{}
+	}, Started: make(chan int, 10)}
+	ts := start(t, prov, Config{IdleTimeout: 30 * time.Millisecond, Deadline: time.Minute})
+	c := ts.dial(t)
+	c.send(`{"id":1,"method":"attestation/generate"}` + "\n")
+	<-prov.Started
+	c.send(`{"id":2,"meth`)
+	// Wait out several idle timeouts with the line half written. The timer
+	// is the input here, not synchronisation.
+	time.Sleep(100 * time.Millisecond)
+	c.send(`od":"attestation/status"}` + "\n")
+	if m := c.recv(); m["id"].(float64) != 2 || m["result"] == nil {
+		t.Fatalf("answer = %v", m)
+	}
+	close(release)
+	if m := c.recv(); m["id"].(float64) != 1 {
+		t.Fatalf("answer = %v", m)
+	}
+}
