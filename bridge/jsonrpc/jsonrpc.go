@@ -185,7 +185,13 @@ func marshalLine(v any) ([]byte, error) {
 }
 
 // EncodeResult returns the line answering id with result, newline included.
+// A nil result is sent as null.
 func EncodeResult(id ID, result any) ([]byte, error) {
+	if result == nil {
+		// wireResponse omits a nil result, which would leave an answer
+		// with neither result nor error.
+		result = json.RawMessage("null")
+	}
 	b, err := marshalLine(wireResponse{ID: id, Result: result})
 	if err != nil {
 		return nil, fmt.Errorf("encode result: %w", err)
