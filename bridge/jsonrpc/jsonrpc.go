@@ -123,7 +123,10 @@ func Decode(line []byte) (Message, ID, error) {
 	}
 	var id ID
 	rawID, hasID := fields["id"]
-	if hasID {
+	// A null id is allowed only in an error answer to a request whose id
+	// could not be read, which is how EncodeError(ID{}, …) writes it.
+	nullID := hasID && isNull(rawID)
+	if hasID && !nullID {
 		var ok bool
 		if id, ok = parseID(rawID); !ok {
 			return nil, ID{}, fmt.Errorf("%w: id must be an integer or a string", ErrInvalidRequest)
@@ -133,6 +136,9 @@ func Decode(line []byte) (Message, ID, error) {
 		return nil, id, fmt.Errorf(`%w: jsonrpc must be "2.0" when present`, ErrInvalidRequest)
 	}
 	if rawMethod, ok := fields["method"]; ok {
+		if nullID {
+			return nil, id, fmt.Errorf("%w: id must be an integer or a string", ErrInvalidRequest)
+		}
 		var method string
 		if err := json.Unmarshal(rawMethod, &method); err != nil || method == "" {
 			return nil, id, fmt.Errorf("%w: method must be a non-empty string", ErrInvalidRequest)
@@ -145,6 +151,9 @@ func Decode(line []byte) (Message, ID, error) {
 	}
 	rawResult, hasResult := fields["result"]
 	rawErr, hasErr := fields["error"]
+	if nullID && hasResult {
+		return nil, id, fmt.Errorf("%w: id must be an integer or a string", ErrInvalidRequest)
+	}
 	if !hasID || hasResult == hasErr {
 		return nil, id, fmt.Errorf("%w: neither a request (method) nor a response (id with result or error)", ErrInvalidRequest)
 	}
