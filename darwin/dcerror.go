@@ -59,9 +59,10 @@ func (e *DCError) Error() string { return e.err.Error() }
 // clients.
 func (e *DCError) Unwrap() error { return e.err }
 
-// newDCError maps an NSError's domain, code and localized description to a
-// *DCError.
-func newDCError(domain string, code int64, description string) *DCError {
+// NewDCError maps an NSError's domain, code and localized description to a
+// *DCError. The native layer makes one from the completion handler's
+// NSError; tests use it to stand in for DeviceCheck.
+func NewDCError(domain string, code int64, description string) *DCError {
 	e := &DCError{Domain: domain, Code: code, Description: description}
 	pe := &provider.Error{Reason: provider.ReasonProviderError}
 	what := fmt.Sprintf("%s code %d", domain, code)

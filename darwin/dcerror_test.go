@@ -34,7 +34,7 @@ func TestDCErrorMapping(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.domain+"/"+tt.wantName, func(t *testing.T) {
-			e := newDCError(tt.domain, tt.code, tt.desc)
+			e := NewDCError(tt.domain, tt.code, tt.desc)
 			var err error = e
 			if got := e.CodeName(); got != tt.wantName {
 				t.Errorf("CodeName = %q, want %q", got, tt.wantName)

@@ -163,7 +163,7 @@ func completionResult(token, nserr objc.ID) ([]byte, *DCError) {
 	pool := autoreleasePoolPush()
 	defer autoreleasePoolPop(pool)
 	if nserr != 0 {
-		return nil, newDCError(
+		return nil, NewDCError(
 			nsString(nserr.Send(selDomain)),
 			// @property (readonly) NSInteger code;
 			objc.Send[int64](nserr, selCode),

@@ -175,7 +175,7 @@ func wait(t *testing.T, ch <-chan genResult) genResult {
 }
 
 func TestGenerate(t *testing.T) {
-	dcErr := newDCError(DCErrorDomain, DCErrorInvalidKey, "bad key")
+	dcErr := NewDCError(DCErrorDomain, DCErrorInvalidKey, "bad key")
 	tests := []struct {
 		name       string
 		token      []byte
@@ -296,7 +296,7 @@ func TestGenerateDoubleCompletion(t *testing.T) {
 	done := f.next(t)
 	done([]byte("first"), nil)
 	done([]byte("second"), nil) // must not block, panic or free the slot twice
-	done(nil, newDCError(DCErrorDomain, 0, ""))
+	done(nil, NewDCError(DCErrorDomain, 0, ""))
 	if r := wait(t, res); string(r.token) != "first" {
 		t.Fatalf("Generate = %q, %v; want first", r.token, r.err)
 	}
