@@ -43,17 +43,29 @@ func (lr *LineReader) ReadLine() ([]byte, error) {
 	lr.partial = false
 	for {
 		chunk, err := lr.r.ReadSlice('\n')
-		if len(lr.buf)+len(chunk) > lr.max+1 || (len(lr.buf)+len(chunk) == lr.max+1 && chunk[len(chunk)-1] != '\n') {
+		// The limit excludes the line end, which may be \r\n: max+2 bytes
+		// can still make a line of max bytes.
+		if len(lr.buf)+len(chunk) > lr.max+2 {
 			return nil, ErrLineTooLong
 		}
 		lr.buf = append(lr.buf, chunk...)
 		switch {
 		case err == nil:
-			return trimEOL(lr.buf), nil
+			line := trimEOL(lr.buf)
+			if len(line) > lr.max {
+				return nil, ErrLineTooLong
+			}
+			return line, nil
 		case errors.Is(err, bufio.ErrBufferFull):
+			if len(lr.buf) > lr.max+1 { // not even a \r\n can make it fit
+				return nil, ErrLineTooLong
+			}
 			continue
 		case errors.Is(err, io.EOF) && len(lr.buf) > 0:
-			return trimEOL(lr.buf), nil
+			if len(lr.buf) > lr.max { // no line end to drop
+				return nil, ErrLineTooLong
+			}
+			return lr.buf, nil
 		default:
 			lr.partial = len(lr.buf) > 0
 			return nil, err
