@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/attestd/attestd/packaging/plists"
+)
+
+func init() {
+	register(&command{
+		name: "agent",
+		summary: "Install, remove or inspect a development LaunchAgent for this helper (macOS).\n\n" +
+			"install writes ~/Library/LaunchAgents/LABEL.plist running this executable\n" +
+			"(\"attestd serve --launchd Listeners\") on demand in the GUI session, and loads it\n" +
+			"with launchctl bootstrap gui/$UID. Run it from the signed helper bundle\n" +
+			"(Attestd.app/Contents/MacOS/attestd): DeviceCheck needs the bundle's Team ID.\n" +
+			"uninstall unloads and removes it; status shows launchctl print for it.\n" +
+			"Shipping apps register the plist in Contents/Library/LaunchAgents with\n" +
+			"SMAppService instead (see packaging/README.md).",
+		usage: "agent install|uninstall|status [--label LABEL] [install flags]",
+		run:   runAgent,
+	})
+}
+
+// Seams for tests.
+var (
+	agentGOOS       = runtime.GOOS
+	agentExecutable = os.Executable
+	agentHomeDir    = os.UserHomeDir
+	agentUID        = os.Getuid
+	agentRetryDelay = 200 * time.Millisecond
+	agentLaunchctl  = func(ctx context.Context, args ...string) ([]byte, error) {
+		return exec.CommandContext(ctx, "launchctl", args...).CombinedOutput()
+	}
+)
+
+// errAgentUnsupported reports "attestd agent" off macOS.
+var errAgentUnsupported = errors.New("LaunchAgents exist only on macOS")
+
+func runAgent(ctx context.Context, s *stdio, args []string) error {
+	if len(args) == 0 {
+		return usagef("agent: want a subcommand: install, uninstall or status")
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "-h", "-help", "--help", "help":
+		newFlagSet(s, commands["agent"]).Usage()
+		return nil
+	case "install", "uninstall", "status":
+	default:
+		return usagef("agent: unknown subcommand %q; want install, uninstall or status", sub)
+	}
+	c := &command{name: "agent " + sub, usage: "agent " + sub + " [flags]", summary: commands["agent"].summary}
+	fs := newFlagSet(s, c)
+	label := fs.String("label", plists.DefaultLabel, "launchd label; the plist is ~/Library/LaunchAgents/LABEL.plist")
+	var sockPath, provider *string
+	var printOnly *bool
+	if sub == "install" {
+		sockPath = fs.String("socket", "", "fixed socket path (mode 0600) instead of launchd's private one exported as $"+plists.DefaultSocketEnv)
+		provider = fs.String("provider", plists.DefaultProvider, "provider the agent runs ("+providerNames+")")
+		printOnly = fs.Bool("print", false, "print the plist instead of installing it (any OS)")
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("agent %s: unexpected argument %q", sub, fs.Arg(0))
+	}
+	if sub == "install" && *printOnly {
+		a, _, err := agentPlist(s, *label, *sockPath, *provider)
+		if err != nil {
+			return err
+		}
+		b, err := plists.Marshal(a)
+		if err != nil {
+			return err
+		}
+		_, err = s.out.Write(b)
+		return err
+	}
+	if agentGOOS != "darwin" {
+		return withHint(fmt.Errorf("agent %s: %w (this is %s)", sub, errAgentUnsupported, agentGOOS),
+			"on %s run the daemon directly: attestd serve --provider dev (or make run); \"attestd agent install --print\" shows the plist", agentGOOS)
+	}
+	home, err := agentHomeDir()
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	plistPath := filepath.Join(home, "Library", "LaunchAgents", *label+".plist")
+	domain := fmt.Sprintf("gui/%d", agentUID())
+	service := domain + "/" + *label
+	switch sub {
+	case "install":
+		return agentInstall(ctx, s, *label, *sockPath, *provider, plistPath, domain, service)
+	case "uninstall":
+		return agentUninstall(ctx, s, plistPath, service)
+	default:
+		return agentStatus(ctx, s, plistPath, domain, service)
+	}
+}
+
+// agentPlist builds the development LaunchAgent for the running
+// executable, with the plist generator the packaging uses.
+func agentPlist(s *stdio, label, sockPath, provider string) (*plists.LaunchAgent, string, error) {
+	exe, err := agentExecutable()
+	if err != nil {
+		return nil, "", fmt.Errorf("agent: find this executable: %w", err)
+	}
+	if p, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = p
+	}
+	var assoc []string
+	app := bundleOf(exe)
+	if app == "" {
+		fmt.Fprintf(s.err, "attestd: warning: %s is not inside an .app bundle; DeviceCheck needs the signed helper bundle\n", exe)
+		fmt.Fprintf(s.err, "attestd: hint: make universal bundle sign, then run dist/Attestd.app/Contents/MacOS/attestd agent install\n")
+	} else if data, err := os.ReadFile(filepath.Join(app, "Contents", "Info.plist")); err == nil {
+		if info, err := plists.Dict(data); err == nil {
+			if id, ok := info["CFBundleIdentifier"].(string); ok && id != "" {
+				assoc = []string{id}
+			}
+		}
+	}
+	var logPath string
+	if home, err := agentHomeDir(); err == nil {
+		logPath = filepath.Join(home, "Library", "Logs", label+".log")
+	}
+	if sockPath != "" {
+		if sockPath, err = filepath.Abs(sockPath); err != nil {
+			return nil, "", err
+		}
+	}
+	a, err := plists.NewLaunchAgent(plists.AgentConfig{
+		Label: label, Program: exe, Provider: provider, SocketPath: sockPath,
+		AssociatedBundleIDs: assoc, LogPath: logPath,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return a, logPath, nil
+}
+
+// bundleOf returns the .app directory exe is the main executable of
+// (X.app/Contents/MacOS/exe), or "".
+func bundleOf(exe string) string {
+	macos := filepath.Dir(exe)
+	contents := filepath.Dir(macos)
+	app := filepath.Dir(contents)
+	if filepath.Base(macos) == "MacOS" && filepath.Base(contents) == "Contents" && strings.HasSuffix(app, ".app") {
+		return app
+	}
+	return ""
+}
+
+func agentInstall(ctx context.Context, s *stdio, label, sockPath, provider, plistPath, domain, service string) error {
+	a, logPath, err := agentPlist(s, label, sockPath, provider)
+	if err != nil {
+		return err
+	}
+	b, err := plists.Marshal(a)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(plistPath), 0o755); err != nil {
+		return fmt.Errorf("agent install: %w", err)
+	}
+	if logPath != "" {
+		os.MkdirAll(filepath.Dir(logPath), 0o755) // ~/Library/Logs normally exists
+	}
+	if sockPath != "" {
+		if err := os.MkdirAll(filepath.Dir(a.Sockets[plists.DefaultSocketName].SockPathName), 0o700); err != nil {
+			return fmt.Errorf("agent install: socket directory: %w", err)
+		}
+	}
+	tmp := plistPath + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("agent install: %w", err)
+	}
+	if err := os.Rename(tmp, plistPath); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("agent install: %w", err)
+	}
+	// Replace a loaded copy; "not loaded" is the usual answer and fine.
+	_, bootoutErr := agentLaunchctl(ctx, "bootout", service)
+	out, err := agentLaunchctl(ctx, "bootstrap", domain, plistPath)
+	// launchd may still be tearing down a copy it just booted out
+	// ("Bootstrap failed: 5"); give it a moment, a bounded number of times.
+	for i := 0; err != nil && bootoutErr == nil && i < 5; i++ {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(agentRetryDelay):
+		}
+		out, err = agentLaunchctl(ctx, "bootstrap", domain, plistPath)
+	}
+	if err != nil {
+		return withHint(fmt.Errorf("agent install: launchctl bootstrap %s %s: %v: %s", domain, plistPath, err, strings.TrimSpace(string(out))),
+			"check the plist with: plutil -lint %s; \"Bootstrap failed: 5\" usually means it is still loaded (launchctl bootout %s) or this is not a GUI login session (DeviceCheck needs one)", plistPath, service)
+	}
+	fmt.Fprintf(s.out, "installed %s\n  plist:  %s\n  runs:   %s\n", label, plistPath, strings.Join(a.ProgramArguments, " "))
+	if sockPath != "" {
+		fmt.Fprintf(s.out, "  socket: %s\n", a.Sockets[plists.DefaultSocketName].SockPathName)
+	} else {
+		fmt.Fprintf(s.out, "  socket: launchd's private path, exported as $%s to apps started from now on (launchctl getenv %s)\n", plists.DefaultSocketEnv, plists.DefaultSocketEnv)
+	}
+	if logPath != "" {
+		fmt.Fprintf(s.out, "  log:    %s\n", logPath)
+	}
+	fmt.Fprintf(s.out, "check it with: attestd agent status --label %s\n", label)
+	return nil
+}
+
+func agentUninstall(ctx context.Context, s *stdio, plistPath, service string) error {
+	out, bootErr := agentLaunchctl(ctx, "bootout", service)
+	rmErr := os.Remove(plistPath)
+	switch {
+	case rmErr != nil && !errors.Is(rmErr, os.ErrNotExist):
+		return fmt.Errorf("agent uninstall: %w", rmErr)
+	case rmErr != nil && bootErr != nil:
+		fmt.Fprintf(s.out, "%s was not installed\n", service)
+		return nil
+	}
+	if bootErr != nil {
+		fmt.Fprintf(s.err, "attestd: note: launchctl bootout %s: %s\n", service, strings.TrimSpace(string(out)))
+	}
+	fmt.Fprintf(s.out, "removed %s (%s)\n", service, plistPath)
+	return nil
+}
+
+func agentStatus(ctx context.Context, s *stdio, plistPath, domain, service string) error {
+	_, statErr := os.Stat(plistPath)
+	out, err := agentLaunchctl(ctx, "print", service)
+	if err != nil {
+		if statErr != nil {
+			return withHint(fmt.Errorf("agent status: %s is not installed (no %s)", service, plistPath),
+				"install it with: attestd agent install (from the signed Attestd.app)")
+		}
+		return withHint(fmt.Errorf("agent status: %s is not loaded: %s", service, strings.TrimSpace(string(out))),
+			"load it with: launchctl bootstrap %s %s (or attestd agent install)", domain, plistPath)
+	}
+	fmt.Fprintf(s.out, "plist: %s\n", plistPath)
+	if statErr != nil {
+		fmt.Fprintf(s.out, "note: loaded, but the plist is gone; attestd agent uninstall unloads it\n")
+	}
+	s.out.Write(out)
+	return nil
+}

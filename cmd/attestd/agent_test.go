@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/attestd/attestd/packaging/plists"
+)
+
+// fakeLaunchctl records launchctl calls and answers from a table keyed by
+// the subcommand.
+type fakeLaunchctl struct {
+	mu    sync.Mutex
+	calls [][]string
+	fail  map[string]string // subcommand -> output of a failing call
+}
+
+func (f *fakeLaunchctl) run(_ context.Context, args ...string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, args)
+	if out, ok := f.fail[args[0]]; ok {
+		return []byte(out), errors.New("exit status 5")
+	}
+	if args[0] == "print" {
+		return []byte(args[1] + " = {\n\tstate = waiting\n}\n"), nil
+	}
+	return nil, nil
+}
+
+// fakeMac makes the agent command believe it runs on a Mac as uid 501,
+// from exe, with home as the home directory.
+func fakeMac(t *testing.T, goos, exe, home string) *fakeLaunchctl {
+	t.Helper()
+	f := &fakeLaunchctl{fail: map[string]string{}}
+	oldGOOS, oldExe, oldHome, oldUID, oldCtl, oldDelay := agentGOOS, agentExecutable, agentHomeDir, agentUID, agentLaunchctl, agentRetryDelay
+	t.Cleanup(func() {
+		agentGOOS, agentExecutable, agentHomeDir, agentUID, agentLaunchctl, agentRetryDelay = oldGOOS, oldExe, oldHome, oldUID, oldCtl, oldDelay
+	})
+	agentGOOS = goos
+	agentExecutable = func() (string, error) { return exe, nil }
+	agentHomeDir = func() (string, error) { return home, nil }
+	agentUID = func() int { return 501 }
+	agentLaunchctl = f.run
+	agentRetryDelay = 0
+	return f
+}
+
+// helperBundle makes dir/Attestd.app with an Info.plist and returns its
+// executable's path.
+func helperBundle(t *testing.T, dir string) string {
+	t.Helper()
+	exe := filepath.Join(dir, "Attestd.app", "Contents", "MacOS", "attestd")
+	os.MkdirAll(filepath.Dir(exe), 0o755)
+	os.WriteFile(exe, []byte("binary"), 0o755)
+	info, _ := plists.NewInfoPlist("com.example.Host.attestd", "Attestd", "attestd", "v1.0.0")
+	b, _ := plists.Marshal(info)
+	os.WriteFile(filepath.Join(dir, "Attestd.app", "Contents", "Info.plist"), b, 0o644)
+	return exe
+}
+
+func TestAgentOffMacOS(t *testing.T) {
+	fakeMac(t, "linux", "/usr/local/bin/attestd", t.TempDir())
+	for _, sub := range []string{"install", "uninstall", "status"} {
+		code, _, errOut := runCLI(t, nil, "", "agent", sub)
+		if code != 1 || !strings.Contains(errOut, "only on macOS (this is linux)") || !strings.Contains(errOut, "hint: on linux run the daemon directly") {
+			t.Errorf("agent %s: exit %d\n%s", sub, code, errOut)
+		}
+	}
+}
+
+func TestAgentUsage(t *testing.T) {
+	fakeMac(t, "darwin", "/x/attestd", t.TempDir())
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"agent"}, 2, "want a subcommand"},
+		{[]string{"agent", "start"}, 2, `unknown subcommand "start"`},
+		{[]string{"agent", "status", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"agent", "install", "--nope"}, 2, "flag provided but not defined"},
+		{[]string{"agent", "install", "-h"}, 0, "usage: attestd agent install"},
+	} {
+		code, _, errOut := runCLI(t, nil, "", tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, want %d with %q\n%s", tc.args, code, tc.code, tc.want, errOut)
+		}
+	}
+}
+
+func TestAgentPrintAnyOS(t *testing.T) {
+	dir := realTempDir(t)
+	fakeMac(t, "linux", helperBundle(t, dir), dir)
+	code, out, errOut := runCLI(t, nil, "", "agent", "install", "--print", "--provider", "dev")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	m, err := plists.Dict([]byte(out))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := m["ProgramArguments"].([]any); got[len(got)-1] != "dev" {
+		t.Errorf("ProgramArguments %v", got)
+	}
+}
+
+func TestAgentInstall(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		inBundle  bool
+		wantSock  map[string]any
+		wantAssoc any
+		wantWarn  bool
+	}{
+		{
+			name:      "from the helper bundle",
+			inBundle:  true,
+			wantSock:  map[string]any{"SockType": "stream", "SecureSocketWithKey": "ATTESTD_SOCKET"},
+			wantAssoc: []any{"com.example.Host.attestd"},
+		},
+		{
+			name:     "bare executable, fixed socket",
+			args:     []string{"--socket", "SOCK", "--label", "com.example.test"},
+			wantSock: map[string]any{"SockType": "stream", "SockPathName": "SOCK", "SockPathMode": uint64(384)},
+			wantWarn: true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := realTempDir(t)
+			exe := filepath.Join(home, "bin", "attestd")
+			if tc.inBundle {
+				exe = helperBundle(t, filepath.Join(home, "Applications"))
+			} else {
+				os.MkdirAll(filepath.Dir(exe), 0o755)
+				os.WriteFile(exe, nil, 0o755)
+			}
+			sock := filepath.Join(home, "run", "attestd.sock")
+			args := append([]string{"agent", "install"}, tc.args...)
+			for i := range args {
+				if args[i] == "SOCK" {
+					args[i] = sock
+				}
+			}
+			f := fakeMac(t, "darwin", exe, home)
+			code, out, errOut := runCLI(t, nil, "", args...)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s%s", code, out, errOut)
+			}
+			if strings.Contains(errOut, "not inside an .app bundle") != tc.wantWarn {
+				t.Errorf("warning %v, want %v:\n%s", !tc.wantWarn, tc.wantWarn, errOut)
+			}
+			label := plists.DefaultLabel
+			if !tc.inBundle {
+				label = "com.example.test"
+			}
+			plistPath := filepath.Join(home, "Library", "LaunchAgents", label+".plist")
+			wantCalls := [][]string{
+				{"bootout", "gui/501/" + label},
+				{"bootstrap", "gui/501", plistPath},
+			}
+			if !reflect.DeepEqual(f.calls, wantCalls) {
+				t.Errorf("launchctl calls %q, want %q", f.calls, wantCalls)
+			}
+			data, err := os.ReadFile(plistPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := plists.Dict(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m["Program"] != exe || m["Label"] != label || m["LimitLoadToSessionType"] != "Aqua" {
+				t.Errorf("plist:\n%s", data)
+			}
+			if got := m["ProgramArguments"]; !reflect.DeepEqual(got, []any{exe, "serve", "--launchd", "Listeners", "--provider", "devicecheck"}) {
+				t.Errorf("ProgramArguments %v", got)
+			}
+			for k, v := range tc.wantSock {
+				if v == "SOCK" {
+					tc.wantSock[k] = sock
+				}
+			}
+			if got := m["Sockets"].(map[string]any)["Listeners"]; !reflect.DeepEqual(got, tc.wantSock) {
+				t.Errorf("socket %#v, want %#v", got, tc.wantSock)
+			}
+			if !reflect.DeepEqual(m["AssociatedBundleIdentifiers"], tc.wantAssoc) {
+				t.Errorf("AssociatedBundleIdentifiers %#v, want %#v", m["AssociatedBundleIdentifiers"], tc.wantAssoc)
+			}
+			if _, ok := m["KeepAlive"]; ok {
+				t.Error("plist has KeepAlive")
+			}
+			if m["StandardErrorPath"] != filepath.Join(home, "Library", "Logs", label+".log") {
+				t.Errorf("StandardErrorPath %v", m["StandardErrorPath"])
+			}
+			if !tc.inBundle {
+				if fi, err := os.Stat(filepath.Dir(sock)); err != nil || fi.Mode().Perm() != 0o700 {
+					t.Errorf("socket directory: %v, %v", fi, err)
+				}
+			}
+			if !strings.Contains(out, "installed "+label) {
+				t.Errorf("output:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestAgentInstallBootstrapFails(t *testing.T) {
+	home := realTempDir(t)
+	f := fakeMac(t, "darwin", helperBundle(t, home), home)
+	f.fail["bootstrap"] = "Bootstrap failed: 5: Input/output error"
+	code, _, errOut := runCLI(t, nil, "", "agent", "install")
+	if code != 1 || !strings.Contains(errOut, "Bootstrap failed: 5") || !strings.Contains(errOut, "hint: check the plist with: plutil -lint") {
+		t.Errorf("exit %d\n%s", code, errOut)
+	}
+	// Not loaded before (bootout failed): no retries.
+	f.fail["bootout"] = "Boot-out failed: 3: No such process"
+	f.calls = nil
+	runCLI(t, nil, "", "agent", "install")
+	if len(f.calls) != 2 {
+		t.Errorf("calls %q, want bootout and one bootstrap", f.calls)
+	}
+}
+
+func TestAgentInstallRetriesAfterBootout(t *testing.T) {
+	home := realTempDir(t)
+	f := fakeMac(t, "darwin", helperBundle(t, home), home)
+	failures := 2
+	agentLaunchctl = func(ctx context.Context, args ...string) ([]byte, error) {
+		if args[0] == "bootstrap" && failures > 0 {
+			failures--
+			f.calls = append(f.calls, args)
+			return []byte("Bootstrap failed: 5: Input/output error"), errors.New("exit status 5")
+		}
+		return f.run(ctx, args...)
+	}
+	if code, _, errOut := runCLI(t, nil, "", "agent", "install"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	if len(f.calls) != 4 {
+		t.Errorf("calls %q, want bootout and three bootstraps", f.calls)
+	}
+}
+
+func TestAgentUninstallAndStatus(t *testing.T) {
+	home := realTempDir(t)
+	f := fakeMac(t, "darwin", helperBundle(t, home), home)
+	plistPath := filepath.Join(home, "Library", "LaunchAgents", plists.DefaultLabel+".plist")
+	service := "gui/501/" + plists.DefaultLabel
+
+	if code, _, errOut := runCLI(t, nil, "", "agent", "install"); code != 0 {
+		t.Fatalf("install: exit %d\n%s", code, errOut)
+	}
+	code, out, errOut := runCLI(t, nil, "", "agent", "status")
+	if code != 0 || !strings.Contains(out, "plist: "+plistPath) || !strings.Contains(out, service+" = {") {
+		t.Errorf("status: exit %d\n%s%s", code, out, errOut)
+	}
+
+	f.calls = nil
+	code, out, _ = runCLI(t, nil, "", "agent", "uninstall")
+	if code != 0 || !strings.Contains(out, "removed "+service) {
+		t.Errorf("uninstall: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(plistPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("plist still there: %v", err)
+	}
+	if want := [][]string{{"bootout", service}}; !reflect.DeepEqual(f.calls, want) {
+		t.Errorf("calls %q, want %q", f.calls, want)
+	}
+
+	f.fail["print"] = "Could not find service"
+	f.fail["bootout"] = "Boot-out failed: 3: No such process"
+	code, _, errOut = runCLI(t, nil, "", "agent", "status")
+	if code != 1 || !strings.Contains(errOut, "is not installed") || !strings.Contains(errOut, "hint: install it with: attestd agent install") {
+		t.Errorf("status after uninstall: exit %d\n%s", code, errOut)
+	}
+	code, out, _ = runCLI(t, nil, "", "agent", "uninstall")
+	if code != 0 || !strings.Contains(out, "was not installed") {
+		t.Errorf("second uninstall: exit %d\n%s", code, out)
+	}
+
+	// Installed but not loaded.
+	os.MkdirAll(filepath.Dir(plistPath), 0o755)
+	os.WriteFile(plistPath, []byte("x"), 0o644)
+	code, _, errOut = runCLI(t, nil, "", "agent", "status")
+	if code != 1 || !strings.Contains(errOut, "is not loaded") || !strings.Contains(errOut, "launchctl bootstrap gui/501 "+plistPath) {
+		t.Errorf("status, not loaded: exit %d\n%s", code, errOut)
+	}
+}
+
+func TestBundleOf(t *testing.T) {
+	for _, tc := range []struct{ exe, want string }{
+		{"/A/Host.app/Contents/Helpers/Attestd.app/Contents/MacOS/attestd", "/A/Host.app/Contents/Helpers/Attestd.app"},
+		{"/usr/local/bin/attestd", ""},
+		{"/A/Attestd/Contents/MacOS/attestd", ""},
+		{"/A/Attestd.app/Contents/Resources/attestd", ""},
+	} {
+		if got := bundleOf(tc.exe); got != tc.want {
+			t.Errorf("bundleOf(%q) = %q, want %q", tc.exe, got, tc.want)
+		}
+	}
+}
+
+// realTempDir is t.TempDir with symlinks resolved (on macOS /var is
+// /private/var), since the agent records the resolved executable path.
+func realTempDir(t *testing.T) string {
+	t.Helper()
+	d, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
