@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/attestd/attestd/bridge/socket"
+	"github.com/attestd/attestd/darwin"
 	"github.com/attestd/attestd/packaging/plists"
 )
 
@@ -317,4 +319,15 @@ func realTempDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// TestAgentNamesMatchDaemon pins the names the LaunchAgent plist shares
+// with the daemon and its clients.
+func TestAgentNamesMatchDaemon(t *testing.T) {
+	if plists.DefaultSocketName != darwin.DefaultLaunchdSocket {
+		t.Errorf("plist socket %q, serve --launchd default %q", plists.DefaultSocketName, darwin.DefaultLaunchdSocket)
+	}
+	if plists.DefaultSocketEnv != socket.EnvVar {
+		t.Errorf("SecureSocketWithKey %q, clients read $%s", plists.DefaultSocketEnv, socket.EnvVar)
+	}
 }
