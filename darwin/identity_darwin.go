@@ -35,7 +35,11 @@ func selfSignature() (Signature, error) {
 	}
 	var code uintptr
 	// OSStatus SecCodeCopySelf(SecCSFlags flags, SecCodeRef *self);
-	if st := secCodeCopySelf(kSecCSDefaultFlags, &code); st != 0 {
+	st := secCodeCopySelf(kSecCSDefaultFlags, &code)
+	if st == errSecCSUnsigned {
+		return Signature{}, nil
+	}
+	if st != 0 {
 		return Signature{}, statusError("SecCodeCopySelf", st)
 	}
 	defer cfRelease(code)
@@ -43,7 +47,7 @@ func selfSignature() (Signature, error) {
 	// OSStatus SecCodeCopySigningInformation(SecStaticCodeRef code, SecCSFlags flags,
 	//     CFDictionaryRef *information);
 	// A SecCodeRef is accepted in place of the SecStaticCodeRef.
-	st := secCodeCopySigningInformation(code, kSecCSSigningInformation, &info)
+	st = secCodeCopySigningInformation(code, kSecCSSigningInformation, &info)
 	if st == errSecCSUnsigned {
 		return Signature{}, nil
 	}

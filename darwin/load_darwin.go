@@ -261,19 +261,38 @@ func loadSecurity() error {
 		}
 		l := open(securityPath)
 		l.fn(&sessionGetInfo, "SessionGetInfo")
+		l.fn(&secCopyErrorMessageString, "SecCopyErrorMessageString")
 		l.fn(&secCodeCopySelf, "SecCodeCopySelf")
 		l.fn(&secCodeCopySigningInformation, "SecCodeCopySigningInformation")
-		l.fn(&secCodeCopyGuestWithAttributes, "SecCodeCopyGuestWithAttributes")
-		l.fn(&secCodeCheckValidity, "SecCodeCheckValidity")
-		l.fn(&secRequirementCreateWithString, "SecRequirementCreateWithString")
-		l.fn(&secCopyErrorMessageString, "SecCopyErrorMessageString")
 		kSecCodeInfoIdentifier = l.constant("kSecCodeInfoIdentifier")
 		kSecCodeInfoTeamIdentifier = l.constant("kSecCodeInfoTeamIdentifier")
 		kSecCodeInfoFlags = l.constant("kSecCodeInfoFlags")
-		kSecGuestAttributeAudit = l.constant("kSecGuestAttributeAudit")
 		secErr = l.err
 	})
 	return secErr
+}
+
+// loadPeerSecurity binds what only the peer check needs, so that a
+// missing symbol there cannot break the GUI-session check.
+var (
+	peerSecOnce sync.Once
+	peerSecErr  error
+)
+
+func loadPeerSecurity() error {
+	peerSecOnce.Do(func() {
+		if err := loadSecurity(); err != nil {
+			peerSecErr = err
+			return
+		}
+		l := open(securityPath)
+		l.fn(&secCodeCopyGuestWithAttributes, "SecCodeCopyGuestWithAttributes")
+		l.fn(&secCodeCheckValidity, "SecCodeCheckValidity")
+		l.fn(&secRequirementCreateWithString, "SecRequirementCreateWithString")
+		kSecGuestAttributeAudit = l.constant("kSecGuestAttributeAudit")
+		peerSecErr = l.err
+	})
+	return peerSecErr
 }
 
 // statusError wraps a failed Security call's OSStatus with Apple's text.

@@ -21,7 +21,7 @@ const (
 type requirement struct{ ref uintptr }
 
 func newPeerRequirement(text string) (PeerChecker, error) {
-	if err := loadSecurity(); err != nil {
+	if err := loadPeerSecurity(); err != nil {
 		return nil, err
 	}
 	if err := loadSystem(); err != nil {
