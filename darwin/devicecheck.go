@@ -52,8 +52,9 @@ var errNotSupported = &provider.Error{
 	Err:    provider.ErrUnsupported,
 }
 
-// checkGUI returns nil when the session has graphic access and an error
-// chain with provider.ErrNoGUISession otherwise.
+// checkGUI returns nil when the session has graphic access,
+// provider.ErrNoGUISession when it has none, and an error with the reason
+// no_gui_session when SessionGetInfo fails.
 func checkGUI(n dcNative) error {
 	ok, err := n.guiSession()
 	if err != nil {
@@ -165,7 +166,7 @@ func (d *deviceCheck) doneErr(parent context.Context, what string) error {
 	}
 	return &provider.Error{
 		Reason: provider.ReasonTimeout,
-		Msg:    fmt.Sprintf("devicecheck: %s within %v", what, d.timeout),
+		Msg:    fmt.Sprintf("devicecheck: %s after %v", what, d.timeout),
 		Err:    context.DeadlineExceeded,
 	}
 }
