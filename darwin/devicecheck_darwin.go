@@ -91,6 +91,7 @@ func loadDevice() (objc.ID, error) {
 				Err: fmt.Errorf("dlopen %s: %w", deviceCheckPath, err)}
 			return
 		}
+		// Class objc_getClass(const char *name);
 		class := objc.GetClass("DCDevice")
 		if class == 0 {
 			device.err = &provider.Error{Reason: provider.ReasonUnsupported,
@@ -140,10 +141,12 @@ func (deviceCheckNative) request(done func(token []byte, nserr *DCError)) error 
 
 	var release blockRelease
 	// The block's type is void (^)(NSData *token, NSError *error); purego
-	// passes the block itself first.
+	// passes the block itself first. NewBlock returns it with one reference
+	// (_Block_copy), which blockRelease gives back exactly once.
 	block := objc.NewBlock(func(self objc.Block, token, nserr objc.ID) {
 		done(completionResult(token, nserr))
 		if release.called() {
+			// void _Block_release(const void *aBlock);
 			self.Release()
 		}
 	})
@@ -151,6 +154,7 @@ func (deviceCheckNative) request(done func(token []byte, nserr *DCError)) error 
 	//     (void (^)(NSData * _Nullable token, NSError * _Nullable error))completion;
 	d.Send(selGenerateToken, block)
 	if release.returned() {
+		// void _Block_release(const void *aBlock);
 		block.Release()
 	}
 	return nil
@@ -164,9 +168,11 @@ func completionResult(token, nserr objc.ID) ([]byte, *DCError) {
 	defer autoreleasePoolPop(pool)
 	if nserr != 0 {
 		return nil, NewDCError(
+			// @property (readonly, copy) NSErrorDomain domain;
 			nsString(nserr.Send(selDomain)),
 			// @property (readonly) NSInteger code;
 			objc.Send[int64](nserr, selCode),
+			// @property (readonly, copy) NSString *localizedDescription;
 			nsString(nserr.Send(selLocalizedDescription)),
 		)
 	}
