@@ -135,6 +135,11 @@ func cutPrefix(s string) (string, bool) {
 func decodePayload(raw []byte) (Value, error) {
 	r := bytes.NewReader(raw)
 	dec := msgpack.NewDecoder(r)
+	// DecodeMapLen also reads a map wrapped in an ext header, a second
+	// spelling of the same value that other decoders reject.
+	if c, err := dec.PeekCode(); err != nil || !isMapCode(c) {
+		return Value{}, fmt.Errorf("%w: %v", ErrMsgpack, errOrNil(err))
+	}
 	n, err := dec.DecodeMapLen()
 	if err != nil || n < 0 {
 		return Value{}, fmt.Errorf("%w: %v", ErrMsgpack, errOrNil(err))
@@ -283,6 +288,8 @@ func decodeInt(dec *msgpack.Decoder) (int64, error) {
 func isStrCode(c byte) bool {
 	return (c >= 0xa0 && c <= 0xbf) || c == 0xd9 || c == 0xda || c == 0xdb
 }
+
+func isMapCode(c byte) bool { return (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf }
 
 func isIntCode(c byte) bool {
 	return c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3)

@@ -268,6 +268,8 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "nil", raw: []byte{0xc0}, want: ErrMsgpack},
 		{name: "string", raw: fixstr("k"), want: ErrMsgpack},
 		{name: "int", raw: []byte{0x05}, want: ErrMsgpack},
+		{name: "map inside fixext", raw: cat([]byte{0xd4, 0x01}, fixmap(2), kDev, tTok), want: ErrMsgpack},
+		{name: "map inside ext8", raw: cat([]byte{0xc7, 0x00, 0x05}, fixmap(2), kDev, tTok), want: ErrMsgpack},
 		{name: "truncated map", raw: cat(fixmap(3), kDev, tTok), want: ErrMsgpack},
 		{name: "truncated value", raw: cat(fixmap(2), kDev, fixstr("t"), []byte{0xc4, 5, 1}), want: ErrMsgpack},
 		{name: "truncated map16", raw: []byte{0xde, 0}, want: ErrMsgpack},
