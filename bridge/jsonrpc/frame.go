@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 )
 
 // DefaultMaxLine is the longest request line a server accepts: 1 MiB.
@@ -27,6 +28,7 @@ type LineReader struct {
 // NewLineReader returns a reader of lines of at most max bytes, newline
 // excluded.
 func NewLineReader(r io.Reader, max int) *LineReader {
+	max = min(max, math.MaxInt-2) // ReadLine adds up to 2 for the line end
 	return &LineReader{r: bufio.NewReaderSize(r, min(max+1, 64<<10)), max: max}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -109,6 +110,17 @@ func TestLineReaderBig(t *testing.T) {
 				t.Fatalf("after the last line: %v, want io.EOF", err)
 			}
 		})
+	}
+}
+
+// TestLineReaderNoLimit checks that a limit too large to matter, such as
+// math.MaxInt for "no limit", does not overflow into refusing every line.
+func TestLineReaderNoLimit(t *testing.T) {
+	for _, max := range []int{math.MaxInt, math.MaxInt - 1, math.MaxInt - 2} {
+		lr := NewLineReader(strings.NewReader("a\r\nbb\n"+strings.Repeat("c", 100<<10)), max)
+		if got := readAll(lr); len(got) != 4 || got[0] != "a" || got[1] != "bb" || len(got[2]) != 100<<10 || got[3] != "error: EOF" {
+			t.Errorf("max %d: got %d lines, first %.20q", max, len(got), got)
+		}
 	}
 }
 
