@@ -1,0 +1,67 @@
+package darwin_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/provider"
+	"github.com/attestd/attestd/darwin"
+)
+
+// A DeviceCheck provider fails up front where tokens cannot be made, with
+// a reason for clients and a hint for people.
+func ExampleNewDeviceCheck() {
+	p, err := darwin.NewDeviceCheck(darwin.DeviceCheckOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		// "unsupported" off macOS, "no_gui_session" over SSH.
+		fmt.Println(provider.ReasonOf(err), provider.HintOf(err))
+		return
+	}
+	token, err := p.Generate(context.Background())
+	if err != nil {
+		code, ok := provider.DCErrorCodeOf(err) // Apple's DCError code, if any
+		fmt.Println(provider.ReasonOf(err), code, ok)
+		return
+	}
+	fmt.Println("token", header.Fingerprint(token)) // never log the token itself
+}
+
+// Serving launchd's socket, or falling back to a socket of one's own when
+// launchd did not start the process.
+func ExampleActivateSocket() {
+	ls, err := darwin.ActivateSocket(darwin.DefaultLaunchdSocket)
+	var ae *darwin.ActivateError
+	switch {
+	case errors.Is(err, syscall.ESRCH):
+		fmt.Println("not started by launchd; listen on a socket of our own")
+	case errors.As(err, &ae):
+		fmt.Println(err, ae.Hint())
+	case err != nil:
+		fmt.Println(err) // darwin.ErrUnsupported off macOS
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+}
+
+// Refusing clients that are not signed by one's own team.
+func ExampleNewPeerRequirement() {
+	check, err := darwin.NewPeerRequirement(`anchor apple generic and certificate leaf[subject.OU] = "ABCDE12345"`)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	serve := func(conn *net.UnixConn) {
+		if err := check(conn); err != nil { // wraps darwin.ErrPeerRejected
+			conn.Close()
+			return
+		}
+		// … answer requests …
+	}
+	_ = serve
+}
