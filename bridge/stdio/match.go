@@ -51,6 +51,21 @@ var (
 	escapeSlash = []byte(`\/`)
 )
 
+// method returns the method of the message in line when it may be one of
+// m's; ok is false for a line that is certainly none of them. It reads a
+// method named first, or right after a scalar id, straight off the front
+// of the line; only other lines are searched for m's names, and only
+// those that may hold one are scanned up to their method member.
+func (m *matcher) method(line []byte) (method string, ok bool) {
+	if method, ok := leadingMethod(line); ok {
+		return method, true
+	}
+	if !m.mayMatch(line) {
+		return "", false
+	}
+	return methodOf(line)
+}
+
 // mayMatch reports whether line may be a message with one of m's methods.
 // False means it certainly is not.
 func (m *matcher) mayMatch(line []byte) bool {
@@ -84,4 +99,55 @@ func methodOf(line []byte) (method string, ok bool) {
 	}
 	method, err = decodeString(raw)
 	return method, err == nil
+}
+
+// leadingMethod returns the method of an object whose first member is
+// "method", or whose first is "id" and second "method", the shapes in
+// which codex app-server and most clients write requests. ok is false for
+// any other line, which then needs a closer look.
+func leadingMethod(line []byte) (method string, ok bool) {
+	i := skipSpace(line, 0)
+	if i >= len(line) || line[i] != '{' {
+		return "", false
+	}
+	for n := 0; n < 2; n++ {
+		i = skipSpace(line, i+1)
+		if i >= len(line) || line[i] != '"' {
+			return "", false
+		}
+		kEnd, err := skipString(line, i)
+		if err != nil {
+			return "", false
+		}
+		key := line[i+1 : kEnd-1]
+		i = skipSpace(line, kEnd)
+		if i >= len(line) || line[i] != ':' {
+			return "", false
+		}
+		i = skipSpace(line, i+1)
+		switch {
+		case string(key) == "method":
+			if i >= len(line) || line[i] != '"' {
+				return "", false
+			}
+			vEnd, err := skipString(line, i)
+			if err != nil {
+				return "", false
+			}
+			method, err := decodeString(line[i:vEnd])
+			return method, err == nil
+		case string(key) == "id" && n == 0 && i < len(line) && line[i] != '{' && line[i] != '[':
+			vEnd, err := skipValue(line, i)
+			if err != nil {
+				return "", false
+			}
+			i = skipSpace(line, vEnd)
+			if i >= len(line) || line[i] != ',' {
+				return "", false
+			}
+		default:
+			return "", false
+		}
+	}
+	return "", false
 }

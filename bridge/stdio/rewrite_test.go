@@ -109,6 +109,31 @@ func TestMatcherAndMethodOf(t *testing.T) {
 	}
 }
 
+func TestMatcherMethod(t *testing.T) {
+	m := newMatcher(methodAttest)
+	cases := []struct {
+		line   string
+		method string
+		ok     bool
+	}{
+		{`{"method":"attestation/generate","id":0,"params":{}}`, methodAttest, true},
+		{` { "id" : 7 , "method" : "x" }`, "x", true},
+		{`{"id":"a","method":"initialize"}`, methodInitialize, true},
+		{`{"params":{"p":"x"},"id":0,"method":"attestation/generate"}`, methodAttest, true},
+		{`{"m\u0065thod":"attestation/generate","id":0}`, methodAttest, true},
+		{`{"id":{"x":1},"method":"attestation/generate"}`, methodAttest, true},
+		{`{"id":3,"result":{"ok":true}}`, "", false},
+		{`{"params":{"big":"attestation"},"method":"other"}`, "", false},
+		{`[1,2]`, "", false},
+	}
+	for _, c := range cases {
+		method, ok := m.method([]byte(c.line))
+		if ok != c.ok || (ok && method != c.method) {
+			t.Errorf("method(%s) = %q, %v; want %q, %v", c.line, method, ok, c.method, c.ok)
+		}
+	}
+}
+
 func FuzzOptIn(f *testing.F) {
 	f.Add(`{"id":1,"method":"initialize","params":{"clientInfo":{"name":"x","version":"1"}}}`)
 	f.Add(`{"params":{"capabilities":{"requestAttestation":false}}}`)

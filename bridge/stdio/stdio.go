@@ -265,10 +265,7 @@ func (s *session) fromClient(clientIn io.Reader) {
 // client: initialize opted into attestation, everything else unchanged.
 // It also warms the Source ahead of calls that lead to token requests.
 func (s *session) clientLine(line []byte) []byte {
-	if !initMatcher.mayMatch(line) {
-		return line
-	}
-	method, ok := methodOf(line)
+	method, ok := initMatcher.method(line)
 	if !ok || !slices.Contains(WarmMethods, method) {
 		return line
 	}
@@ -320,10 +317,7 @@ func (s *session) fromChild(clientOut io.Writer, childOut io.Reader) error {
 // intercept reports whether line is an attestation/generate request from
 // the child, starting its answer if it is a call.
 func (s *session) intercept(line []byte) bool {
-	if !attestMatcher.mayMatch(line) {
-		return false
-	}
-	if m, ok := methodOf(line); !ok || m != methodAttest {
+	if m, ok := attestMatcher.method(line); !ok || m != methodAttest {
 		return false
 	}
 	msg, _, err := jsonrpc.Decode(line)
