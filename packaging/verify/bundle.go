@@ -169,7 +169,7 @@ func inspect(f *macho.File) Slice {
 	if cs == nil {
 		return s
 	}
-	sig := &Signature{Entitlements: cs.Entitlements, CMS: cs.CMSSignature}
+	sig := &Signature{Entitlements: cs.Entitlements, CMS: cs.CMSSignature, Leaf: signingCertificate(cs.CMSSignature)}
 	// Prefer the strongest CodeDirectory (SHA-256 over a SHA-1 primary).
 	best := -1
 	for i, cd := range cs.CodeDirectories {

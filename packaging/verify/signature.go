@@ -53,6 +53,9 @@ type Signature struct {
 	Entitlements string
 	// CMS is the CMS (PKCS #7) signature blob; empty for ad-hoc.
 	CMS []byte
+	// Leaf is the signing certificate found in CMS; nil if none could be
+	// read (the rule that needs it is then skipped).
+	Leaf *Certificate
 }
 
 // timeStampTokenOID is the DER encoding of id-aa-timeStampToken
@@ -158,6 +161,14 @@ func CheckSignature(s Slice, want Want) []Finding {
 	if !sig.HasTimestamp() {
 		add(RuleTimestamp, "sign with a secure timestamp: codesign --timestamp (needs network; make sign does)",
 			"no secure timestamp in the CMS signature; notarization rejects it")
+	}
+	if sig.Leaf != nil {
+		if !isDeveloperID(sig.Leaf) {
+			add(RuleDeveloperID, `sign with a "Developer ID Application" certificate: make sign IDENTITY="Developer ID Application: NAME (TEAMID)"`,
+				"signed by %q; only Developer ID Application certificates can be notarized and run outside the App Store", sig.Leaf.CommonName)
+		} else if sig.TeamID != "" && sig.Leaf.OrgUnit != "" && sig.Leaf.OrgUnit != sig.TeamID {
+			add(RuleDeveloperID, fixSign, "certificate is for team %q but the CodeDirectory says %q", sig.Leaf.OrgUnit, sig.TeamID)
+		}
 	}
 	switch {
 	case sig.TeamID == "":

@@ -20,6 +20,7 @@ const (
 	RuleNotAdhoc      Rule = "not-adhoc"        // signed with a certificate, not ad hoc
 	RuleRuntime       Rule = "hardened-runtime" // CodeDirectory flag 0x10000
 	RuleTimestamp     Rule = "timestamp"        // secure timestamp in the CMS signature
+	RuleDeveloperID   Rule = "developer-id"     // signed by a Developer ID Application certificate
 	RuleTeamID        Rule = "team-id"          // Team ID present and equal to TEAM_ID
 	RuleIdentifier    Rule = "identifier"       // signing identifier is the bundle id
 	RuleInfoBound     Rule = "info-plist-bound" // Info.plist hash in special slot 1

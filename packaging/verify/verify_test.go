@@ -49,6 +49,7 @@ func goodSignature() *Signature {
 		ResourcesHash: sum(codeResources),
 		Entitlements:  string(ents),
 		CMS:           cms(),
+		Leaf:          &Certificate{CommonName: "Developer ID Application: Example Inc (" + teamID + ")", OrgUnit: teamID},
 	}
 }
 
@@ -91,8 +92,14 @@ func TestCheckSignature(t *testing.T) {
 		{name: "no CMS", mutate: func(s *Slice, _ *Want) { s.Signature.CMS = nil }, want: []Rule{RuleNotAdhoc}},
 		{name: "no hardened runtime", mutate: func(s *Slice, _ *Want) { s.Signature.Flags = 0 }, want: []Rule{RuleRuntime}, problem: "0x10000"},
 		{name: "no timestamp", mutate: func(s *Slice, _ *Want) { s.Signature.CMS = []byte{0x30, 0x00} }, want: []Rule{RuleTimestamp}},
+		{name: "development certificate", mutate: func(s *Slice, _ *Want) {
+			s.Signature.Leaf = &Certificate{CommonName: "Apple Development: me@example.com (ZZZZZ99999)", OrgUnit: teamID}
+		}, want: []Rule{RuleDeveloperID}, problem: "Apple Development"},
+		{name: "certificate of another team", mutate: func(s *Slice, _ *Want) { s.Signature.Leaf.OrgUnit = "ZZZZZ99999" },
+			want: []Rule{RuleDeveloperID}, problem: "ZZZZZ99999"},
+		{name: "certificate unreadable", mutate: func(s *Slice, _ *Want) { s.Signature.Leaf = nil }},
 		{name: "no team", mutate: func(s *Slice, _ *Want) { s.Signature.TeamID = "" }, want: []Rule{RuleTeamID}, problem: "no Team ID"},
-		{name: "other team", mutate: func(s *Slice, _ *Want) { s.Signature.TeamID = "ZZZZZ99999" }, want: []Rule{RuleTeamID}, problem: `"ZZZZZ99999", want "ABCDE12345"`},
+		{name: "other team", mutate: func(s *Slice, _ *Want) { s.Signature.TeamID, s.Signature.Leaf.OrgUnit = "ZZZZZ99999", "ZZZZZ99999" }, want: []Rule{RuleTeamID}, problem: `"ZZZZZ99999", want "ABCDE12345"`},
 		{name: "identifier", mutate: func(s *Slice, _ *Want) { s.Signature.Identifier = "attestd" }, want: []Rule{RuleIdentifier}, problem: `"attestd"`},
 		{name: "Info.plist not bound", mutate: func(s *Slice, _ *Want) { s.Signature.InfoPlistHash = make([]byte, 32) }, want: []Rule{RuleInfoBound}, problem: "slot 1"},
 		{name: "Info.plist changed", mutate: func(_ *Slice, w *Want) { w.InfoPlist = []byte("edited") }, want: []Rule{RuleInfoBound}, problem: "changed after signing"},
