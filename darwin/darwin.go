@@ -81,7 +81,8 @@ type PeerChecker func(conn *net.UnixConn) error
 //	anchor apple generic and certificate leaf[subject.OU] = "TEAMID"
 //
 // It fails if the text does not compile. The checker's errors wrap
-// ErrPeerRejected.
+// ErrPeerRejected. The compiled requirement lives as long as the process:
+// make one checker at start-up.
 func NewPeerRequirement(requirement string) (PeerChecker, error) {
 	if err := validRequirementText(requirement); err != nil {
 		return nil, err

@@ -45,5 +45,11 @@
 //     *provider.Error with Apple's code (data.dcErrorCode on the wire) and
 //     the reason provider_error, or unsupported for featureUnsupported.
 //   - The peer check fails closed: any failure to read the peer's audit
-//     token or to evaluate its code signature rejects the peer.
+//     token or to evaluate its code signature rejects the peer. It comes on
+//     top of the uid check, which the socket code does on every OS.
+//   - ActivateSocket hands each descriptor launchd made to
+//     net.FileListener and frees launchd's malloc'd array. With the plist's
+//     SecureSocketWithKey set to ATTESTD_SOCKET, launchd puts the socket in
+//     a private directory and exports its path in that variable to the
+//     user's session, where clients (bridge/socket.DefaultPath) find it.
 package darwin

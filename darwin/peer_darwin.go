@@ -16,10 +16,6 @@ const (
 	localPeerToken = 0x006 // LOCAL_PEERTOKEN: the peer's audit_token_t
 )
 
-// requirement holds a SecRequirementRef; a cleanup releases it once the
-// checker that uses it is gone.
-type requirement struct{ ref uintptr }
-
 func newPeerRequirement(text string) (PeerChecker, error) {
 	if err := loadPeerSecurity(); err != nil {
 		return nil, err
@@ -38,15 +34,11 @@ func newPeerRequirement(text string) (PeerChecker, error) {
 	if st := secRequirementCreateWithString(str, kSecCSDefaultFlags, &ref); st != 0 {
 		return nil, fmt.Errorf("peer requirement %q: %w", text, statusError("SecRequirementCreateWithString", st))
 	}
-	req := &requirement{ref: ref}
-	runtime.AddCleanup(req, func(ref uintptr) { cfRelease(ref) }, ref)
+	// The compiled requirement is never released: a daemon makes one
+	// checker at start-up and uses it until it exits.
 	p := peerCheck{
-		token: peerAuditToken,
-		validate: func(t auditToken) error {
-			err := validateGuest(t, req.ref)
-			runtime.KeepAlive(req)
-			return err
-		},
+		token:    peerAuditToken,
+		validate: func(t auditToken) error { return validateGuest(t, ref) },
 	}
 	return p.check, nil
 }
