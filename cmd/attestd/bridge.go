@@ -76,10 +76,10 @@ func runBridge(_ context.Context, s *stdio, c *command, args []string) error {
 		src = cl
 	}
 
-	cmd := exec.Command(argv[0], argv[1:]...)
-	if cmd.Err != nil {
-		return withHint(cmd.Err, "give the full path of the program, or put it on PATH")
+	if _, err := exec.LookPath(argv[0]); err != nil {
+		return withHint(err, "give the full path of the program, or put it on PATH")
 	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stderr = s.err
 
 	sigs := make(chan os.Signal, 4)
