@@ -8,8 +8,9 @@
 //
 // The exported API is in darwin.go. Each concern has a portable file that
 // holds its logic and is tested on every OS (devicecheck.go, dcerror.go,
-// launchd.go, peer.go, identity.go, block.go) and a *_darwin.go file with
-// the thin purego layer; darwin_other.go returns ErrUnsupported. Every
+// block.go, session.go, identity.go, launchd.go, peer.go) and a *_darwin.go
+// file with the thin purego layer (load_darwin.go binds the libraries);
+// darwin_other.go returns ErrUnsupported. Every
 // purego call in a *_darwin.go file carries the C or Objective-C
 // declaration it calls, and its Go types follow that declaration: BOOL and
 // Boolean are bool (purego reads the low byte), NSInteger and CFIndex
