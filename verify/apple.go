@@ -204,6 +204,9 @@ func orDefault(d, def time.Duration) time.Duration {
 // BaseURL returns the base URL the client sends requests to.
 func (c *Client) BaseURL() string { return c.base }
 
+// CloseIdleConnections closes the client's idle connections to Apple.
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
 // Bits is the two per-device bits Apple stores for an app.
 type Bits struct {
 	// Found is false when Apple has no bits for the device yet ("Bit State
@@ -292,6 +295,9 @@ func (c *Client) call(ctx context.Context, op string, token []byte, bits *[2]boo
 			ae.Attempts = attempt
 		}
 		last = err
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			return nil, fmt.Errorf("devicecheck %s: %w; last attempt: %w", op, ctx.Err(), last)
+		}
 		temporary := errors.Is(err, ErrNetwork) || (ae != nil && ae.Temporary())
 		if !temporary || attempt >= c.maxAttempts || ctx.Err() != nil {
 			return nil, err
