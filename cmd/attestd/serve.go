@@ -138,7 +138,11 @@ func listen(s *stdio, path string, fd int, launchdName string) ([]net.Listener, 
 	case launchdName != "":
 		ls, err := darwin.ActivateSocket(launchdName)
 		if err != nil {
-			return nil, "", withHint(err, "--launchd works only when launchd started attestd from a LaunchAgent whose Sockets has the key %q; check it with: launchctl print gui/$(id -u)/LABEL", launchdName)
+			var ae *darwin.ActivateError
+			if errors.As(err, &ae) {
+				return nil, "", withHint(err, "%s", ae.Hint())
+			}
+			return nil, "", withHint(err, "--launchd works only when launchd started attestd from a LaunchAgent whose Sockets has the key %q", launchdName)
 		}
 		return ls, "launchd:" + launchdName, nil
 	}
