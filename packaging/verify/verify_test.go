@@ -566,3 +566,70 @@ func rewriteAgent(t *testing.T, name string, f func(map[string]any)) {
 		t.Fatal(err)
 	}
 }
+
+// TestVerifySignedBundle runs Verify over a real bundle whose slices are
+// replaced by what go-macho reads from a correctly signed one: every rule
+// passes, and each single change to it is caught.
+func TestVerifySignedBundle(t *testing.T) {
+	c, _ := built(t)
+	info, err := os.ReadFile(filepath.Join(c.Bundle, "Contents", "Info.plist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := []byte("<plist>sealed resources</plist>")
+	os.MkdirAll(filepath.Join(c.Bundle, "Contents", "_CodeSignature"), 0o755)
+	if err := os.WriteFile(filepath.Join(c.Bundle, "Contents", "_CodeSignature", "CodeResources"), res, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	signed := func() []Slice {
+		var out []Slice
+		for _, arch := range []string{"arm64", "x86_64"} {
+			sig := goodSignature()
+			sig.InfoPlistHash, sig.ResourcesHash = sum(info), sum(res)
+			out = append(out, Slice{Arch: arch, MinOS: 12 << 16, Signature: sig})
+		}
+		return out
+	}
+	old := readSlices
+	t.Cleanup(func() { readSlices = old })
+
+	for _, tc := range []struct {
+		name   string
+		mutate func([]Slice)
+		want   []Rule
+	}{
+		{name: "correctly signed", mutate: func([]Slice) {}},
+		{name: "x86_64 without runtime", mutate: func(s []Slice) { s[1].Signature.Flags = 0 }, want: []Rule{RuleRuntime, RuleConsistent}},
+		{name: "arm64 of another team", mutate: func(s []Slice) {
+			s[0].Signature.TeamID, s[0].Signature.Leaf.OrgUnit = "ZZZZZ99999", "ZZZZZ99999"
+		}, want: []Rule{RuleTeamID, RuleConsistent}},
+		{name: "Info.plist edited after signing", mutate: func(s []Slice) {
+			s[0].Signature.InfoPlistHash = sum([]byte("old"))
+			s[1].Signature.InfoPlistHash = sum([]byte("old"))
+		}, want: []Rule{RuleInfoBound, RuleInfoBound}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := signed()
+			tc.mutate(s)
+			readSlices = func(string) ([]Slice, error) { return s, nil }
+			r, err := Verify(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalRules(rules(r.Findings), tc.want) {
+				t.Fatalf("findings %v, want %v", r.Findings, tc.want)
+			}
+			if r.Unsigned {
+				t.Error("a signed bundle reported as unsigned")
+			}
+			var b strings.Builder
+			r.Write(&b)
+			if len(tc.want) == 0 && !strings.Contains(b.String(), "verify: OK") {
+				t.Errorf("report:\n%s", b.String())
+			}
+			if strings.Contains(b.String(), "expected for a") {
+				t.Errorf("signed bundle got the unsigned note:\n%s", b.String())
+			}
+		})
+	}
+}
