@@ -1,0 +1,122 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/verify/devicechecktest"
+)
+
+func TestVerify(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
+	h.apple.ValidTokens(func(tok []byte) bool { return string(tok) != "forged" })
+	now := h.clock.Now()
+	enc := func(kind, tok string, gen time.Time) string {
+		return mustEncode(t, header.Value{Kind: kind, Token: []byte(tok), GeneratedAt: gen})
+	}
+	noApple := &Client{base: Production} // never called: its dev tokens stay local
+
+	tests := []struct {
+		name       string
+		v          Verifier
+		in         string
+		want       error // nil: valid
+		apple      bool  // Apple was asked
+		nilResult  bool
+		appleCalls int
+	}{
+		{"dc valid", Verifier{Client: h.client}, enc("dc", "genuine", now), nil, true, false, 1},
+		{"dc valid in envelope", Verifier{Client: h.client}, envelope(enc("dc", "genuine", now)), nil, true, false, 1},
+		{"dc forged", Verifier{Client: h.client}, enc("dc", "forged", now), ErrBadDeviceToken, true, false, 1},
+		{"dc without client", Verifier{}, enc("dc", "genuine", now), ErrNotValidated, false, false, 0},
+		{"dev refused", Verifier{Client: h.client}, enc("dev", "random", now), ErrDevToken, false, false, 0},
+		{"dev allowed, fake Apple asked", Verifier{Client: h.client, AllowDev: true}, enc("dev", "random", now), nil, true, false, 1},
+		{"dev allowed, Apple's own host not asked", Verifier{Client: noApple, AllowDev: true}, enc("dev", "random", now), nil, false, false, 0},
+		{"dev allowed, no client", Verifier{AllowDev: true}, enc("dev", "random", now), nil, false, false, 0},
+		{"fresh enough", Verifier{Client: h.client, MaxAge: time.Minute}, enc("dc", "genuine", now.Add(-time.Minute)), nil, true, false, 1},
+		{"too old", Verifier{Client: h.client, MaxAge: time.Minute}, enc("dc", "genuine", now.Add(-time.Minute-time.Millisecond)), ErrTooOld, false, false, 0},
+		{"no generation time", Verifier{Client: h.client, MaxAge: time.Minute}, enc("dc", "genuine", time.Time{}), ErrTooOld, false, false, 0},
+		{"no generation time, no limit", Verifier{Client: h.client}, enc("dc", "genuine", time.Time{}), nil, true, false, 1},
+		{"slightly in the future", Verifier{Client: h.client, MaxAge: time.Minute}, enc("dc", "genuine", now.Add(MaxClockSkew)), nil, true, false, 1},
+		{"in the future", Verifier{Client: h.client, MaxAge: time.Minute}, enc("dc", "genuine", now.Add(MaxClockSkew+time.Second)), ErrFuture, false, false, 0},
+		{"client timeout", Verifier{Client: h.client}, `{"v":1,"s":1}`, ErrClientStatus, false, false, 0},
+		{"missing", Verifier{Client: h.client}, "", ErrMissing, false, true, 0},
+		{"malformed", Verifier{Client: h.client}, "v1.x", ErrMalformed, false, true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(h.apple.Requests())
+			tt.v.Now = h.clock.Now
+			res, err := tt.v.Verify(context.Background(), tt.in)
+			if tt.want == nil && err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Verify error %v, want %v", err, tt.want)
+			}
+			if calls := len(h.apple.Requests()) - before; calls != tt.appleCalls {
+				t.Errorf("Apple got %d requests, want %d", calls, tt.appleCalls)
+			}
+			if tt.nilResult {
+				if res != nil {
+					t.Errorf("Result %+v, want nil", res)
+				}
+				return
+			}
+			if res == nil {
+				t.Fatal("nil Result")
+			}
+			if res.Valid != (err == nil) || res.AppleChecked != tt.apple {
+				t.Errorf("Valid %v AppleChecked %v; want %v %v", res.Valid, res.AppleChecked, err == nil, tt.apple)
+			}
+		})
+	}
+}
+
+func TestVerifyAge(t *testing.T) {
+	clock := newFakeClock()
+	v := &Verifier{AllowDev: true, Now: clock.Now}
+	res, err := v.Verify(context.Background(), mustEncode(t, header.Value{Kind: "dev", Token: []byte{1}, GeneratedAt: clock.Now().Add(-90 * time.Second)}))
+	if err != nil || res.Age != 90*time.Second {
+		t.Errorf("Age %v, err %v; want 1m30s", res.Age, err)
+	}
+}
+
+func TestReason(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
+	h.apple.Respond(func(devicechecktest.Request) *devicechecktest.Response {
+		return &devicechecktest.Response{Status: 503}
+	})
+	appleErr := h.client.ValidateDeviceToken(context.Background(), []byte("x"))
+	_, statusErr := Parse(`{"v":1,"s":2}`)
+	tests := []struct {
+		err      error
+		reason   string
+		rejected bool
+	}{
+		{nil, "", false},
+		{ErrMissing, "missing", true},
+		{statusErr, "client_status", true},
+		{errors.Join(ErrMalformed, header.ErrBase64), "malformed", true},
+		{ErrDevToken, "dev_token", true},
+		{ErrTooOld, "too_old", true},
+		{ErrFuture, "future", true},
+		{ErrNotValidated, "not_validated", false},
+		{&AppleError{Status: 400, Err: ErrBadDeviceToken}, "bad_device_token", true},
+		{&AppleError{Status: 401, Err: ErrBadAuthorization}, "bad_authorization", false},
+		{appleErr, "apple_unavailable", false},
+		{context.DeadlineExceeded, "timeout", false},
+		{errors.New("other"), "error", false},
+	}
+	for _, tt := range tests {
+		if got := Reason(tt.err); got != tt.reason {
+			t.Errorf("Reason(%v) = %q, want %q", tt.err, got, tt.reason)
+		}
+		if got := Rejected(tt.err); got != tt.rejected {
+			t.Errorf("Rejected(%v) = %v, want %v", tt.err, got, tt.rejected)
+		}
+	}
+}
