@@ -14,8 +14,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/attestd/attestd/bridge/client"
 	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/bridge/provider"
+	"github.com/attestd/attestd/bridge/server"
 	"github.com/attestd/attestd/bridge/socket"
 	"github.com/attestd/attestd/darwin"
 )
@@ -67,6 +69,7 @@ type doctorEnv struct {
 	identity     func() (darwin.Identity, error)
 	activate     func(name string) ([]net.Listener, error)
 	newProvider  func(darwin.DeviceCheckOptions) (provider.Provider, error)
+	status       func(ctx context.Context, path string) (server.StatusResult, error)
 }
 
 // systemDoctorEnv asks the real system; a func var so tests can swap it.
@@ -83,7 +86,17 @@ var systemDoctorEnv = func() doctorEnv {
 		identity:    darwin.SelfIdentity,
 		activate:    darwin.ActivateSocket,
 		newProvider: darwin.NewDeviceCheck,
+		status:      daemonStatus,
 	}
+}
+
+// daemonStatus asks the daemon on path for attestation/status.
+func daemonStatus(ctx context.Context, path string) (server.StatusResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	c := client.New(path)
+	defer c.Close()
+	return c.Status(ctx)
 }
 
 // doctorOptions are doctor's flags.
@@ -143,7 +156,8 @@ func diagnose(ctx context.Context, env doctorEnv, opts doctorOptions) doctorRepo
 		for _, name := range []string{"macos-version", "gui-session", "devicecheck-supported", "team-id", "hardened-runtime", "bundle-id", "launchd"} {
 			add(check{Name: name, Status: statusSkip, Detail: "macOS only"})
 		}
-		add(socketCheck(env, opts.socket))
+		sock := add(socketCheck(env, opts.socket))
+		add(daemonCheck(ctx, env, opts.socket, sock))
 		add(check{Name: "token", Status: statusSkip, Detail: "macOS only"})
 		r.OK = r.failures() == 0
 		return r
@@ -158,7 +172,8 @@ func diagnose(ctx context.Context, env doctorEnv, opts doctorOptions) doctorRepo
 	add(hardenedCheck(sig, sigErr))
 	add(bundleCheck(env))
 	add(launchdCheck(env, opts.launchd))
-	add(socketCheck(env, opts.socket))
+	sock := add(socketCheck(env, opts.socket))
+	add(daemonCheck(ctx, env, opts.socket, sock))
 
 	switch {
 	case opts.noToken:
@@ -353,6 +368,33 @@ func privateProblem(fi fs.FileInfo, uid int) string {
 		return fmt.Sprintf("mode %#o lets other users in", perm)
 	}
 	return ""
+}
+
+// daemonCheck asks the daemon behind a healthy socket what it serves.
+func daemonCheck(ctx context.Context, env doctorEnv, path string, sock check) check {
+	c := check{Name: "daemon"}
+	if sock.Status != statusPass {
+		c.Status, c.Detail = statusSkip, "no daemon answers on the socket"
+		return c
+	}
+	st, err := env.status(ctx, path)
+	if err != nil {
+		c.Status, c.Detail, c.Hint = statusFail, "attestation/status: "+err.Error(), provider.HintOf(err)
+		return c
+	}
+	c.Detail = fmt.Sprintf("attestd %s, provider %s, %d of %d tokens ready, %d served",
+		st.Version, st.Provider, st.Pool.Ready, st.Pool.Capacity, st.Pool.Counters.Served)
+	if e := st.Pool.LastError; e != nil {
+		c.Detail += fmt.Sprintf("; last error (%s): %s", e.Reason, e.Message)
+	}
+	if env.native && st.Provider != header.KindDeviceCheck {
+		c.Status = statusFail
+		c.Detail += ": the daemon does not serve DeviceCheck tokens"
+		c.Hint = "restart it with --provider devicecheck (or auto); development tokens are never valid in production"
+		return c
+	}
+	c.Status = statusPass
+	return c
 }
 
 func tokenCheck(ctx context.Context, env doctorEnv, timeout time.Duration) check {

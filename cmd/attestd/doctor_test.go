@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,7 +12,9 @@ import (
 	"testing"
 
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/pool"
 	"github.com/attestd/attestd/bridge/provider"
+	"github.com/attestd/attestd/bridge/server"
 	"github.com/attestd/attestd/darwin"
 )
 
@@ -34,6 +37,10 @@ func macEnv(t *testing.T) *doctorEnv {
 		},
 		newProvider: func(darwin.DeviceCheckOptions) (provider.Provider, error) {
 			return provider.Func{K: header.KindDeviceCheck, F: func(context.Context) ([]byte, error) { return []byte("token"), nil }}, nil
+		},
+		status: func(context.Context, string) (server.StatusResult, error) {
+			t.Error("asked a daemon that does not answer")
+			return server.StatusResult{}, errors.New("unreachable")
 		},
 	}
 }
@@ -78,7 +85,7 @@ func find(r doctorReport, name string) check {
 }
 
 var checkOrder = []string{"platform", "macos-version", "gui-session", "devicecheck-supported",
-	"team-id", "hardened-runtime", "bundle-id", "launchd", "socket", "token"}
+	"team-id", "hardened-runtime", "bundle-id", "launchd", "socket", "daemon", "token"}
 
 func TestDoctor(t *testing.T) {
 	tests := []struct {
@@ -92,7 +99,7 @@ func TestDoctor(t *testing.T) {
 	}{
 		{
 			name: "everything passes", wantCode: 0,
-			want:   map[string]string{"launchd": statusSkip, "socket": statusSkip},
+			want:   map[string]string{"launchd": statusSkip, "socket": statusSkip, "daemon": statusSkip},
 			detail: map[string]string{"token": "fingerprint " + header.Fingerprint("token"), "macos-version": "15.1"},
 		},
 		{
@@ -104,7 +111,7 @@ func TestDoctor(t *testing.T) {
 			},
 			wantCode: 1,
 			want: map[string]string{"gui-session": statusFail, "devicecheck-supported": statusSkip,
-				"launchd": statusSkip, "socket": statusSkip, "token": statusSkip},
+				"launchd": statusSkip, "socket": statusSkip, "daemon": statusSkip, "token": statusSkip},
 			wantHint: []string{"gui-session"},
 			detail:   map[string]string{"devicecheck-supported": "crash"},
 		},
@@ -118,7 +125,7 @@ func TestDoctor(t *testing.T) {
 			},
 			wantCode: 1,
 			want: map[string]string{"team-id": statusFail, "hardened-runtime": statusFail,
-				"launchd": statusSkip, "socket": statusSkip, "token": statusSkip},
+				"launchd": statusSkip, "socket": statusSkip, "daemon": statusSkip, "token": statusSkip},
 			wantHint: []string{"team-id", "hardened-runtime"},
 			detail:   map[string]string{"team-id": "DeviceCheck will refuse", "token": "fix the failed checks"},
 		},
@@ -130,7 +137,7 @@ func TestDoctor(t *testing.T) {
 			},
 			wantCode: 1,
 			want: map[string]string{"team-id": statusFail, "hardened-runtime": statusSkip,
-				"launchd": statusSkip, "socket": statusSkip, "token": statusSkip},
+				"launchd": statusSkip, "socket": statusSkip, "daemon": statusSkip, "token": statusSkip},
 			detail: map[string]string{"team-id": "unsigned"},
 		},
 		{
@@ -141,7 +148,7 @@ func TestDoctor(t *testing.T) {
 			},
 			wantCode: 1,
 			want: map[string]string{"devicecheck-supported": statusFail,
-				"launchd": statusSkip, "socket": statusSkip, "token": statusSkip},
+				"launchd": statusSkip, "socket": statusSkip, "daemon": statusSkip, "token": statusSkip},
 			wantHint: []string{"devicecheck-supported"},
 		},
 		{
@@ -150,7 +157,7 @@ func TestDoctor(t *testing.T) {
 				e.identity = func() (darwin.Identity, error) { return darwin.Identity{}, nil }
 			},
 			wantCode: 1,
-			want:     map[string]string{"bundle-id": statusFail, "launchd": statusSkip, "socket": statusSkip, "token": statusSkip},
+			want:     map[string]string{"bundle-id": statusFail, "launchd": statusSkip, "socket": statusSkip, "daemon": statusSkip, "token": statusSkip},
 			wantHint: []string{"bundle-id"},
 		},
 		{
@@ -163,7 +170,7 @@ func TestDoctor(t *testing.T) {
 				}
 			},
 			wantCode: 1,
-			want:     map[string]string{"launchd": statusSkip, "socket": statusSkip, "token": statusFail},
+			want:     map[string]string{"launchd": statusSkip, "socket": statusSkip, "daemon": statusSkip, "token": statusFail},
 			wantHint: []string{"token"},
 			detail:   map[string]string{"token": "invalidKey"},
 		},
@@ -172,7 +179,7 @@ func TestDoctor(t *testing.T) {
 			args:     []string{"--no-token"},
 			change:   func(e *doctorEnv) { e.newProvider = nil },
 			wantCode: 0,
-			want:     map[string]string{"launchd": statusSkip, "socket": statusSkip, "token": statusSkip},
+			want:     map[string]string{"launchd": statusSkip, "socket": statusSkip, "daemon": statusSkip, "token": statusSkip},
 		},
 		{
 			name: "launchd has no such socket",
@@ -183,7 +190,7 @@ func TestDoctor(t *testing.T) {
 			},
 			args:     []string{"--launchd", "Other"},
 			wantCode: 1,
-			want:     map[string]string{"launchd": statusFail, "socket": statusSkip, "token": statusSkip},
+			want:     map[string]string{"launchd": statusFail, "socket": statusSkip, "daemon": statusSkip, "token": statusSkip},
 			wantHint: []string{"launchd"},
 			detail:   map[string]string{"launchd": `"Other"`},
 		},
@@ -199,7 +206,7 @@ func TestDoctor(t *testing.T) {
 				}
 			},
 			wantCode: 0,
-			want:     map[string]string{"socket": statusSkip},
+			want:     map[string]string{"socket": statusSkip, "daemon": statusSkip},
 			detail:   map[string]string{"launchd": "1 socket(s)"},
 		},
 		{
@@ -210,7 +217,7 @@ func TestDoctor(t *testing.T) {
 			wantCode: 0,
 			want: map[string]string{"platform": statusSkip, "macos-version": statusSkip, "gui-session": statusSkip,
 				"devicecheck-supported": statusSkip, "team-id": statusSkip, "hardened-runtime": statusSkip,
-				"bundle-id": statusSkip, "launchd": statusSkip, "socket": statusSkip, "token": statusSkip},
+				"bundle-id": statusSkip, "launchd": statusSkip, "socket": statusSkip, "daemon": statusSkip, "token": statusSkip},
 		},
 	}
 	for _, tt := range tests {
@@ -385,5 +392,75 @@ func TestSocketCheck(t *testing.T) {
 	}
 	if c := socketCheck(doctorEnv{uid: uid + 1}, live); c.Status != statusFail || !strings.Contains(c.Detail, "owned by uid") {
 		t.Errorf("socket of another uid = %s %q", c.Status, c.Detail)
+	}
+}
+
+func TestDaemonCheck(t *testing.T) {
+	healthy := check{Name: "socket", Status: statusPass}
+	dc := server.StatusResult{Version: "1.2.3", Provider: header.KindDeviceCheck,
+		Pool: pool.Status{Ready: 2, Capacity: 4, Counters: pool.Counters{Served: 7}}}
+	dev := dc
+	dev.Provider = header.KindDev
+	failing := dc
+	failing.Pool.LastError = &pool.ErrorInfo{Reason: provider.ReasonProviderError, Message: "invalidKey"}
+	unreachable := &provider.Error{Reason: provider.ReasonDaemonUnreachable, Msg: "no daemon", Hint: "start it"}
+	tests := []struct {
+		name     string
+		native   bool
+		sock     check
+		st       server.StatusResult
+		err      error
+		want     string
+		detail   string
+		wantHint bool
+	}{
+		{"DeviceCheck daemon", true, healthy, dc, nil, statusPass, "attestd 1.2.3, provider dc, 2 of 4 tokens ready, 7 served", false},
+		{"last error shown", true, healthy, failing, nil, statusPass, "last error (provider_error): invalidKey", false},
+		{"dev daemon on a Mac", true, healthy, dev, nil, statusFail, "does not serve DeviceCheck", true},
+		{"dev daemon elsewhere", false, healthy, dev, nil, statusPass, "provider dev", false},
+		{"unreachable", true, healthy, server.StatusResult{}, unreachable, statusFail, "no daemon", true},
+		{"no socket", true, check{Status: statusSkip}, dc, nil, statusSkip, "no daemon answers", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := doctorEnv{native: tt.native, status: func(context.Context, string) (server.StatusResult, error) {
+				if tt.sock.Status != statusPass {
+					t.Error("asked a daemon behind a socket that failed its check")
+				}
+				return tt.st, tt.err
+			}}
+			c := daemonCheck(context.Background(), env, "/s", tt.sock)
+			if c.Status != tt.want || !strings.Contains(c.Detail, tt.detail) || (c.Hint != "") != tt.wantHint {
+				t.Errorf("daemonCheck = %s %q hint %q; want %s %q hint %v", c.Status, c.Detail, c.Hint, tt.want, tt.detail, tt.wantHint)
+			}
+		})
+	}
+}
+
+func TestDoctorAgainstRealDaemon(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a daemon")
+	}
+	// A short path: macOS limits socket paths to 104 bytes, and its
+	// t.TempDir paths are long.
+	dir, err := os.MkdirTemp("", "doc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "run", "attestd.sock")
+	startDaemon(t, sock)
+	env := systemDoctorEnv()
+	env.native = false // the dev daemon is what this test can start, on any OS
+	useDoctorEnv(t, &env)
+	code, r := runDoctorJSON(t, map[string]string{"ATTESTD_SOCKET": sock})
+	if code != 0 {
+		t.Errorf("exit %d: %+v", code, r)
+	}
+	if c := find(r, "socket"); c.Status != statusPass {
+		t.Errorf("socket: %s %q", c.Status, c.Detail)
+	}
+	if c := find(r, "daemon"); c.Status != statusPass || !strings.Contains(c.Detail, "provider dev") {
+		t.Errorf("daemon: %s %q", c.Status, c.Detail)
 	}
 }
