@@ -10,8 +10,6 @@ import (
 	"github.com/attestd/attestd/packaging/plists"
 )
 
-func sortStrings(s []string) { slices.Sort(s) }
-
 // CheckInfoPlist applies the info-plist rule to a parsed Info.plist.
 func CheckInfoPlist(info map[string]any, bundleID string) []Finding {
 	var out []Finding
@@ -102,7 +100,7 @@ func CheckLaunchAgent(a map[string]any, want AgentWant) []Finding {
 			add(RuleAgentSocket, regen, "ProgramArguments name launchd socket %q, but Sockets declares %v", name, mapKeys(sockets))
 		}
 	}
-	if sockets == nil || len(sockets) == 0 {
+	if len(sockets) == 0 {
 		add(RuleAgentSocket, regen, "no Sockets dictionary; launchd cannot start the helper on demand")
 	}
 	for _, name := range mapKeys(sockets) {

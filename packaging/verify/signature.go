@@ -7,6 +7,7 @@ import (
 	"crypto/sha512"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/attestd/attestd/packaging/plists"
@@ -280,6 +281,6 @@ func keys(e plists.Entitlements) []string {
 	for k := range e {
 		out = append(out, k)
 	}
-	sortStrings(out)
+	slices.Sort(out)
 	return out
 }
