@@ -580,3 +580,17 @@ func TestCodexE2EDaemonUnreachable(t *testing.T) {
 	}
 	checkAttested(t, b, header.StatusClientError, 1)
 }
+
+func TestCodexE2EThroughTheDaemon(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "attestd.sock")
+	startDaemon(t, sock)
+	b := newBackend(t)
+	c := startBridgeClient(t, codexHome(t, b, false), "--socket", sock)
+	thread := c.session(t.TempDir())
+	c.turn(thread, "hi")
+	c.turn(thread, "again")
+	if code := c.close(); code != 0 {
+		t.Errorf("bridge exit status %d, want 0", code)
+	}
+	checkAttested(t, b, header.StatusOK, 2)
+}
