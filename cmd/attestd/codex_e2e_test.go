@@ -471,6 +471,11 @@ func checkAttested(t *testing.T, b *backend, want header.Status, minRequests int
 		seen[env.Token] = true
 	}
 	t.Logf("backend saw %d model requests, all with s=%d", len(reqs), want)
+	if os.Getenv("E2E_VERBOSE") != "" {
+		for _, r := range b.all() {
+			t.Logf("  %s %s websocket=%v x-oai-attestation=%q", r.method, r.path, r.websocket, r.attestation)
+		}
+	}
 }
 
 func TestCodexE2EThreeTurnsAndCompaction(t *testing.T) {
