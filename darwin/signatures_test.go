@@ -185,3 +185,117 @@ func TestBindingsMatchCDeclarations(t *testing.T) {
 		t.Errorf("checked only %d bindings; did the parsing break?", checked)
 	}
 }
+
+// objcToGo gives the result type each Objective-C return type must be
+// read as: objc.ID (from ID.Send) for objects, objc.Send[T] otherwise.
+var objcToGo = map[string]string{
+	"BOOL":         "bool",
+	"NSInteger":    "int64",
+	"NSUInteger":   "uint64",
+	"const void *": "unsafe.Pointer",
+	"const char *": "string",
+	"void":         "objc.ID", // result ignored
+	"instancetype": "objc.ID",
+}
+
+var (
+	objcMethod   = regexp.MustCompile(`[-+]\s*\(([^)]*)\)\s*\w+`)
+	objcProperty = regexp.MustCompile(`@property\s*(?:\([^)]*\))?\s*([^;]+);`)
+)
+
+// objcReturnType extracts the return type from a quoted method or property
+// declaration.
+func objcReturnType(comment string) (string, bool) {
+	if m := objcProperty.FindStringSubmatch(comment); m != nil {
+		decl := strings.TrimSpace(m[1])
+		i := strings.LastIndexFunc(decl, func(r rune) bool { return r == ' ' || r == '*' })
+		if i < 0 {
+			return "", false
+		}
+		return strings.Join(strings.Fields(strings.ReplaceAll(decl[:i+1], "*", " *")), " "), true
+	}
+	if m := objcMethod.FindStringSubmatch(comment); m != nil {
+		return strings.Join(strings.Fields(strings.ReplaceAll(m[1], "*", " *")), " "), true
+	}
+	return "", false
+}
+
+// TestMessagesMatchObjCDeclarations checks, in devicecheck_darwin.go, that
+// every message send reads its result as the type the selector's quoted
+// declaration returns.
+func TestMessagesMatchObjCDeclarations(t *testing.T) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "devicecheck_darwin.go", nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{} // selector var -> Go result type
+	for _, decl := range f.Decls {
+		gd, ok := decl.(*ast.GenDecl)
+		if !ok || gd.Tok != token.VAR {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			vs := spec.(*ast.ValueSpec)
+			name := vs.Names[0].Name
+			if !strings.HasPrefix(name, "sel") {
+				continue
+			}
+			if vs.Doc == nil {
+				t.Errorf("%s: no comment quoting its declaration", name)
+				continue
+			}
+			ret, ok := objcReturnType(vs.Doc.Text())
+			if !ok {
+				t.Errorf("%s: no method or property declaration in %q", name, vs.Doc.Text())
+				continue
+			}
+			goType, known := objcToGo[ret]
+			if !known && (strings.HasSuffix(ret, "*") || ret == "NSErrorDomain") {
+				goType, known = "objc.ID", true // an object
+			}
+			if !known {
+				t.Errorf("%s: Objective-C type %q has no mapping in this test", name, ret)
+				continue
+			}
+			want[name] = goType
+		}
+	}
+	sends := 0
+	ast.Inspect(f, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		var sel, got string
+		switch fun := call.Fun.(type) {
+		case *ast.IndexExpr: // objc.Send[T](id, sel, ...)
+			if types.ExprString(fun.X) != "objc.Send" || len(call.Args) < 2 {
+				return true
+			}
+			got = types.ExprString(fun.Index)
+			sel = types.ExprString(call.Args[1])
+		case *ast.SelectorExpr: // id.Send(sel, ...)
+			if fun.Sel.Name != "Send" || len(call.Args) < 1 {
+				return true
+			}
+			got = "objc.ID"
+			sel = types.ExprString(call.Args[0])
+		default:
+			return true
+		}
+		sends++
+		w, ok := want[sel]
+		if !ok {
+			t.Errorf("%s: sends %s, which has no quoted declaration", fset.Position(call.Pos()), sel)
+			return true
+		}
+		if got != w {
+			t.Errorf("%s: reads %s's result as %s, its declaration returns %s", fset.Position(call.Pos()), sel, got, w)
+		}
+		return true
+	})
+	if sends < 8 {
+		t.Errorf("found only %d message sends; did the parsing break?", sends)
+	}
+}
