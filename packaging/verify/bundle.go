@@ -125,8 +125,14 @@ func Verify(c Config) (*Report, error) {
 var readSlices = ReadSlices
 
 // ReadSlices reads the architectures and signatures of a thin or
-// universal Mach-O executable.
-func ReadSlices(name string) ([]Slice, error) {
+// universal Mach-O executable. A file go-macho cannot parse is an error,
+// never a panic: the verifier reads whatever it is pointed at.
+func ReadSlices(name string) (_ []Slice, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s: malformed Mach-O: %v", name, p)
+		}
+	}()
 	ff, err := macho.OpenFat(name)
 	if err == nil {
 		defer ff.Close()
