@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -38,6 +40,9 @@ func TestMain(m *testing.M) {
 //	hang    reports fake/ready, then reads stdin without catching signals
 //	die     writes fake/bye and exits 7 with stdin still open
 //	stderr  writes "fake stderr" to stderr and exits 0
+//	orphan  starts a grandchild (mode sleep) that keeps stdout open,
+//	        reports its pid as fake/grandchild and exits 5
+//	sleep   sleeps without reading stdin or closing stdout
 func fakeChild(mode string) int {
 	out := bufio.NewWriter(os.Stdout)
 	var outMu sync.Mutex
@@ -72,6 +77,19 @@ func fakeChild(mode string) int {
 		return 7
 	case "stderr":
 		fmt.Fprintln(os.Stderr, "fake stderr")
+		return 0
+	case "orphan":
+		exe, _ := os.Executable()
+		gc := exec.Command(exe, "-test.run=^$")
+		gc.Env = append(os.Environ(), fakeChildEnv+"=sleep")
+		gc.Stdout = os.Stdout
+		if err := gc.Start(); err != nil {
+			return 97
+		}
+		send(fmt.Sprintf(`{"method":"fake/grandchild","params":%d}`, gc.Process.Pid))
+		return 5
+	case "sleep":
+		time.Sleep(time.Minute) // the test kills it sooner
 		return 0
 	}
 	fmt.Fprintf(os.Stderr, "fake child: unknown mode %q\n", mode)

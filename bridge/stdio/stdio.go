@@ -137,9 +137,16 @@ forward:
 	select {
 	case serveErr = <-served:
 	case <-grace.C:
-		log.Warn("child exited but its stdout stays open; closing it", "grace", b.exitGrace())
+		log.Warn("child exited but its output has not ended; closing it", "grace", b.exitGrace())
 		childOutR.Close()
-		serveErr = <-served
+		grace.Reset(b.exitGrace())
+		select {
+		case serveErr = <-served:
+		case <-grace.C:
+			// Only a client that does not read its end gets here; the
+			// rest of the output is left to the write in progress.
+			log.Warn("client is not reading; leaving the rest of the child's output behind")
+		}
 	}
 	childOutR.Close()
 

@@ -468,6 +468,20 @@ func TestChildDeathIsNotHungOn(t *testing.T) {
 	h.expectEOF()
 }
 
+func TestGrandchildHoldingStdoutDoesNotHangTheBridge(t *testing.T) {
+	h := startBridge(t, &Bridge{Source: &fakeSource{}, ExitGrace: 100 * time.Millisecond}, "orphan")
+	var gc struct {
+		Params int `json:"params"`
+	}
+	if err := json.Unmarshal(h.recv(), &gc); err != nil || gc.Params == 0 {
+		t.Fatalf("no grandchild pid: %v", err)
+	}
+	t.Cleanup(func() { syscall.Kill(gc.Params, syscall.SIGKILL) })
+	if code := h.wait(); code != 5 {
+		t.Errorf("exit status %d, want the child's 5", code)
+	}
+}
+
 func TestSignalsAreForwarded(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
