@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,6 +74,9 @@ func runAgent(ctx context.Context, s *stdio, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return usagef("agent %s: unexpected argument %q", sub, fs.Arg(0))
+	}
+	if provider != nil && !slices.Contains(strings.Split(providerNames, "|"), *provider) {
+		return usagef("agent install: unknown provider %q; want one of %s", *provider, providerNames)
 	}
 	if sub == "install" && *printOnly {
 		a, _, err := agentPlist(s, *label, *sockPath, *provider)

@@ -88,6 +88,7 @@ func TestAgentUsage(t *testing.T) {
 		{[]string{"agent", "start"}, 2, `unknown subcommand "start"`},
 		{[]string{"agent", "status", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"agent", "install", "--nope"}, 2, "flag provided but not defined"},
+		{[]string{"agent", "install", "--provider", "magic"}, 2, `unknown provider "magic"`},
 		{[]string{"agent", "install", "-h"}, 0, "usage: attestd agent install"},
 	} {
 		code, _, errOut := runCLI(t, nil, "", tc.args...)
