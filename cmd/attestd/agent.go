@@ -75,6 +75,9 @@ func runAgent(ctx context.Context, s *stdio, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("agent %s: unexpected argument %q", sub, fs.Arg(0))
 	}
+	if *label == "" || strings.ContainsAny(*label, "/ ") || strings.HasPrefix(*label, ".") {
+		return usagef("agent %s: bad label %q (reverse-DNS, no '/' or spaces)", sub, *label)
+	}
 	if provider != nil && !slices.Contains(strings.Split(providerNames, "|"), *provider) {
 		return usagef("agent install: unknown provider %q; want one of %s", *provider, providerNames)
 	}

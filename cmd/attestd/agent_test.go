@@ -89,6 +89,8 @@ func TestAgentUsage(t *testing.T) {
 		{[]string{"agent", "status", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"agent", "install", "--nope"}, 2, "flag provided but not defined"},
 		{[]string{"agent", "install", "--provider", "magic"}, 2, `unknown provider "magic"`},
+		{[]string{"agent", "uninstall", "--label", "../../x"}, 2, `bad label "../../x"`},
+		{[]string{"agent", "status", "--label", ""}, 2, `bad label ""`},
 		{[]string{"agent", "install", "-h"}, 0, "usage: attestd agent install"},
 	} {
 		code, _, errOut := runCLI(t, nil, "", tc.args...)
