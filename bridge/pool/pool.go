@@ -17,6 +17,7 @@
 package pool
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -104,8 +105,8 @@ type Pool struct {
 	cfg Config
 
 	mu         sync.Mutex
-	ready      []entry // oldest first
-	waiters    []*waiter
+	ready      []entry   // oldest first
+	waiters    list.List // of *waiter, oldest first
 	warmUntil  time.Time
 	generating bool
 	failures   int
@@ -129,7 +130,10 @@ type entry struct {
 	generatedAt time.Time
 }
 
-type waiter struct{ ch chan result }
+type waiter struct {
+	ch   chan result
+	elem *list.Element // in Pool.waiters; nil once answered or removed
+}
 
 type result struct {
 	value string
@@ -190,7 +194,7 @@ func (p *Pool) Token(ctx context.Context) (string, error) {
 		return "", err
 	}
 	w := &waiter{ch: make(chan result, 1)}
-	p.waiters = append(p.waiters, w)
+	w.elem = p.waiters.PushBack(w)
 	p.mu.Unlock()
 	p.kick()
 
@@ -259,7 +263,7 @@ func (p *Pool) loop() {
 		p.dropExpiredLocked(now)
 		wait := time.Duration(-1)
 		start := false
-		needed := len(p.waiters) > 0 || (now.Before(p.warmUntil) && len(p.ready) < p.cfg.Size)
+		needed := p.waiters.Len() > 0 || (now.Before(p.warmUntil) && len(p.ready) < p.cfg.Size)
 		if needed && !p.generating {
 			if now.Before(p.retryAt) {
 				wait = p.retryAt.Sub(now)
@@ -331,7 +335,7 @@ func (p *Pool) generate() {
 		p.lastErr, p.lastErrAt = err, now
 		delay := p.backoff(p.failures)
 		p.retryAt = now.Add(delay)
-		p.counters.Errors += uint64(len(p.waiters))
+		p.counters.Errors += uint64(p.waiters.Len())
 		p.failWaitersLocked(err)
 		if !p.closed {
 			p.cfg.Logger.Warn("token generation failed", "reason", provider.ReasonOf(err), "err", err,
@@ -346,9 +350,9 @@ func (p *Pool) generate() {
 	if p.closed {
 		return
 	}
-	if len(p.waiters) > 0 {
-		w := p.waiters[0]
-		p.waiters = p.waiters[1:]
+	if front := p.waiters.Front(); front != nil {
+		w := p.waiters.Remove(front).(*waiter)
+		w.elem = nil
 		p.counters.Served++
 		w.ch <- result{value: value}
 		return
@@ -391,19 +395,23 @@ func (p *Pool) dropExpiredLocked(now time.Time) {
 	}
 }
 
+// removeWaiterLocked takes w out of the queue in constant time, so that
+// many requests giving up together do not hold the lock for a quadratic
+// number of steps; it reports whether w was still waiting.
 func (p *Pool) removeWaiterLocked(w *waiter) bool {
-	for i, x := range p.waiters {
-		if x == w {
-			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
-			return true
-		}
+	if w.elem == nil {
+		return false
 	}
-	return false
+	p.waiters.Remove(w.elem)
+	w.elem = nil
+	return true
 }
 
 func (p *Pool) failWaitersLocked(err error) {
-	for _, w := range p.waiters {
+	for e := p.waiters.Front(); e != nil; e = e.Next() {
+		w := e.Value.(*waiter)
+		w.elem = nil
 		w.ch <- result{err: err}
 	}
-	p.waiters = nil
+	p.waiters.Init()
 }

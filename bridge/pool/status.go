@@ -54,7 +54,7 @@ func (p *Pool) Status() Status {
 		MaxAge:              p.cfg.MaxAge.String(),
 		Generating:          p.generating,
 		Warm:                now.Before(p.warmUntil),
-		Waiting:             len(p.waiters),
+		Waiting:             p.waiters.Len(),
 		ConsecutiveFailures: p.failures,
 		Counters:            p.counters,
 	}
