@@ -122,7 +122,7 @@ type Config struct {
 	// HTTPClient sends the requests; nil uses a client with its own
 	// transport, cloned from http.DefaultTransport.
 	HTTPClient *http.Client
-	// Timeout bounds each request, retries included separately.
+	// Timeout bounds each request to Apple; every retry gets its own.
 	// Zero means 10 seconds.
 	Timeout time.Duration
 	// MaxAttempts bounds the requests per call, first one included, when

@@ -120,3 +120,34 @@ func TestReason(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVerify runs the whole local path (parse, kind and age policy) on
+// arbitrary input: it must not panic, and Valid must agree with the error.
+func FuzzVerify(f *testing.F) {
+	now := time.UnixMilli(1764000000000)
+	for _, v := range []header.Value{
+		{Kind: "dev", Token: make([]byte, 32), GeneratedAt: now},
+		{Kind: "dev", Token: []byte{1}, GeneratedAt: now.Add(-time.Hour)},
+		{Kind: "dev", Token: []byte{1}, GeneratedAt: now.Add(time.Hour)},
+		{Kind: "dc", Token: []byte{1, 2, 3}, GeneratedAt: now},
+	} {
+		s, _ := header.Encode(v)
+		f.Add(s)
+		f.Add(envelope(s))
+	}
+	f.Add(`{"v":1,"s":3}`)
+	f.Add("")
+	v := &Verifier{AllowDev: true, MaxAge: time.Minute, Now: func() time.Time { return now }}
+	f.Fuzz(func(t *testing.T, s string) {
+		res, err := v.Verify(context.Background(), s)
+		if res != nil && res.Valid != (err == nil) {
+			t.Fatalf("Valid %v with error %v", res.Valid, err)
+		}
+		if err == nil && (res == nil || res.Kind != header.KindDev) {
+			t.Fatalf("valid without a Client: %+v", res)
+		}
+		if err != nil && Reason(err) == "error" {
+			t.Fatalf("error %v has no reason", err)
+		}
+	})
+}

@@ -179,8 +179,8 @@ func TestVerifyAppleFailures(t *testing.T) {
 		apple.Respond(func(devicechecktest.Request) *devicechecktest.Response {
 			return &devicechecktest.Response{Status: tc.status, Body: tc.body}
 		})
-		// Retries wait up to 3s each by default; a small --timeout does not
-		// shorten them, so this case takes a few seconds at most.
+		// 503 is retried with the client's real backoff (jittered, under
+		// a second in all for three attempts).
 		code, out, errOut := runCLI(t, nil, "", append([]string{"verify", value}, keyFlags...)...)
 		o := parseVerifyOutput(t, out)
 		if code != 1 || o.Reason != tc.reason || o.Apple == nil || o.Apple.HTTPStatus != tc.status || o.Apple.Body != tc.body || o.Apple.Attempts != tc.attempts {

@@ -1,0 +1,89 @@
+package devicechecktest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// The fake is only as good as its checks: each request below is wrong in
+// one way Apple would refuse, and must be refused the same way.
+func TestServerChecksRequests(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s := NewServer(&key.PublicKey, "TEAM", "KID")
+	defer s.Close()
+	defer s.Client().CloseIdleConnections()
+
+	now := time.Now()
+	sign := func(k *ecdsa.PrivateKey, kid, iss string, iat time.Time) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": iss, "iat": iat.Unix()})
+		tok.Header["kid"] = kid
+		str, err := tok.SignedString(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return str
+	}
+	good := sign(key, "KID", "TEAM", now)
+	hs := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": "TEAM", "iat": now.Unix()})
+	hs.Header["kid"] = "KID"
+	hsToken, _ := hs.SignedString([]byte("secret"))
+	body := func(tok, txid string, ts int64) string {
+		return fmt.Sprintf(`{"device_token":%q,"transaction_id":%q,"timestamp":%d}`, tok, txid, ts)
+	}
+	ms := now.UnixMilli()
+
+	tests := []struct {
+		name, method, path, jwt, body string
+		status                        int
+		answer                        string
+	}{
+		{"valid", "POST", "/v1/validate_device_token", good, body("AQID", "tx-1", ms), 200, ""},
+		{"query, nothing stored", "POST", "/v1/query_two_bits", good, body("AQID", "tx-2", ms), 200, BodyBitStateNotFound},
+		{"no authorization", "POST", "/v1/validate_device_token", "", body("AQID", "tx-3", ms), 400, "Missing or badly formatted authorization token"},
+		{"signed by another key", "POST", "/v1/validate_device_token", sign(other, "KID", "TEAM", now), body("AQID", "tx-4", ms), 401, BodyBadAuthorization},
+		{"wrong kid", "POST", "/v1/validate_device_token", sign(key, "OTHER", "TEAM", now), body("AQID", "tx-5", ms), 401, BodyBadAuthorization},
+		{"wrong iss", "POST", "/v1/validate_device_token", sign(key, "KID", "OTHER", now), body("AQID", "tx-6", ms), 401, BodyBadAuthorization},
+		{"HS256", "POST", "/v1/validate_device_token", hsToken, body("AQID", "tx-7", ms), 401, BodyBadAuthorization},
+		{"JWT over an hour old", "POST", "/v1/validate_device_token", sign(key, "KID", "TEAM", now.Add(-61*time.Minute)), body("AQID", "tx-8", ms), 401, BodyExpired},
+		{"URL-safe base64", "POST", "/v1/validate_device_token", good, body("-_-_", "tx-9", ms), 400, BodyBadDeviceToken},
+		{"wrapped base64", "POST", "/v1/validate_device_token", good, body("AQID\nAQID", "tx-10", ms), 400, BodyBadDeviceToken},
+		{"empty token", "POST", "/v1/validate_device_token", good, body("", "tx-11", ms), 400, BodyBadDeviceToken},
+		{"no transaction id", "POST", "/v1/validate_device_token", good, body("AQID", "", ms), 400, BodyBadTransaction},
+		{"reused transaction id", "POST", "/v1/validate_device_token", good, body("AQID", "tx-1", ms), 400, BodyBadTransaction},
+		{"timestamp in seconds", "POST", "/v1/validate_device_token", good, body("AQID", "tx-12", now.Unix()), 400, BodyBadTimestamp},
+		{"timestamp a string", "POST", "/v1/validate_device_token", good, `{"device_token":"AQID","transaction_id":"tx-13","timestamp":"1"}`, 400, BodyBadTimestamp},
+		{"update without bits", "POST", "/v1/update_two_bits", good, body("AQID", "tx-14", ms), 400, BodyBadBits},
+		{"GET", "GET", "/v1/validate_device_token", good, "", 405, "Method Not Allowed"},
+		{"unknown endpoint", "POST", "/v1/other", good, body("AQID", "tx-15", ms), 404, "404 page not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, s.URL+tt.path, strings.NewReader(tt.body))
+			if tt.jwt != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.jwt)
+			}
+			resp, err := s.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || strings.TrimSpace(string(b)) != tt.answer {
+				t.Errorf("answer %d %q, want %d %q", resp.StatusCode, b, tt.status, tt.answer)
+			}
+		})
+	}
+	if n := s.JWTs(); n < 5 {
+		t.Errorf("JWTs() = %d, counted too few distinct tokens", n)
+	}
+}
