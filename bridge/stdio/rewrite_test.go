@@ -2,8 +2,11 @@ package stdio
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/attestd/attestd/bridge/jsonrpc"
 )
 
 func TestOptIn(t *testing.T) {
@@ -156,4 +159,65 @@ func FuzzOptIn(f *testing.F) {
 			t.Fatalf("optIn(%q) = %q: requestAttestation not set", in, out)
 		}
 	})
+}
+
+// FuzzFastPath checks the passthrough fast path never lets through a line
+// that is one of the methods the bridge acts on, however it is written.
+func FuzzFastPath(f *testing.F) {
+	for _, s := range []string{
+		`{"method":"attestation/generate","id":0,"params":{}}`,
+		`{"id":"a","method":"initialize","params":{}}`,
+		`{"params":{"x":"\"}"},"id":1,"method":"turn/start"}`,
+		`{"m\u0065thod":"attestation\/generate","id":0}`,
+		`{"id":3,"result":{"method":"initialize"}}`,
+		`{"method":"item/delta","params":{"d":"\\u0041"}}`,
+	} {
+		f.Add(s)
+	}
+	matchers := []*matcher{initMatcher, attestMatcher}
+	names := append([]string{methodAttest}, WarmMethods...)
+	f.Fuzz(func(t *testing.T, line string) {
+		for _, m := range matchers {
+			m.method([]byte(line)) // must not panic
+		}
+		leadingMethod([]byte(line))
+		msg, _, err := jsonrpc.Decode([]byte(line))
+		req, ok := msg.(*jsonrpc.Request)
+		if err != nil || !ok || !slices.Contains(names, req.Method) || !uniqueTopLevelKeys(line) {
+			return
+		}
+		m := attestMatcher
+		if req.Method != methodAttest {
+			m = initMatcher
+		}
+		if got, ok := m.method([]byte(line)); !ok || got != req.Method {
+			t.Fatalf("method(%q) = %q, %v; the line is a %s request", line, got, ok, req.Method)
+		}
+	})
+}
+
+// uniqueTopLevelKeys reports whether the JSON object in s names each
+// top-level member once (decoders differ on which repeat wins).
+func uniqueTopLevelKeys(s string) bool {
+	dec := json.NewDecoder(strings.NewReader(s))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		k := t.(string)
+		if seen[k] {
+			return false
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return false
+		}
+	}
+	return true
 }
