@@ -291,9 +291,10 @@ func (s *session) clientLine(line []byte) []byte {
 
 // fromChild copies the child's lines to the client until the child's
 // output ends, answering attestation/generate requests instead of passing
-// them on. A client that stops reading does not stop the draining, so the
-// child never blocks on a full pipe and its token requests are still
-// answered.
+// them on. Once writing to the client has failed (it hung up), the rest
+// is read and dropped, so the child never blocks on a full pipe and its
+// token requests are still answered. A client that is merely slow to read
+// slows the child, as it would without the bridge.
 func (s *session) fromChild(clientOut io.Writer, childOut io.Reader) error {
 	lr := newLineReader(childOut)
 	w := bufio.NewWriterSize(clientOut, readBufSize)
