@@ -13,7 +13,7 @@
 //	if err != nil { … }
 //	apple, err := verify.NewClient(verify.Config{TeamID: "TEAMID1234", KeyID: "ABC123DEFG", Key: key})
 //	if err != nil { … }
-//	v := &verify.Verifier{Client: apple, MaxAge: 5 * time.Minute}
+//	v := &verify.Verifier{Client: apple, MaxAge: 2 * time.Minute, Replays: verify.NewMemoryReplayCache()}
 //	http.Handle("/api/", verify.Middleware(api, verify.MiddlewareOptions{Verifier: v}))
 //
 // With the default policy, Reject, only requests with a valid attestation

@@ -45,6 +45,13 @@ type Verifier struct {
 	// MaxAge rejects tokens generated longer ago than this, or that do not
 	// say when they were generated. Zero means no limit.
 	MaxAge time.Duration
+	// Replays, when set, refuses a token presented a second time
+	// (ErrReplay). A token is recorded once it passes the local checks,
+	// before Apple is asked, so one whose check failed for an outage is
+	// spent too; clients send a fresh token with every request anyway.
+	// Entries expire MaxAge after the token's generation (an hour after
+	// use without MaxAge).
+	Replays ReplayCache
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -66,8 +73,8 @@ type Result struct {
 // could be parsed, even with an error, so callers can report what arrived.
 //
 // Errors wrap ErrMissing, ErrMalformed, ErrClientStatus (a *StatusError),
-// ErrDevToken, ErrTooOld, ErrFuture, ErrNotValidated, one of Apple's errors
-// (an *AppleError, e.g. ErrBadDeviceToken) or ctx.Err().
+// ErrDevToken, ErrTooOld, ErrFuture, ErrReplay, ErrNotValidated, one of
+// Apple's errors (an *AppleError, e.g. ErrBadDeviceToken) or ctx.Err().
 func (v *Verifier) Verify(ctx context.Context, value string) (*Result, error) {
 	a, err := Parse(value)
 	if a == nil {
@@ -78,6 +85,9 @@ func (v *Verifier) Verify(ctx context.Context, value string) (*Result, error) {
 		return res, err
 	}
 	if err := v.Check(a); err != nil {
+		return res, err
+	}
+	if err := v.recordUse(ctx, a); err != nil {
 		return res, err
 	}
 	if a.Kind == header.KindDev && (v.Client == nil || v.Client.base == Production || v.Client.base == Development) {
@@ -120,6 +130,25 @@ func (v *Verifier) Check(a *Attestation) error {
 	return nil
 }
 
+// recordUse adds a's token to the replay cache, failing if it was there.
+func (v *Verifier) recordUse(ctx context.Context, a *Attestation) error {
+	if v.Replays == nil {
+		return nil
+	}
+	expiry := v.now().Add(defaultReplayWindow)
+	if v.MaxAge > 0 && !a.GeneratedAt.IsZero() {
+		expiry = a.GeneratedAt.Add(v.MaxAge + time.Second)
+	}
+	added, err := v.Replays.Add(ctx, ReplayKey(a.Token), expiry)
+	switch {
+	case err != nil:
+		return fmt.Errorf("replay cache: %w", err)
+	case !added:
+		return fmt.Errorf("token %s: %w", a.Fingerprint(), ErrReplay)
+	}
+	return nil
+}
+
 func (v *Verifier) now() time.Time {
 	if v.Now != nil {
 		return v.Now()
@@ -137,7 +166,7 @@ func (v *Verifier) age(a *Attestation) time.Duration {
 // Reason returns a short machine-readable name for why err failed
 // verification, for logs, metrics and JSON answers: "missing",
 // "malformed", "client_status", "dev_token", "too_old", "future",
-// "not_validated", "bad_device_token", "bad_request",
+// "replay", "not_validated", "bad_device_token", "bad_request",
 // "bad_authorization", "expired_authorization", "forbidden",
 // "rate_limited", "apple_server_error", "apple_unavailable",
 // "unexpected_response", "network", "canceled", "timeout" or "error".
@@ -164,6 +193,7 @@ var reasons = []struct {
 	{ErrDevToken, "dev_token"},
 	{ErrTooOld, "too_old"},
 	{ErrFuture, "future"},
+	{ErrReplay, "replay"},
 	{ErrNotValidated, "not_validated"},
 	{ErrBadDeviceToken, "bad_device_token"},
 	{ErrBadRequest, "bad_request"},
@@ -179,12 +209,13 @@ var reasons = []struct {
 	{context.DeadlineExceeded, "timeout"},
 }
 
-// Rejected reports whether err says the attestation itself is bad (missing,
-// malformed, not allowed, too old, refused by Apple), as opposed to a
-// failure to check it (Apple unreachable, our own credentials refused).
+// Rejected reports whether err says the attestation itself is bad
+// (missing, malformed, not allowed, too old, already used, refused by
+// Apple), as opposed to a failure to check it (Apple unreachable, our own
+// credentials refused).
 // A server that fails open on outages should still refuse these.
 func Rejected(err error) bool {
-	for _, e := range []error{ErrMissing, ErrMalformed, ErrClientStatus, ErrDevToken, ErrTooOld, ErrFuture, ErrBadDeviceToken} {
+	for _, e := range []error{ErrMissing, ErrMalformed, ErrClientStatus, ErrDevToken, ErrTooOld, ErrFuture, ErrReplay, ErrBadDeviceToken} {
 		if errors.Is(err, e) {
 			return true
 		}
