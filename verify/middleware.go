@@ -12,13 +12,13 @@ import (
 type Policy int
 
 const (
-	// Reject answers the request itself, with a short JSON body:
-	// 401 when the attestation is missing, malformed or the app-server
-	// reports it could not get one (s ≠ 0); 403 when it is present but
-	// refused (development token, too old, already used, Apple rejects
-	// the token);
-	// 503 when it could not be checked (Apple unreachable or refusing our
-	// credentials). Only valid requests reach the next handler.
+	// Reject answers the request itself, with a short JSON body: 401
+	// when the attestation is missing, malformed or the app-server reports
+	// it could not get one (s ≠ 0); 403 when it is present but refused
+	// (development token, too old, already used, Apple rejects the
+	// token); 503 when it could not be checked (Apple unreachable or
+	// refusing our credentials). Only valid requests reach the next
+	// handler.
 	Reject Policy = iota
 	// Annotate passes every request on, with the outcome in its context
 	// for FromContext; the next handler decides.

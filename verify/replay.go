@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// ErrReplay means the token was already presented: DeviceCheck tokens are
-// meant for one use each, and Apple does not refuse a second one.
+// ErrReplay means the token was already presented. DeviceCheck tokens are
+// meant for one use each, but Apple's server API is not documented to
+// refuse a second use, so a Verifier with a ReplayCache remembers them.
 var ErrReplay = errors.New("attestation token already used")
 
 // ReplayCache remembers tokens a Verifier has accepted, so that a captured
