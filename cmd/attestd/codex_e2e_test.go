@@ -587,6 +587,7 @@ func TestCodexE2EDaemonUnreachable(t *testing.T) {
 }
 
 func TestCodexE2EThroughTheDaemon(t *testing.T) {
+	codexBinary(t) // skip before starting a daemon
 	sock := filepath.Join(t.TempDir(), "attestd.sock")
 	startDaemon(t, sock)
 	b := newBackend(t)
