@@ -88,6 +88,9 @@ type deviceCheck struct {
 	// emptied when Apple calls the completion handler, not when Generate
 	// returns.
 	slot chan struct{}
+	// timer returns a channel that fires once the provider's timeout has
+	// passed, and a func that stops it; tests replace it.
+	timer func(time.Duration) (<-chan time.Time, func())
 }
 
 var _ provider.Provider = (*deviceCheck)(nil)
@@ -102,7 +105,7 @@ func newDeviceCheckWith(n dcNative, opts DeviceCheckOptions) (*deviceCheck, erro
 	if err := checkDeviceCheck(n); err != nil {
 		return nil, err
 	}
-	return &deviceCheck{native: n, timeout: opts.Timeout, slot: make(chan struct{}, 1)}, nil
+	return &deviceCheck{native: n, timeout: opts.Timeout, slot: make(chan struct{}, 1), timer: realTimer}, nil
 }
 
 // Kind implements provider.Provider.
@@ -117,17 +120,18 @@ type dcResult struct {
 // Generate implements provider.Provider: one generateToken call, bounded by
 // ctx and the provider's timeout.
 func (d *deviceCheck) Generate(ctx context.Context) ([]byte, error) {
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, d.timeout)
-	defer cancel()
-	if ctx.Err() != nil {
-		return nil, d.doneErr(parent, "not asking DeviceCheck")
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("devicecheck: not asking DeviceCheck: %w", err)
 	}
+	expired, stop := d.timer(d.timeout)
+	defer stop()
 
 	select {
 	case d.slot <- struct{}{}:
 	case <-ctx.Done():
-		return nil, d.doneErr(parent, "the previous DeviceCheck request is still outstanding")
+		return nil, fmt.Errorf("devicecheck: waiting for the previous DeviceCheck request: %w", ctx.Err())
+	case <-expired:
+		return nil, d.timeoutErr("the previous DeviceCheck request is still outstanding")
 	}
 
 	// Room for one value: a completion that comes after Generate gave up
@@ -145,30 +149,36 @@ func (d *deviceCheck) Generate(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 
+	var err error
 	select {
 	case r := <-results:
 		return r.value()
 	case <-ctx.Done():
-		select {
-		case r := <-results: // arrived together with the deadline: use it
-			return r.value()
-		default:
-		}
-		return nil, d.doneErr(parent, "no answer from DeviceCheck")
+		err = fmt.Errorf("devicecheck: no answer from DeviceCheck: %w", ctx.Err())
+	case <-expired:
+		err = d.timeoutErr("no answer from DeviceCheck")
+	}
+	select {
+	case r := <-results: // arrived together with the deadline: use it
+		return r.value()
+	default:
+		return nil, err
 	}
 }
 
-// doneErr explains why Generate stopped waiting: the caller's context, or
-// the provider's own timeout.
-func (d *deviceCheck) doneErr(parent context.Context, what string) error {
-	if err := parent.Err(); err != nil {
-		return fmt.Errorf("devicecheck: %s: %w", what, err)
-	}
+// timeoutErr reports the provider's own timeout.
+func (d *deviceCheck) timeoutErr(what string) error {
 	return &provider.Error{
 		Reason: provider.ReasonTimeout,
 		Msg:    fmt.Sprintf("devicecheck: %s after %v", what, d.timeout),
 		Err:    context.DeadlineExceeded,
 	}
+}
+
+// realTimer is deviceCheck.timer outside tests.
+func realTimer(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTimer(d)
+	return t.C, func() { t.Stop() }
 }
 
 // errNoToken is a completion with neither a token nor an error.

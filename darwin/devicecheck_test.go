@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -222,12 +223,27 @@ func TestGenerate(t *testing.T) {
 	}
 }
 
+// manualTimers replaces d's timer: each Generate call's timer is sent on
+// the returned channel, and fires when the test closes it.
+func manualTimers(d *deviceCheck) <-chan chan time.Time {
+	timers := make(chan chan time.Time, 16)
+	d.timer = func(time.Duration) (<-chan time.Time, func()) {
+		c := make(chan time.Time)
+		timers <- c
+		return c, func() {}
+	}
+	return timers
+}
+
 func TestGenerateTimeoutThenLateCompletion(t *testing.T) {
 	f := newFake()
-	d := newTestProvider(t, f, time.Millisecond)
+	d := newTestProvider(t, f, time.Second)
+	timers := manualTimers(d)
+
 	res := generateAsync(context.Background(), d)
 	late := f.next(t)
-	r := wait(t, res) // Apple has not answered: the provider's timeout fires
+	close(<-timers) // Apple has not answered: the provider's timeout fires
+	r := wait(t, res)
 	if r.err == nil {
 		t.Fatalf("Generate = %q, want a timeout", r.token)
 	}
@@ -240,8 +256,10 @@ func TestGenerateTimeoutThenLateCompletion(t *testing.T) {
 
 	// While Apple still holds the first request, a second call waits for
 	// it, and gives up at its own deadline.
-	r = wait(t, generateAsync(context.Background(), d))
-	if provider.ReasonOf(r.err) != provider.ReasonTimeout {
+	res = generateAsync(context.Background(), d)
+	close(<-timers)
+	r = wait(t, res)
+	if provider.ReasonOf(r.err) != provider.ReasonTimeout || !strings.Contains(r.err.Error(), "still outstanding") {
 		t.Fatalf("second Generate while the first is outstanding = %q, %v; want a timeout", r.token, r.err)
 	}
 	select {
@@ -253,11 +271,28 @@ func TestGenerateTimeoutThenLateCompletion(t *testing.T) {
 	// The late completion must neither block nor be delivered anywhere,
 	// and it frees the slot.
 	late([]byte("late"), nil)
-	d.timeout = time.Minute
 	res = generateAsync(context.Background(), d)
+	<-timers // never fires
 	f.next(t)([]byte("fresh"), nil)
 	if r := wait(t, res); r.err != nil || string(r.token) != "fresh" {
 		t.Fatalf("Generate after the late completion = %q, %v; want fresh", r.token, r.err)
+	}
+}
+
+func TestGenerateRealTimer(t *testing.T) {
+	// The provider's own timer fires without help; no Apple answer comes.
+	f := newFake()
+	d := newTestProvider(t, f, time.Millisecond)
+	r := wait(t, generateAsync(context.Background(), d))
+	if provider.ReasonOf(r.err) != provider.ReasonTimeout {
+		t.Fatalf("Generate = %q, %v; want a timeout", r.token, r.err)
+	}
+	// Whether the request reached Apple before the timer fired depends on
+	// timing; if it did, answer it so nothing is left behind.
+	select {
+	case done := <-f.requests:
+		done(nil, nil)
+	default:
 	}
 }
 
