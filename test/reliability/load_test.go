@@ -39,7 +39,10 @@ func faultyScript(n int) providertest.Step {
 }
 
 // loadSize is 64 connections × 1,000 pipelined requests, scaled down under
-// -short and the race detector so that CI stays within its budget.
+// -short, and to 250 per connection under the race detector: with 64 in
+// flight per connection, 4,096 requests contend for the pool's lock, and
+// the race detector's slower lock handoffs make that convoy take ~100 s
+// for the full count on 2 cores (~10 s for 250).
 func loadSize() (conns, perConn int) {
 	switch {
 	case testing.Short():
