@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/attestd/attestd/bridge/client"
@@ -71,9 +73,10 @@ func runBridge(_ context.Context, s *stdio, c *command, args []string) error {
 		defer p.Close()
 		src = p
 	} else {
-		cl := client.New(socketPath(s, *sockPath))
+		path := socketPath(s, *sockPath)
+		cl := client.New(path)
 		defer cl.Close()
-		src = cl
+		src = &hintingSource{Source: cl, w: s.err, path: path}
 	}
 
 	if _, err := exec.LookPath(argv[0]); err != nil {
@@ -96,6 +99,26 @@ func runBridge(_ context.Context, s *stdio, c *command, args []string) error {
 		return exitCode(code)
 	}
 	return nil
+}
+
+// hintingSource says once, on stderr, what to do when the daemon cannot be
+// reached: the app-server only records s=2 upstream, which no one sees.
+type hintingSource struct {
+	bridgestdio.Source
+	w    io.Writer
+	path string
+	once sync.Once
+}
+
+func (h *hintingSource) Token(ctx context.Context) (string, error) {
+	tok, err := h.Source.Token(ctx)
+	if err != nil && provider.ReasonOf(err) == provider.ReasonDaemonUnreachable {
+		h.once.Do(func() {
+			fmt.Fprintf(h.w, "attestd: warning: no attestd daemon answers on %s; the app-server gets an error instead of each token\n", h.path)
+			fmt.Fprintf(h.w, "attestd: hint: start the daemon (attestd serve, or its LaunchAgent), pass its --socket, or run the bridge with --provider\n")
+		})
+	}
+	return tok, err
 }
 
 // describeExit says how the child ended, for a non-zero status.

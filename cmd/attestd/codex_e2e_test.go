@@ -584,6 +584,9 @@ func TestCodexE2EDaemonUnreachable(t *testing.T) {
 		t.Errorf("bridge exit status %d, want 0", code)
 	}
 	checkAttested(t, b, header.StatusClientError, 1)
+	if s := c.stderr.String(); strings.Count(s, "no attestd daemon answers on "+missing) != 1 {
+		t.Errorf("stderr does not say once that the daemon is missing:\n%s", s)
+	}
 }
 
 func TestCodexE2EThroughTheDaemon(t *testing.T) {
