@@ -85,13 +85,20 @@ type Attestation struct {
 	// BundleID and TeamID identify the helper, as it reported them. They
 	// are claims, not proof: Apple's answer does not cover them.
 	BundleID, TeamID string
+
+	fingerprint string // of the "v1." value, set by Parse
 }
 
-// Fingerprint returns a short name for the token that is safe to log, or ""
-// when there is no token.
+// Fingerprint returns a short name for the token that is safe to log, or
+// "" when there is none. For a parsed attestation it is the fingerprint of
+// the "v1." value, the name attestd's own logs and "attestd decode" give
+// it, so client and server logs can be matched.
 func (a *Attestation) Fingerprint() string {
-	if a == nil || len(a.Token) == 0 {
+	switch {
+	case a == nil || len(a.Token) == 0:
 		return ""
+	case a.fingerprint != "":
+		return a.fingerprint
 	}
 	return header.Fingerprint(a.Token)
 }
@@ -115,7 +122,7 @@ func Parse(s string) (*Attestation, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
-		return fromValue(FormValue, v), nil
+		return fromValue(FormValue, s, v), nil
 	}
 	env, err := header.ParseEnvelope(s)
 	if err != nil {
@@ -129,11 +136,12 @@ func Parse(s string) (*Attestation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: envelope token: %w", ErrMalformed, err)
 	}
-	return fromValue(FormEnvelope, v), nil
+	return fromValue(FormEnvelope, env.Token, v), nil
 }
 
-func fromValue(f Form, v header.Value) *Attestation {
+func fromValue(f Form, value string, v header.Value) *Attestation {
 	return &Attestation{
+		fingerprint: header.Fingerprint(value),
 		Form:        f,
 		Status:      header.StatusOK,
 		Kind:        v.Kind,

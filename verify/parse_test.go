@@ -170,3 +170,21 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// The fingerprint is the one attestd's logs and "attestd decode" print:
+// of the "v1." value, whichever form it came in.
+func TestFingerprintMatchesHelperLogs(t *testing.T) {
+	v := mustEncode(t, header.Value{Kind: "dc", Token: []byte("tok")})
+	for _, in := range []string{v, envelope(v)} {
+		a, err := Parse(in)
+		if err != nil || a.Fingerprint() != header.Fingerprint(v) {
+			t.Errorf("Parse(%.10q…).Fingerprint() = %q, %v; want %q", in, a.Fingerprint(), err, header.Fingerprint(v))
+		}
+	}
+	if fp := (&Attestation{Token: []byte("tok")}).Fingerprint(); fp != header.Fingerprint([]byte("tok")) {
+		t.Errorf("unparsed Attestation: %q", fp)
+	}
+	if fp := (&Attestation{}).Fingerprint(); fp != "" {
+		t.Errorf("no token: %q", fp)
+	}
+}

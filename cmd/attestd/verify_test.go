@@ -155,7 +155,7 @@ func TestVerifyOutputFields(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	o := parseVerifyOutput(t, out)
-	if o.Form != "envelope" || o.Kind != "dc" || o.TokenBytes != 4 || o.Fingerprint != header.Fingerprint([]byte{1, 2, 3, 4}) ||
+	if o.Form != "envelope" || o.Kind != "dc" || o.TokenBytes != 4 || o.Fingerprint != header.Fingerprint(value) ||
 		o.BundleID != "com.example.attestd" || o.TeamID != verifyTeamID || o.Environment != apple.URL ||
 		o.GeneratedAt != gen.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano) || o.Age == "" || o.Status == nil || *o.Status != 0 {
 		t.Errorf("output %+v", o)
