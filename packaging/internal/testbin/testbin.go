@@ -38,6 +38,8 @@ func Darwin(t testing.TB) (arm64, amd64 string) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
+		unlock := lockBuilds()
+		defer unlock()
 		for _, arch := range []string{"arm64", "amd64"} {
 			cmd := exec.CommandContext(ctx, "go", "build", "-trimpath",
 				"-ldflags", "-s -w -X main.version="+Version,
