@@ -2,7 +2,9 @@
 # `make test` fetches what the tests need and runs every test.
 
 GO        ?= go
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+ifeq ($(origin VERSION),undefined)
+VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+endif
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := bin/attestd
 # The real codex app-server the end-to-end tests run against (pinned).
