@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -117,7 +118,13 @@ func TestNativeActivateSocketOutsideLaunchd(t *testing.T) {
 	if !errors.As(err, &ae) {
 		t.Fatalf("ActivateSocket outside launchd = %v, want *ActivateError", err)
 	}
-	if !errors.Is(err, syscall.ESRCH) {
+	switch {
+	case errors.Is(err, syscall.ESRCH):
+	case errors.Is(err, syscall.ENOENT) && os.Getenv("CI") != "":
+		// A CI runner is itself a launchd job, which has no socket by
+		// this name.
+		t.Logf("ActivateSocket under a launchd-managed runner = %v", err)
+	default:
 		t.Fatalf("ActivateSocket outside launchd = %v (errno %d), want ESRCH", err, ae.Errno)
 	}
 }

@@ -302,8 +302,10 @@ func launchdCheck(env doctorEnv, name string) check {
 	switch {
 	case err == nil:
 		c.Status, c.Detail = statusPass, fmt.Sprintf("launchd handed over %d socket(s) named %q", len(ls), name)
-	case errors.Is(err, syscall.ESRCH):
-		c.Status, c.Detail = statusSkip, fmt.Sprintf("this process was not started by launchd with a socket named %q (normal when run from a shell)", name)
+	case errors.Is(err, syscall.ESRCH) || errors.Is(err, syscall.ENOENT):
+		// doctor is rarely the launchd job itself: from a shell, launchd
+		// answers ESRCH, or ENOENT when it counts the shell's app as the job.
+		c.Status, c.Detail = statusSkip, fmt.Sprintf("this process has no launchd socket named %q (normal when run from a shell; the daemon's own socket is checked below)", name)
 	case errors.As(err, &ae):
 		c.Status, c.Detail, c.Hint = statusFail, err.Error(), ae.Hint()
 	default:

@@ -189,10 +189,21 @@ func TestDoctor(t *testing.T) {
 				}
 			},
 			args:     []string{"--launchd", "Other"},
+			wantCode: 0,
+			want:     map[string]string{"launchd": statusSkip, "socket": statusSkip, "daemon": statusSkip},
+			detail:   map[string]string{"launchd": `"Other"`},
+		},
+		{
+			name: "launchd fails",
+			change: func(e *doctorEnv) {
+				e.activate = func(name string) ([]net.Listener, error) {
+					return nil, &darwin.ActivateError{Name: name, Errno: syscall.EALREADY}
+				}
+			},
 			wantCode: 1,
 			want:     map[string]string{"launchd": statusFail, "socket": statusSkip, "daemon": statusSkip, "token": statusSkip},
 			wantHint: []string{"launchd"},
-			detail:   map[string]string{"launchd": `"Other"`},
+			detail:   map[string]string{"launchd": "already activated"},
 		},
 		{
 			name: "launchd activated",
