@@ -294,6 +294,7 @@ func TestVerifyRoundTripCodex(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts codex app-server")
 	}
+	codexBinary(t) // skip before starting a daemon
 	apple, keyFlags := fakeApple(t)
 	sock := filepath.Join(t.TempDir(), "attestd.sock")
 	startDaemon(t, sock)
