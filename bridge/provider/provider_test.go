@@ -1,0 +1,78 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/attestd/attestd/bridge/header"
+)
+
+func TestReasonCodeAndHintOf(t *testing.T) {
+	dc := &Error{Reason: ReasonUnsupported, Msg: "featureUnsupported", DCCode: 1, HasDCCode: true}
+	for _, tc := range []struct {
+		name   string
+		err    error
+		reason string
+		code   int
+		hasDC  bool
+		hint   string
+	}{
+		{"plain error", errors.New("boom"), ReasonProviderError, 0, false, ""},
+		{"deadline", fmt.Errorf("wait: %w", context.DeadlineExceeded), ReasonTimeout, 0, false, ""},
+		{"no GUI session, wrapped", fmt.Errorf("generate: %w", ErrNoGUISession), ReasonNoGUISession, 0, false, ErrNoGUISession.Hint},
+		{"apple code, wrapped twice", fmt.Errorf("a: %w", fmt.Errorf("b: %w", dc)), ReasonUnsupported, 1, true, ""},
+		{"reason beats deadline", &Error{Reason: ReasonBackoff, Err: context.DeadlineExceeded}, ReasonBackoff, 0, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ReasonOf(tc.err); got != tc.reason {
+				t.Errorf("ReasonOf = %q, want %q", got, tc.reason)
+			}
+			code, ok := DCErrorCodeOf(tc.err)
+			if ok != tc.hasDC || code != tc.code {
+				t.Errorf("DCErrorCodeOf = %d, %v", code, ok)
+			}
+			if got := HintOf(tc.err); got != tc.hint {
+				t.Errorf("HintOf = %q, want %q", got, tc.hint)
+			}
+		})
+	}
+}
+
+func TestErrorText(t *testing.T) {
+	e := &Error{Msg: "generate", Err: errors.New("apple said no")}
+	if e.Error() != "generate: apple said no" || !errors.Is(e, e.Err) {
+		t.Fatalf("%q", e.Error())
+	}
+	if (&Error{Err: errors.New("only cause")}).Error() != "only cause" {
+		t.Fatal("message without Msg")
+	}
+}
+
+func TestDevTokensAreRandomAndOfKindDev(t *testing.T) {
+	var d Dev
+	if d.Kind() != header.KindDev {
+		t.Fatalf("kind %q", d.Kind())
+	}
+	a, err := d.Generate(context.Background())
+	if err != nil || len(a) != DevTokenLen {
+		t.Fatalf("%x, %v", a, err)
+	}
+	b, _ := d.Generate(context.Background())
+	if string(a) == string(b) {
+		t.Fatal("two equal dev tokens")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := d.Generate(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled: %v", err)
+	}
+}
+
+func TestFuncAdapter(t *testing.T) {
+	var p Provider = Func{K: "dc", F: func(context.Context) ([]byte, error) { return []byte{1}, nil }}
+	if b, err := p.Generate(context.Background()); p.Kind() != "dc" || err != nil || len(b) != 1 {
+		t.Fatal("Func does not adapt")
+	}
+}
