@@ -39,7 +39,6 @@ const (
 	ReasonNoGUISession      = "no_gui_session"     // no Aqua login session in this process
 	ReasonTimeout           = "timeout"            // no token before the deadline
 	ReasonProviderError     = "provider_error"     // the provider failed
-	ReasonBackoff           = "backoff"            // recent failures; the pool waits before retrying
 	ReasonShuttingDown      = "shutting_down"      // the daemon is stopping
 	ReasonDaemonUnreachable = "daemon_unreachable" // a client could not reach the daemon
 )

@@ -23,7 +23,7 @@ func TestReasonCodeAndHintOf(t *testing.T) {
 		{"deadline", fmt.Errorf("wait: %w", context.DeadlineExceeded), ReasonTimeout, 0, false, ""},
 		{"no GUI session, wrapped", fmt.Errorf("generate: %w", ErrNoGUISession), ReasonNoGUISession, 0, false, ErrNoGUISession.Hint},
 		{"apple code, wrapped twice", fmt.Errorf("a: %w", fmt.Errorf("b: %w", dc)), ReasonUnsupported, 1, true, ""},
-		{"reason beats deadline", &Error{Reason: ReasonBackoff, Err: context.DeadlineExceeded}, ReasonBackoff, 0, false, ""},
+		{"reason beats deadline", &Error{Reason: ReasonShuttingDown, Err: context.DeadlineExceeded}, ReasonShuttingDown, 0, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := ReasonOf(tc.err); got != tc.reason {
