@@ -301,14 +301,21 @@ func (s *session) fromChild(clientOut io.Writer, childOut io.Reader) error {
 	var werr error
 	for {
 		line, err := lr.next()
-		if len(line) > 0 && !s.intercept(line) && werr == nil {
-			_, werr = w.Write(line)
-			if werr == nil && !lr.lineBuffered() {
+		if werr == nil {
+			if len(line) > 0 && !s.intercept(line) {
+				_, werr = w.Write(line)
+			}
+			// Flush once no whole line follows, also after an intercepted
+			// request: lines written before it must not wait for more
+			// output, which may come only after the client has answered.
+			if werr == nil && w.Buffered() > 0 && !lr.lineBuffered() {
 				werr = w.Flush()
 			}
 			if werr != nil {
 				s.log.Warn("write to client failed; discarding the child's output from now on", "err", werr)
 			}
+		} else if len(line) > 0 {
+			s.intercept(line)
 		}
 		if err != nil {
 			if werr == nil {

@@ -525,3 +525,80 @@ func TestRunChecksItsArguments(t *testing.T) {
 		t.Error("Run of a missing program succeeded")
 	}
 }
+
+// servePipes runs Serve over in-memory pipes: the test plays both the
+// client and the child.
+type servePipes struct {
+	clientIn  *io.PipeWriter // the client's writes
+	clientOut *lineReader    // what the client gets
+	childIn   *lineReader    // what the child gets
+	childOut  *io.PipeWriter // the child's writes
+	done      chan error
+}
+
+func startServe(t *testing.T, b *Bridge) *servePipes {
+	t.Helper()
+	clientInR, clientInW := io.Pipe()
+	clientOutR, clientOutW := io.Pipe()
+	childInR, childInW := io.Pipe()
+	childOutR, childOutW := io.Pipe()
+	p := &servePipes{
+		clientIn:  clientInW,
+		clientOut: newLineReader(clientOutR),
+		childIn:   newLineReader(childInR),
+		childOut:  childOutW,
+		done:      make(chan error, 1),
+	}
+	go func() {
+		err := b.Serve(clientInR, clientOutW, childInW, childOutR)
+		clientOutW.Close()
+		p.done <- err
+	}()
+	t.Cleanup(func() {
+		clientInW.Close()
+		childOutW.Close()
+		clientOutR.Close()
+		childInR.Close()
+		select {
+		case <-p.done:
+		case <-time.After(patience):
+			t.Errorf("Serve still running at the end of the test")
+		}
+	})
+	return p
+}
+
+// readLine returns the next line from lr, failing the test when none
+// comes within patience.
+func readLine(t *testing.T, lr *lineReader, what string) string {
+	t.Helper()
+	got := make(chan string, 1)
+	go func() {
+		line, _ := lr.next()
+		got <- string(line)
+	}()
+	select {
+	case line := <-got:
+		return line
+	case <-time.After(patience):
+		t.Fatalf("no line %s within %v", what, patience)
+	}
+	return ""
+}
+
+// A line the child wrote just before an attestation/generate request, in
+// the same read, must reach the client without waiting for more output
+// from the child: the app-server may have nothing more to say until the
+// client answers that line.
+func TestLineBeforeInterceptedRequestIsFlushed(t *testing.T) {
+	p := startServe(t, &Bridge{Source: &fakeSource{}})
+	const first = `{"id":7,"result":{"thread":{"id":"t-1"}}}` + "\n"
+	const req = `{"method":"attestation/generate","id":0,"params":{}}` + "\n"
+	go io.WriteString(p.childOut, first+req) // one write: one read for the bridge
+	if got := readLine(t, p.childIn, "answering the request"); !strings.HasPrefix(got, `{"id":0,"result":{"token":"v1.tok-`) {
+		t.Fatalf("child got %q, want the answer", got)
+	}
+	if got := readLine(t, p.clientOut, "for the client"); got != first {
+		t.Fatalf("client got %q, want %q", got, first)
+	}
+}
