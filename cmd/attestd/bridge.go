@@ -88,6 +88,14 @@ func runBridge(_ context.Context, s *stdio, c *command, args []string) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, bridgeSignals...)
 	defer signal.Stop(sigs)
+	// A client that closes its end of our stdout must not kill the bridge:
+	// with SIGPIPE caught, the write fails with EPIPE instead and the bridge
+	// drops the child's output from then on, still answering its token
+	// requests and passing on its exit status. The child is unaffected:
+	// caught signals are reset to their default on exec.
+	pipes := make(chan os.Signal, 1)
+	signal.Notify(pipes, syscall.SIGPIPE)
+	defer signal.Stop(pipes)
 
 	b := &bridgestdio.Bridge{Source: src, Deadline: *deadline, Log: logger}
 	code, err := b.Run(cmd, s.in, s.out, sigs)

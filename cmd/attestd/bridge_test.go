@@ -164,3 +164,46 @@ func TestBridgeProcessAnswersAttestationWithoutTheClient(t *testing.T) {
 		t.Errorf("exit status %d, want 0", code)
 	}
 }
+
+// A client that stops reading (closes its end of the bridge's stdout) must
+// not kill the bridge with SIGPIPE: the bridge drops the child's output
+// from then on, and still exits with the child's status once it is done.
+func TestBridgeProcessSurvivesAClientThatHangsUp(t *testing.T) {
+	cmd := exec.Command(attestdBinary(t), "bridge", "--provider", "dev", "--", "sh", "-c",
+		`echo '{"method":"ready"}'; read go; i=0; while [ $i -lt 1000 ]; do echo '{"method":"more"}'; i=$((i+1)); done; echo child-done >&2; exit 3`)
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != `{"method":"ready"}`+"\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	stdout.Close() // the client hangs up its reading end
+	io.WriteString(stdin, "go\n")
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("bridge did not exit; stderr: %s", stderr)
+	}
+	stdin.Close()
+	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() || ws.ExitStatus() != 3 {
+		t.Errorf("bridge ended with %v, want the child's exit status 3; stderr: %s", cmd.ProcessState, stderr)
+	}
+	if !strings.Contains(stderr.String(), "child-done") {
+		t.Errorf("the child did not finish; stderr: %s", stderr)
+	}
+}
