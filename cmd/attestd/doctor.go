@@ -266,7 +266,9 @@ func teamCheck(sig darwin.Signature, err error) check {
 func hardenedCheck(sig darwin.Signature, err error) check {
 	c := check{Name: "hardened-runtime"}
 	switch {
-	case err != nil || !sig.Signed:
+	case err != nil:
+		c.Status, c.Detail = statusSkip, "the own code signature could not be read (see team-id)"
+	case !sig.Signed:
 		c.Status, c.Detail = statusSkip, "not signed"
 	case !sig.HardenedRuntime():
 		c.Status, c.Detail = statusFail, "the signature lacks the hardened runtime flag (0x10000), which notarization requires"

@@ -141,6 +141,19 @@ func TestDoctor(t *testing.T) {
 			detail: map[string]string{"team-id": "unsigned"},
 		},
 		{
+			name: "signature unreadable",
+			change: func(e *doctorEnv) {
+				e.signature = func() (darwin.Signature, error) {
+					return darwin.Signature{}, &darwin.OSStatusError{Op: "SecCodeCopySelf", Status: -67071}
+				}
+				e.newProvider = nil
+			},
+			wantCode: 1,
+			want: map[string]string{"team-id": statusFail, "hardened-runtime": statusSkip,
+				"launchd": statusSkip, "socket": statusSkip, "daemon": statusSkip, "token": statusSkip},
+			detail: map[string]string{"team-id": "SecCodeCopySelf", "hardened-runtime": "could not be read"},
+		},
+		{
 			name: "DeviceCheck unsupported",
 			change: func(e *doctorEnv) {
 				e.dcSupported = func() (bool, error) { return false, nil }
