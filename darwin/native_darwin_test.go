@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -118,15 +117,14 @@ func TestNativeActivateSocketOutsideLaunchd(t *testing.T) {
 	if !errors.As(err, &ae) {
 		t.Fatalf("ActivateSocket outside launchd = %v, want *ActivateError", err)
 	}
-	switch {
-	case errors.Is(err, syscall.ESRCH):
-	case errors.Is(err, syscall.ENOENT) && os.Getenv("CI") != "":
-		// A CI runner is itself a launchd job, which has no socket by
-		// this name.
-		t.Logf("ActivateSocket under a launchd-managed runner = %v", err)
-	default:
-		t.Fatalf("ActivateSocket outside launchd = %v (errno %d), want ESRCH", err, ae.Errno)
+	// launch.h: ESRCH when the caller is not managed by launchd, ENOENT
+	// when its job has no socket of that name. A test run from Terminal
+	// or a CI runner can count as part of that app's or runner's job, so
+	// either answer is right; doctor treats them alike.
+	if !errors.Is(err, syscall.ESRCH) && !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("ActivateSocket outside launchd = %v (errno %d), want ESRCH or ENOENT", err, ae.Errno)
 	}
+	t.Logf("ActivateSocket outside launchd = %v", err)
 }
 
 func TestNativePeerRequirement(t *testing.T) {
