@@ -123,7 +123,7 @@ func (c *Client) Call(ctx context.Context, method string, params, result any) er
 	}
 	defer s.unregister(id)
 	if err := s.write(ctx, line); err != nil {
-		return c.unreachable(err)
+		return c.unreachable(s.cause())
 	}
 	select {
 	case resp, ok := <-ch:
@@ -166,6 +166,12 @@ func remoteError(e *jsonrpc.Error) error {
 func (c *Client) unreachable(err error) error {
 	if errors.Is(err, ErrClosed) {
 		return err
+	}
+	var refusal *jsonrpc.Error
+	if errors.As(err, &refusal) {
+		// The daemon is there and said why it closed the connection
+		// (peer_refused, too_many_connections): report that, not "start it".
+		return remoteError(refusal)
 	}
 	return &provider.Error{Reason: provider.ReasonDaemonUnreachable,
 		Msg:  "attestd daemon at " + c.path + " is unreachable",
@@ -293,8 +299,29 @@ func (s *session) write(ctx context.Context, line []byte) error {
 	}
 	s.nc.SetWriteDeadline(deadline)
 	if _, err := s.nc.Write(line); err != nil {
+		// A daemon that refuses a connection sends one error line and
+		// closes, so the write may fail before the reader has seen why:
+		// give the reader a moment to record the daemon's reason first.
+		t := time.NewTimer(refusalWait)
+		select {
+		case <-s.done:
+		case <-t.C:
+		}
+		t.Stop()
 		s.fail(fmt.Errorf("send request: %w", err))
 		return err
 	}
 	return nil
+}
+
+// refusalWait bounds how long a failed write waits for the reader to pick
+// up the daemon's reason for closing.
+const refusalWait = 200 * time.Millisecond
+
+// cause returns why the session died: the daemon's refusal when it sent
+// one, else the first read or write error.
+func (s *session) cause() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
