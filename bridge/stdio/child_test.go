@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -43,6 +44,8 @@ func TestMain(m *testing.M) {
 //	orphan  starts a grandchild (mode sleep) that keeps stdout open,
 //	        reports its pid as fake/grandchild and exits 5
 //	sleep   sleeps without reading stdin or closing stdout
+//	flood   writes FAKE_N lines of 1 KiB (fake/flood notifications numbered
+//	        from 0) and exits 0 without reading stdin
 func fakeChild(mode string) int {
 	out := bufio.NewWriter(os.Stdout)
 	var outMu sync.Mutex
@@ -88,6 +91,12 @@ func fakeChild(mode string) int {
 		}
 		send(fmt.Sprintf(`{"method":"fake/grandchild","params":%d}`, gc.Process.Pid))
 		return 5
+	case "flood":
+		n, _ := strconv.Atoi(os.Getenv("FAKE_N"))
+		for i := range n {
+			send(floodLine(i))
+		}
+		return 0
 	case "sleep":
 		time.Sleep(time.Minute) // the test kills it sooner
 		return 0
@@ -150,4 +159,10 @@ func trimNL(b []byte) []byte {
 		return b[:n-1]
 	}
 	return b
+}
+
+// floodLine is the i-th line of the flood child, without its newline.
+func floodLine(i int) string {
+	l := fmt.Sprintf(`{"method":"fake/flood","params":{"i":%d,"pad":"`, i)
+	return l + strings.Repeat("f", 1024-len(l)-3) + `"}}`
 }

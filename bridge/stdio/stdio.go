@@ -30,9 +30,9 @@ import (
 // error, which tells the backend more.
 const DefaultDeadline = 80 * time.Millisecond
 
-// DefaultExitGrace is how long Run waits, once the child has exited, for
-// its output to end when Bridge.ExitGrace is zero. Only a grandchild that
-// kept the child's stdout open makes it wait that long.
+// DefaultExitGrace is how long Run waits, once the child has exited, when
+// Bridge.ExitGrace is zero: for more output from a grandchild that kept
+// the child's stdout open, or for a client that has stopped reading.
 const DefaultExitGrace = 2 * time.Second
 
 // Source supplies header values. Both the in-process token pool and the
@@ -53,8 +53,11 @@ type Bridge struct {
 	// Deadline bounds each attestation/generate answer; zero means
 	// DefaultDeadline.
 	Deadline time.Duration
-	// ExitGrace bounds the wait for the child's output after it exits;
-	// zero means DefaultExitGrace.
+	// ExitGrace bounds each wait once the child has exited: Run stops
+	// reading the child's output when none comes for this long (a
+	// grandchild holds it open), and returns without passing on the rest
+	// when the client reads none of it for this long. A client that is
+	// slow but keeps reading gets all of it. Zero means DefaultExitGrace.
 	ExitGrace time.Duration
 	// Log receives diagnostics; nil discards them. Tokens are logged only
 	// by fingerprint.
@@ -108,8 +111,9 @@ func (b *Bridge) Run(cmd *exec.Cmd, clientIn io.Reader, clientOut io.Writer, sig
 	log := b.log().With("pid", cmd.Process.Pid)
 	log.Debug("child started", "path", cmd.Path)
 
+	d := &drain{grace: b.exitGrace(), childOut: childOutR, client: clientOut}
 	served := make(chan error, 1)
-	go func() { served <- b.serve(log, clientIn, clientOut, childInW, childOutR) }()
+	go func() { served <- b.serve(log, clientIn, clientWriter{d}, childInW, childReader{d}) }()
 
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -129,26 +133,33 @@ forward:
 	}
 
 	// The child is gone: its stdin is of no more use, and its output ends
-	// as soon as no grandchild holds it.
+	// as soon as no grandchild holds it. What it wrote is still passed on
+	// to the end, however slowly the client reads, as long as it reads.
 	childInW.Close()
-	grace := time.NewTimer(b.exitGrace())
-	defer grace.Stop()
+	d.start()
+	tick := time.NewTicker(b.exitGrace())
+	defer tick.Stop()
 	var serveErr error
-	select {
-	case serveErr = <-served:
-	case <-grace.C:
-		log.Warn("child exited but its output has not ended; closing it", "grace", b.exitGrace())
-		childOutR.Close()
-		grace.Reset(b.exitGrace())
+	moved := d.moved.Load()
+drain:
+	for {
 		select {
 		case serveErr = <-served:
-		case <-grace.C:
-			// Only a client that does not read its end gets here; the
-			// rest of the output is left to the write in progress.
-			log.Warn("client is not reading; leaving the rest of the child's output behind")
+			break drain
+		case <-tick.C:
+			var stalled bool
+			if stalled, moved = d.stalled(moved); stalled {
+				// The rest of the output is left to the write in
+				// progress.
+				log.Warn("client is not reading; leaving the rest of the child's output behind", "grace", b.exitGrace())
+				break drain
+			}
 		}
 	}
 	childOutR.Close()
+	if errors.Is(serveErr, os.ErrDeadlineExceeded) {
+		log.Warn("child exited but its output did not end (a process it started holds it); stopped reading it", "grace", b.exitGrace())
+	}
 
 	code, err := exitStatus(cmd, waitErr)
 	if err != nil {

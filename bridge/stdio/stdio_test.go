@@ -1,6 +1,7 @@
 package stdio
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -600,5 +601,98 @@ func TestLineBeforeInterceptedRequestIsFlushed(t *testing.T) {
 	}
 	if got := readLine(t, p.clientOut, "for the client"); got != first {
 		t.Fatalf("client got %q, want %q", got, first)
+	}
+}
+
+// Once the child has exited, its output is passed on to the end however
+// slowly the client reads it, as long as it keeps reading: only a client
+// that stops altogether, or a grandchild that holds the output open without
+// writing to it, is given up on after ExitGrace.
+func TestSlowClientGetsTheWholeOutputOfAnExitedChild(t *testing.T) {
+	const (
+		n     = 220 // lines of 1 KiB, more than the pipe and the bridge's buffers hold
+		grace = 300 * time.Millisecond
+		pace  = 10 * time.Millisecond // per line: about 100 KB/s
+	)
+	cmd := fakeCmd(t, "flood", fmt.Sprint("FAKE_N=", n))
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan runResult, 1)
+	go func() {
+		b := &Bridge{Source: &fakeSource{}, ExitGrace: grace}
+		code, err := b.Run(cmd, inR, outW, nil)
+		outW.Close()
+		done <- runResult{code, err}
+	}()
+	t.Cleanup(func() {
+		inW.Close()
+		outR.Close()
+		select {
+		case <-done:
+		case <-time.After(patience):
+			t.Errorf("bridge still running at the end of the test")
+		}
+	})
+	// The child exits once the pipe and the bridge's buffers (some 180
+	// lines) hold the rest of its output, which then takes the client
+	// about two seconds to read, several times ExitGrace; yet the client
+	// takes a line every few milliseconds, many within each ExitGrace. Its
+	// small buffer keeps it from hiding that progress.
+	tick := time.NewTicker(pace)
+	defer tick.Stop()
+	br := bufio.NewReaderSize(outR, 4<<10)
+	got := 0
+	for {
+		line, err := br.ReadString('\n')
+		if len(line) > 0 {
+			if want := floodLine(got) + "\n"; line != want {
+				t.Fatalf("line %d: got %.60q, want %.60q", got, line, want)
+			}
+			got++
+		}
+		if err != nil {
+			break
+		}
+		<-tick.C
+	}
+	if got != n {
+		t.Errorf("client got %d lines of %d", got, n)
+	}
+	select {
+	case r := <-done:
+		done <- r
+		if r.err != nil || r.code != 0 {
+			t.Errorf("Run = %d, %v; want 0", r.code, r.err)
+		}
+	case <-time.After(patience):
+		t.Fatal("bridge did not return")
+	}
+}
+
+// A client that reads nothing once the child has exited is given up on
+// after ExitGrace, rather than keeping the bridge alive.
+func TestClientThatStopsReadingIsNotWaitedFor(t *testing.T) {
+	// 30 lines of 1 KiB: the pipe takes them all (it holds 48 when each
+	// is written on its own), so the child can exit although no one reads.
+	cmd := fakeCmd(t, "flood", "FAKE_N=30")
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe() // never read
+	done := make(chan runResult, 1)
+	go func() {
+		b := &Bridge{Source: &fakeSource{}, ExitGrace: 100 * time.Millisecond}
+		code, err := b.Run(cmd, inR, outW, nil)
+		done <- runResult{code, err}
+	}()
+	t.Cleanup(func() {
+		inW.Close()
+		outR.Close()
+	})
+	select {
+	case r := <-done:
+		if r.err != nil || r.code != 0 {
+			t.Errorf("Run = %d, %v; want 0", r.code, r.err)
+		}
+	case <-time.After(patience):
+		t.Fatal("bridge did not return")
 	}
 }
