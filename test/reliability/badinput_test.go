@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -47,8 +48,12 @@ type badCase struct {
 	// connection) or "close" (the daemon closes the connection).
 	After string `json:"after"`
 	// Exclusive cases run alone, after the others: they disturb every
-	// connection (evictions).
+	// connection (evictions) or measure the whole process.
 	Exclusive bool `json:"exclusive"`
+	// MaxAllocMiB, when set, bounds what the process (daemon and client
+	// together) may allocate while the case runs; it makes the case
+	// exclusive.
+	MaxAllocMiB uint64 `json:"maxAllocMiB"`
 }
 
 // part is a piece of input: text, a byte string repeated Count times, or
@@ -87,6 +92,7 @@ func loadCases(t *testing.T) []badCase {
 			t.Fatalf("%s: %v", f, err)
 		}
 		c.Name = strings.TrimSuffix(filepath.Base(f), ".json")
+		c.Exclusive = c.Exclusive || c.MaxAllocMiB > 0
 		if c.After != "open" && c.After != "close" {
 			t.Fatalf("%s: after must be open or close", f)
 		}
@@ -163,6 +169,17 @@ func TestBadInputCorpus(t *testing.T) {
 }
 
 func runCase(t *testing.T, d *daemon, c badCase) {
+	if c.MaxAllocMiB > 0 {
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		defer func() {
+			var after runtime.MemStats
+			runtime.ReadMemStats(&after)
+			if got := (after.TotalAlloc - before.TotalAlloc) >> 20; got > c.MaxAllocMiB {
+				t.Errorf("allocated %d MiB during the case, want at most %d", got, c.MaxAllocMiB)
+			}
+		}()
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	switch c.Mode {
 	case "idle":
