@@ -175,17 +175,13 @@ func (p *Pool) Token(ctx context.Context) (string, error) {
 		p.mu.Unlock()
 		return "", ErrClosed
 	}
-	p.counters.Requests++
-	p.warmUntil = now.Add(p.cfg.WarmWindow)
-	p.dropExpiredLocked(now)
-	if len(p.ready) > 0 {
-		e := p.ready[0]
-		p.ready = p.ready[1:]
-		p.counters.Served++
+	if v, ok := p.takeReadyLocked(now); ok {
 		p.mu.Unlock()
 		p.kick() // refill
-		return e.value, nil
+		return v, nil
 	}
+	p.counters.Requests++
+	p.warmUntil = now.Add(p.cfg.WarmWindow)
 	if !p.generating && now.Before(p.retryAt) {
 		err := fmt.Errorf("no token ready; next try in %s after a failed generation: %w",
 			p.retryAt.Sub(now).Round(time.Millisecond), p.lastErr)
@@ -216,6 +212,38 @@ func (p *Pool) Token(ctx context.Context) (string, error) {
 		Msg:  "no token ready before the deadline (a generation is in flight)",
 		Hint: "tokens are made ahead of need; send a warm-up hint before requests arrive",
 		Err:  ctx.Err()}
+}
+
+// TryToken takes a ready token without waiting. When none is ready it
+// returns false and changes nothing; call Token to wait for one.
+func (p *Pool) TryToken() (string, bool) {
+	now := p.cfg.Clock.Now()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return "", false
+	}
+	v, ok := p.takeReadyLocked(now)
+	p.mu.Unlock()
+	if ok {
+		p.kick() // refill
+	}
+	return v, ok
+}
+
+// takeReadyLocked hands out the oldest fresh token, counting the request
+// and its demand, or reports that none is ready.
+func (p *Pool) takeReadyLocked(now time.Time) (string, bool) {
+	p.dropExpiredLocked(now)
+	if len(p.ready) == 0 {
+		return "", false
+	}
+	e := p.ready[0]
+	p.ready = p.ready[1:]
+	p.counters.Requests++
+	p.counters.Served++
+	p.warmUntil = now.Add(p.cfg.WarmWindow)
+	return e.value, true
 }
 
 // Warm asks the pool to fill up and stay warm for another WarmWindow, as a
@@ -346,7 +374,9 @@ func (p *Pool) generate() {
 	p.failures = 0
 	p.retryAt = time.Time{}
 	p.counters.Generated++
-	p.cfg.Logger.Debug("token generated", "fingerprint", header.Fingerprint(value), "took", took)
+	if p.cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {
+		p.cfg.Logger.Debug("token generated", "fingerprint", header.Fingerprint(value), "took", took)
+	}
 	if p.closed {
 		return
 	}

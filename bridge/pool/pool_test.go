@@ -338,3 +338,27 @@ func TestConcurrentRequestsGetDistinctTokens(t *testing.T) {
 		t.Fatalf("got %d distinct tokens, want %d", len(seen), n)
 	}
 }
+
+func TestTryTokenNeverWaits(t *testing.T) {
+	h := newHarness(t, Config{Size: 1}, nil)
+	if _, ok := h.p.TryToken(); ok {
+		t.Fatal("TryToken on an empty pool returned a token")
+	}
+	h.settle()
+	if st := h.p.Status(); st.Counters.Requests != 0 || st.Warm || h.prov.Calls() != 0 {
+		t.Fatalf("a failed TryToken changed the pool: %+v", st)
+	}
+	h.p.Warm()
+	h.settle()
+	v, ok := h.p.TryToken()
+	if !ok {
+		t.Fatal("no token after warm-up")
+	}
+	if _, err := header.Decode(v); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	if st := h.p.Status(); st.Counters.Served != 1 || st.Counters.Requests != 1 || st.Ready != 1 {
+		t.Fatalf("after TryToken: %+v", st)
+	}
+}

@@ -152,6 +152,11 @@ func (c *conn) dispatch(line []byte) bool {
 		c.s.notify(req)
 		return true
 	}
+	if line, ok := c.s.answerReady(req); ok {
+		// A token was ready: answer on the reader goroutine, with no
+		// goroutine, context or timer for the request.
+		return c.write(line)
+	}
 	select {
 	case c.sem <- struct{}{}:
 	case <-c.ctx.Done():

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
@@ -156,9 +157,58 @@ func (s *Server) generate(ctx context.Context, req *jsonrpc.Request) (any, error
 		}
 		return nil, jsonrpc.NewError(jsonrpc.CodeAttestation, "attestation failed: "+err.Error(), data)
 	}
-	s.stats.tokens.Add(1)
-	s.cfg.Logger.Debug("token served", "id", req.ID.String(), "fingerprint", header.Fingerprint(tok), "took", time.Since(start))
+	s.served(req, tok, start)
 	return GenerateResult{Token: tok}, nil
+}
+
+func (s *Server) served(req *jsonrpc.Request, tok string, start time.Time) {
+	s.stats.tokens.Add(1)
+	if s.cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {
+		s.cfg.Logger.Debug("token served", "id", req.ID.String(), "fingerprint", header.Fingerprint(tok), "took", time.Since(start))
+	}
+}
+
+// readyTokens is implemented by token sources that can hand out a ready
+// token without waiting (the pool does).
+type readyTokens interface {
+	TryToken() (string, bool)
+}
+
+// answerReady answers attestation/generate at once when a token is ready,
+// so the common case costs no goroutine or timer. It reports false when
+// the request must take the ordinary path.
+func (s *Server) answerReady(req *jsonrpc.Request) ([]byte, bool) {
+	rt, ok := s.cfg.Tokens.(readyTokens)
+	if !ok || req.Method != MethodGenerate || checkParams(req.Params) != nil {
+		return nil, false
+	}
+	start := time.Now()
+	tok, ok := rt.TryToken()
+	if !ok {
+		return nil, false
+	}
+	s.served(req, tok, start)
+	return appendTokenAnswer(nil, req.ID, tok), true
+}
+
+// appendTokenAnswer appends {"id":ID,"result":{"token":"TOK"}} and a
+// newline. It writes the JSON by hand: the id is already JSON text, and a
+// header value ("v1." and base64url) needs no escaping, which is checked.
+func appendTokenAnswer(b []byte, id jsonrpc.ID, tok string) []byte {
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			line, err := jsonrpc.EncodeResult(id, GenerateResult{Token: tok})
+			if err != nil {
+				return jsonrpc.EncodeError(id, err)
+			}
+			return append(b, line...)
+		}
+	}
+	b = append(b, `{"id":`...)
+	b = append(b, id.String()...)
+	b = append(b, `,"result":{"token":"`...)
+	b = append(b, tok...)
+	return append(b, "\"}}\n"...)
 }
 
 func (s *Server) status() StatusResult {

@@ -461,3 +461,22 @@ func TestSlowLineAcrossIdleTimeoutWhileBusy(t *testing.T) {
 		t.Fatalf("answer = %v", m)
 	}
 }
+
+func TestTokenAnswerMatchesEncoder(t *testing.T) {
+	for _, tc := range []struct {
+		id  jsonrpc.ID
+		tok string
+	}{
+		{jsonrpc.IntID(7), "v1.haFro2RldqF0xCA-_"},
+		{jsonrpc.StringID("a<b>"), "v1.abc"},
+		{jsonrpc.IntID(-3), `odd"token\` + "\n"}, // never made by the pool; falls back to the encoder
+	} {
+		want, err := jsonrpc.EncodeResult(tc.id, GenerateResult{Token: tc.tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendTokenAnswer(nil, tc.id, tc.tok); string(got) != string(want) {
+			t.Errorf("appendTokenAnswer = %s, want %s", got, want)
+		}
+	}
+}
