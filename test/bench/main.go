@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -228,7 +229,8 @@ func simRows(r poolsim.Result, label string) []row {
 		ratioRow(fmt.Sprintf("token within 100 ms, after the first of a warm window%s (%d requests, %d first)", label, after, r.FirstOfWindow),
 			fmt.Sprintf("%.2f%%", share), fmt.Sprintf("%.2f%%", od), "generate on demand", share, od, "≥ 99.9%", share >= 99.9),
 		ratioRow("token within 100 ms, all requests"+label, fmt.Sprintf("%.2f%%", pct(r.Hits, r.Requests)), fmt.Sprintf("%.2f%%", od), "generate on demand", pct(r.Hits, r.Requests), od, "", true),
-		ratioRow("answer p99 (token or error)"+label, ms(r.P99), ms(r.OnDemandP99), "generate on demand", r.P99.Seconds(), r.OnDemandP99.Seconds(), "", true),
+		ratioRow("answer p99 (token or error), after the first of a warm window; simulated, add the socket round trip"+label, ms(r.P99AfterFirst), ms(r.OnDemandP99), "generate on demand", r.P99AfterFirst.Seconds(), r.OnDemandP99.Seconds(), "", true),
+		ratioRow("answer p99 (token or error), all requests"+label, ms(r.P99), ms(r.OnDemandP99), "generate on demand", r.P99.Seconds(), r.OnDemandP99.Seconds(), "", true),
 		ratioRow("tokens generated per token served"+label, fmt.Sprintf("%.2f (%d/%d)", perServed, r.Generated, r.Served), fmt.Sprintf("%.2f", odPer), "generate on demand", perServed, odPer, "≤ 1.2", perServed <= 1.2),
 	}
 }
@@ -269,19 +271,31 @@ func printVariants(w io.Writer, hours int) {
 // BenchmarkPassthrough) and measures the latency the bridge adds per line.
 func bridgeRows() []row {
 	var rows []row
-	out, err := exec.Command("go", "test", "-run", "^$", "-bench", "^BenchmarkPassthrough$", "-benchtime", "2x", "./bridge/stdio").CombinedOutput()
+	out, err := exec.Command("go", "test", "-run", "^$", "-bench", "^BenchmarkPassthrough$", "-benchtime", "5x", "-count", "3", "./bridge/stdio").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: bridge benchmark failed: %v\n%s", err, out)
 	} else {
+		// Three runs per direction; the median run by ratio stands.
+		type run struct{ br, cp, x float64 }
+		runs := map[string][]run{}
+		var order []string
 		re := regexp.MustCompile(`BenchmarkPassthrough/(\S+?)(-\d+)?\s.*`)
 		for _, line := range strings.Split(string(out), "\n") {
 			m := re.FindStringSubmatch(line)
 			if m == nil {
 				continue
 			}
-			br, cp, x := metric(line, "bridge-MiB/s"), metric(line, "io.Copy-MiB/s"), metric(line, "x-of-io.Copy")
-			rows = append(rows, ratioRow("bridge throughput, "+m[1]+" (32 MiB of app-server-like NDJSON)",
-				fmt.Sprintf("%.0f MiB/s", br), fmt.Sprintf("%.0f MiB/s", cp), "io.Copy, same pipes", x, 1, "≥ 0.7×", x >= 0.7))
+			if runs[m[1]] == nil {
+				order = append(order, m[1])
+			}
+			runs[m[1]] = append(runs[m[1]], run{metric(line, "bridge-MiB/s"), metric(line, "io.Copy-MiB/s"), metric(line, "x-of-io.Copy")})
+		}
+		for _, dir := range order {
+			rs := runs[dir]
+			sort.Slice(rs, func(i, j int) bool { return rs[i].x < rs[j].x })
+			r := rs[len(rs)/2]
+			rows = append(rows, ratioRow(fmt.Sprintf("bridge throughput, %s (32 MiB of app-server-like NDJSON; median of %d runs)", dir, len(rs)),
+				fmt.Sprintf("%.0f MiB/s", r.br), fmt.Sprintf("%.0f MiB/s", r.cp), "io.Copy, same pipes", r.x, 1, "≥ 0.7×", r.x >= 0.7))
 		}
 	}
 	b, c := lineLatency(5000)
@@ -485,7 +499,7 @@ func fileSize(p string) int64 {
 
 func ratioRow(figure, value, base, baseName string, v, b float64, target string, met bool) row {
 	r := row{figure: figure, value: value, base: base, baseName: baseName, target: target}
-	if b != 0 {
+	if b != 0 && v != 0 {
 		r.ratio = fmt.Sprintf("%.2f×", v/b)
 	}
 	if target != "" {
