@@ -57,7 +57,7 @@ func main() {
 	rounds := flag.Int("roundtrips", 20000, "socket round trips per side")
 	hours := flag.Int("hours", 100, "simulated hours of codex-like requests")
 	variants := flag.Bool("variants", false, "also simulate other pool settings (for BENCHMARKS.md)")
-	only := flag.String("only", "", "run only this part: variants")
+	only := flag.String("only", "", "run only this part: variants or roundtrip")
 	starts := flag.Int("starts", 20, "process starts per side")
 	flag.Parse()
 	log := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
@@ -69,6 +69,10 @@ func main() {
 	tmp, err := os.MkdirTemp("", "attestd-bench-")
 	check(err)
 	defer os.RemoveAll(tmp)
+	if *only == "roundtrip" {
+		printTable(os.Stdout, roundTrips(tmp, *rounds))
+		return
+	}
 	var rows []row
 
 	log("socket round trips (%d each)…", *rounds)
