@@ -226,7 +226,9 @@ type session struct {
 }
 
 // writeChild writes one whole line to the child, flushing unless more
-// lines are about to follow.
+// lines are about to follow. A line without a newline, the client's last
+// one cut short by its EOF, is flushed and ends the child's input then
+// and there: nothing may be written after it, which would join it.
 func (s *session) writeChild(line []byte, flush bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -235,6 +237,10 @@ func (s *session) writeChild(line []byte, flush bool) error {
 	}
 	if _, err := s.toChild.Write(line); err != nil {
 		return err
+	}
+	if line[len(line)-1] != '\n' {
+		s.inClosed = true
+		return s.toChild.Flush()
 	}
 	if flush {
 		return s.toChild.Flush()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -694,5 +695,117 @@ func TestClientThatStopsReadingIsNotWaitedFor(t *testing.T) {
 		}
 	case <-time.After(patience):
 		t.Fatal("bridge did not return")
+	}
+}
+
+// eofThenBlock returns data with io.EOF, then blocks the next read until
+// release is closed: it holds the bridge between passing on the client's
+// last line and closing the child's stdin, a moment that is otherwise
+// too short to test.
+type eofThenBlock struct {
+	data    string
+	release chan struct{}
+	read    bool
+}
+
+func (r *eofThenBlock) Read(p []byte) (int, error) {
+	if !r.read {
+		r.read = true
+		return copy(p, r.data), io.EOF
+	}
+	<-r.release
+	return 0, io.EOF
+}
+
+// childStdin records what the child gets and tells when it gets something.
+type childStdin struct {
+	mu     sync.Mutex
+	got    bytes.Buffer
+	writes chan struct{}
+}
+
+func (c *childStdin) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.got.Write(p)
+	select {
+	case c.writes <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+func (c *childStdin) Close() error { return nil }
+
+func (c *childStdin) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.got.String()
+}
+
+// logSignal closes ch once a log line contains msg.
+type logSignal struct {
+	msg  string
+	ch   chan struct{}
+	once sync.Once
+}
+
+func (l *logSignal) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), l.msg) {
+		l.once.Do(func() { close(l.ch) })
+	}
+	return len(p), nil
+}
+
+// The client's last line, cut short by its EOF, is the end of the child's
+// input: an attestation answer must not be appended to it, which would
+// turn both into one line that is neither.
+func TestNothingIsAppendedToTheClientsUnterminatedLastLine(t *testing.T) {
+	const last = `{"method":"bye"}` // no newline: the client's EOF ends it
+	clientIn := &eofThenBlock{data: last, release: make(chan struct{})}
+	child := &childStdin{writes: make(chan struct{}, 1)}
+	childOut, childOutW := io.Pipe()
+	refused := &logSignal{msg: "cannot answer attestation/generate", ch: make(chan struct{})}
+	b := &Bridge{Source: &fakeSource{}, Log: slog.New(slog.NewTextHandler(refused, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	done := make(chan error, 1)
+	go func() { done <- b.Serve(clientIn, io.Discard, child, childOut) }()
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(clientIn.release) }) }
+	t.Cleanup(func() {
+		release()
+		childOutW.Close()
+		select {
+		case <-done:
+		case <-time.After(patience):
+			t.Errorf("Serve still running at the end of the test")
+		}
+	})
+
+	select {
+	case <-child.writes:
+	case <-time.After(patience):
+		t.Fatal("the client's last line did not reach the child")
+	}
+	go io.WriteString(childOutW, `{"method":"attestation/generate","id":0,"params":{}}`+"\n")
+	// Either the answer reaches the child or the bridge refuses to send it.
+	select {
+	case <-child.writes:
+	case <-refused.ch:
+	case <-time.After(patience):
+		t.Fatal("the attestation request was neither answered nor refused")
+	}
+	release()
+	childOutW.Close()
+	select {
+	case err := <-done:
+		done <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(patience):
+		t.Fatal("Serve did not return")
+	}
+	if got := child.String(); got != last {
+		t.Errorf("child got %q, want only the client's %q", got, last)
 	}
 }
