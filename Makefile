@@ -12,7 +12,7 @@ CODEX_VERSION := 0.171.0
 CODEX_DIR     := .codex
 CODEX_BIN     := $(CODEX_DIR)/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex
 
-.PHONY: all run build cross test test-unit test-race vet-darwin codex bench lint fuzz clean
+.PHONY: all run build cross test vet-darwin codex bench bench-go lint clean
 
 all: build
 
@@ -43,19 +43,28 @@ $(CODEX_BIN):
 	npm install --silent --no-audit --no-fund --prefix $(CODEX_DIR) @openai/codex@$(CODEX_VERSION)
 	test -x $(CODEX_BIN)
 
-## test: everything CI runs.
+## test: everything CI runs: lint, the darwin cross vet, every test with
+## the race detector (the real codex included), then a short fuzz of every
+## fuzz target from its committed corpus.
 test: lint vet-darwin codex
 	$(GO) mod download
 	CODEX_BIN=$(abspath $(CODEX_BIN)) $(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz-ci
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-bench:
+## bench: the one table of BENCHMARKS.md, each figure against a baseline
+## measured in the same run (about 3 minutes).
+bench: bench-table
+
+## bench-go: every Go benchmark in the module.
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:
 	rm -rf bin dist
 
 -include packaging/packaging.mk
+-include test/test.mk
