@@ -37,7 +37,7 @@ func init() {
 	register(c)
 }
 
-func runBridge(_ context.Context, s *stdio, c *command, args []string) error {
+func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
 	fs := newFlagSet(s, c)
 	sockPath := fs.String("socket", "", "get tokens from the daemon on this socket (default $ATTESTD_SOCKET or the per-user runtime path)")
 	providerName := fs.String("provider", "", "make tokens in-process with this provider instead of asking the daemon: "+providerNames)
@@ -63,6 +63,13 @@ func runBridge(_ context.Context, s *stdio, c *command, args []string) error {
 		return err
 	}
 
+	// Catch the signals to forward before anything that must be undone on
+	// the way out (the token source), so a signal during start-up or
+	// shutdown is forwarded or ignored rather than killing the bridge.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, bridgeSignals...)
+	defer signal.Stop(sigs)
+
 	var src bridgestdio.Source
 	if *providerName != "" {
 		prov, err := newProvider(*providerName, s)
@@ -82,12 +89,12 @@ func runBridge(_ context.Context, s *stdio, c *command, args []string) error {
 	if _, err := exec.LookPath(argv[0]); err != nil {
 		return withHint(err, "give the full path of the program, or put it on PATH")
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("interrupted before %s started: %w", argv[0], err)
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stderr = s.err
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, bridgeSignals...)
-	defer signal.Stop(sigs)
 	// A client that closes its end of our stdout must not kill the bridge:
 	// with SIGPIPE caught, the write fails with EPIPE instead and the bridge
 	// drops the child's output from then on, still answering its token
