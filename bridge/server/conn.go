@@ -26,7 +26,8 @@ type conn struct {
 	ctx    context.Context // canceled when the connection ends
 	cancel context.CancelFunc
 
-	lastActive atomic.Int64 // unix nanoseconds of the last complete line
+	acceptedAt int64        // unix nanoseconds
+	lastActive atomic.Int64 // unix nanoseconds of the last complete line; 0 until the first
 	inFlight   atomic.Int64
 	sem        chan struct{}
 	handlers   sync.WaitGroup
@@ -41,7 +42,7 @@ type conn struct {
 func newConn(s *Server, nc *net.UnixConn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{s: s, nc: nc, ctx: ctx, cancel: cancel, sem: make(chan struct{}, s.cfg.MaxInFlight)}
-	c.lastActive.Store(time.Now().UnixNano())
+	c.acceptedAt = time.Now().UnixNano()
 	return c
 }
 

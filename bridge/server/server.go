@@ -221,18 +221,32 @@ func (s *Server) accept(nc net.Conn) {
 	}()
 }
 
+// longestIdleLocked picks the connection to close at the cap: one that has
+// never sent a line (the oldest such), else the one idle longest; never one
+// with a request in flight.
 func (s *Server) longestIdleLocked() *conn {
 	var victim *conn
-	var oldest int64
 	for c := range s.conns {
 		if c.inFlight.Load() > 0 {
 			continue
 		}
-		if at := c.lastActive.Load(); victim == nil || at < oldest {
-			victim, oldest = c, at
+		if victim == nil || idleBefore(c, victim) {
+			victim = c
 		}
 	}
 	return victim
+}
+
+// idleBefore reports whether a should be evicted before b.
+func idleBefore(a, b *conn) bool {
+	aa, ba := a.lastActive.Load(), b.lastActive.Load()
+	switch {
+	case aa == 0 && ba == 0:
+		return a.acceptedAt < b.acceptedAt
+	case aa == 0 || ba == 0:
+		return aa == 0
+	}
+	return aa < ba
 }
 
 // Shutdown stops accepting, stops reading new requests, waits until every

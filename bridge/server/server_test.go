@@ -480,3 +480,21 @@ func TestTokenAnswerMatchesEncoder(t *testing.T) {
 		}
 	}
 }
+
+// A crowd of connections that never say anything must not push out a
+// client that is using its connection.
+func TestConnectionCapEvictsSilentConnectionsFirst(t *testing.T) {
+	ts := start(t, provider.Dev{}, Config{MaxConns: 2})
+	active := ts.dial(t)
+	active.send(`{"id":1,"method":"attestation/status"}` + "\n")
+	active.recv()
+	silent := ts.dial(t)
+	// The silent connection is newer, so "longest since the last line"
+	// alone would pick the active one.
+	ts.healthy(t)
+	silent.expectClosed()
+	active.send(`{"id":2,"method":"attestation/status"}` + "\n")
+	if m := active.recv(); m["id"].(float64) != 2 {
+		t.Fatalf("active connection lost: %v", m)
+	}
+}
