@@ -181,14 +181,20 @@ func TestIDsEchoedExactly(t *testing.T) {
 	}
 }
 
-func TestPipelinedRequestsAnsweredOutOfOrder(t *testing.T) {
-	release := make(chan struct{})
-	prov := &providertest.Scripted{Script: func(n int) providertest.Step {
+// firstCallWaits returns a provider whose first call waits for release and
+// whose later calls answer at once; Started announces each call.
+func firstCallWaits(release <-chan struct{}) *providertest.Scripted {
+	return &providertest.Scripted{Script: func(n int) providertest.Step {
 		if n == 0 {
 			return providertest.Step{Release: release}
 		}
 		return providertest.Step{}
 	}, Started: make(chan int, 10)}
+}
+
+func TestPipelinedRequestsAnsweredOutOfOrder(t *testing.T) {
+	release := make(chan struct{})
+	prov := firstCallWaits(release)
 	ts := start(t, prov, Config{Deadline: time.Minute})
 	c := ts.dial(t)
 	c.send(`{"id":1,"method":"attestation/generate"}` + "\n" + `{"id":2,"method":"attestation/status"}` + "\n")
@@ -369,12 +375,7 @@ func TestConnectionCapEvictsLongestIdle(t *testing.T) {
 
 func TestShutdownAnswersRequestsInFlight(t *testing.T) {
 	release := make(chan struct{})
-	prov := &providertest.Scripted{Script: func(n int) providertest.Step {
-		if n == 0 {
-			return providertest.Step{Release: release}
-		}
-		return providertest.Step{}
-	}, Started: make(chan int, 10)}
+	prov := firstCallWaits(release)
 	path := filepath.Join(t.TempDir(), "s.sock")
 	l, err := socket.Listen(path)
 	if err != nil {
@@ -438,12 +439,7 @@ func TestConcurrentClientsGetDistinctTokens(t *testing.T) {
 // a line written slowly across that timeout arrives whole.
 func TestSlowLineAcrossIdleTimeoutWhileBusy(t *testing.T) {
 	release := make(chan struct{})
-	prov := &providertest.Scripted{Script: func(n int) providertest.Step {
-		if n == 0 {
-			return providertest.Step{Release: release}
-		}
-		return providertest.Step{}
-	}, Started: make(chan int, 10)}
+	prov := firstCallWaits(release)
 	ts := start(t, prov, Config{IdleTimeout: 30 * time.Millisecond, Deadline: time.Minute})
 	c := ts.dial(t)
 	c.send(`{"id":1,"method":"attestation/generate"}` + "\n")
