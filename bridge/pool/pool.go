@@ -39,10 +39,16 @@ const (
 	DefaultGenerateTimeout = 15 * time.Second
 	DefaultBackoffMin      = 500 * time.Millisecond
 	DefaultBackoffMax      = 30 * time.Second
+	DefaultMaxWaiters      = 1024
 )
 
 // ErrClosed is returned by Token after Close.
 var ErrClosed = &provider.Error{Reason: provider.ReasonShuttingDown, Msg: "token pool is shutting down"}
+
+// ErrOverloaded is returned by Token when MaxWaiters requests already wait.
+var ErrOverloaded = &provider.Error{Reason: provider.ReasonOverloaded,
+	Msg:  "too many requests waiting for a token",
+	Hint: "ask for a token only when a request needs one; tokens are single-use and made one at a time"}
 
 // Config configures a Pool. Only Provider is required.
 type Config struct {
@@ -60,6 +66,10 @@ type Config struct {
 	GenerateTimeout time.Duration
 	// BackoffMin and BackoffMax bound the wait after a failed generation.
 	BackoffMin, BackoffMax time.Duration
+	// MaxWaiters caps requests waiting for a generation; past it a request
+	// fails at once, since one generation serves one waiter and the rest
+	// would only time out while crowding the pool's lock.
+	MaxWaiters int
 	// Logger receives generation events; tokens appear only as
 	// fingerprints. Nil discards.
 	Logger *slog.Logger
@@ -93,6 +103,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
+	}
+	if c.MaxWaiters <= 0 {
+		c.MaxWaiters = DefaultMaxWaiters
 	}
 	if c.Jitter == nil {
 		c.Jitter = rand.Float64
@@ -188,6 +201,11 @@ func (p *Pool) Token(ctx context.Context) (string, error) {
 		p.counters.Errors++
 		p.mu.Unlock()
 		return "", err
+	}
+	if p.waiters.Len() >= p.cfg.MaxWaiters {
+		p.counters.Errors++
+		p.mu.Unlock()
+		return "", ErrOverloaded
 	}
 	w := &waiter{ch: make(chan result, 1)}
 	w.elem = p.waiters.PushBack(w)

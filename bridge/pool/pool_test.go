@@ -362,3 +362,21 @@ func TestTryTokenNeverWaits(t *testing.T) {
 		t.Fatalf("after TryToken: %+v", st)
 	}
 }
+
+func TestTooManyWaitersFailAtOnce(t *testing.T) {
+	release := make(chan struct{})
+	h := newHarness(t, Config{MaxWaiters: 1}, func(int) providertest.Step { return providertest.Step{Release: release} })
+	errs := make(chan error, 1)
+	go func() { _, err := h.p.Token(context.Background()); errs <- err }()
+	// The request queued itself before it woke the loop that started this
+	// generation, so the queue is full now.
+	<-h.prov.Started
+	_, err := h.p.Token(context.Background())
+	if !errors.Is(err, ErrOverloaded) || provider.ReasonOf(err) != provider.ReasonOverloaded {
+		t.Fatalf("second waiter: %v", err)
+	}
+	close(release)
+	if err := <-errs; err != nil {
+		t.Errorf("queued request: %v", err)
+	}
+}

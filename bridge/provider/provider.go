@@ -40,6 +40,7 @@ const (
 	ReasonTimeout           = "timeout"            // no token before the deadline
 	ReasonProviderError     = "provider_error"     // the provider failed
 	ReasonShuttingDown      = "shutting_down"      // the daemon is stopping
+	ReasonOverloaded        = "overloaded"         // too many requests already wait for a token
 	ReasonDaemonUnreachable = "daemon_unreachable" // a client could not reach the daemon
 )
 
