@@ -116,11 +116,8 @@ func runDoctor(ctx context.Context, s *stdio, args []string) error {
 	fs.StringVar(&opts.socket, "socket", "", "the daemon's socket `PATH` (default: $ATTESTD_SOCKET or the per-user default)")
 	fs.DurationVar(&opts.timeout, "timeout", darwin.DefaultTimeout, "how long to wait for the test token")
 	fs.BoolVar(&opts.noToken, "no-token", false, "do not ask DeviceCheck for a test token")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("doctor takes no arguments")
 	}
 	if opts.socket == "" {
 		opts.socket = socket.DefaultPath(s.getenv)

@@ -170,6 +170,18 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseFlagsNoArgs is parseFlags for commands that take no positional
+// arguments: a leftover argument is a usage error naming it.
+func parseFlagsNoArgs(fs *flag.FlagSet, args []string) error {
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
 func printHelp(w io.Writer) {
 	fmt.Fprintf(w, "attestd gets Apple DeviceCheck tokens and serves them as attestation header values.\n\n")
 	fmt.Fprintf(w, "usage: attestd COMMAND [flags]\n\ncommands:\n")

@@ -17,11 +17,8 @@ func init() {
 	c.run = func(ctx context.Context, s *stdio, args []string) error {
 		fs := newFlagSet(s, c)
 		sockPath := fs.String("socket", "", "the daemon's socket (default $ATTESTD_SOCKET or the per-user runtime path)")
-		if err := parseFlags(fs, args); err != nil {
+		if err := parseFlagsNoArgs(fs, args); err != nil {
 			return err
-		}
-		if fs.NArg() > 0 {
-			return usagef("unexpected argument %q", fs.Arg(0))
 		}
 		cl := client.New(socketPath(s, *sockPath))
 		defer cl.Close()

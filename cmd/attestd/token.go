@@ -20,11 +20,8 @@ func init() {
 		fs := newFlagSet(s, c)
 		sockPath := fs.String("socket", "", "the daemon's socket (default $ATTESTD_SOCKET or the per-user runtime path)")
 		timeout := fs.Duration("timeout", 15*time.Second, "give up after this long; a cold daemon may need a moment for its first token")
-		if err := parseFlags(fs, args); err != nil {
+		if err := parseFlagsNoArgs(fs, args); err != nil {
 			return err
-		}
-		if fs.NArg() > 0 {
-			return usagef("unexpected argument %q", fs.Arg(0))
 		}
 		cl := client.New(socketPath(s, *sockPath))
 		defer cl.Close()
