@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/attestd/attestd/bridge/header"
 )
@@ -67,6 +68,26 @@ func TestDevTokensAreRandomAndOfKindDev(t *testing.T) {
 	cancel()
 	if _, err := d.Generate(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled: %v", err)
+	}
+}
+
+func TestDevLatency(t *testing.T) {
+	d := Dev{Latency: 20 * time.Millisecond}
+	start := time.Now()
+	if _, err := d.Generate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < d.Latency {
+		t.Fatalf("answered after %v, before its latency %v", took, d.Latency)
+	}
+	// A context that ends during the wait ends the call with its error.
+	slow := Dev{Latency: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := slow.Generate(ctx); done <- err }()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled during the latency: %v", err)
 	}
 }
 

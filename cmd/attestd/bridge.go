@@ -40,7 +40,7 @@ func init() {
 func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
 	fs := newFlagSet(s, c)
 	sockPath := fs.String("socket", "", "get tokens from the daemon on this socket (default $ATTESTD_SOCKET or the per-user runtime path)")
-	providerName := fs.String("provider", "", "make tokens in-process with this provider instead of asking the daemon: "+providerNames)
+	provFlags := addProviderFlags(fs, "", "make tokens in-process with this provider instead of asking the daemon: "+providerNames)
 	prefetch := fs.Int("prefetch", pool.DefaultSize, "with --provider: tokens kept ready while warm")
 	deadline := fs.Duration("deadline", bridgestdio.DefaultDeadline, "longest wait for a token per attestation/generate (keep under the app-server's 100ms)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -52,7 +52,7 @@ func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
 	if len(argv) == 0 {
 		return usagef("no command to run; e.g. attestd bridge -- codex app-server")
 	}
-	if *sockPath != "" && *providerName != "" {
+	if *sockPath != "" && *provFlags.name != "" {
 		return usagef("give only one of --socket and --provider")
 	}
 	if *deadline <= 0 || *prefetch < 1 {
@@ -71,8 +71,8 @@ func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
 	defer signal.Stop(sigs)
 
 	var src bridgestdio.Source
-	if *providerName != "" {
-		prov, err := newProvider(*providerName, s)
+	if *provFlags.name != "" {
+		prov, err := provFlags.newProvider(s)
 		if err != nil {
 			return err
 		}

@@ -39,6 +39,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--socket", "/x", "--listen-fd", "3"}, "only one of"},
 		{[]string{"serve", "--log-format", "xml", "--provider", "dev"}, "unknown log format"},
 		{[]string{"token", "extra"}, "unexpected argument"},
+		{[]string{"serve", "--provider", "dev", "--dev-latency", "-1s"}, "--dev-latency must not be negative"},
+		{[]string{"bridge", "--provider", "dev", "--dev-latency", "-1s", "--", "true"}, "--dev-latency must not be negative"},
 	} {
 		code, _, errOut := runCLI(t, nil, "", tc.args...)
 		if code != 2 || !strings.Contains(errOut, tc.want) || !strings.Contains(errOut, "attestd: hint:") {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"runtime"
+	"time"
 
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/darwin"
@@ -12,13 +14,37 @@ import (
 // providerNames lists the values of --provider.
 const providerNames = "auto|devicecheck|dev"
 
-// newProvider returns the token provider named by --provider. "auto" is
+// providerFlags are the flags that choose and tune the token provider.
+type providerFlags struct {
+	name       *string
+	devLatency *time.Duration
+}
+
+// addProviderFlags defines --provider (defaulting to def) and
+// --dev-latency on fs.
+func addProviderFlags(fs *flag.FlagSet, def, usage string) providerFlags {
+	return providerFlags{
+		name:       fs.String("provider", def, usage),
+		devLatency: fs.Duration("dev-latency", 0, "with the dev provider: make each token take this long, as DeviceCheck's few hundred milliseconds do (e.g. 300ms)"),
+	}
+}
+
+// newProvider returns the token provider chosen by the flags. "auto" is
 // DeviceCheck on macOS and the development provider elsewhere, with one
 // warning line on stderr.
-func newProvider(name string, s *stdio) (provider.Provider, error) {
+func (f providerFlags) newProvider(s *stdio) (provider.Provider, error) {
+	if *f.devLatency < 0 {
+		return nil, usagef("--dev-latency must not be negative")
+	}
+	return newProvider(*f.name, s, provider.Dev{Latency: *f.devLatency})
+}
+
+// newProvider returns the provider called name; dev is the development
+// provider to use for "dev" (and for "auto" off macOS).
+func newProvider(name string, s *stdio, dev provider.Dev) (provider.Provider, error) {
 	switch name {
 	case "dev":
-		return provider.Dev{}, nil
+		return dev, nil
 	case "devicecheck":
 		p, err := darwin.NewDeviceCheck(darwin.DeviceCheckOptions{})
 		if err != nil {
@@ -34,7 +60,7 @@ func newProvider(name string, s *stdio) (provider.Provider, error) {
 			return p, nil
 		}
 		fmt.Fprintf(s.err, "attestd: warning: DeviceCheck needs macOS (this is %s); using the development provider, whose tokens are never valid in production\n", runtime.GOOS)
-		return provider.Dev{}, nil
+		return dev, nil
 	}
 	return nil, usagef("unknown provider %q; want one of %s", name, providerNames)
 }

@@ -33,7 +33,7 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) error {
 	sockPath := fs.String("socket", "", "listen on this Unix socket path (default $ATTESTD_SOCKET or the per-user runtime path)")
 	listenFD := fs.Int("listen-fd", -1, "serve an inherited listening Unix socket on this file descriptor")
 	launchd := fs.String("launchd", "", "serve the launchd socket of this name from the LaunchAgent's Sockets (macOS; usually \"Listeners\")")
-	providerName := fs.String("provider", "auto", "token provider: "+providerNames)
+	provFlags := addProviderFlags(fs, "auto", "token provider: "+providerNames)
 	prefetch := fs.Int("prefetch", pool.DefaultSize, "tokens kept ready while warm")
 	maxAge := fs.Duration("max-age", pool.DefaultMaxAge, "discard a ready token older than this")
 	deadline := fs.Duration("deadline", server.DefaultDeadline, "longest wait for a token per request (keep under the app-server's 100ms)")
@@ -63,7 +63,7 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) error {
 		return err
 	}
 
-	prov, err := newProvider(*providerName, s)
+	prov, err := provFlags.newProvider(s)
 	if err != nil {
 		return err
 	}
