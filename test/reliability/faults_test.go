@@ -83,6 +83,11 @@ func (p *proc) wait(t testing.TB, d time.Duration) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
+// TestSIGTERMUnderLoad checks the drain: every connection being served
+// when SIGTERM comes gets only whole answers, each once, and the daemon
+// exits 0 with its socket removed. The signal is sent only once every
+// connection has had an answer, so none of them is still dialling (a dial
+// after the drain began is rightly refused, and proves nothing).
 func TestSIGTERMUnderLoad(t *testing.T) {
 	path := filepath.Join(tempDir(t), "run", "attestd.sock")
 	p := startProc(t, path)
@@ -93,25 +98,49 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		perConn = 5_000
 	}
+	ncs := make([]net.Conn, conns)
+	for c := range conns {
+		nc, err := net.DialTimeout("unix", path, 5*time.Second)
+		if err != nil {
+			t.Fatalf("connection %d: %v", c, err)
+		}
+		ncs[c] = nc
+	}
 	var answered atomic.Int64
 	halfway := make(chan struct{})
-	var once sync.Once
+	var served sync.WaitGroup // each connection's first answer
+	served.Add(conns)
 	results := make([][]answer, conns)
 	errs := make([]error, conns)
 	var wg sync.WaitGroup
 	for c := range conns {
 		wg.Go(func() {
-			results[c], errs[c] = untilClosed(path, c, perConn, func() {
+			first := true
+			results[c], errs[c] = untilClosed(ncs[c], c, perConn, func() {
 				if answered.Add(1) == 500 {
-					once.Do(func() { close(halfway) })
+					close(halfway)
+				}
+				if first {
+					first = false
+					served.Done()
 				}
 			})
+			if first {
+				served.Done() // closed before any answer: the check below reports it
+			}
 		})
 	}
-	select {
-	case <-halfway:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the daemon answered fewer than 500 requests in 30 s")
+	allServed := make(chan struct{})
+	go func() { served.Wait(); close(allServed) }()
+	timeout := time.After(30 * time.Second)
+	for _, ch := range []chan struct{}{allServed, halfway} {
+		select {
+		case <-ch:
+		case <-p.exited:
+			t.Fatalf("attestd exited under load: %v\n%s", p.err, p.stderr.String())
+		case <-timeout:
+			t.Fatalf("within 30 s, not every connection had an answer or fewer than 500 requests were answered")
+		}
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -155,14 +184,10 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	assertNoTokensIn(t, logs, tokens)
 }
 
-// untilClosed pipelines n generate calls on one connection and reads
+// untilClosed pipelines n generate calls on the connection nc and reads
 // answers until the daemon closes it. Each answer must be whole, for an
 // id that was sent, and the only one for its id.
-func untilClosed(path string, c, n int, onAnswer func()) ([]answer, error) {
-	nc, err := net.DialTimeout("unix", path, 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
+func untilClosed(nc net.Conn, c, n int, onAnswer func()) ([]answer, error) {
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(time.Minute))
 	go func() {
