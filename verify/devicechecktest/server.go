@@ -5,6 +5,7 @@ package devicechecktest
 
 import (
 	"crypto/ecdsa"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -72,6 +73,10 @@ type Server struct {
 	txids    map[string]bool
 	bits     map[string][2]bool
 	valid    func([]byte) bool
+	issued   map[string]time.Time // IssueToken's tokens and when
+	lifetime time.Duration
+	once     bool
+	used     map[string]bool
 }
 
 // NewServer starts a fake that accepts bearer tokens signed with the
@@ -80,6 +85,7 @@ func NewServer(pub *ecdsa.PublicKey, teamID, keyID string) *Server {
 	s := &Server{
 		pub: pub, teamID: teamID, keyID: keyID, Now: time.Now,
 		jwts: map[string]bool{}, txids: map[string]bool{}, bits: map[string][2]bool{},
+		issued: map[string]time.Time{}, used: map[string]bool{},
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
@@ -101,6 +107,41 @@ func (s *Server) ValidTokens(f func(token []byte) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.valid = f
+}
+
+// IssueToken returns a new device token as if Apple had just issued it to
+// an app (at Now), for providers in tests that stand in for DeviceCheck.
+// The fake remembers when it issued each such token, for SetTokenLifetime.
+func (s *Server) IssueToken() []byte {
+	tok := make([]byte, 48)
+	rand.Read(tok)
+	now := s.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.issued[string(tok)] = now
+	return tok
+}
+
+// SetTokenLifetime models how long a device token stays valid: from then
+// on, validate_device_token refuses a token from IssueToken that is older
+// than d with 400 and BodyBadDeviceToken (what Apple sends for a token past
+// its lifetime is not published; attestd probe measures it). Zero means
+// tokens never expire, the default. Tokens the fake did not issue are not
+// affected.
+func (s *Server) SetTokenLifetime(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lifetime = d
+}
+
+// RejectReuse models a server that accepts each device token once: from
+// then on, validate_device_token refuses a token it has already accepted,
+// with 400 and BodyBadDeviceToken. Whether Apple does is not published
+// (attestd probe asks); by default the fake accepts a token every time.
+func (s *Server) RejectReuse(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.once = on
 }
 
 // Requests returns the requests received so far.
@@ -152,7 +193,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch op {
 	case "validate_device_token":
-		if valid != nil && !valid(req.DeviceToken) {
+		if (valid != nil && !valid(req.DeviceToken)) || !s.acceptOnce(req.DeviceToken) {
 			writeText(w, http.StatusBadRequest, BodyBadDeviceToken, nil)
 			return
 		}
@@ -180,6 +221,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusOK)
 	}
+}
+
+// acceptOnce applies the token lifetime and the one-use rule to a token
+// that is otherwise valid, and records its use.
+func (s *Server) acceptOnce(tok []byte) bool {
+	now := s.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at, ok := s.issued[string(tok)]; ok && s.lifetime > 0 && now.Sub(at) > s.lifetime {
+		return false
+	}
+	if s.once && s.used[string(tok)] {
+		return false
+	}
+	s.used[string(tok)] = true
+	return true
 }
 
 // check validates the authorization and body like Apple, filling req. It

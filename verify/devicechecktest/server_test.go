@@ -4,10 +4,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,5 +87,64 @@ func TestServerChecksRequests(t *testing.T) {
 	}
 	if n := s.JWTs(); n < 5 {
 		t.Errorf("JWTs() = %d, counted too few distinct tokens", n)
+	}
+}
+
+// The lifetime and one-use models refuse exactly what they say they do.
+func TestServerTokenLifetimeAndReuse(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s := NewServer(&key.PublicKey, "TEAM", "KID")
+	defer s.Close()
+	defer s.Client().CloseIdleConnections()
+	var mu sync.Mutex
+	now := time.Now()
+	s.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+
+	tx := 0
+	validate := func(tok []byte) int {
+		tx++
+		jt := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": "TEAM", "iat": s.Now().Unix()})
+		jt.Header["kid"] = "KID"
+		bearer, err := jt.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := fmt.Sprintf(`{"device_token":%q,"transaction_id":"tx-%d","timestamp":%d}`,
+			base64.StdEncoding.EncodeToString(tok), tx, s.Now().UnixMilli())
+		req, _ := http.NewRequest("POST", s.URL+"/v1/validate_device_token", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+bearer)
+		resp, err := s.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	s.SetTokenLifetime(30 * time.Second)
+	young, old := s.IssueToken(), s.IssueToken()
+	advance(20 * time.Second)
+	if got := validate(young); got != 200 {
+		t.Errorf("a token 20 s old, lifetime 30 s: %d, want 200", got)
+	}
+	advance(11 * time.Second)
+	if got := validate(old); got != 400 {
+		t.Errorf("a token 31 s old, lifetime 30 s: %d, want 400", got)
+	}
+	if got := validate([]byte("not issued by the fake")); got != 200 {
+		t.Errorf("a token the fake did not issue: %d, want 200 (the lifetime covers only issued ones)", got)
+	}
+
+	s.SetTokenLifetime(0)
+	tok := s.IssueToken()
+	if a, b := validate(tok), validate(tok); a != 200 || b != 200 {
+		t.Errorf("reuse allowed: %d then %d, want 200 twice", a, b)
+	}
+	s.RejectReuse(true)
+	tok = s.IssueToken()
+	if a, b := validate(tok), validate(tok); a != 200 || b != 400 {
+		t.Errorf("reuse refused: %d then %d, want 200 then 400", a, b)
 	}
 }
