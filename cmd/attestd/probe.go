@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -157,14 +156,8 @@ func runProbe(ctx context.Context, s *stdio, c *command, args []string) error {
 			failures = append(failures, l.Aborted)
 		}
 	}
-	if *jsonOut {
-		enc := json.NewEncoder(s.out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
-			return err
-		}
-	} else {
-		r.render(s.out)
+	if err := writeReport(s.out, *jsonOut, r, r.render); err != nil {
+		return err
 	}
 	if len(failures) > 0 {
 		return withHint(fmt.Errorf("probe: %s", strings.Join(failures, "; ")), "%s", probeHint(r))

@@ -62,19 +62,24 @@ func runSelftest(ctx context.Context, s *stdio, c *command, args []string) error
 		return usagef("--timeout must be positive")
 	}
 	r := selftest(ctx, systemSelftestEnv(), opts)
-	if *jsonOut {
-		enc := json.NewEncoder(s.out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
-			return err
-		}
-	} else {
-		r.render(s.out)
+	if err := writeReport(s.out, *jsonOut, r, r.render); err != nil {
+		return err
 	}
 	if !r.OK {
 		return exitCode(1)
 	}
 	return nil
+}
+
+// writeReport prints report as indented JSON, or with render for people.
+func writeReport(w io.Writer, asJSON bool, report any, render func(io.Writer)) error {
+	if !asJSON {
+		render(w)
+		return nil
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(report)
 }
 
 // stCheck is one line of the selftest report: doctor's check plus how
