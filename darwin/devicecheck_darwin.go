@@ -163,7 +163,7 @@ func (deviceCheckNative) request(done func(dcResult)) error {
 	// which ARC's objc_retainBlock is), since callers pass blocks that
 	// live on their stack (Block-ABI-Apple); Apple then releases the block
 	// when it is done with it, and its dispose helper frees purego's
-	// closure. A handler Apple never calls therefore costs nothing here.
+	// closure, so a handler Apple drops without calling is freed then too.
 	// void _Block_release(const void *aBlock);
 	block.Release()
 	return nil
