@@ -23,6 +23,13 @@ build:
 run: build
 	$(BIN) serve --provider dev --log-level debug
 
+## selftest: "attestd selftest" on this machine (every Mac check on a Mac,
+## the portable ones elsewhere); SELFTEST_FLAGS=--launchd adds the launchd
+## round trip, SELFTEST_FLAGS=--json prints the report as JSON.
+.PHONY: selftest
+selftest: build
+	$(BIN) selftest $(SELFTEST_FLAGS)
+
 ## cross: build for darwin/arm64, darwin/amd64 and linux with CGO_ENABLED=0.
 cross:
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/attestd-darwin-arm64 ./cmd/attestd

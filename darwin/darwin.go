@@ -22,6 +22,50 @@ func Available() bool { return available }
 type DeviceCheckOptions struct {
 	// Timeout bounds one generateToken call; zero means 10 s.
 	Timeout time.Duration
+	// OnCompletion, when set, is called with where Apple ran each
+	// completion handler, on Apple's thread, after the token or error has
+	// been copied; it must return quickly. attestd selftest uses it.
+	OnCompletion func(Completion)
+}
+
+// Completion says where Apple ran one completion handler of
+// generateTokenWithCompletionHandler:, which Apple does not document.
+type Completion struct {
+	// MainThread reports pthread_main_np() == 1 in the handler: Apple
+	// called it on the process's main thread.
+	MainThread bool
+	// Queue is dispatch_queue_get_label(DISPATCH_CURRENT_QUEUE_LABEL) in
+	// the handler: the label of the dispatch queue it runs on, or "".
+	Queue string
+	// Thread is the handler's thread id (pthread_threadid_np), and
+	// RequestThread that of the thread that sent the request.
+	Thread, RequestThread uint64
+	// DuringRequest reports that Apple called the handler before the
+	// request's message send had returned (synchronously).
+	DuringRequest bool
+}
+
+// MainQueue reports whether the handler ran on the main thread or the
+// main dispatch queue: then it runs only while the main thread services
+// its run loop (see RunMainLoop).
+func (c Completion) MainQueue() bool { return c.MainThread || c.Queue == mainQueueLabel }
+
+// String describes the completion for people.
+func (c Completion) String() string {
+	where := "a thread other than the main thread"
+	if c.MainThread {
+		where = "the main thread"
+	}
+	s := fmt.Sprintf("on %s (thread %d; the request was sent from thread %d), ", where, c.Thread, c.RequestThread)
+	if c.Queue == "" {
+		s += "no dispatch queue label"
+	} else {
+		s += fmt.Sprintf("dispatch queue %q", c.Queue)
+	}
+	if c.DuringRequest {
+		s += ", before the request returned"
+	}
+	return s
 }
 
 // DefaultTimeout bounds one generateToken call when
@@ -89,3 +133,7 @@ func NewPeerRequirement(requirement string) (PeerChecker, error) {
 	}
 	return newPeerRequirement(requirement)
 }
+
+// Translated reports whether this process runs under Rosetta, an x86_64
+// binary on Apple silicon (sysctl.proc_translated).
+func Translated() (bool, error) { return translated() }

@@ -3,6 +3,7 @@
 package darwin
 
 import (
+	"context"
 	"net"
 
 	"github.com/attestd/attestd/bridge/provider"
@@ -25,3 +26,11 @@ func selfSignature() (Signature, error) { return Signature{}, ErrUnsupported }
 func activateSocket(string) ([]net.Listener, error) { return nil, ErrUnsupported }
 
 func newPeerRequirement(string) (PeerChecker, error) { return nil, ErrUnsupported }
+
+func runMainLoop(f func() int) int { return f() }
+
+func mainLoopRunning() (bool, string) { return false, "not macOS: there is no main run loop to run" }
+
+func pingMainQueue(context.Context) error { return ErrUnsupported }
+
+func translated() (bool, error) { return false, ErrUnsupported }

@@ -23,8 +23,9 @@ type dcNative interface {
 	supported() (bool, error)
 	// request starts one generateTokenWithCompletionHandler: call and
 	// returns without waiting for it. Unless it returns an error, Apple
-	// calls done later, from any thread, normally once.
-	request(done func(token []byte, nserr *DCError)) error
+	// calls done later, from any thread, normally once, with the token or
+	// the error and where the handler ran.
+	request(done func(dcResult)) error
 }
 
 // checkDeviceCheck reports whether tokens can be requested: nil, or an
@@ -91,6 +92,8 @@ type deviceCheck struct {
 	// timer returns a channel that fires once the provider's timeout has
 	// passed, and a func that stops it; tests replace it.
 	timer func(time.Duration) (<-chan time.Time, func())
+	// observe, when set, is told where each completion handler ran.
+	observe func(Completion)
 }
 
 var _ provider.Provider = (*deviceCheck)(nil)
@@ -105,7 +108,8 @@ func newDeviceCheckWith(n dcNative, opts DeviceCheckOptions) (*deviceCheck, erro
 	if err := checkDeviceCheck(n); err != nil {
 		return nil, err
 	}
-	return &deviceCheck{native: n, timeout: opts.Timeout, slot: make(chan struct{}, 1), timer: realTimer}, nil
+	return &deviceCheck{native: n, timeout: opts.Timeout, slot: make(chan struct{}, 1), timer: realTimer,
+		observe: opts.OnCompletion}, nil
 }
 
 // Kind implements provider.Provider.
@@ -115,6 +119,7 @@ func (d *deviceCheck) Kind() string { return header.KindDeviceCheck }
 type dcResult struct {
 	token []byte
 	err   *DCError
+	where Completion
 }
 
 // Generate implements provider.Provider: one generateToken call, bounded by
@@ -138,9 +143,12 @@ func (d *deviceCheck) Generate(ctx context.Context) ([]byte, error) {
 	// must never block Apple's thread.
 	results := make(chan dcResult, 1)
 	var once sync.Once
-	done := func(token []byte, nserr *DCError) {
+	done := func(r dcResult) {
+		if d.observe != nil {
+			d.observe(r.where)
+		}
 		once.Do(func() {
-			results <- dcResult{token, nserr}
+			results <- r
 			<-d.slot
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -18,7 +19,7 @@ const available = true
 // Selectors, registered once with the Objective-C runtime (libobjc, which
 // purego's objc package loads at init).
 var (
-	// + (DCDevice *)currentDevice;  (class property)
+	// @property (class, readonly) DCDevice *currentDevice;
 	selCurrentDevice = objc.RegisterName("currentDevice")
 	// @property (getter=isSupported, readonly) BOOL supported;
 	selIsSupported = objc.RegisterName("isSupported")
@@ -37,7 +38,7 @@ var (
 	selLocalizedDescription = objc.RegisterName("localizedDescription")
 	// NSString: @property (nullable, readonly) const char *UTF8String;
 	selUTF8String = objc.RegisterName("UTF8String")
-	// NSObject: - (instancetype)retain;
+	// NSObject: - (instancetype)retain OBJC_ARC_UNAVAILABLE;
 	selRetain = objc.RegisterName("retain")
 )
 
@@ -103,7 +104,7 @@ func loadDevice() (objc.ID, error) {
 		defer runtime.UnlockOSThread()
 		pool := autoreleasePoolPush()
 		defer autoreleasePoolPop(pool)
-		// + (DCDevice *)currentDevice;
+		// @property (class, readonly) DCDevice *currentDevice;
 		d := objc.ID(class).Send(selCurrentDevice)
 		if d == 0 {
 			device.err = &provider.Error{Reason: provider.ReasonUnsupported,
@@ -129,9 +130,12 @@ func (deviceCheckNative) supported() (bool, error) {
 	return objc.Send[bool](d, selIsSupported), nil
 }
 
-func (deviceCheckNative) request(done func(token []byte, nserr *DCError)) error {
+func (deviceCheckNative) request(done func(dcResult)) error {
 	d, err := loadDevice()
 	if err != nil {
+		return err
+	}
+	if err := loadSystem(); err != nil {
 		return err
 	}
 	runtime.LockOSThread()
@@ -139,25 +143,52 @@ func (deviceCheckNative) request(done func(token []byte, nserr *DCError)) error 
 	pool := autoreleasePoolPush()
 	defer autoreleasePoolPop(pool)
 
-	var release blockRelease
+	requestThread := threadID()
+	var returned atomic.Bool
 	// The block's type is void (^)(NSData *token, NSError *error); purego
-	// passes the block itself first. NewBlock returns it with one reference
-	// (_Block_copy), which blockRelease gives back exactly once.
-	block := objc.NewBlock(func(self objc.Block, token, nserr objc.ID) {
-		done(completionResult(token, nserr))
-		if release.called() {
-			// void _Block_release(const void *aBlock);
-			self.Release()
-		}
+	// passes the block itself first. NewBlock returns it with one
+	// reference (_Block_copy), ours.
+	block := objc.NewBlock(func(_ objc.Block, token, nserr objc.ID) {
+		where := here()
+		where.RequestThread, where.DuringRequest = requestThread, !returned.Load()
+		tok, dcErr := completionResult(token, nserr)
+		done(dcResult{token: tok, err: dcErr, where: where})
 	})
 	// - (void)generateTokenWithCompletionHandler:
 	//     (void (^)(NSData * _Nullable token, NSError * _Nullable error))completion;
 	d.Send(selGenerateToken, block)
-	if release.returned() {
-		// void _Block_release(const void *aBlock);
-		block.Release()
-	}
+	returned.Store(true)
+	// Our reference goes as soon as the send returns. A callee that keeps
+	// a block to call it later must take its own reference (_Block_copy,
+	// which ARC's objc_retainBlock is), since callers pass blocks that
+	// live on their stack (Block-ABI-Apple); Apple then releases the block
+	// when it is done with it, and its dispose helper frees purego's
+	// closure, so a handler Apple drops without calling is freed then too.
+	// void _Block_release(const void *aBlock);
+	block.Release()
 	return nil
+}
+
+// threadID returns the calling thread's id (pthread_threadid_np).
+func threadID() uint64 {
+	var id uint64
+	// int pthread_threadid_np(pthread_t thread, uint64_t *thread_id);
+	// A NULL thread means the calling thread.
+	pthreadThreadIDNP(0, &id)
+	return id
+}
+
+// here says where the calling code runs: main thread or not, dispatch
+// queue label, thread id.
+func here() Completion {
+	return Completion{
+		// int pthread_main_np(void);
+		MainThread: pthreadMainNP() == 1,
+		// const char *dispatch_queue_get_label(dispatch_queue_t queue);
+		// DISPATCH_CURRENT_QUEUE_LABEL is NULL: the current queue's label.
+		Queue:  dispatchQueueGetLabel(0),
+		Thread: threadID(),
+	}
 }
 
 // completionResult copies what the completion handler got: the token's

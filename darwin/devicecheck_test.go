@@ -43,7 +43,7 @@ func (f *fakeNative) supported() (bool, error) {
 	return f.sup, f.supErr
 }
 
-func (f *fakeNative) request(done func([]byte, *DCError)) error {
+func (f *fakeNative) request(done func(dcResult)) error {
 	if f.reqErr != nil {
 		return f.reqErr
 	}
@@ -56,7 +56,7 @@ func (f *fakeNative) request(done func([]byte, *DCError)) error {
 	}
 	f.requests <- func(token []byte, err *DCError) {
 		f.inflight.Add(-1)
-		done(token, err)
+		done(dcResult{token: token, err: err, where: Completion{Queue: "fake.queue", Thread: 7, RequestThread: 3}})
 	}
 	return nil
 }
@@ -399,5 +399,56 @@ func TestNewDeviceCheckOptions(t *testing.T) {
 	d := newTestProvider(t, f, 0)
 	if d.timeout != DefaultTimeout {
 		t.Errorf("timeout = %v, want %v", d.timeout, DefaultTimeout)
+	}
+}
+
+func TestGenerateObservesCompletion(t *testing.T) {
+	f := newFake()
+	seen := make(chan Completion, 4)
+	d, err := newDeviceCheckWith(f, DeviceCheckOptions{Timeout: time.Minute, OnCompletion: func(c Completion) { seen <- c }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := generateAsync(context.Background(), d)
+	done := f.next(t)
+	done([]byte("tok"), nil)
+	if r := wait(t, res); r.err != nil {
+		t.Fatal(r.err)
+	}
+	// A second, late completion of the same request is observed too,
+	// though its token goes nowhere.
+	done([]byte("again"), nil)
+	for range 2 {
+		select {
+		case c := <-seen:
+			if c.Queue != "fake.queue" || c.Thread != 7 || c.RequestThread != 3 {
+				t.Errorf("observed %+v, want the fake's completion", c)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("completion not observed")
+		}
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	tests := []struct {
+		c        Completion
+		mainQ    bool
+		contains string
+	}{
+		{Completion{Queue: "com.apple.devicecheck.xpc", Thread: 9, RequestThread: 1}, false,
+			`on a thread other than the main thread (thread 9; the request was sent from thread 1), dispatch queue "com.apple.devicecheck.xpc"`},
+		{Completion{MainThread: true, Queue: "com.apple.main-thread", Thread: 1, RequestThread: 5}, true, "on the main thread"},
+		{Completion{Queue: "com.apple.main-thread"}, true, `"com.apple.main-thread"`},
+		{Completion{MainThread: true}, true, "no dispatch queue"},
+		{Completion{DuringRequest: true}, false, "before the request returned"},
+	}
+	for _, tt := range tests {
+		if got := tt.c.MainQueue(); got != tt.mainQ {
+			t.Errorf("%+v.MainQueue() = %v, want %v", tt.c, got, tt.mainQ)
+		}
+		if s := tt.c.String(); !strings.Contains(s, tt.contains) {
+			t.Errorf("String() = %q, want it to contain %q", s, tt.contains)
+		}
 	}
 }

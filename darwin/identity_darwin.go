@@ -1,6 +1,7 @@
 package darwin
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -29,10 +30,23 @@ func mainBundleID() string {
 	return cfString(cfBundleGetIdentifier(b))
 }
 
+// selfSignature reads the own code signature inside an autorelease pool
+// on a locked thread.
 func selfSignature() (Signature, error) {
 	if err := loadSecurity(); err != nil {
 		return Signature{}, err
 	}
+	var (
+		sig Signature
+		err error
+	)
+	if perr := inAutoreleasePool(func() { sig, err = selfSignatureInPool() }); perr != nil {
+		return Signature{}, perr
+	}
+	return sig, err
+}
+
+func selfSignatureInPool() (Signature, error) {
 	var code uintptr
 	// OSStatus SecCodeCopySelf(SecCSFlags flags, SecCodeRef *self);
 	st := secCodeCopySelf(kSecCSDefaultFlags, &code)
@@ -80,4 +94,15 @@ func osVersion() (string, error) {
 		v += " (" + build + ")"
 	}
 	return v, nil
+}
+
+func translated() (bool, error) {
+	v, err := unix.SysctlUint32("sysctl.proc_translated")
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil // an Intel Mac: no Rosetta
+	}
+	if err != nil {
+		return false, fmt.Errorf("sysctl sysctl.proc_translated: %w", err)
+	}
+	return v == 1, nil
 }

@@ -1,6 +1,7 @@
 package darwin
 
 import (
+	"context"
 	"errors"
 	"runtime"
 	"testing"
@@ -62,9 +63,17 @@ func TestUnsupportedElsewhere(t *testing.T) {
 	_, checks["SelfSignature"] = SelfSignature()
 	_, checks["ActivateSocket"] = ActivateSocket(DefaultLaunchdSocket)
 	_, checks["NewPeerRequirement"] = NewPeerRequirement("anchor apple")
+	_, checks["Translated"] = Translated()
+	checks["PingMainQueue"] = PingMainQueue(context.Background())
 	for name, err := range checks {
 		if !errors.Is(err, ErrUnsupported) {
 			t.Errorf("%s: err = %v, want ErrUnsupported", name, err)
 		}
+	}
+	if got := RunMainLoop(func() int { return 42 }); got != 42 {
+		t.Errorf("RunMainLoop = %d, want f's 42", got)
+	}
+	if running, why := MainLoopRunning(); running || why == "" {
+		t.Errorf("MainLoopRunning = %v, %q; want false and a reason", running, why)
 	}
 }

@@ -2,6 +2,7 @@ package darwin
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"unsafe"
 
@@ -83,11 +84,25 @@ var (
 	launchActivateSocket func(name string, fds **int32, cnt *uint64) int32
 	// void free(void *ptr);
 	libcFree func(ptr unsafe.Pointer)
+	// int pthread_main_np(void);
+	pthreadMainNP func() int32
+	// int pthread_threadid_np(pthread_t thread, uint64_t *thread_id);
+	pthreadThreadIDNP func(thread uintptr, threadID *uint64) int32
+	// const char *dispatch_queue_get_label(dispatch_queue_t queue);
+	dispatchQueueGetLabel func(queue uintptr) string
+	// void dispatch_async_f(dispatch_queue_t queue, void *context, dispatch_function_t work);
+	dispatchAsyncF func(queue, context, work uintptr)
+
+	// getsockoptSym is the address of getsockopt, called with
+	// purego.SyscallN so that the errno it sets comes back with the call
+	// (see peerAuditToken):
 	// int getsockopt(int socket, int level, int option_name,
 	//     void *restrict option_value, socklen_t *restrict option_len);
-	getsockopt func(socket, level, option int32, value *auditToken, length *uint32) int32
-	// int *__error(void);  (errno of the calling thread)
-	errnoLocation func() *int32
+	getsockoptSym uintptr
+	// dispatchMainQ is the main dispatch queue, &_dispatch_main_q, which
+	// dispatch_get_main_queue() returns:
+	// struct dispatch_queue_s _dispatch_main_q;
+	dispatchMainQ uintptr
 )
 
 func loadSystem() error {
@@ -95,8 +110,12 @@ func loadSystem() error {
 		l := open(libSystemPath)
 		l.fn(&launchActivateSocket, "launch_activate_socket")
 		l.fn(&libcFree, "free")
-		l.fn(&getsockopt, "getsockopt")
-		l.fn(&errnoLocation, "__error")
+		l.fn(&pthreadMainNP, "pthread_main_np")
+		l.fn(&pthreadThreadIDNP, "pthread_threadid_np")
+		l.fn(&dispatchQueueGetLabel, "dispatch_queue_get_label")
+		l.fn(&dispatchAsyncF, "dispatch_async_f")
+		getsockoptSym = l.addr("getsockopt")
+		dispatchMainQ = l.addr("_dispatch_main_q")
 		systemErr = l.err
 	})
 	return systemErr
@@ -141,16 +160,17 @@ var (
 	cfBundleGetMainBundle func() uintptr
 	// CFStringRef CFBundleGetIdentifier(CFBundleRef bundle);
 	cfBundleGetIdentifier func(bundle uintptr) uintptr
+	// CFRunLoopRef CFRunLoopGetMain(void);
+	cfRunLoopGetMain func() uintptr
+	// void CFRunLoopRun(void);
+	cfRunLoopRun func()
+	// void CFRunLoopStop(CFRunLoopRef rl);
+	cfRunLoopStop func(rl uintptr)
 
 	// const CFDictionaryKeyCallBacks kCFTypeDictionaryKeyCallBacks;
 	cfTypeDictionaryKeyCallBacks uintptr
 	// const CFDictionaryValueCallBacks kCFTypeDictionaryValueCallBacks;
 	cfTypeDictionaryValueCallBacks uintptr
-)
-
-const (
-	kCFStringEncodingUTF8 = 0x08000100 // CFStringBuiltInEncodings
-	kCFNumberSInt64Type   = 4          // CFNumberType
 )
 
 func loadCoreFoundation() error {
@@ -170,6 +190,9 @@ func loadCoreFoundation() error {
 		l.fn(&cfNumberGetValue, "CFNumberGetValue")
 		l.fn(&cfBundleGetMainBundle, "CFBundleGetMainBundle")
 		l.fn(&cfBundleGetIdentifier, "CFBundleGetIdentifier")
+		l.fn(&cfRunLoopGetMain, "CFRunLoopGetMain")
+		l.fn(&cfRunLoopRun, "CFRunLoopRun")
+		l.fn(&cfRunLoopStop, "CFRunLoopStop")
 		cfTypeDictionaryKeyCallBacks = l.addr("kCFTypeDictionaryKeyCallBacks")
 		cfTypeDictionaryValueCallBacks = l.addr("kCFTypeDictionaryValueCallBacks")
 		cfErr = l.err
@@ -245,12 +268,6 @@ var (
 	kSecCodeInfoTeamIdentifier uintptr
 	kSecCodeInfoFlags          uintptr
 	kSecGuestAttributeAudit    uintptr
-)
-
-// SecCSFlags (uint32_t) values from Security/CSCommon.h and SecCode.h.
-const (
-	kSecCSDefaultFlags       = 0
-	kSecCSSigningInformation = 1 << 1
 )
 
 func loadSecurity() error {
@@ -330,4 +347,20 @@ func loadObjC() error {
 		objcErr = open(foundationPath).err
 	})
 	return objcErr
+}
+
+// inAutoreleasePool runs f on a locked OS thread inside an autorelease
+// pool, so that whatever Security, CoreFoundation or Foundation
+// autoreleases on f's behalf is freed when f returns, on the thread that
+// made it. Without a pool such objects would leak: Go threads have none.
+func inAutoreleasePool(f func()) error {
+	if err := loadObjC(); err != nil {
+		return err
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pool := autoreleasePoolPush()
+	defer autoreleasePoolPop(pool)
+	f()
+	return nil
 }

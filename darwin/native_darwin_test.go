@@ -3,8 +3,13 @@ package darwin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -171,4 +176,92 @@ func TestNativePeerRequirement(t *testing.T) {
 	// A linker-signed (arm64) binary should pass; an unsigned (amd64) one
 	// is rejected as unsigned. Either way no crash.
 	t.Logf(`"always" = %v`, always(s))
+}
+
+func TestNativeTranslated(t *testing.T) {
+	tr, err := Translated()
+	if err != nil {
+		t.Fatalf("Translated: %v", err)
+	}
+	t.Logf("running under Rosetta: %v (GOARCH %s)", tr, runtime.GOARCH)
+	if tr && runtime.GOARCH == "arm64" {
+		t.Error("an arm64 binary reports Rosetta translation")
+	}
+}
+
+// The test binary's main thread runs no run loop: a function posted to
+// the main queue must not run, and PingMainQueue must say so.
+func TestNativeMainQueueNotServiced(t *testing.T) {
+	if running, _ := MainLoopRunning(); running {
+		t.Fatal("MainLoopRunning = true in a test binary")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := PingMainQueue(ctx); !errors.Is(err, ErrMainQueueNotServiced) {
+		t.Fatalf("PingMainQueue without a run loop = %v, want ErrMainQueueNotServiced", err)
+	}
+}
+
+// mainLoopChild is set in the child process of TestNativeRunMainLoop.
+const mainLoopChild = "ATTESTD_DARWIN_TEST_MAINLOOP"
+
+func init() {
+	if os.Getenv(mainLoopChild) != "1" {
+		return
+	}
+	// As cmd/attestd does: lock the main goroutine to the main thread in
+	// init, then run the work elsewhere while the main thread runs the
+	// loop.
+	runtime.LockOSThread()
+	code := RunMainLoop(func() int {
+		if running, why := MainLoopRunning(); !running {
+			fmt.Println("main loop not running:", why)
+			return 3
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := PingMainQueue(ctx); err != nil {
+			fmt.Println("ping:", err)
+			return 4
+		}
+		fmt.Println("main queue serviced")
+		return 7
+	})
+	if running, _ := MainLoopRunning(); running {
+		fmt.Println("main loop still running after RunMainLoop returned")
+		os.Exit(5)
+	}
+	os.Exit(code)
+}
+
+func TestNativeRunMainLoop(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), mainLoopChild+"=1")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
+		t.Fatalf("child: %v, output %q; want exit 7 (main queue serviced, f's result returned)", err, out)
+	}
+	if !strings.Contains(string(out), "main queue serviced") {
+		t.Errorf("child output %q", out)
+	}
+}
+
+func TestNativeCompletionWhere(t *testing.T) {
+	requireGUI(t)
+	seen := make(chan Completion, 2)
+	p, err := NewDeviceCheck(DeviceCheckOptions{Timeout: 30 * time.Second, OnCompletion: func(c Completion) { seen <- c }})
+	if err != nil {
+		t.Skipf("DeviceCheck not available: %v", err)
+	}
+	_, genErr := p.Generate(context.Background())
+	select {
+	case c := <-seen:
+		t.Logf("completion handler ran %v (generate: %v)", c, genErr)
+		if c.MainQueue() {
+			t.Errorf("the handler ran on the main queue, which this test binary does not service: %v", c)
+		}
+	case <-time.After(time.Second):
+		t.Fatalf("no completion observed (generate: %v): is Apple posting it to the main queue?", genErr)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 )
 
 // ErrPeerRejected is wrapped by every error a PeerChecker from
@@ -51,10 +52,10 @@ func (e *OSStatusError) Error() string {
 
 // auditToken is audit_token_t: eight 32-bit words, as getsockopt's
 // LOCAL_PEERTOKEN returns them.
-type auditToken [8]uint32
+type auditToken [auditTokenWords]uint32
 
 // pid is audit_token_to_pid: the sixth word.
-func (t auditToken) pid() int { return int(t[5]) }
+func (t auditToken) pid() int { return int(t[auditTokenPIDWord]) }
 
 // peerCheck holds the two native steps of a PeerChecker, so its logic is
 // tested without a Mac.
@@ -86,6 +87,21 @@ func (p peerCheck) check(conn *net.UnixConn) error {
 func validRequirementText(text string) error {
 	if strings.TrimSpace(text) == "" {
 		return errors.New("empty code requirement")
+	}
+	return nil
+}
+
+// getsockoptResult turns what getsockopt(SOL_LOCAL, LOCAL_PEERTOKEN)
+// returned (ret), the errno captured with that same call, and the size it
+// wrote into nil or an error that names the cause.
+func getsockoptResult(ret, errno int32, size, want uint32) error {
+	switch {
+	case ret != 0 && errno == 0:
+		return fmt.Errorf("getsockopt LOCAL_PEERTOKEN: returned %d and left errno 0", ret)
+	case ret != 0:
+		return fmt.Errorf("getsockopt LOCAL_PEERTOKEN: %w", syscall.Errno(errno))
+	case size != want:
+		return fmt.Errorf("getsockopt LOCAL_PEERTOKEN: %d bytes, want %d", size, want)
 	}
 	return nil
 }

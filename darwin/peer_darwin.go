@@ -5,15 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
-	"syscall"
 	"unsafe"
-)
 
-// Darwin <sys/un.h>.
-const (
-	solLocal       = 0     // SOL_LOCAL
-	localPeerToken = 0x006 // LOCAL_PEERTOKEN: the peer's audit_token_t
+	"github.com/ebitengine/purego"
+	"golang.org/x/sys/unix"
 )
 
 func newPeerRequirement(text string) (PeerChecker, error) {
@@ -55,20 +50,15 @@ func peerAuditToken(conn *net.UnixConn) (auditToken, error) {
 		opErr error
 	)
 	err = raw.Control(func(fd uintptr) {
-		// errno is per thread: read it on the thread that made the call.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
 		size := uint32(unsafe.Sizeof(t))
 		// int getsockopt(int socket, int level, int option_name,
 		//     void *restrict option_value, socklen_t *restrict option_len);
-		if getsockopt(int32(fd), solLocal, localPeerToken, &t, &size) != 0 {
-			// int *__error(void);
-			opErr = fmt.Errorf("getsockopt LOCAL_PEERTOKEN: %w", syscall.Errno(*errnoLocation()))
-			return
-		}
-		if size != uint32(unsafe.Sizeof(t)) {
-			opErr = fmt.Errorf("getsockopt LOCAL_PEERTOKEN: %d bytes, want %d", size, unsafe.Sizeof(t))
-		}
+		// purego's trampoline reads errno right after the call, on the
+		// thread that made it, before any Go code can run there; errno is
+		// a C int, so only the low 32 bits of that word are errno.
+		r, _, errno := purego.SyscallN(getsockoptSym, fd, unix.SOL_LOCAL, unix.LOCAL_PEERTOKEN,
+			uintptr(unsafe.Pointer(&t)), uintptr(unsafe.Pointer(&size)))
+		opErr = getsockoptResult(int32(r), int32(errno), size, uint32(unsafe.Sizeof(t)))
 	})
 	if err != nil {
 		return auditToken{}, err
@@ -78,8 +68,17 @@ func peerAuditToken(conn *net.UnixConn) (auditToken, error) {
 
 // validateGuest checks the code behind the audit token against the
 // requirement: SecCodeCopyGuestWithAttributes with kSecGuestAttributeAudit,
-// then SecCodeCheckValidity.
+// then SecCodeCheckValidity, inside an autorelease pool on a locked
+// thread.
 func validateGuest(t auditToken, req uintptr) error {
+	var err error
+	if perr := inAutoreleasePool(func() { err = validateGuestInPool(t, req) }); perr != nil {
+		return perr
+	}
+	return err
+}
+
+func validateGuestInPool(t auditToken, req uintptr) error {
 	var raw [32]byte
 	for i, w := range t {
 		binary.NativeEndian.PutUint32(raw[4*i:], w)

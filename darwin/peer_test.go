@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -112,5 +113,40 @@ func TestNewPeerRequirementText(t *testing.T) {
 func TestAuditTokenPID(t *testing.T) {
 	if got := (auditToken{5: 77}).pid(); got != 77 {
 		t.Errorf("pid = %d, want 77", got)
+	}
+}
+
+func TestGetsockoptResult(t *testing.T) {
+	const want = 32
+	tests := []struct {
+		ret, errno int32
+		size       uint32
+		wantErr    error
+		wantText   string
+	}{
+		{ret: 0, size: want},
+		{ret: -1, errno: int32(syscall.EINVAL), size: want, wantErr: syscall.EINVAL, wantText: "invalid argument"},
+		{ret: -1, errno: int32(syscall.ENOTCONN), size: want, wantErr: syscall.ENOTCONN},
+		{ret: -1, errno: 0, size: want, wantText: "left errno 0"},
+		{ret: 0, size: 16, wantText: "16 bytes, want 32"},
+	}
+	for _, tt := range tests {
+		err := getsockoptResult(tt.ret, tt.errno, tt.size, want)
+		if tt.wantErr == nil && tt.wantText == "" {
+			if err != nil {
+				t.Errorf("getsockoptResult(%d, %d, %d) = %v, want nil", tt.ret, tt.errno, tt.size, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("getsockoptResult(%d, %d, %d) = nil, want an error", tt.ret, tt.errno, tt.size)
+			continue
+		}
+		if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+			t.Errorf("getsockoptResult = %v, want errors.Is %v", err, tt.wantErr)
+		}
+		if !strings.Contains(err.Error(), tt.wantText) {
+			t.Errorf("getsockoptResult = %q, want %q", err, tt.wantText)
+		}
 	}
 }
