@@ -11,7 +11,7 @@ import (
 func TestResolve(t *testing.T) {
 	env := map[string]string{
 		"ATTESTD_SOCKET_com_example_Host_attestd": "/host.sock",
-		"ATTESTD_SOCKET":                          "/override.sock",
+		"ATTESTD_SOCKET": "/override.sock",
 	}
 	getenv := func(k string) string { return env[k] }
 	for _, tc := range []struct {
