@@ -17,8 +17,13 @@ IDENTITY     ?= Developer ID Application
 PROFILE      ?=
 # ENTITLEMENTS: the profile variant (application identifier, team) when a profile is embedded.
 ENTITLEMENTS ?= $(if $(PROFILE),entitlements/attestd.profile.entitlements,entitlements/attestd.entitlements)
-# SOCKET_PATH: a fixed socket path (mode 0600) instead of launchd's private one in $$ATTESTD_SOCKET.
-SOCKET_PATH  ?=
+# SOCKET_KEY: the variable launchd publishes the agent's socket path in; empty
+# derives it from LABEL (ATTESTD_SOCKET_ + LABEL, '.' as '_', '-' as '__').
+SOCKET_KEY   ?=
+# PEER_REQUIREMENT: the code requirement a client must satisfy; empty gives the
+# team's (anchor apple generic and certificate leaf[subject.OU] = "TEAM_ID")
+# when TEAM_ID is set; none admits any process of the user.
+PEER_REQUIREMENT ?=
 # SIGNER: codesign or rcodesign; empty picks codesign on macOS, else rcodesign.
 SIGNER       ?=
 # rcodesign signing credentials (Linux CI).
@@ -34,7 +39,7 @@ NOTARY_API_KEY_JSON ?=
 
 PKG := bin/attestd-pkg
 
-.PHONY: universal bundle sign notarize verify-bundle pkg-tool
+.PHONY: universal bundle sign notarize verify-bundle pkg-tool no-socket-path
 
 # pkg-tool: the Go program behind these targets (built for this machine; cached).
 pkg-tool:
@@ -48,10 +53,19 @@ universal: pkg-tool
 	$(PKG) fat -o $(DIST)/attestd $(DIST)/attestd-darwin-arm64 $(DIST)/attestd-darwin-amd64
 
 ## bundle: $(DIST)/Attestd.app, $(DIST)/LaunchAgents/$(LABEL).plist, $(DIST)/Attestd.entitlements.
-bundle: universal pkg-tool
+bundle: no-socket-path universal pkg-tool
 	$(PKG) bundle -binary $(DIST)/attestd -out $(DIST) -bundle-id '$(BUNDLE_ID)' -label '$(LABEL)' \
 		-version '$(VERSION)' -entitlements '$(ENTITLEMENTS)' -team-id '$(TEAM_ID)' \
-		-profile '$(PROFILE)' -socket-path '$(SOCKET_PATH)'
+		-profile '$(PROFILE)' -socket-key '$(SOCKET_KEY)' -peer-requirement '$(PEER_REQUIREMENT)'
+
+# no-socket-path: a shipped agent has no fixed socket path (SOCKET_PATH was
+# removed): launchd expands neither ~ nor variables, so every user of the Mac
+# would share one socket.
+no-socket-path:
+	@if [ -n '$(SOCKET_PATH)' ]; then \
+	  echo "packaging: SOCKET_PATH is not offered for a shipped agent: launchd expands neither ~ nor" >&2; \
+	  echo "packaging: variables, so every user of the Mac would share one socket. For development:" >&2; \
+	  echo "packaging:   Attestd.app/Contents/MacOS/attestd agent install --socket PATH" >&2; exit 2; fi
 
 ## sign: sign $(DIST)/Attestd.app inside-out (hardened runtime, timestamp, entitlements; never --deep).
 sign: pkg-tool
@@ -67,4 +81,5 @@ notarize: pkg-tool
 ## verify-bundle: check slices, signatures, entitlements and the LaunchAgent (any OS).
 verify-bundle: pkg-tool
 	$(PKG) verify -bundle $(DIST)/Attestd.app -agent $(DIST)/LaunchAgents/$(LABEL).plist \
-		-entitlements $(DIST)/Attestd.entitlements -bundle-id '$(BUNDLE_ID)' -team-id '$(TEAM_ID)' -label '$(LABEL)'
+		-entitlements $(DIST)/Attestd.entitlements -bundle-id '$(BUNDLE_ID)' -team-id '$(TEAM_ID)' -label '$(LABEL)' \
+		-peer-requirement '$(PEER_REQUIREMENT)'

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/attestd/attestd/packaging/plists"
 )
 
 func TestRun(t *testing.T) {
@@ -43,4 +46,92 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// repoRoot is the module root, where the Makefile is.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "Makefile")); err != nil {
+		t.Fatalf("no Makefile at %s: %v", root, err)
+	}
+	return root
+}
+
+// TestMakeBundleTwoHosts is the "done" line, through make itself:
+// make universal bundle for two hosts gives two agents that cannot
+// collide (different socket variables, each known to its own bundle), each
+// admitting only its own team by default.
+func TestMakeBundleTwoHosts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-builds the universal binary through make; skipped with -short")
+	}
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	root := repoRoot(t)
+	type host struct{ bundleID, team, label, dist string }
+	hosts := []host{
+		{"com.example.Host.attestd", "ABCDE12345", "com.example.Host.attestd", t.TempDir()},
+		{"org.other.App.helper", "ZYXWV98765", "org.other.App.attestd", t.TempDir()},
+	}
+	keys := map[string]string{}
+	for _, h := range hosts {
+		cmd := exec.Command("make", "-s", "universal", "bundle", "BUNDLE_ID="+h.bundleID, "TEAM_ID="+h.team,
+			"LABEL="+h.label, "DIST="+h.dist, "VERSION=v1.2.3")
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make for %s: %v\n%s", h.label, err, out)
+		}
+		if strings.Contains(string(out), "warning") {
+			t.Errorf("make for %s warned with a release version:\n%s", h.label, out)
+		}
+		agent := readPlist(t, filepath.Join(h.dist, "LaunchAgents", h.label+".plist"))
+		info := readPlist(t, filepath.Join(h.dist, "Attestd.app", "Contents", "Info.plist"))
+		key, _ := agent["Sockets"].(map[string]any)["Listeners"].(map[string]any)["SecureSocketWithKey"].(string)
+		if key == "" || info[plists.InfoKeySocketKey] != key || info[plists.InfoKeyLabel] != h.label {
+			t.Errorf("%s: agent key %q, Info.plist %v / %v", h.label, key, info[plists.InfoKeySocketKey], info[plists.InfoKeyLabel])
+		}
+		if other, dup := keys[key]; dup {
+			t.Errorf("%s and %s publish their sockets in the same variable %s", other, h.label, key)
+		}
+		keys[key] = h.label
+		var argv []string
+		for _, a := range agent["ProgramArguments"].([]any) {
+			argv = append(argv, a.(string))
+		}
+		if req, _ := plists.FlagValue(argv, "peer-requirement"); req != plists.TeamPeerRequirement(h.team) {
+			t.Errorf("%s: peer requirement %q, want the team's", h.label, req)
+		}
+		if !strings.Contains(string(out), "socket key: "+key) {
+			t.Errorf("make does not say the socket key:\n%s", out)
+		}
+		// The verifier agrees, apart from the signature an unsigned build lacks.
+		var vout, verr strings.Builder
+		run(context.Background(), &vout, &verr, []string{"verify", "-bundle", filepath.Join(h.dist, "Attestd.app"),
+			"-agent", filepath.Join(h.dist, "LaunchAgents", h.label+".plist"), "-entitlements", filepath.Join(h.dist, "Attestd.entitlements"),
+			"-bundle-id", h.bundleID, "-team-id", h.team, "-label", h.label})
+		for _, line := range strings.Split(vout.String(), "\n") {
+			if strings.HasPrefix(line, "FAIL") && !strings.Contains(line, "[not-adhoc]") && !strings.Contains(line, "[signed]") {
+				t.Errorf("%s: %s", h.label, line)
+			}
+		}
+	}
+}
+
+func readPlist(t *testing.T, name string) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := plists.Dict(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
