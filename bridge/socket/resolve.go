@@ -62,11 +62,15 @@ func CheckKey(key string) error {
 	return nil
 }
 
+// IsLabel reports whether agent names a LaunchAgent by its label rather
+// than by its socket key: a label contains a ".", which no environment
+// variable name does.
+func IsLabel(agent string) bool { return strings.Contains(agent, ".") }
+
 // AgentKey returns the socket key for agent, which is either a LaunchAgent
-// label (it contains a ".", which no environment variable name does) or a
-// socket key itself.
+// label (see IsLabel) or a socket key itself.
 func AgentKey(agent string) (string, error) {
-	if strings.Contains(agent, ".") {
+	if IsLabel(agent) {
 		return KeyForLabel(agent)
 	}
 	if err := CheckKey(agent); err != nil {

@@ -360,3 +360,25 @@ func TestAgentNamesMatchDaemon(t *testing.T) {
 		t.Errorf("plists label %q, clients look for %q", plists.DefaultLabel, socket.DefaultLabel)
 	}
 }
+
+// helperBundleFor makes dir/Attestd.app as make bundle does for label:
+// its Info.plist names the agent and its socket key. It returns the
+// executable's path.
+func helperBundleFor(t *testing.T, dir, label string) string {
+	t.Helper()
+	exe := filepath.Join(dir, "Attestd.app", "Contents", "MacOS", "attestd")
+	os.MkdirAll(filepath.Dir(exe), 0o755)
+	os.WriteFile(exe, []byte("binary"), 0o755)
+	info, err := plists.NewInfoPlist("com.example.Host.attestd", "Attestd", "attestd", "v1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := socket.KeyForLabel(label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.AttestdLaunchAgentLabel, info.AttestdSocketKey = label, key
+	b, _ := plists.Marshal(info)
+	os.WriteFile(filepath.Join(dir, "Attestd.app", "Contents", "Info.plist"), b, 0o644)
+	return exe
+}
