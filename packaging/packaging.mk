@@ -4,7 +4,7 @@
 #
 #   make universal bundle verify-bundle          any OS (unsigned: verify fails, as expected)
 #   make universal bundle sign verify-bundle TEAM_ID=… IDENTITY=…   on a Mac
-#   make notarize NOTARY_PROFILE=…                after sign
+#   make notarize NOTARY_PROFILE=… [NOTARIZE_APP=Host.app]   after sign
 
 DIST         ?= dist
 BUNDLE_ID    ?= dev.attestd.helper
@@ -36,6 +36,8 @@ NOTARY_KEY          ?=
 NOTARY_KEY_ID       ?=
 NOTARY_ISSUER       ?=
 NOTARY_API_KEY_JSON ?=
+# NOTARIZE_APP: what make notarize submits: the helper alone, or the signed host app.
+NOTARIZE_APP ?= $(DIST)/Attestd.app
 
 PKG := bin/attestd-pkg
 
@@ -72,9 +74,10 @@ sign: pkg-tool
 	$(PKG) sign -bundle $(DIST)/Attestd.app -entitlements $(DIST)/Attestd.entitlements -bundle-id '$(BUNDLE_ID)' \
 		-signer '$(SIGNER)' -identity '$(IDENTITY)' -p12-file '$(P12_FILE)' -p12-password-file '$(P12_PASSWORD_FILE)'
 
-## notarize: submit the signed bundle to Apple's notary service and staple the ticket.
+## notarize: submit $(NOTARIZE_APP) to Apple's notary service, require Accepted (else print
+## Apple's log and fail), and staple the ticket.
 notarize: pkg-tool
-	$(PKG) notarize -bundle $(DIST)/Attestd.app -zip $(DIST)/Attestd.zip -signer '$(SIGNER)' \
+	$(PKG) notarize -bundle '$(NOTARIZE_APP)' -signer '$(SIGNER)' \
 		-keychain-profile '$(NOTARY_PROFILE)' -key '$(NOTARY_KEY)' -key-id '$(NOTARY_KEY_ID)' \
 		-issuer '$(NOTARY_ISSUER)' -api-key-json '$(NOTARY_API_KEY_JSON)'
 

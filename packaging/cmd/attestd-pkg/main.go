@@ -206,7 +206,7 @@ func runNotarize(ctx context.Context, stdout, stderr io.Writer, args []string) e
 	var c sign.Config
 	var signer string
 	signFlags(fs, &c, &signer)
-	fs.StringVar(&c.Zip, "zip", "dist/Attestd.zip", "zip to upload (notarytool)")
+	fs.StringVar(&c.Zip, "zip", "", "zip to upload (notarytool; default: the bundle's path with .zip)")
 	fs.StringVar(&c.NotaryProfile, "keychain-profile", "", "notarytool keychain profile")
 	fs.StringVar(&c.NotaryKey, "key", "", "App Store Connect API key (.p8)")
 	fs.StringVar(&c.NotaryKeyID, "key-id", "", "App Store Connect API key id")
@@ -219,9 +219,5 @@ func runNotarize(ctx context.Context, stdout, stderr io.Writer, args []string) e
 	if err != nil {
 		return err
 	}
-	plan, err := sign.NotarizePlan(t, c)
-	if err != nil {
-		return err
-	}
-	return sign.Run(ctx, stderr, plan)
+	return sign.Notarize(ctx, t, c, stderr)
 }
