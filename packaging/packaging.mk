@@ -36,12 +36,23 @@ NOTARY_KEY          ?=
 NOTARY_KEY_ID       ?=
 NOTARY_ISSUER       ?=
 NOTARY_API_KEY_JSON ?=
+# SIGN_APP, SIGN_ENTITLEMENTS: what make sign signs, with which entitlements: the
+# helper by default; the host app (after embedding the signed helper) with its own.
+SIGN_APP          ?= $(DIST)/Attestd.app
+SIGN_ENTITLEMENTS ?= $(DIST)/Attestd.entitlements
 # NOTARIZE_APP: what make notarize submits: the helper alone, or the signed host app.
 NOTARIZE_APP ?= $(DIST)/Attestd.app
 
 PKG := bin/attestd-pkg
 
-.PHONY: universal bundle sign notarize verify-bundle pkg-tool no-socket-path
+# The real @electron/osx-sign the signing-ignore test runs (pinned, git-ignored
+# folder, fetched by make test): the version electron-builder 26.0.x pins and
+# the one electron-builder 27 pins.
+OSX_SIGN_DIR := .osx-sign
+OSX_SIGN_EB26 := 1.3.1
+OSX_SIGN_EB27 := 2.4.0
+
+.PHONY: universal bundle sign notarize verify-bundle pkg-tool no-socket-path osx-sign
 
 # pkg-tool: the Go program behind these targets (built for this machine; cached).
 pkg-tool:
@@ -69,9 +80,10 @@ no-socket-path:
 	  echo "packaging: variables, so every user of the Mac would share one socket. For development:" >&2; \
 	  echo "packaging:   Attestd.app/Contents/MacOS/attestd agent install --socket PATH" >&2; exit 2; fi
 
-## sign: sign $(DIST)/Attestd.app inside-out (hardened runtime, timestamp, entitlements; never --deep).
+## sign: sign $(SIGN_APP) once (hardened runtime, timestamp, entitlements; never --deep), then
+## codesign --verify --strict it. IDENTITY=- signs ad hoc (no timestamp), as CI does.
 sign: pkg-tool
-	$(PKG) sign -bundle $(DIST)/Attestd.app -entitlements $(DIST)/Attestd.entitlements -bundle-id '$(BUNDLE_ID)' \
+	$(PKG) sign -bundle '$(SIGN_APP)' -entitlements '$(SIGN_ENTITLEMENTS)' -bundle-id '$(BUNDLE_ID)' \
 		-signer '$(SIGNER)' -identity '$(IDENTITY)' -p12-file '$(P12_FILE)' -p12-password-file '$(P12_PASSWORD_FILE)'
 
 ## notarize: submit $(NOTARIZE_APP) to Apple's notary service, require Accepted (else print
@@ -86,3 +98,13 @@ verify-bundle: pkg-tool
 	$(PKG) verify -bundle $(DIST)/Attestd.app -agent $(DIST)/LaunchAgents/$(LABEL).plist \
 		-entitlements $(DIST)/Attestd.entitlements -bundle-id '$(BUNDLE_ID)' -team-id '$(TEAM_ID)' -label '$(LABEL)' \
 		-peer-requirement '$(PEER_REQUIREMENT)'
+
+## osx-sign: the pinned @electron/osx-sign versions, into a git-ignored folder.
+osx-sign: $(OSX_SIGN_DIR)/.installed-$(OSX_SIGN_EB26)-$(OSX_SIGN_EB27)
+$(OSX_SIGN_DIR)/.installed-$(OSX_SIGN_EB26)-$(OSX_SIGN_EB27):
+	mkdir -p $(OSX_SIGN_DIR)
+	npm install --silent --no-audit --no-fund --engine-strict=false --prefix $(OSX_SIGN_DIR) \
+		osx-sign-eb26@npm:@electron/osx-sign@$(OSX_SIGN_EB26) osx-sign-eb27@npm:@electron/osx-sign@$(OSX_SIGN_EB27)
+	test -f $(OSX_SIGN_DIR)/node_modules/osx-sign-eb26/package.json
+	test -f $(OSX_SIGN_DIR)/node_modules/osx-sign-eb27/package.json
+	touch $@

@@ -9,63 +9,18 @@ import (
 	"testing"
 )
 
-// standIns puts scripted stand-ins for Apple's tools (xcrun notarytool and
-// stapler, ditto) and for rcodesign first on PATH. $NOTARY_SCENARIO picks
-// Apple's answer: accepted, invalid (submit exits 0, as notarytool does),
-// or submit-fails (no submission at all). Every call is appended to the
-// returned file.
+// standIns puts the scripted stand-ins in testdata/notary (xcrun
+// notarytool and stapler, ditto, rcodesign; the macOS workflow uses the
+// same xcrun) first on PATH. scenario picks Apple's answer: accepted,
+// invalid (submit exits 0, as notarytool does), or submit-fails. Every
+// call is appended to the returned file.
 func standIns(t *testing.T, scenario string) (calls string) {
 	t.Helper()
-	dir := t.TempDir()
-	calls = filepath.Join(dir, "calls")
-	const id = "2efe2717-52ef-43a5-96dc-0797e4ca1041"
-	invalidLog := `{"logFormatVersion":1,"jobId":"` + id + `","status":"Invalid","statusSummary":"Archive contains critical validation errors","statusCode":4000,` +
-		`"issues":[{"severity":"error","code":null,"path":"Attestd.zip/Attestd.app/Contents/MacOS/attestd","message":"The binary is not signed with a valid Developer ID certificate.",` +
-		`"docUrl":"https://developer.apple.com/documentation/security/resolving-common-notarization-issues","architecture":"x86_64"},` +
-		`{"severity":"error","code":null,"path":"Attestd.zip/Attestd.app/Contents/MacOS/attestd","message":"The signature does not include a secure timestamp.","docUrl":null,"architecture":"arm64"}]}`
-	acceptedLog := `{"logFormatVersion":1,"jobId":"` + id + `","status":"Accepted","statusSummary":"Ready for distribution","statusCode":0,"issues":null}`
-	scripts := map[string]string{
-		"ditto": `echo "ditto $*" >> "$CALLS"; for last; do :; done; : > "$last"`,
-		"xcrun": `echo "xcrun $*" >> "$CALLS"
-case "$1 $2" in
-"notarytool submit")
-  echo "Conducting pre-submission checks for Attestd.zip and initiating connection to the Apple notary service..." >&2
-  case "$NOTARY_SCENARIO" in
-  accepted) echo '{"id":"` + id + `","status":"Accepted","message":"Processing complete"}' ;;
-  invalid)  echo '{"id":"` + id + `","status":"Invalid","message":"Processing complete"}' ;;
-  *) echo "Error: HTTP status code: 401. Unable to authenticate. Invalid credentials." >&2; exit 69 ;;
-  esac ;;
-"notarytool log")
-  case "$NOTARY_SCENARIO" in
-  accepted) echo '` + acceptedLog + `' ;;
-  *) echo '` + invalidLog + `' ;;
-  esac ;;
-"stapler staple"|"stapler validate") echo "The staple and validate action worked!" ;;
-*) echo "xcrun stand-in: unexpected $*" >&2; exit 64 ;;
-esac`,
-		"rcodesign": `echo "rcodesign $*" >> "$CALLS"
-case "$1" in
-notary-submit)
-  echo "uploading asset to s3://notary-submissions-prod/prod/AAA" >&2
-  case "$NOTARY_SCENARIO" in
-  accepted) echo "created submission ID: ` + id + `" >&2; echo "Notary API Server has finished processing the uploaded asset" >&2 ;;
-  invalid) echo "created submission ID: ` + id + `" >&2; echo "notary log> {" >&2; echo "Error: notarization invalid" >&2; exit 1 ;;
-  *) echo "Error: API key error: invalid key" >&2; exit 1 ;;
-  esac ;;
-notary-log)
-  case "$NOTARY_SCENARIO" in
-  accepted) echo '` + acceptedLog + `' ;;
-  *) echo '` + invalidLog + `' ;;
-  esac ;;
-staple) echo "stapling ok" >&2 ;;
-*) echo "rcodesign stand-in: unexpected $*" >&2; exit 64 ;;
-esac`,
+	dir, err := filepath.Abs(filepath.Join("testdata", "notary"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for name, body := range scripts {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	calls = filepath.Join(t.TempDir(), "calls")
 	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	t.Setenv("CALLS", calls)
 	t.Setenv("NOTARY_SCENARIO", scenario)

@@ -135,3 +135,61 @@ func readPlist(t *testing.T, name string) map[string]any {
 	}
 	return m
 }
+
+// TestReadmeWalkthroughRunsInCI: every command of packaging/README.md's
+// "Ship it" walkthrough (the sh blocks between the walkthrough markers) is
+// run by the macOS workflow, as written there, so the page cannot drift
+// from what was last seen to work on a Mac.
+func TestReadmeWalkthroughRunsInCI(t *testing.T) {
+	root := repoRoot(t)
+	readme, err := os.ReadFile(filepath.Join(root, "packaging", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	workflow, err := os.ReadFile(filepath.Join(root, ".github", "workflows", "macos.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	start := strings.Index(text, "<!-- walkthrough")
+	end := strings.Index(text, "<!-- /walkthrough -->")
+	if start < 0 || end < start {
+		t.Fatal("packaging/README.md has no walkthrough markers")
+	}
+	var commands []string
+	inSh := false
+	for _, line := range strings.Split(text[start:end], "\n") {
+		switch {
+		case line == "```sh":
+			inSh = true
+			continue
+		case strings.HasPrefix(line, "```"):
+			inSh = false
+			continue
+		}
+		line = strings.TrimSpace(line)
+		if !inSh || line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "export ") {
+			continue
+		}
+		commands = append(commands, line)
+	}
+	if len(commands) < 8 {
+		t.Fatalf("found %d commands in the walkthrough: %q", len(commands), commands)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(workflow), "\n") {
+		lines = append(lines, strings.TrimSpace(l))
+	}
+	for _, c := range commands {
+		found := false
+		for _, l := range lines {
+			if strings.Contains(l, c) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("the walkthrough's %q is not run by .github/workflows/macos.yml", c)
+		}
+	}
+}
