@@ -243,7 +243,7 @@ func supportedCheck(env doctorEnv, gui check) check {
 		c.Status, c.Detail, c.Hint = statusFail, err.Error(), provider.HintOf(err)
 	case !ok:
 		c.Status, c.Detail = statusFail, "DCDevice.isSupported is false"
-		c.Hint = "DeviceCheck works on macOS 12 or later; use --provider dev for development"
+		c.Hint = provider.MacOSRequirement + "; use --provider dev for development"
 	default:
 		c.Status, c.Detail = statusPass, "DCDevice.isSupported is true"
 	}
