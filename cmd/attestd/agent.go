@@ -23,8 +23,8 @@ func init() {
 			"(\"attestd serve --launchd Listeners\") on demand in the GUI session, logging to\n" +
 			"~/Library/Logs/LABEL.log, and loads it with launchctl bootstrap gui/$UID; launchd\n" +
 			"publishes the socket in $ATTESTD_SOCKET_<label> (attestd token --agent LABEL finds it).\n" +
-			"Run it from the signed helper bundle\n" +
-			"(Attestd.app/Contents/MacOS/attestd): DeviceCheck needs the bundle's Team ID.\n" +
+			"Run it from the signed helper bundle (Attestd.app/Contents/MacOS/attestd):\n" +
+			"DeviceCheck needs the bundle's Team ID.\n" +
 			"uninstall unloads and removes it; status shows launchctl print for it.\n" +
 			"Shipping apps register the plist in Contents/Library/LaunchAgents with\n" +
 			"SMAppService instead (see packaging/README.md).",
