@@ -53,7 +53,7 @@ $(CODEX_BIN):
 ## test: everything CI runs: lint, the darwin cross vet, every test with
 ## the race detector (the real codex included), then a short fuzz of every
 ## fuzz target from its committed corpus.
-test: lint vet-darwin codex
+test: lint vet-darwin codex osx-sign
 	$(GO) mod download
 	CODEX_BIN=$(abspath $(CODEX_BIN)) $(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz-ci

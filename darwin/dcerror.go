@@ -25,7 +25,7 @@ var dcCodes = map[int64]struct{ name, hint string }{
 	DCErrorUnknownSystemFailure: {"unknownSystemFailure",
 		"a transient DeviceCheck failure; it is retried. If it persists, check that the helper runs as a Developer-ID-signed bundle in the user's Aqua session"},
 	DCErrorFeatureUnsupported: {"featureUnsupported",
-		"DeviceCheck is not available on this Mac or macOS version (it works from macOS 12)"},
+		"DeviceCheck is not available on this Mac or macOS version; " + provider.MacOSRequirement},
 	DCErrorInvalidInput: {"invalidInput",
 		"DeviceCheck rejected the request's input; report this as a bug in attestd"},
 	DCErrorInvalidKey: {"invalidKey",

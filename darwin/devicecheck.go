@@ -49,7 +49,7 @@ func checkDeviceCheck(n dcNative) error {
 var errNotSupported = &provider.Error{
 	Reason: provider.ReasonUnsupported,
 	Msg:    "DeviceCheck reports this Mac as unsupported (DCDevice.isSupported is false)",
-	Hint:   "DeviceCheck works on macOS 12 or later; use --provider dev for development",
+	Hint:   provider.MacOSRequirement + "; use --provider dev for development",
 	Err:    provider.ErrUnsupported,
 }
 

@@ -20,9 +20,11 @@ func init() {
 		name: "agent",
 		summary: "Install, remove or inspect a development LaunchAgent for this helper (macOS).\n\n" +
 			"install writes ~/Library/LaunchAgents/LABEL.plist running this executable\n" +
-			"(\"attestd serve --launchd Listeners\") on demand in the GUI session, and loads it\n" +
-			"with launchctl bootstrap gui/$UID. Run it from the signed helper bundle\n" +
-			"(Attestd.app/Contents/MacOS/attestd): DeviceCheck needs the bundle's Team ID.\n" +
+			"(\"attestd serve --launchd Listeners\") on demand in the GUI session, logging to\n" +
+			"~/Library/Logs/LABEL.log, and loads it with launchctl bootstrap gui/$UID; launchd\n" +
+			"publishes the socket in $ATTESTD_SOCKET_<label> (attestd token --agent LABEL finds it).\n" +
+			"Run it from the signed helper bundle (Attestd.app/Contents/MacOS/attestd):\n" +
+			"DeviceCheck needs the bundle's Team ID.\n" +
 			"uninstall unloads and removes it; status shows launchctl print for it.\n" +
 			"Shipping apps register the plist in Contents/Library/LaunchAgents with\n" +
 			"SMAppService instead (see packaging/README.md).",
@@ -62,11 +64,12 @@ func runAgent(ctx context.Context, s *stdio, args []string) error {
 	c := &command{name: "agent " + sub, usage: "agent " + sub + " [flags]", summary: commands["agent"].summary}
 	fs := newFlagSet(s, c)
 	label := fs.String("label", plists.DefaultLabel, "launchd label; the plist is ~/Library/LaunchAgents/LABEL.plist")
-	var sockPath, provider *string
+	var sockPath, provider, peerReq *string
 	var printOnly *bool
 	if sub == "install" {
-		sockPath = fs.String("socket", "", "fixed socket path (mode 0600) instead of launchd's private one exported as $"+plists.DefaultSocketEnv)
+		sockPath = fs.String("socket", "", "fixed socket path (mode 0600) instead of launchd's private one; for development by one user only (launchd expands neither ~ nor variables)")
 		provider = fs.String("provider", plists.DefaultProvider, "provider the agent runs ("+providerNames+")")
+		peerReq = fs.String("peer-requirement", "", "serve only peers whose code satisfies this requirement (see attestd serve -h)")
 		printOnly = fs.Bool("print", false, "print the plist instead of installing it (any OS)")
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -82,7 +85,7 @@ func runAgent(ctx context.Context, s *stdio, args []string) error {
 		return usagef("agent install: unknown provider %q; want one of %s", *provider, providerNames)
 	}
 	if sub == "install" && *printOnly {
-		a, _, err := agentPlist(s, *label, *sockPath, *provider)
+		a, err := agentPlist(s, *label, *sockPath, *provider, *peerReq)
 		if err != nil {
 			return err
 		}
@@ -106,7 +109,7 @@ func runAgent(ctx context.Context, s *stdio, args []string) error {
 	service := domain + "/" + *label
 	switch sub {
 	case "install":
-		return agentInstall(ctx, s, *label, *sockPath, *provider, plistPath, domain, service)
+		return agentInstall(ctx, s, *label, *sockPath, *provider, *peerReq, plistPath, domain, service)
 	case "uninstall":
 		return agentUninstall(ctx, s, plistPath, service)
 	default:
@@ -115,11 +118,12 @@ func runAgent(ctx context.Context, s *stdio, args []string) error {
 }
 
 // agentPlist builds the development LaunchAgent for the running
-// executable, with the plist generator the packaging uses.
-func agentPlist(s *stdio, label, sockPath, provider string) (*plists.LaunchAgent, string, error) {
+// executable, with the plist generator the packaging uses: the same
+// arguments, socket key rule and log file as a shipped agent.
+func agentPlist(s *stdio, label, sockPath, provider, peerReq string) (*plists.LaunchAgent, error) {
 	exe, err := agentExecutable()
 	if err != nil {
-		return nil, "", fmt.Errorf("agent: find this executable: %w", err)
+		return nil, fmt.Errorf("agent: find this executable: %w", err)
 	}
 	if p, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = p
@@ -136,23 +140,15 @@ func agentPlist(s *stdio, label, sockPath, provider string) (*plists.LaunchAgent
 			}
 		}
 	}
-	var logPath string
-	if home, err := agentHomeDir(); err == nil {
-		logPath = filepath.Join(home, "Library", "Logs", label+".log")
-	}
 	if sockPath != "" {
 		if sockPath, err = filepath.Abs(sockPath); err != nil {
-			return nil, "", err
+			return nil, err
 		}
 	}
-	a, err := plists.NewLaunchAgent(plists.AgentConfig{
+	return plists.NewLaunchAgent(plists.AgentConfig{
 		Label: label, Program: exe, Provider: provider, SocketPath: sockPath,
-		AssociatedBundleIDs: assoc, LogPath: logPath,
+		PeerRequirement: peerReq, AssociatedBundleIDs: assoc,
 	})
-	if err != nil {
-		return nil, "", err
-	}
-	return a, logPath, nil
 }
 
 // bundleOf returns the .app directory exe is the main executable of
@@ -167,10 +163,14 @@ func bundleOf(exe string) string {
 	return ""
 }
 
-func agentInstall(ctx context.Context, s *stdio, label, sockPath, provider, plistPath, domain, service string) error {
-	a, logPath, err := agentPlist(s, label, sockPath, provider)
+func agentInstall(ctx context.Context, s *stdio, label, sockPath, provider, peerReq, plistPath, domain, service string) error {
+	a, err := agentPlist(s, label, sockPath, provider, peerReq)
 	if err != nil {
 		return err
+	}
+	logPath, _ := plists.FlagValue(a.ProgramArguments, "log-file")
+	if p, err := expandHome(logPath, agentHomeDir); err == nil {
+		logPath = p
 	}
 	b, err := plists.Marshal(a)
 	if err != nil {
@@ -179,9 +179,7 @@ func agentInstall(ctx context.Context, s *stdio, label, sockPath, provider, plis
 	if err := os.MkdirAll(filepath.Dir(plistPath), 0o755); err != nil {
 		return fmt.Errorf("agent install: %w", err)
 	}
-	if logPath != "" {
-		os.MkdirAll(filepath.Dir(logPath), 0o755) // ~/Library/Logs normally exists
-	}
+	os.MkdirAll(filepath.Dir(logPath), 0o755) // ~/Library/Logs normally exists; serve creates it too
 	if sockPath != "" {
 		if err := os.MkdirAll(filepath.Dir(a.Sockets[plists.DefaultSocketName].SockPathName), 0o700); err != nil {
 			return fmt.Errorf("agent install: socket directory: %w", err)
@@ -213,15 +211,19 @@ func agentInstall(ctx context.Context, s *stdio, label, sockPath, provider, plis
 			"check the plist with: plutil -lint %s; \"Bootstrap failed: 5\" usually means it is still loaded (launchctl bootout %s) or this is not a GUI login session (DeviceCheck needs one)", plistPath, service)
 	}
 	fmt.Fprintf(s.out, "installed %s\n  plist:  %s\n  runs:   %s\n", label, plistPath, strings.Join(a.ProgramArguments, " "))
-	if sockPath != "" {
-		fmt.Fprintf(s.out, "  socket: %s\n", a.Sockets[plists.DefaultSocketName].SockPathName)
+	sock := a.Sockets[plists.DefaultSocketName]
+	if sock.SockPathName != "" {
+		fmt.Fprintf(s.out, "  socket: %s\n", sock.SockPathName)
 	} else {
-		fmt.Fprintf(s.out, "  socket: launchd's private path, exported as $%s to apps started from now on (launchctl getenv %s)\n", plists.DefaultSocketEnv, plists.DefaultSocketEnv)
+		fmt.Fprintf(s.out, "  socket: launchd's private path, in $%s (launchctl getenv %s)\n", sock.SecureSocketWithKey, sock.SecureSocketWithKey)
 	}
-	if logPath != "" {
-		fmt.Fprintf(s.out, "  log:    %s\n", logPath)
+	fmt.Fprintf(s.out, "  log:    %s\n", logPath)
+	if label == plists.DefaultLabel {
+		fmt.Fprintf(s.out, "try it:   attestd token\n")
+	} else {
+		fmt.Fprintf(s.out, "try it:   attestd token --agent %s\n", label)
 	}
-	fmt.Fprintf(s.out, "check it with: attestd agent status --label %s\n", label)
+	fmt.Fprintf(s.out, "check it: attestd agent status --label %s\n", label)
 	return nil
 }
 

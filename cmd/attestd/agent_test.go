@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -111,9 +112,20 @@ func TestAgentPrintAnyOS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if got := m["ProgramArguments"].([]any); got[len(got)-1] != "dev" {
+	if got, _ := stringsOf(m["ProgramArguments"]); !slices.Contains(got, "dev") {
 		t.Errorf("ProgramArguments %v", got)
 	}
+}
+
+func stringsOf(v any) ([]string, bool) {
+	l, ok := v.([]any)
+	out := make([]string, 0, len(l))
+	for _, e := range l {
+		s, isStr := e.(string)
+		ok = ok && isStr
+		out = append(out, s)
+	}
+	return out, ok
 }
 
 func TestAgentInstall(t *testing.T) {
@@ -124,12 +136,21 @@ func TestAgentInstall(t *testing.T) {
 		wantSock  map[string]any
 		wantAssoc any
 		wantWarn  bool
+		wantArgs  []string // after the log file
 	}{
 		{
 			name:      "from the helper bundle",
 			inBundle:  true,
-			wantSock:  map[string]any{"SockType": "stream", "SecureSocketWithKey": "ATTESTD_SOCKET"},
+			wantSock:  map[string]any{"SockType": "stream", "SecureSocketWithKey": "ATTESTD_SOCKET_dev_attestd_agent"},
 			wantAssoc: []any{"com.example.Host.attestd"},
+		},
+		{
+			name:      "from the helper bundle, own label, peer requirement",
+			args:      []string{"--label", "com.example.dev-agent", "--peer-requirement", `identifier "com.example.Host"`},
+			inBundle:  true,
+			wantSock:  map[string]any{"SockType": "stream", "SecureSocketWithKey": "ATTESTD_SOCKET_com_example_dev__agent"},
+			wantAssoc: []any{"com.example.Host.attestd"},
+			wantArgs:  []string{"--peer-requirement", `identifier "com.example.Host"`},
 		},
 		{
 			name:     "bare executable, fixed socket",
@@ -163,8 +184,8 @@ func TestAgentInstall(t *testing.T) {
 				t.Errorf("warning %v, want %v:\n%s", !tc.wantWarn, tc.wantWarn, errOut)
 			}
 			label := plists.DefaultLabel
-			if !tc.inBundle {
-				label = "com.example.test"
+			if i := slices.Index(tc.args, "--label"); i >= 0 {
+				label = tc.args[i+1]
 			}
 			plistPath := filepath.Join(home, "Library", "LaunchAgents", label+".plist")
 			wantCalls := [][]string{
@@ -185,8 +206,10 @@ func TestAgentInstall(t *testing.T) {
 			if m["Program"] != exe || m["Label"] != label || m["LimitLoadToSessionType"] != "Aqua" {
 				t.Errorf("plist:\n%s", data)
 			}
-			if got := m["ProgramArguments"]; !reflect.DeepEqual(got, []any{exe, "serve", "--launchd", "Listeners", "--provider", "devicecheck"}) {
-				t.Errorf("ProgramArguments %v", got)
+			wantArgs := append([]string{exe, "serve", "--launchd", "Listeners", "--provider", "devicecheck",
+				"--log-file", "~/Library/Logs/" + label + ".log"}, tc.wantArgs...)
+			if got, _ := stringsOf(m["ProgramArguments"]); !slices.Equal(got, wantArgs) {
+				t.Errorf("ProgramArguments %q, want %q", got, wantArgs)
 			}
 			for k, v := range tc.wantSock {
 				if v == "SOCK" {
@@ -202,8 +225,11 @@ func TestAgentInstall(t *testing.T) {
 			if _, ok := m["KeepAlive"]; ok {
 				t.Error("plist has KeepAlive")
 			}
-			if m["StandardErrorPath"] != filepath.Join(home, "Library", "Logs", label+".log") {
-				t.Errorf("StandardErrorPath %v", m["StandardErrorPath"])
+			if _, ok := m["StandardErrorPath"]; ok {
+				t.Errorf("StandardErrorPath %v: serve --log-file writes the log, with rotation", m["StandardErrorPath"])
+			}
+			if !strings.Contains(out, "log:    "+filepath.Join(home, "Library", "Logs", label+".log")) {
+				t.Errorf("install does not say where the log is:\n%s", out)
 			}
 			if !tc.inBundle {
 				if fi, err := os.Stat(filepath.Dir(sock)); err != nil || fi.Mode().Perm() != 0o700 {
@@ -330,7 +356,29 @@ func TestAgentNamesMatchDaemon(t *testing.T) {
 	if plists.DefaultSocketName != darwin.DefaultLaunchdSocket {
 		t.Errorf("plist socket %q, serve --launchd default %q", plists.DefaultSocketName, darwin.DefaultLaunchdSocket)
 	}
-	if plists.DefaultSocketEnv != socket.EnvVar {
-		t.Errorf("SecureSocketWithKey %q, clients read $%s", plists.DefaultSocketEnv, socket.EnvVar)
+	if plists.DefaultLabel != socket.DefaultLabel {
+		t.Errorf("plists label %q, clients look for %q", plists.DefaultLabel, socket.DefaultLabel)
 	}
+}
+
+// helperBundleFor makes dir/Attestd.app as make bundle does for label:
+// its Info.plist names the agent and its socket key. It returns the
+// executable's path.
+func helperBundleFor(t *testing.T, dir, label string) string {
+	t.Helper()
+	exe := filepath.Join(dir, "Attestd.app", "Contents", "MacOS", "attestd")
+	os.MkdirAll(filepath.Dir(exe), 0o755)
+	os.WriteFile(exe, []byte("binary"), 0o755)
+	info, err := plists.NewInfoPlist("com.example.Host.attestd", "Attestd", "attestd", "v1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := socket.KeyForLabel(label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.AttestdLaunchAgentLabel, info.AttestdSocketKey = label, key
+	b, _ := plists.Marshal(info)
+	os.WriteFile(filepath.Join(dir, "Attestd.app", "Contents", "Info.plist"), b, 0o644)
+	return exe
 }

@@ -31,7 +31,7 @@ func init() {
 			"client's initialize is opted into capabilities.requestAttestation and the child's\n" +
 			"attestation/generate requests are answered here, from the daemon's socket or, with\n" +
 			"--provider, an in-process token pool. Stderr, exit status and signals pass through.",
-		usage: "bridge [--socket PATH | --provider " + providerNames + "] [--deadline D] -- COMMAND [ARGS...]",
+		usage: "bridge [--socket PATH | --agent LABEL|KEY | --provider " + providerNames + "] [--deadline D] -- COMMAND [ARGS...]",
 	}
 	c.run = func(ctx context.Context, s *stdio, args []string) error { return runBridge(ctx, s, c, args) }
 	register(c)
@@ -39,7 +39,7 @@ func init() {
 
 func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
 	fs := newFlagSet(s, c)
-	sockPath := fs.String("socket", "", "get tokens from the daemon on this socket (default $ATTESTD_SOCKET or the per-user runtime path)")
+	where := addClientFlags(fs)
 	provFlags := addProviderFlags(fs, "", "make tokens in-process with this provider instead of asking the daemon: "+providerNames)
 	prefetch := fs.Int("prefetch", pool.DefaultSize, "with --provider: tokens kept ready while warm")
 	deadline := fs.Duration("deadline", bridgestdio.DefaultDeadline, "longest wait for a token per attestation/generate (keep under the app-server's 100ms)")
@@ -52,8 +52,11 @@ func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
 	if len(argv) == 0 {
 		return usagef("no command to run; e.g. attestd bridge -- codex app-server")
 	}
-	if *sockPath != "" && *provFlags.name != "" {
+	if where.socket != "" && *provFlags.name != "" {
 		return usagef("give only one of --socket and --provider")
+	}
+	if where.agent != "" && *provFlags.name != "" {
+		return usagef("give only one of --agent and --provider")
 	}
 	if *deadline <= 0 || *prefetch < 1 {
 		return usagef("--deadline must be positive and --prefetch at least 1")
@@ -80,7 +83,11 @@ func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
 		defer p.Close()
 		src = p
 	} else {
-		path := socketPath(s, *sockPath)
+		sock, err := where.resolve(ctx, s)
+		if err != nil {
+			return err
+		}
+		path := sock.Path
 		cl := client.New(path)
 		defer cl.Close()
 		src = &hintingSource{Source: cl, w: s.err, path: path}

@@ -29,7 +29,7 @@ func init() {
 			"Each check reports pass, fail or skipped, with a hint for failures; the exit\n" +
 			"status is 1 when any check fails. When everything passes, doctor asks\n" +
 			"DeviceCheck for one token and prints only its fingerprint.",
-		usage: "doctor [--json] [--launchd NAME] [--socket PATH] [--timeout DURATION] [--no-token]",
+		usage: "doctor [--json] [--launchd NAME] [--socket PATH | --agent LABEL|KEY] [--timeout DURATION] [--no-token]",
 		run:   runDoctor,
 	})
 }
@@ -105,6 +105,9 @@ type doctorOptions struct {
 	socket  string
 	timeout time.Duration
 	noToken bool
+	// logFile is where the agent's log is ("" when unknown); agentLabel
+	// the label it is named after.
+	logFile, agentLabel string
 }
 
 func runDoctor(ctx context.Context, s *stdio, args []string) error {
@@ -113,15 +116,18 @@ func runDoctor(ctx context.Context, s *stdio, args []string) error {
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	var opts doctorOptions
 	fs.StringVar(&opts.launchd, "launchd", darwin.DefaultLaunchdSocket, "the `NAME` of the socket in the LaunchAgent plist's Sockets dictionary")
-	fs.StringVar(&opts.socket, "socket", "", "the daemon's socket `PATH` (default: $ATTESTD_SOCKET or the per-user default)")
+	where := addClientFlags(fs)
 	fs.DurationVar(&opts.timeout, "timeout", darwin.DefaultTimeout, "how long to wait for the test token")
 	fs.BoolVar(&opts.noToken, "no-token", false, "do not ask DeviceCheck for a test token")
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
-	if opts.socket == "" {
-		opts.socket = socket.DefaultPath(s.getenv)
+	sock, err := where.resolve(ctx, s)
+	if err != nil {
+		return err
 	}
+	opts.socket = sock.Path
+	opts.agentLabel, opts.logFile = agentLogFile(where.agentLabel())
 	r := diagnose(ctx, systemDoctorEnv(), opts)
 	if *jsonOut {
 		enc := json.NewEncoder(s.out)
@@ -156,6 +162,7 @@ func diagnose(ctx context.Context, env doctorEnv, opts doctorOptions) doctorRepo
 		sock := add(socketCheck(env, opts.socket))
 		add(daemonCheck(ctx, env, opts.socket, sock))
 		add(check{Name: "token", Status: statusSkip, Detail: "macOS only"})
+		add(logCheck(opts))
 		r.OK = r.failures() == 0
 		return r
 	}
@@ -182,6 +189,7 @@ func diagnose(ctx context.Context, env doctorEnv, opts doctorOptions) doctorRepo
 	default:
 		add(tokenCheck(ctx, env, opts.timeout))
 	}
+	add(logCheck(opts))
 	r.OK = r.failures() == 0
 	return r
 }
@@ -235,7 +243,7 @@ func supportedCheck(env doctorEnv, gui check) check {
 		c.Status, c.Detail, c.Hint = statusFail, err.Error(), provider.HintOf(err)
 	case !ok:
 		c.Status, c.Detail = statusFail, "DCDevice.isSupported is false"
-		c.Hint = "DeviceCheck works on macOS 12 or later; use --provider dev for development"
+		c.Hint = provider.MacOSRequirement + "; use --provider dev for development"
 	default:
 		c.Status, c.Detail = statusPass, "DCDevice.isSupported is true"
 	}
@@ -324,7 +332,7 @@ func socketCheck(env doctorEnv, path string) check {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		c.Status, c.Detail = statusSkip, fmt.Sprintf("no socket at %s: the daemon is not running there", path)
-		c.Hint = "start it with \"attestd serve\" or load the LaunchAgent; set $" + socket.EnvVar + " if it listens elsewhere"
+		c.Hint = "start it with \"attestd serve\" or load the LaunchAgent; name the helper with --agent LABEL, or give --socket PATH if it listens elsewhere"
 		return c
 	}
 	if err != nil {
@@ -407,7 +415,7 @@ func tokenCheck(ctx context.Context, env doctorEnv, timeout time.Duration) check
 	}
 	tok, err := p.Generate(ctx)
 	if err != nil {
-		c.Status, c.Detail, c.Hint = statusFail, err.Error(), provider.HintOf(err)
+		c.Status, c.Detail, c.Hint = statusFail, err.Error(), joinHints(provider.HintOf(err), appIDHint)
 		if code, ok := provider.DCErrorCodeOf(err); ok {
 			c.Detail += fmt.Sprintf(" [dcErrorCode %d]", code)
 		}

@@ -85,7 +85,7 @@ func find(r doctorReport, name string) check {
 }
 
 var checkOrder = []string{"platform", "macos-version", "gui-session", "devicecheck-supported",
-	"team-id", "hardened-runtime", "bundle-id", "launchd", "socket", "daemon", "token"}
+	"team-id", "hardened-runtime", "bundle-id", "launchd", "socket", "daemon", "token", "log"}
 
 func TestDoctor(t *testing.T) {
 	tests := []struct {
@@ -264,6 +264,9 @@ func TestDoctor(t *testing.T) {
 				t.Errorf("checks = %v, want %v", names, checkOrder)
 			}
 			for name, got := range statuses(r) {
+				if name == "log" {
+					continue // depends on this machine's home; TestDoctorLog
+				}
 				want := tt.want[name]
 				if want == "" {
 					want = statusPass
@@ -486,5 +489,57 @@ func TestDoctorAgainstRealDaemon(t *testing.T) {
 	}
 	if c := find(r, "daemon"); c.Status != statusPass || !strings.Contains(c.Detail, "provider dev") {
 		t.Errorf("daemon: %s %q", c.Status, c.Detail)
+	}
+}
+
+// TestDoctorLog: doctor says where the agent's log is, named after the
+// label it is given or the one its bundle ships with, and the App ID that
+// DeviceCheck requires when a token fails.
+func TestDoctorLog(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	logs := filepath.Join(home, "Library", "Logs")
+	os.MkdirAll(logs, 0o755)
+	os.WriteFile(filepath.Join(logs, "com.example.Host.attestd.log"), []byte("time=… msg=\"attestd serving\"\n"), 0o600)
+
+	env := macEnv(t)
+	env.newProvider = func(darwin.DeviceCheckOptions) (provider.Provider, error) {
+		return provider.Func{K: header.KindDeviceCheck, F: func(context.Context) ([]byte, error) {
+			return nil, darwin.NewDCError(darwin.DCErrorDomain, darwin.DCErrorFeatureUnsupported, "no")
+		}}, nil
+	}
+	useDoctorEnv(t, env)
+	sock := map[string]string{"ATTESTD_SOCKET": filepath.Join(t.TempDir(), "absent.sock")}
+	for _, tc := range []struct {
+		args   []string
+		status string
+		detail string
+	}{
+		{[]string{"--agent", "com.example.Host.attestd"}, statusPass, filepath.Join(logs, "com.example.Host.attestd.log") + " ("},
+		{nil, statusSkip, "no log yet at " + filepath.Join(logs, "dev.attestd.agent.log")},
+		{[]string{"--agent", "ATTESTD_SOCKET_x"}, statusSkip, "socket key"},
+	} {
+		_, r := runDoctorJSON(t, sock, tc.args...)
+		if c := find(r, "log"); c.Status != tc.status || !strings.Contains(c.Detail, tc.detail) {
+			t.Errorf("%q: log %s %q, want %s with %q", tc.args, c.Status, c.Detail, tc.status, tc.detail)
+		}
+		if c := find(r, "token"); c.Status != statusFail || !strings.Contains(c.Hint, "App ID") {
+			t.Errorf("%q: token %s, hint %q; want the App ID requirement", tc.args, c.Status, c.Hint)
+		}
+	}
+
+	// The attestd inside a host's bundle knows its own agent.
+	exe := helperBundleFor(t, filepath.Join(t.TempDir(), "Host.app", "Contents", "Helpers"), "com.example.Host.attestd")
+	old := ownExecutable
+	t.Cleanup(func() { ownExecutable = old })
+	ownExecutable = func() (string, error) { return exe, nil }
+	_, r := runDoctorJSON(t, sock)
+	if c := find(r, "log"); c.Status != statusPass || !strings.Contains(c.Detail, "com.example.Host.attestd.log") {
+		t.Errorf("from the bundle: log %s %q", c.Status, c.Detail)
+	}
+
+	code, _, errOut := runCLI(t, sock, "", "doctor", "--agent", "not..a.label")
+	if code != 1 || !strings.Contains(errOut, "hint: name the helper") {
+		t.Errorf("bad --agent: exit %d\n%s", code, errOut)
 	}
 }

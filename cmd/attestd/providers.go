@@ -70,7 +70,7 @@ func providerHint(err error) error {
 		return withHint(err, "%s", h)
 	}
 	if errors.Is(err, darwin.ErrUnsupported) || errors.Is(err, provider.ErrUnsupported) {
-		return withHint(err, "DeviceCheck works only on macOS 12 or later; use --provider dev for development")
+		return withHint(err, "%s; use --provider dev for development", provider.MacOSRequirement)
 	}
 	return withHint(err, "run \"attestd doctor\" to see which check fails")
 }

@@ -28,7 +28,7 @@ func init() {
 	register(c)
 }
 
-func runServe(ctx context.Context, s *stdio, c *command, args []string) error {
+func runServe(ctx context.Context, s *stdio, c *command, args []string) (err error) {
 	fs := newFlagSet(s, c)
 	sockPath := fs.String("socket", "", "listen on this Unix socket path (default $ATTESTD_SOCKET or the per-user runtime path)")
 	listenFD := fs.Int("listen-fd", -1, "serve an inherited listening Unix socket on this file descriptor")
@@ -43,9 +43,15 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) error {
 	peerReq := fs.String("peer-requirement", "", "admit only peers whose code signature satisfies this requirement (macOS), e.g. 'anchor apple generic and certificate leaf[subject.OU] = \"TEAMID\"'")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	logFile := fs.String("log-file", "", "also write the log to this file, size-capped with rotation; a leading ~/ is this user's home (launchd expands neither ~ nor variables)")
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
+	detachLog, err := attachLogFile(s, *logFile)
+	if err != nil {
+		return err
+	}
+	defer func() { detachLog(err) }()
 	sources := 0
 	for _, set := range []bool{*sockPath != "", *listenFD >= 0, *launchd != ""} {
 		if set {

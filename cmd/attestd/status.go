@@ -12,18 +12,22 @@ func init() {
 	c := &command{
 		name:    "status",
 		summary: "Print the daemon's attestation/status as JSON: provider, pool, counters, last error.",
-		usage:   "status [--socket PATH]",
+		usage:   "status [--socket PATH | --agent LABEL|KEY]",
 	}
 	c.run = func(ctx context.Context, s *stdio, args []string) error {
 		fs := newFlagSet(s, c)
-		sockPath := fs.String("socket", "", "the daemon's socket (default $ATTESTD_SOCKET or the per-user runtime path)")
+		where := addClientFlags(fs)
 		if err := parseFlagsNoArgs(fs, args); err != nil {
 			return err
 		}
-		cl := client.New(socketPath(s, *sockPath))
-		defer cl.Close()
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
+		sock, err := where.resolve(ctx, s)
+		if err != nil {
+			return err
+		}
+		cl := client.New(sock.Path)
+		defer cl.Close()
 		st, err := cl.Status(ctx)
 		if err != nil {
 			return clientHint(err)

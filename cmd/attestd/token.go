@@ -7,26 +7,29 @@ import (
 
 	"github.com/attestd/attestd/bridge/client"
 	"github.com/attestd/attestd/bridge/provider"
-	"github.com/attestd/attestd/bridge/socket"
 )
 
 func init() {
 	c := &command{
 		name:    "token",
 		summary: "Ask the daemon for one attestation header value and print it.",
-		usage:   "token [--socket PATH] [--timeout D]",
+		usage:   "token [--socket PATH | --agent LABEL|KEY] [--timeout D]",
 	}
 	c.run = func(ctx context.Context, s *stdio, args []string) error {
 		fs := newFlagSet(s, c)
-		sockPath := fs.String("socket", "", "the daemon's socket (default $ATTESTD_SOCKET or the per-user runtime path)")
+		where := addClientFlags(fs)
 		timeout := fs.Duration("timeout", 15*time.Second, "give up after this long; a cold daemon may need a moment for its first token")
 		if err := parseFlagsNoArgs(fs, args); err != nil {
 			return err
 		}
-		cl := client.New(socketPath(s, *sockPath))
-		defer cl.Close()
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
+		sock, err := where.resolve(ctx, s)
+		if err != nil {
+			return err
+		}
+		cl := client.New(sock.Path)
+		defer cl.Close()
 		tok, err := tokenWithRetry(ctx, cl)
 		if err != nil {
 			return clientHint(err)
@@ -56,13 +59,6 @@ func tokenWithRetry(ctx context.Context, cl *client.Client) (string, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-func socketPath(s *stdio, flagValue string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	return socket.DefaultPath(s.getenv)
 }
 
 // clientHint attaches the hint a failed daemon call carries.

@@ -49,8 +49,13 @@ type Config struct {
 	// variables) into OutDir/Attestd.entitlements.
 	Entitlements string
 	TeamID       string
-	// SocketPath: see plists.AgentConfig.
-	SocketPath string
+	// SocketKey is the agent's socket variable; empty derives it from
+	// Label (socket.KeyForLabel).
+	SocketKey string
+	// PeerRequirement is the PEER_REQUIREMENT make variable, resolved
+	// with TeamID by plists.PeerRequirement: empty gives the team's
+	// requirement when TeamID is set, "none" switches it off.
+	PeerRequirement string
 }
 
 // Result names what Assemble wrote.
@@ -60,6 +65,13 @@ type Result struct {
 	InfoPlist    string
 	LaunchAgent  string // OutDir/LaunchAgents/<Label>.plist
 	Entitlements string // OutDir/Attestd.entitlements, "" if none
+	// SocketKey is the variable launchd publishes the socket path in;
+	// PeerRequirement the one the agent admits peers by ("" for any).
+	SocketKey       string
+	PeerRequirement string
+	// Warnings are problems that do not stop the build, such as a
+	// version that is not a release.
+	Warnings []string
 }
 
 // Assemble writes a fresh OutDir/Attestd.app (any previous one, with its
@@ -77,12 +89,19 @@ func Assemble(c Config) (*Result, error) {
 		return nil, err
 	}
 	agent, err := plists.NewLaunchAgent(plists.AgentConfig{
-		Label:         c.Label,
-		BundleProgram: BundleProgram,
-		SocketPath:    c.SocketPath,
+		Label:           c.Label,
+		BundleProgram:   BundleProgram,
+		SocketKey:       c.SocketKey,
+		PeerRequirement: plists.PeerRequirement(c.PeerRequirement, c.TeamID),
 	})
 	if err != nil {
 		return nil, err
+	}
+	key := agent.Sockets[plists.DefaultSocketName].SecureSocketWithKey
+	info.AttestdLaunchAgentLabel, info.AttestdSocketKey = c.Label, key
+	var warnings []string
+	if v := plists.BundleVersion(c.Version); v == "0.0.0" {
+		warnings = append(warnings, fmt.Sprintf("version %q is not a release (vX.Y.Z): the bundle version is 0.0.0, and macOS cannot tell this build from any other; tag the release (git tag v1.2.3) or pass VERSION=1.2.3", c.Version))
 	}
 	if err := checkMachO(c.Binary); err != nil {
 		return nil, err
@@ -95,9 +114,13 @@ func Assemble(c Config) (*Result, error) {
 		}
 	}
 
+	req, _ := plists.FlagValue(agent.ProgramArguments, "peer-requirement")
 	r := &Result{
-		Bundle:      filepath.Join(c.OutDir, Dir),
-		LaunchAgent: filepath.Join(c.OutDir, "LaunchAgents", c.Label+".plist"),
+		Bundle:          filepath.Join(c.OutDir, Dir),
+		LaunchAgent:     filepath.Join(c.OutDir, "LaunchAgents", c.Label+".plist"),
+		SocketKey:       key,
+		PeerRequirement: req,
+		Warnings:        warnings,
 	}
 	r.Executable = filepath.Join(r.Bundle, "Contents", "MacOS", Executable)
 	r.InfoPlist = filepath.Join(r.Bundle, "Contents", "Info.plist")

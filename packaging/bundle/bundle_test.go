@@ -123,6 +123,9 @@ func TestAssemble(t *testing.T) {
 		cfg      Config
 		wantTree []string
 		wantEnts map[string]any
+		wantKey  string
+		wantReq  string // --peer-requirement, "" for none
+		wantWarn bool
 	}{
 		{
 			name: "defaults",
@@ -134,6 +137,19 @@ func TestAssemble(t *testing.T) {
 				"LaunchAgents/", "LaunchAgents/dev.attestd.agent.plist",
 			},
 			wantEnts: map[string]any{},
+			wantKey:  "ATTESTD_SOCKET_dev_attestd_agent",
+		},
+		{
+			name: "own key, requirement off, no release",
+			cfg: Config{BundleID: "com.example.Host.attestd", Label: "com.example.Host.attestd", TeamID: "ABCDE12345",
+				SocketKey: "EXAMPLE_HOST_ATTESTD", PeerRequirement: "none", Version: "3fcb1b9-dirty"},
+			wantTree: []string{
+				"Attestd.app/", "Attestd.app/Contents/", "Attestd.app/Contents/Info.plist",
+				"Attestd.app/Contents/MacOS/", "Attestd.app/Contents/MacOS/attestd",
+				"LaunchAgents/", "LaunchAgents/com.example.Host.attestd.plist",
+			},
+			wantKey:  "EXAMPLE_HOST_ATTESTD",
+			wantWarn: true,
 		},
 		{
 			name: "profile",
@@ -150,6 +166,8 @@ func TestAssemble(t *testing.T) {
 				plists.ApplicationIdentifier: "ABCDE12345.com.example.Host.attestd",
 				plists.TeamIdentifier:        "ABCDE12345",
 			},
+			wantKey: "ATTESTD_SOCKET_com_example_Host_attestd_agent",
+			wantReq: `anchor apple generic and certificate leaf[subject.OU] = "ABCDE12345"`,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,7 +177,10 @@ func TestAssemble(t *testing.T) {
 			os.WriteFile(filepath.Join(out, Dir, "Contents", "_CodeSignature", "CodeResources"), nil, 0o644)
 
 			c := tc.cfg
-			c.Binary, c.OutDir, c.Version = bin, out, testbin.Version
+			c.Binary, c.OutDir = bin, out
+			if c.Version == "" {
+				c.Version = testbin.Version
+			}
 			r, err := Assemble(c)
 			if err != nil {
 				t.Fatal(err)
@@ -183,12 +204,26 @@ func TestAssemble(t *testing.T) {
 			if bundleID == "" {
 				bundleID = plists.DefaultBundleID
 			}
+			label, version := c.Label, "1.2.3"
+			if label == "" {
+				label = plists.DefaultLabel
+			}
+			if tc.wantWarn {
+				version = "0.0.0"
+			}
 			wantInfo := map[string]any{
 				"CFBundleDevelopmentRegion": "en", "CFBundleExecutable": "attestd",
 				"CFBundleIdentifier": bundleID, "CFBundleInfoDictionaryVersion": "6.0",
 				"CFBundleName": "Attestd", "CFBundlePackageType": "APPL",
-				"CFBundleShortVersionString": "1.2.3", "CFBundleVersion": "1.2.3",
+				"CFBundleShortVersionString": version, "CFBundleVersion": version,
 				"LSMinimumSystemVersion": "12.0", "LSUIElement": true,
+				"AttestdLaunchAgentLabel": label, "AttestdSocketKey": tc.wantKey,
+			}
+			if (len(r.Warnings) == 1 && strings.Contains(r.Warnings[0], "0.0.0")) != tc.wantWarn {
+				t.Errorf("warnings %q, want a 0.0.0 warning: %v", r.Warnings, tc.wantWarn)
+			}
+			if r.SocketKey != tc.wantKey || r.PeerRequirement != tc.wantReq {
+				t.Errorf("result key %q, requirement %q; want %q, %q", r.SocketKey, r.PeerRequirement, tc.wantKey, tc.wantReq)
 			}
 			if !reflect.DeepEqual(info, wantInfo) {
 				t.Errorf("Info.plist = %#v\nwant %#v", info, wantInfo)
@@ -198,17 +233,27 @@ func TestAssemble(t *testing.T) {
 			if agent["BundleProgram"] != "Contents/Helpers/Attestd.app/Contents/MacOS/attestd" {
 				t.Errorf("BundleProgram = %v", agent["BundleProgram"])
 			}
-			if _, ok := agent["ProgramArguments"].([]any); !ok {
-				t.Errorf("ProgramArguments is %T", agent["ProgramArguments"])
+			var argv []string
+			for _, a := range agent["ProgramArguments"].([]any) {
+				argv = append(argv, a.(string))
+			}
+			if req, _ := plists.FlagValue(argv, "peer-requirement"); req != tc.wantReq {
+				t.Errorf("ProgramArguments %q: peer requirement %q, want %q", argv, req, tc.wantReq)
+			}
+			if lf, _ := plists.FlagValue(argv, "log-file"); lf != "~/Library/Logs/"+label+".log" {
+				t.Errorf("ProgramArguments %q: log file %q", argv, lf)
 			}
 			sock, _ := agent["Sockets"].(map[string]any)["Listeners"].(map[string]any)
-			if sock["SecureSocketWithKey"] != "ATTESTD_SOCKET" {
-				t.Errorf("Sockets = %#v", agent["Sockets"])
+			if sock["SecureSocketWithKey"] != tc.wantKey {
+				t.Errorf("Sockets = %#v, want key %s", agent["Sockets"], tc.wantKey)
 			}
 			if agent["LimitLoadToSessionType"] != "Aqua" {
 				t.Errorf("LimitLoadToSessionType = %#v", agent["LimitLoadToSessionType"])
 			}
 
+			if c.Entitlements == "" {
+				return
+			}
 			ents, err := plists.ParseEntitlements(mustRead(t, r.Entitlements))
 			if err != nil {
 				t.Fatal(err)
@@ -237,6 +282,8 @@ func TestAssembleErrors(t *testing.T) {
 		{"get-task-allow", Config{Binary: bin, Entitlements: badEnts}, "get-task-allow"},
 		{"profile entitlements without a team", Config{Binary: bin, Entitlements: profEnts}, "TEAM_ID"},
 		{"missing profile", Config{Binary: bin, Profile: "/nonexistent/profile"}, "provisioning profile"},
+		{"label without a key", Config{Binary: bin, Label: "com.my_app.attestd"}, "SOCKET_KEY"},
+		{"the shared key", Config{Binary: bin, SocketKey: "ATTESTD_SOCKET"}, "shared manual override"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.cfg

@@ -21,7 +21,19 @@ type InfoPlist struct {
 	LSMinimumSystemVersion        string `plist:"LSMinimumSystemVersion"`
 	// LSUIElement keeps the helper out of the Dock and the app switcher.
 	LSUIElement bool `plist:"LSUIElement"`
+	// AttestdLaunchAgentLabel and AttestdSocketKey name the LaunchAgent
+	// this helper ships with and its socket variable, so the attestd
+	// inside the bundle, run as a client (attestd token, bridge, doctor),
+	// finds its own host's helper with no flag.
+	AttestdLaunchAgentLabel string `plist:"AttestdLaunchAgentLabel,omitempty"`
+	AttestdSocketKey        string `plist:"AttestdSocketKey,omitempty"`
 }
+
+// Info.plist keys of the helper's own (see InfoPlist).
+const (
+	InfoKeyLabel     = "AttestdLaunchAgentLabel"
+	InfoKeySocketKey = "AttestdSocketKey"
+)
 
 // NewInfoPlist returns the Info.plist for a helper bundle named name
 // (CFBundleName, e.g. "Attestd") whose executable is exe, with the bundle

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/attestd/attestd/bridge/socket"
 )
 
 // LaunchAgent is a launchd job property list for the helper. The same
@@ -29,8 +31,6 @@ type LaunchAgent struct {
 	// System Settings > Login Items (macOS 13+) when it is not registered
 	// through SMAppService.
 	AssociatedBundleIdentifiers []string `plist:"AssociatedBundleIdentifiers,omitempty"`
-	StandardOutPath             string   `plist:"StandardOutPath,omitempty"`
-	StandardErrorPath           string   `plist:"StandardErrorPath,omitempty"`
 }
 
 // Socket is one entry of a launchd job's Sockets dictionary.
@@ -55,17 +55,27 @@ type AgentConfig struct {
 	// SocketName is the Sockets key and the name passed to --launchd.
 	SocketName string
 	// SocketPath, when set, is a fixed socket path (mode 0600) instead of
-	// a launchd-chosen one exported in SocketEnv.
+	// a launchd-chosen one exported in SocketKey. Every user of the Mac
+	// would share it (launchd expands neither "~" nor variables), so only
+	// the development agent (attestd agent install --socket) offers it.
 	SocketPath string
-	SocketEnv  string
-	// AssociatedBundleIDs, LogPath: optional, see LaunchAgent.
+	// SocketKey is the SecureSocketWithKey variable; empty derives it
+	// from Label (socket.KeyForLabel).
+	SocketKey string
+	// PeerRequirement, when set, is passed as --peer-requirement: only
+	// peers whose code satisfies it are served.
+	PeerRequirement string
+	// LogFile is passed as --log-file; empty means LogFile(Label). "-"
+	// writes no log file.
+	LogFile string
+	// AssociatedBundleIDs: optional, see LaunchAgent.
 	AssociatedBundleIDs []string
-	LogPath             string
 }
 
 // NewLaunchAgent returns the LaunchAgent for c: it runs
-// "attestd serve --launchd NAME --provider P" on demand in the Aqua
-// session, with one stream socket.
+// "attestd serve --launchd NAME --provider P --log-file F
+// [--peer-requirement R]" on demand in the Aqua session, with one stream
+// socket whose path launchd publishes in the host's own variable.
 func NewLaunchAgent(c AgentConfig) (*LaunchAgent, error) {
 	if c.Label == "" {
 		c.Label = DefaultLabel
@@ -76,11 +86,25 @@ func NewLaunchAgent(c AgentConfig) (*LaunchAgent, error) {
 	if c.SocketName == "" {
 		c.SocketName = DefaultSocketName
 	}
-	if c.SocketEnv == "" {
-		c.SocketEnv = DefaultSocketEnv
-	}
 	if strings.ContainsAny(c.Label, "/ ") {
 		return nil, fmt.Errorf("launchd label %q: no '/' or spaces", c.Label)
+	}
+	if c.SocketKey == "" && c.SocketPath == "" {
+		key, err := socket.KeyForLabel(c.Label)
+		if err != nil {
+			return nil, err
+		}
+		c.SocketKey = key
+	} else if c.SocketKey != "" {
+		if err := socket.CheckKey(c.SocketKey); err != nil {
+			return nil, err
+		}
+	}
+	switch c.LogFile {
+	case "":
+		c.LogFile = LogFile(c.Label)
+	case "-":
+		c.LogFile = ""
 	}
 	var argv0 string
 	switch {
@@ -107,31 +131,31 @@ func NewLaunchAgent(c AgentConfig) (*LaunchAgent, error) {
 		sock.SockPathName = c.SocketPath
 		sock.SockPathMode = SockPathMode0600
 	} else {
-		sock.SecureSocketWithKey = c.SocketEnv
+		sock.SecureSocketWithKey = c.SocketKey
 	}
-	a := &LaunchAgent{
-		Label:         c.Label,
-		Program:       c.Program,
-		BundleProgram: c.BundleProgram,
-		ProgramArguments: []string{argv0,
-			"serve", "--launchd", c.SocketName, "--provider", c.Provider},
+	argv := []string{argv0, "serve", "--launchd", c.SocketName, "--provider", c.Provider}
+	if c.LogFile != "" {
+		argv = append(argv, "--log-file", c.LogFile)
+	}
+	if c.PeerRequirement != "" {
+		argv = append(argv, "--peer-requirement", c.PeerRequirement)
+	}
+	return &LaunchAgent{
+		Label:                       c.Label,
+		Program:                     c.Program,
+		BundleProgram:               c.BundleProgram,
+		ProgramArguments:            argv,
 		Sockets:                     map[string]Socket{c.SocketName: sock},
 		LimitLoadToSessionType:      SessionAqua,
 		ProcessType:                 ProcessTypeInteractive,
 		AssociatedBundleIdentifiers: c.AssociatedBundleIDs,
-	}
-	if c.LogPath != "" {
-		a.StandardOutPath = c.LogPath
-		a.StandardErrorPath = c.LogPath
-	}
-	return a, nil
+	}, nil
 }
 
-// LaunchdSocketName returns the launchd socket name that a "serve"
-// argument vector (argv[0] included) activates with "--launchd NAME" or
-// "--launchd=NAME", as Go's flag package reads them, and whether there is
-// one.
-func LaunchdSocketName(argv []string) (string, bool) {
+// FlagValue returns the value of flag ("--name" or "-name", followed by the
+// value or joined with "=") in a "serve" argument vector (argv[0]
+// included), as Go's flag package reads it, and whether it is there.
+func FlagValue(argv []string, name string) (string, bool) {
 	if len(argv) < 2 {
 		return "", false
 	}
@@ -143,17 +167,26 @@ func LaunchdSocketName(argv []string) (string, bool) {
 		if !strings.HasPrefix(a, "-") {
 			continue
 		}
-		name, val, hasVal := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
-		if name != "launchd" {
+		n, val, hasVal := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if n != name {
 			continue
 		}
 		if hasVal {
-			return val, val != ""
+			return val, true
 		}
 		if i+1 < len(args) {
-			return args[i+1], args[i+1] != ""
+			return args[i+1], true
 		}
 		return "", false
 	}
 	return "", false
+}
+
+// LaunchdSocketName returns the launchd socket name that a "serve"
+// argument vector (argv[0] included) activates with "--launchd NAME" or
+// "--launchd=NAME", as Go's flag package reads them, and whether there is
+// one.
+func LaunchdSocketName(argv []string) (string, bool) {
+	v, ok := FlagValue(argv, "launchd")
+	return v, ok && v != ""
 }

@@ -92,34 +92,47 @@ func TestNewLaunchAgent(t *testing.T) {
 		wantErr string
 	}{
 		{
-			name: "host app, launchd-chosen socket",
+			name: "host app, launchd-chosen socket in the host's own variable",
 			cfg:  AgentConfig{Label: "com.example.attestd", BundleProgram: bp},
 			want: map[string]any{
-				"Label":                  "com.example.attestd",
-				"BundleProgram":          bp,
-				"ProgramArguments":       []any{"attestd", "serve", "--launchd", "Listeners", "--provider", "devicecheck"},
-				"Sockets":                map[string]any{"Listeners": map[string]any{"SockType": "stream", "SecureSocketWithKey": "ATTESTD_SOCKET"}},
+				"Label":         "com.example.attestd",
+				"BundleProgram": bp,
+				"ProgramArguments": []any{"attestd", "serve", "--launchd", "Listeners", "--provider", "devicecheck",
+					"--log-file", "~/Library/Logs/com.example.attestd.log"},
+				"Sockets":                map[string]any{"Listeners": map[string]any{"SockType": "stream", "SecureSocketWithKey": "ATTESTD_SOCKET_com_example_attestd"}},
 				"LimitLoadToSessionType": "Aqua",
 				"ProcessType":            "Interactive",
 			},
 		},
 		{
-			name: "development install, fixed socket and log",
+			name: "host app, own key, peer requirement, no log",
+			cfg: AgentConfig{Label: "com.example.attestd", BundleProgram: bp, SocketKey: "EXAMPLE_ATTESTD",
+				PeerRequirement: TeamPeerRequirement("ABCDE12345"), LogFile: "-"},
+			want: map[string]any{
+				"Label":         "com.example.attestd",
+				"BundleProgram": bp,
+				"ProgramArguments": []any{"attestd", "serve", "--launchd", "Listeners", "--provider", "devicecheck",
+					"--peer-requirement", `anchor apple generic and certificate leaf[subject.OU] = "ABCDE12345"`},
+				"Sockets":                map[string]any{"Listeners": map[string]any{"SockType": "stream", "SecureSocketWithKey": "EXAMPLE_ATTESTD"}},
+				"LimitLoadToSessionType": "Aqua",
+				"ProcessType":            "Interactive",
+			},
+		},
+		{
+			name: "development install, fixed socket",
 			cfg: AgentConfig{Program: "/Applications/Host.app/Contents/Helpers/Attestd.app/Contents/MacOS/attestd",
 				SocketPath: "/Users/me/Library/Application Support/attestd/attestd.sock", Provider: "dev",
-				AssociatedBundleIDs: []string{"dev.attestd.helper"}, LogPath: "/Users/me/Library/Logs/attestd.log"},
+				AssociatedBundleIDs: []string{"dev.attestd.helper"}},
 			want: map[string]any{
 				"Label":   DefaultLabel,
 				"Program": "/Applications/Host.app/Contents/Helpers/Attestd.app/Contents/MacOS/attestd",
 				"ProgramArguments": []any{"/Applications/Host.app/Contents/Helpers/Attestd.app/Contents/MacOS/attestd",
-					"serve", "--launchd", "Listeners", "--provider", "dev"},
+					"serve", "--launchd", "Listeners", "--provider", "dev", "--log-file", "~/Library/Logs/dev.attestd.agent.log"},
 				"Sockets": map[string]any{"Listeners": map[string]any{"SockType": "stream",
 					"SockPathName": "/Users/me/Library/Application Support/attestd/attestd.sock", "SockPathMode": uint64(384)}},
 				"LimitLoadToSessionType":      "Aqua",
 				"ProcessType":                 "Interactive",
 				"AssociatedBundleIdentifiers": []any{"dev.attestd.helper"},
-				"StandardOutPath":             "/Users/me/Library/Logs/attestd.log",
-				"StandardErrorPath":           "/Users/me/Library/Logs/attestd.log",
 			},
 		},
 		{name: "neither program", cfg: AgentConfig{}, wantErr: "no Program"},
@@ -129,6 +142,8 @@ func TestNewLaunchAgent(t *testing.T) {
 		{name: "escaping BundleProgram", cfg: AgentConfig{BundleProgram: "../x"}, wantErr: "relative"},
 		{name: "relative socket", cfg: AgentConfig{BundleProgram: bp, SocketPath: "a.sock"}, wantErr: "not absolute"},
 		{name: "bad label", cfg: AgentConfig{BundleProgram: bp, Label: "a/b"}, wantErr: "label"},
+		{name: "label without a key", cfg: AgentConfig{BundleProgram: bp, Label: "com.my_app.attestd"}, wantErr: "SOCKET_KEY"},
+		{name: "the shared key", cfg: AgentConfig{BundleProgram: bp, SocketKey: "ATTESTD_SOCKET"}, wantErr: "shared manual override"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, err := NewLaunchAgent(tc.cfg)
@@ -156,6 +171,49 @@ func TestNewLaunchAgent(t *testing.T) {
 				t.Errorf("plist has KeepAlive or RunAtLoad:\n%s", b)
 			}
 		})
+	}
+}
+
+// TestTwoHostsCannotCollide is the issue's first item in one table: two
+// hosts' agents, built from nothing but their labels and team, publish
+// their sockets under different variables and each admits only its team.
+func TestTwoHostsCannotCollide(t *testing.T) {
+	const bp = "Contents/Helpers/Attestd.app/Contents/MacOS/attestd"
+	seen := map[string]string{}
+	for _, h := range []struct{ label, team string }{
+		{"com.example.Host.attestd", "ABCDE12345"},
+		{"org.other.App.attestd", "ZYXWV98765"},
+		{DefaultLabel, ""},
+	} {
+		a, err := NewLaunchAgent(AgentConfig{Label: h.label, BundleProgram: bp, PeerRequirement: PeerRequirement("", h.team)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := a.Sockets[DefaultSocketName].SecureSocketWithKey
+		if other, dup := seen[key]; dup {
+			t.Errorf("%s and %s share the socket key %s", other, h.label, key)
+		}
+		seen[key] = h.label
+		req, hasReq := FlagValue(a.ProgramArguments, "peer-requirement")
+		switch {
+		case h.team == "" && hasReq:
+			t.Errorf("%s: peer requirement %q without a team", h.label, req)
+		case h.team != "" && (!hasReq || !strings.Contains(req, `"`+h.team+`"`)):
+			t.Errorf("%s: peer requirement %q, want one naming team %s", h.label, req, h.team)
+		}
+	}
+}
+
+func TestPeerRequirement(t *testing.T) {
+	for _, tc := range []struct{ value, team, want string }{
+		{"", "ABCDE12345", `anchor apple generic and certificate leaf[subject.OU] = "ABCDE12345"`},
+		{"", "", ""},
+		{"none", "ABCDE12345", ""},
+		{`identifier "com.example.Host"`, "ABCDE12345", `identifier "com.example.Host"`},
+	} {
+		if got := PeerRequirement(tc.value, tc.team); got != tc.want {
+			t.Errorf("PeerRequirement(%q, %q) = %q, want %q", tc.value, tc.team, got, tc.want)
+		}
 	}
 }
 

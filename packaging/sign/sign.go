@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 )
@@ -91,7 +90,6 @@ func PickTool(want string) (Tool, error) {
 // tool are ignored.
 type Config struct {
 	Bundle       string // dist/Attestd.app
-	Executable   string // bundle-relative main executable, Contents/MacOS/attestd
 	Entitlements string // dist/Attestd.entitlements
 	BundleID     string
 
@@ -115,28 +113,30 @@ type Config struct {
 	Zip string
 }
 
-// SignPlan returns the commands that sign the helper bundle inside-out
-// with the hardened runtime, a secure timestamp and the entitlements,
-// never with --deep.
+// SignPlan returns the commands that sign the helper bundle with the
+// hardened runtime, a secure timestamp and the entitlements, never with
+// --deep. The bundle is signed once: its signature lives in the main
+// executable (both slices) and binds Info.plist and the sealed resources,
+// so signing the executable on its own first would only be overwritten.
+// Identity "-" signs ad hoc (CI), which takes no timestamp.
 func SignPlan(t Tool, c Config) ([]Cmd, error) {
 	if c.Bundle == "" || c.Entitlements == "" || c.BundleID == "" {
 		return nil, errors.New("sign: need the bundle, its entitlements and its bundle id (run make bundle first)")
-	}
-	if c.Executable == "" {
-		c.Executable = "Contents/MacOS/attestd"
 	}
 	switch t {
 	case Codesign:
 		if c.Identity == "" {
 			return nil, fmt.Errorf(`%w: set IDENTITY="Developer ID Application: NAME (TEAMID)" (security find-identity -v -p codesigning lists yours)`, ErrCredentials)
 		}
-		common := []string{"--force", "--sign", c.Identity, "--options", "runtime", "--timestamp", "--entitlements", c.Entitlements}
+		timestamp := "--timestamp"
+		if c.Identity == "-" {
+			timestamp = "--timestamp=none"
+		}
 		return []Cmd{
-			// The executable first, as the bundle's main executable …
-			{Name: "codesign", Args: append(append([]string{}, common...), "--identifier", c.BundleID, filepath.Join(c.Bundle, c.Executable))},
-			// … then the bundle, which binds Info.plist and seals
-			// Contents/ (the bundle's signature lives in the executable).
-			{Name: "codesign", Args: append(append([]string{}, common...), c.Bundle)},
+			// The bundle: codesign takes CFBundleIdentifier as the
+			// identifier, binds Info.plist and seals Contents/.
+			{Name: "codesign", Args: []string{"--force", "--sign", c.Identity, "--options", "runtime", timestamp,
+				"--entitlements", c.Entitlements, c.Bundle}},
 			{Name: "codesign", Args: []string{"--verify", "--strict", "--verbose=2", c.Bundle}},
 		}, nil
 	case Rcodesign:
@@ -157,44 +157,6 @@ func SignPlan(t Tool, c Config) ([]Cmd, error) {
 		return []Cmd{{Name: "rcodesign", Args: args}}, nil
 	}
 	return nil, fmt.Errorf("sign: unknown tool %q", t)
-}
-
-// NotarizePlan returns the commands that submit the signed bundle to
-// Apple's notary service, wait for the verdict and staple the ticket.
-func NotarizePlan(t Tool, c Config) ([]Cmd, error) {
-	if c.Bundle == "" {
-		return nil, errors.New("notarize: need the bundle")
-	}
-	switch t {
-	case Codesign:
-		var auth []string
-		switch {
-		case c.NotaryProfile != "":
-			auth = []string{"--keychain-profile", c.NotaryProfile}
-		case c.NotaryKey != "" && c.NotaryKeyID != "" && c.NotaryIssuer != "":
-			auth = []string{"--key", c.NotaryKey, "--key-id", c.NotaryKeyID, "--issuer", c.NotaryIssuer}
-		case c.NotaryKey != "" || c.NotaryKeyID != "" || c.NotaryIssuer != "":
-			return nil, fmt.Errorf("%w: an App Store Connect API key needs all of NOTARY_KEY (the .p8), NOTARY_KEY_ID and NOTARY_ISSUER", ErrCredentials)
-		default:
-			return nil, fmt.Errorf("%w: set NOTARY_PROFILE (made with: xcrun notarytool store-credentials NAME) or NOTARY_KEY, NOTARY_KEY_ID and NOTARY_ISSUER", ErrCredentials)
-		}
-		zip := c.Zip
-		if zip == "" {
-			zip = strings.TrimSuffix(c.Bundle, ".app") + ".zip"
-		}
-		return []Cmd{
-			{Name: "ditto", Args: []string{"-c", "-k", "--keepParent", c.Bundle, zip}},
-			{Name: "xcrun", Args: append([]string{"notarytool", "submit", zip, "--wait"}, auth...)},
-			{Name: "xcrun", Args: []string{"stapler", "staple", c.Bundle}},
-			{Name: "xcrun", Args: []string{"stapler", "validate", c.Bundle}},
-		}, nil
-	case Rcodesign:
-		if c.NotaryAPIKeyJSON == "" {
-			return nil, fmt.Errorf("%w: set NOTARY_API_KEY_JSON to the file from: rcodesign encode-app-store-connect-api-key -o key.json ISSUER_ID KEY_ID AuthKey_KEY_ID.p8", ErrCredentials)
-		}
-		return []Cmd{{Name: "rcodesign", Args: []string{"notary-submit", "--api-key-file", c.NotaryAPIKeyJSON, "--staple", c.Bundle}}}, nil
-	}
-	return nil, fmt.Errorf("notarize: unknown tool %q", t)
 }
 
 // Run runs the commands in order, echoing each to log, and stops at the

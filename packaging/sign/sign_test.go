@@ -90,16 +90,26 @@ func TestSignPlanCodesign(t *testing.T) {
 			}
 		}
 	}
-	// Inside-out: the executable, then the bundle, then a check.
-	want := []string{"dist/Attestd.app/Contents/MacOS/attestd", "dist/Attestd.app", "dist/Attestd.app"}
+	// The bundle once (its signature lives in the executable), then a check:
+	// no separate signing of the executable, which the bundle's would
+	// overwrite.
+	want := []string{"dist/Attestd.app", "dist/Attestd.app"}
 	if !slices.Equal(targets, want) {
 		t.Errorf("targets %q, want %q", targets, want)
 	}
-	if !slices.Contains(plan[0].Args, "--identifier") || !slices.Contains(plan[0].Args, "com.example.attestd") {
-		t.Errorf("executable signed without the bundle id as identifier: %s", plan[0])
+	if !slices.Contains(plan[1].Args, "--verify") || !slices.Contains(plan[1].Args, "--strict") {
+		t.Errorf("last step %s, want codesign --verify --strict", plan[1])
 	}
-	if !slices.Contains(plan[2].Args, "--verify") || !slices.Contains(plan[2].Args, "--strict") {
-		t.Errorf("last step %s, want codesign --verify --strict", plan[2])
+
+	// Ad hoc (CI): no timestamp, which only a certificate signature gets.
+	c := cfg()
+	c.Identity = "-"
+	plan, err = SignPlan(Codesign, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(plan[0].Args, "--timestamp=none") || slices.Contains(plan[0].Args, "--timestamp") {
+		t.Errorf("ad-hoc signing %s, want --timestamp=none", plan[0])
 	}
 }
 
@@ -133,59 +143,6 @@ func TestSignPlanErrors(t *testing.T) {
 			_, err := SignPlan(tc.tool, c)
 			if err == nil || !strings.Contains(err.Error(), tc.text) || (tc.is != nil && !errors.Is(err, tc.is)) {
 				t.Errorf("err = %v, want %v containing %q", err, tc.is, tc.text)
-			}
-		})
-	}
-}
-
-func TestNotarizePlan(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		tool   Tool
-		mutate func(*Config)
-		want   []string // commands as strings
-		err    string
-	}{
-		{name: "keychain profile", tool: Codesign, mutate: func(c *Config) { c.NotaryProfile = "attestd" }, want: []string{
-			"ditto -c -k --keepParent dist/Attestd.app dist/Attestd.zip",
-			"xcrun notarytool submit dist/Attestd.zip --wait --keychain-profile attestd",
-			"xcrun stapler staple dist/Attestd.app",
-			"xcrun stapler validate dist/Attestd.app",
-		}},
-		{name: "API key", tool: Codesign, mutate: func(c *Config) {
-			c.NotaryKey, c.NotaryKeyID, c.NotaryIssuer, c.Zip = "AuthKey_K.p8", "K", "I", "out/x.zip"
-		}, want: []string{
-			"ditto -c -k --keepParent dist/Attestd.app out/x.zip",
-			"xcrun notarytool submit out/x.zip --wait --key AuthKey_K.p8 --key-id K --issuer I",
-			"xcrun stapler staple dist/Attestd.app",
-			"xcrun stapler validate dist/Attestd.app",
-		}},
-		{name: "partial API key", tool: Codesign, mutate: func(c *Config) { c.NotaryKey = "k.p8" }, err: "NOTARY_KEY_ID"},
-		{name: "no credentials", tool: Codesign, mutate: func(*Config) {}, err: "notarytool store-credentials"},
-		{name: "rcodesign", tool: Rcodesign, mutate: func(c *Config) { c.NotaryAPIKeyJSON = "key.json" }, want: []string{
-			"rcodesign notary-submit --api-key-file key.json --staple dist/Attestd.app",
-		}},
-		{name: "rcodesign without key", tool: Rcodesign, mutate: func(c *Config) { c.NotaryProfile = "p" }, err: "encode-app-store-connect-api-key"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := Config{Bundle: "dist/Attestd.app"}
-			tc.mutate(&c)
-			plan, err := NotarizePlan(tc.tool, c)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, ErrCredentials) {
-					t.Fatalf("err = %v, want ErrCredentials containing %q", err, tc.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, c := range plan {
-				got = append(got, c.String())
-			}
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 			}
 		})
 	}

@@ -24,6 +24,9 @@ type Config struct {
 	BundleID     string
 	TeamID       string // "" accepts any Team ID
 	Label        string
+	// PeerRequirement is the PEER_REQUIREMENT the agent was built with
+	// (see plists.PeerRequirement; "" means the team's when TeamID is set).
+	PeerRequirement string
 }
 
 // Verify checks the bundle, its executable's slices and signatures, the
@@ -42,9 +45,10 @@ func Verify(c Config) (*Report, error) {
 	// Info.plist.
 	infoPath := filepath.Join(c.Bundle, "Contents", "Info.plist")
 	exe := bundle.Executable
+	var info map[string]any
 	if data, err := os.ReadFile(infoPath); err != nil {
 		r.add(Finding{Rule: RuleInfoPlist, Subject: "Info.plist", Problem: err.Error(), Fix: fixBundle})
-	} else if info, err := plists.Dict(data); err != nil {
+	} else if info, err = plists.Dict(data); err != nil {
 		r.add(Finding{Rule: RuleInfoPlist, Subject: "Info.plist", Problem: "does not parse: " + err.Error(), Fix: fixBundle})
 	} else {
 		r.Checked = append(r.Checked, infoPath)
@@ -109,7 +113,11 @@ func Verify(c Config) (*Report, error) {
 			r.add(Finding{Rule: RuleAgentLabel, Subject: "LaunchAgent", Problem: err.Error(), Fix: "make bundle LABEL=" + c.Label})
 		} else {
 			r.Checked = append(r.Checked, c.LaunchAgent)
-			r.add(CheckLaunchAgent(agent, AgentWant{Label: c.Label, BundleDir: filepath.Base(c.Bundle), Executable: exe})...)
+			r.add(CheckLaunchAgent(agent, AgentWant{Label: c.Label, BundleDir: filepath.Base(c.Bundle), Executable: exe,
+				PeerRequirement: plists.PeerRequirement(c.PeerRequirement, c.TeamID)})...)
+			if info != nil {
+				r.add(CheckAgentKey(info, agent, c.Label)...)
+			}
 			if base := filepath.Base(c.LaunchAgent); base != c.Label+".plist" {
 				r.add(Finding{Rule: RuleAgentLabel, Subject: "LaunchAgent",
 					Problem: fmt.Sprintf("file name %q is not LABEL.plist (%s.plist); SMAppService.agent(plistName:) takes the file name", base, c.Label),

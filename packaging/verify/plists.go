@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/attestd/attestd/bridge/socket"
 	"github.com/attestd/attestd/packaging/bundle"
 	"github.com/attestd/attestd/packaging/plists"
 )
@@ -50,6 +51,10 @@ func CheckInfoPlist(info map[string]any, bundleID string) []Finding {
 // AgentWant is what the LaunchAgent plist must say.
 type AgentWant struct {
 	Label string
+	// PeerRequirement is the --peer-requirement the agent must pass,
+	// exactly ("" for none): plists.PeerRequirement(PEER_REQUIREMENT,
+	// TEAM_ID).
+	PeerRequirement string
 	// BundleDir and Executable name the helper bundle's directory
 	// ("Attestd.app") and CFBundleExecutable, so BundleProgram can be
 	// resolved in the host layout.
@@ -99,6 +104,7 @@ func CheckLaunchAgent(a map[string]any, want AgentWant) []Finding {
 		case sockets == nil || sockets[name] == nil:
 			add(RuleAgentSocket, regen, "ProgramArguments name launchd socket %q, but Sockets declares %v", name, mapKeys(sockets))
 		}
+		out = append(out, checkAgentArgs(argv, want)...)
 	}
 	if len(sockets) == 0 {
 		add(RuleAgentSocket, regen, "no Sockets dictionary; launchd cannot start the helper on demand")
@@ -134,6 +140,35 @@ func CheckLaunchAgent(a map[string]any, want AgentWant) []Finding {
 	return out
 }
 
+// checkAgentArgs applies the agent-peer-requirement and agent-log rules
+// to a well-formed "serve" argument vector.
+func checkAgentArgs(argv []string, want AgentWant) []Finding {
+	var out []Finding
+	add := func(r Rule, fix, format string, args ...any) {
+		out = append(out, Finding{Rule: r, Subject: "LaunchAgent", Problem: fmt.Sprintf(format, args...), Fix: fix})
+	}
+	const rebuild = "make bundle with the PEER_REQUIREMENT and TEAM_ID you verify with"
+	req, hasReq := plists.FlagValue(argv, "peer-requirement")
+	switch {
+	case want.PeerRequirement == "" && hasReq:
+		add(RuleAgentPeer, rebuild, "the agent admits only peers satisfying %q, but none was expected", req)
+	case want.PeerRequirement != "" && !hasReq:
+		add(RuleAgentPeer, "make bundle TEAM_ID=… (the team's requirement is the default), or PEER_REQUIREMENT=none to admit any process of the user knowingly",
+			"no --peer-requirement: any process of the user may ask for the team's tokens; want %q", want.PeerRequirement)
+	case req != want.PeerRequirement:
+		add(RuleAgentPeer, rebuild, "--peer-requirement is %q, want %q", req, want.PeerRequirement)
+	}
+	switch lf, ok := plists.FlagValue(argv, "log-file"); {
+	case !ok:
+		add(RuleAgentLog, "make bundle (regenerates dist/LaunchAgents/LABEL.plist with packaging/plists)",
+			"no --log-file: launchd sends the helper's stderr to /dev/null, so a failing helper leaves no trace (want %s)", plists.LogFile(want.Label))
+	case !strings.HasPrefix(lf, "~/"):
+		add(RuleAgentLog, "make bundle (regenerates dist/LaunchAgents/LABEL.plist with packaging/plists)",
+			"--log-file %q is not under the user's home (~/…): every user of the Mac would share it", lf)
+	}
+	return out
+}
+
 func checkSocket(v any) []string {
 	var list []any
 	switch v := v.(type) {
@@ -162,8 +197,11 @@ func checkSocket(v any) []string {
 		case hasKey:
 			if key == "" {
 				out = append(out, "SecureSocketWithKey is empty")
+			} else if err := socket.CheckKey(key); err != nil {
+				out = append(out, err.Error())
 			}
 		case hasPath:
+			out = append(out, fmt.Sprintf("SockPathName %q is one fixed path for every user of the Mac (launchd expands neither ~ nor variables); a shipped agent uses SecureSocketWithKey (a fixed path is for attestd agent install --socket, in development)", p))
 			if !path.IsAbs(p) {
 				out = append(out, fmt.Sprintf("SockPathName %q is not absolute", p))
 			}
@@ -229,4 +267,31 @@ func CheckEntitlementsFile(name string, data []byte) (plists.Entitlements, []Fin
 			Fix: "remove the key from entitlements/*.entitlements (see entitlements/README.md), then make bundle sign"})
 	}
 	return e, out
+}
+
+// CheckAgentKey applies the agent-socket-key rule: the helper's
+// Info.plist names the LaunchAgent it ships with and the variable its
+// socket is published in, as the agent itself says, so that attestd run
+// from the bundle as a client finds its own host's helper.
+func CheckAgentKey(info, agent map[string]any, label string) []Finding {
+	var out []Finding
+	add := func(format string, args ...any) {
+		out = append(out, Finding{Rule: RuleAgentKey, Subject: "Info.plist", Problem: fmt.Sprintf(format, args...),
+			Fix: "make bundle LABEL=" + label + " (writes both plists from the same label and SOCKET_KEY)"})
+	}
+	if l, _ := info[plists.InfoKeyLabel].(string); l != label {
+		add("%s is %v, want the agent's label %q", plists.InfoKeyLabel, info[plists.InfoKeyLabel], label)
+	}
+	argv, _ := stringList(agent["ProgramArguments"])
+	name, _ := plists.LaunchdSocketName(argv)
+	sockets, _ := agent["Sockets"].(map[string]any)
+	sock, _ := sockets[name].(map[string]any)
+	want, _ := sock["SecureSocketWithKey"].(string)
+	if want == "" {
+		return out // a fixed path or no socket: agent-socket says why
+	}
+	if k, _ := info[plists.InfoKeySocketKey].(string); k != want {
+		add("%s is %v, but the agent publishes its socket in $%s: attestd in this bundle would look for another host's helper", plists.InfoKeySocketKey, info[plists.InfoKeySocketKey], want)
+	}
+	return out
 }

@@ -34,6 +34,9 @@ const (
 	RuleAgentSocket   Rule = "agent-socket"
 	RuleAgentSession  Rule = "agent-session-type"
 	RuleAgentOnDemand Rule = "agent-on-demand"
+	RuleAgentKey      Rule = "agent-socket-key"       // the host's own socket variable, known to its bundle
+	RuleAgentPeer     Rule = "agent-peer-requirement" // who may ask, as PEER_REQUIREMENT and TEAM_ID say
+	RuleAgentLog      Rule = "agent-log"              // a per-user log file the user can find
 )
 
 // A Finding is one failed check: what, where, and how to fix it.

@@ -277,7 +277,17 @@ func TestCheckLaunchAgent(t *testing.T) {
 		problem string
 	}{
 		{name: "generated", mutate: func(map[string]any) {}},
-		{name: "generated, fixed socket", cfg: plists.AgentConfig{SocketPath: "/tmp/a.sock"}, mutate: func(map[string]any) {}},
+		{name: "generated, fixed socket", cfg: plists.AgentConfig{SocketPath: "/tmp/a.sock"}, mutate: func(map[string]any) {},
+			want: []Rule{RuleAgentSocket}, problem: "every user of the Mac"},
+		{name: "the shared key", mutate: func(m map[string]any) {
+			m["Sockets"].(map[string]any)["Listeners"].(map[string]any)["SecureSocketWithKey"] = "ATTESTD_SOCKET"
+		}, want: []Rule{RuleAgentSocket}, problem: "shared manual override"},
+		{name: "unexpected peer requirement", cfg: plists.AgentConfig{PeerRequirement: "identifier x"}, mutate: func(map[string]any) {},
+			want: []Rule{RuleAgentPeer}, problem: "none was expected"},
+		{name: "no log file", cfg: plists.AgentConfig{LogFile: "-"}, mutate: func(map[string]any) {},
+			want: []Rule{RuleAgentLog}, problem: "no trace"},
+		{name: "shared log file", cfg: plists.AgentConfig{LogFile: "/tmp/attestd.log"}, mutate: func(map[string]any) {},
+			want: []Rule{RuleAgentLog}, problem: "every user"},
 		{name: "session array", mutate: func(m map[string]any) { m["LimitLoadToSessionType"] = []any{"Aqua"} }},
 		{name: "socket array", mutate: func(m map[string]any) {
 			s := m["Sockets"].(map[string]any)
@@ -310,7 +320,7 @@ func TestCheckLaunchAgent(t *testing.T) {
 			delete(s, "Listeners")
 		}, want: []Rule{RuleAgentSocket}, problem: "declares [Other]"},
 		{name: "no --launchd", mutate: func(m map[string]any) {
-			m["ProgramArguments"] = []any{"attestd", "serve", "--provider", "devicecheck"}
+			m["ProgramArguments"] = []any{"attestd", "serve", "--provider", "devicecheck", "--log-file", "~/x.log"}
 		}, want: []Rule{RuleAgentSocket}, problem: "--launchd"},
 		{name: "argv[0] missing", mutate: func(m map[string]any) {
 			m["ProgramArguments"] = []any{"serve", "--launchd", "Listeners"}
@@ -323,10 +333,10 @@ func TestCheckLaunchAgent(t *testing.T) {
 		}, want: []Rule{RuleAgentSocket}, problem: "neither"},
 		{name: "socket path without mode", mutate: func(m map[string]any) {
 			m["Sockets"] = map[string]any{"Listeners": map[string]any{"SockPathName": "/tmp/a.sock"}}
-		}, want: []Rule{RuleAgentSocket}, problem: "384"},
+		}, want: []Rule{RuleAgentSocket, RuleAgentSocket}, problem: "every user"},
 		{name: "socket world-writable", mutate: func(m map[string]any) {
 			m["Sockets"] = map[string]any{"Listeners": map[string]any{"SockPathName": "/tmp/a.sock", "SockPathMode": uint64(0o666)}}
-		}, want: []Rule{RuleAgentSocket}, problem: "other users"},
+		}, want: []Rule{RuleAgentSocket, RuleAgentSocket}, problem: "every user"},
 		{name: "datagram", mutate: func(m map[string]any) {
 			m["Sockets"].(map[string]any)["Listeners"].(map[string]any)["SockType"] = "dgram"
 		}, want: []Rule{RuleAgentSocket}},
@@ -424,7 +434,7 @@ func built(t *testing.T) (Config, string) {
 		t.Fatal(err)
 	}
 	r, err := bundle.Assemble(bundle.Config{
-		Binary: filepath.Join(dist, "attestd"), OutDir: dist, BundleID: bundleID, Label: label,
+		Binary: filepath.Join(dist, "attestd"), OutDir: dist, BundleID: bundleID, Label: label, TeamID: teamID,
 		Version: testbin.Version, Entitlements: filepath.Join("..", "..", "entitlements", "attestd.entitlements"),
 	})
 	if err != nil {
@@ -532,6 +542,20 @@ func TestVerifyBrokenFiles(t *testing.T) {
 		{"bad profile", func(t *testing.T, c *Config, _ string) {
 			os.WriteFile(filepath.Join(c.Bundle, "Contents", bundle.ProfileName), []byte("junk"), 0o644)
 		}, RuleProfile},
+		{"Info.plist names another socket key", func(t *testing.T, c *Config, _ string) {
+			rewriteAgent(t, filepath.Join(c.Bundle, "Contents", "Info.plist"), func(m map[string]any) {
+				m[plists.InfoKeySocketKey] = "ATTESTD_SOCKET_com_other_app"
+			})
+		}, RuleAgentKey},
+		{"Info.plist without the label", func(t *testing.T, c *Config, _ string) {
+			rewriteAgent(t, filepath.Join(c.Bundle, "Contents", "Info.plist"), func(m map[string]any) { delete(m, plists.InfoKeyLabel) })
+		}, RuleAgentKey},
+		{"peer requirement switched off", func(t *testing.T, c *Config, _ string) {
+			rewriteAgent(t, c.LaunchAgent, func(m map[string]any) {
+				m["ProgramArguments"] = m["ProgramArguments"].([]any)[:8] // drop --peer-requirement REQ
+			})
+		}, RuleAgentPeer},
+		{"verified with another team's requirement", func(t *testing.T, c *Config, _ string) { c.PeerRequirement = "identifier other" }, RuleAgentPeer},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, dist := built(t)

@@ -114,7 +114,8 @@ func runBundle(_ context.Context, stdout, stderr io.Writer, args []string) error
 	fs.StringVar(&c.Profile, "profile", "", "provisioning profile to embed (optional)")
 	fs.StringVar(&c.Entitlements, "entitlements", "entitlements/attestd.entitlements", "entitlements to resolve for signing")
 	fs.StringVar(&c.TeamID, "team-id", "", "team identifier (for the profile entitlements)")
-	fs.StringVar(&c.SocketPath, "socket-path", "", "fixed socket path (SockPathName, mode 0600) instead of SecureSocketWithKey")
+	fs.StringVar(&c.SocketKey, "socket-key", "", "the agent's SecureSocketWithKey variable (default: derived from the label)")
+	fs.StringVar(&c.PeerRequirement, "peer-requirement", "", `code requirement peers must satisfy; empty: the team's when -team-id is set; "none": any process of the user`)
 	if err := parse(fs, stderr, args); err != nil {
 		return err
 	}
@@ -129,6 +130,15 @@ func runBundle(_ context.Context, stdout, stderr io.Writer, args []string) error
 	if r.Entitlements != "" {
 		fmt.Fprintf(stdout, "wrote %s\n", r.Entitlements)
 	}
+	fmt.Fprintf(stdout, "socket key: %s (clients: attestd --agent %s, or launchctl getenv %s)\n", r.SocketKey, c.Label, r.SocketKey)
+	if r.PeerRequirement != "" {
+		fmt.Fprintf(stdout, "peer requirement: %s\n", r.PeerRequirement)
+	} else {
+		fmt.Fprintf(stdout, "peer requirement: none: any process of this user may ask for tokens (set TEAM_ID or PEER_REQUIREMENT)\n")
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(stderr, "attestd-pkg bundle: warning: %s\n", w)
+	}
 	return nil
 }
 
@@ -141,6 +151,7 @@ func runVerify(_ context.Context, stdout, stderr io.Writer, args []string) error
 	fs.StringVar(&c.BundleID, "bundle-id", plists.DefaultBundleID, "expected bundle identifier")
 	fs.StringVar(&c.TeamID, "team-id", "", "expected Team ID (empty: any)")
 	fs.StringVar(&c.Label, "label", plists.DefaultLabel, "expected LaunchAgent label")
+	fs.StringVar(&c.PeerRequirement, "peer-requirement", "", `the PEER_REQUIREMENT the agent was built with (empty: the team's when -team-id is set; "none": none)`)
 	if err := parse(fs, stderr, args); err != nil {
 		return err
 	}
@@ -195,7 +206,7 @@ func runNotarize(ctx context.Context, stdout, stderr io.Writer, args []string) e
 	var c sign.Config
 	var signer string
 	signFlags(fs, &c, &signer)
-	fs.StringVar(&c.Zip, "zip", "dist/Attestd.zip", "zip to upload (notarytool)")
+	fs.StringVar(&c.Zip, "zip", "", "zip to upload (notarytool; default: the bundle's path with .zip)")
 	fs.StringVar(&c.NotaryProfile, "keychain-profile", "", "notarytool keychain profile")
 	fs.StringVar(&c.NotaryKey, "key", "", "App Store Connect API key (.p8)")
 	fs.StringVar(&c.NotaryKeyID, "key-id", "", "App Store Connect API key id")
@@ -208,9 +219,5 @@ func runNotarize(ctx context.Context, stdout, stderr io.Writer, args []string) e
 	if err != nil {
 		return err
 	}
-	plan, err := sign.NotarizePlan(t, c)
-	if err != nil {
-		return err
-	}
-	return sign.Run(ctx, stderr, plan)
+	return sign.Notarize(ctx, t, c, stderr)
 }

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+
+	"github.com/attestd/attestd/bridge/socket"
+	"github.com/attestd/attestd/packaging/plists"
+)
+
+// clientFlags are the flags every client of the daemon shares (token,
+// status, bridge, doctor): which socket, or which host's helper.
+type clientFlags struct {
+	socket string
+	agent  string
+}
+
+func addClientFlags(fs *flag.FlagSet) *clientFlags {
+	c := &clientFlags{}
+	fs.StringVar(&c.socket, "socket", "", "the daemon's socket `PATH` (default: the helper's own variable, then launchd, then the per-user path)")
+	fs.StringVar(&c.agent, "agent", "", "the helper to ask, by its LaunchAgent `LABEL` or its socket key (default: the one this Attestd.app ships with, else "+socket.DefaultLabel+")")
+	return c
+}
+
+// ownExecutable is os.Executable; tests point it into a fake bundle.
+var ownExecutable = os.Executable
+
+// ownAgent returns the LaunchAgent label and socket key that the
+// Info.plist of the bundle this executable runs from names (make bundle
+// writes them), or "" when it runs outside a bundle.
+func ownAgent() (label, key string) {
+	exe, err := ownExecutable()
+	if err != nil {
+		return "", ""
+	}
+	if p, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = p
+	}
+	app := bundleOf(exe)
+	if app == "" {
+		return "", ""
+	}
+	data, err := os.ReadFile(filepath.Join(app, "Contents", "Info.plist"))
+	if err != nil {
+		return "", ""
+	}
+	info, err := plists.Dict(data)
+	if err != nil {
+		return "", ""
+	}
+	label, _ = info[plists.InfoKeyLabel].(string)
+	key, _ = info[plists.InfoKeySocketKey].(string)
+	return label, key
+}
+
+// lookup says which helper the flags name: --socket, else --agent, else
+// the agent this bundle ships with, else none (socket.Resolve then
+// honours $ATTESTD_SOCKET and looks for the development agent).
+func (c *clientFlags) lookup(s *stdio) socket.Lookup {
+	l := socket.Lookup{Path: c.socket, Agent: c.agent, Getenv: s.getenv}
+	if l.Path == "" && l.Agent == "" {
+		if _, key := ownAgent(); key != "" {
+			l.Agent = key
+		}
+	}
+	return l
+}
+
+// resolve finds the socket, as "Where the socket is" in the README says.
+func (c *clientFlags) resolve(ctx context.Context, s *stdio) (socket.Found, error) {
+	f, err := socket.Resolve(ctx, c.lookup(s))
+	if err != nil {
+		return f, withHint(err, "name the helper by its LaunchAgent label (--agent com.example.Host.attestd) or its socket key (--agent ATTESTD_SOCKET_…), or give --socket PATH")
+	}
+	return f, nil
+}
+
+// agentLabel returns the LaunchAgent label the flags point at, for the
+// log file's name: --agent when it is a label, else this bundle's, else
+// the development agent's when no agent is named; "" when only a key is
+// known.
+func (c *clientFlags) agentLabel() string {
+	switch {
+	case c.agent != "" && socket.IsLabel(c.agent):
+		return c.agent
+	case c.agent != "":
+		return ""
+	}
+	if label, key := ownAgent(); label != "" || key != "" {
+		return label
+	}
+	return socket.DefaultLabel
+}
