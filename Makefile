@@ -55,7 +55,7 @@ $(CODEX_BIN):
 ## fuzz target from its committed corpus.
 test: lint vet-darwin codex osx-sign
 	$(GO) mod download
-	CODEX_BIN=$(abspath $(CODEX_BIN)) $(GO) test -race -count=1 -timeout 20m ./...
+	CODEX_BIN=$(abspath $(CODEX_BIN)) OSX_SIGN_DIR=$(abspath $(OSX_SIGN_DIR)) $(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz-ci
 
 lint:

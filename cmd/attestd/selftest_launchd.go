@@ -14,6 +14,7 @@ import (
 	"github.com/attestd/attestd/bridge/client"
 	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/bridge/provider"
+	"github.com/attestd/attestd/bridge/socket"
 	"github.com/attestd/attestd/packaging/plists"
 )
 
@@ -27,11 +28,12 @@ type selftestAgent struct {
 
 func newSelftestAgent(env selftestEnv, dir string) selftestAgent {
 	a := selftestAgent{
-		label:     fmt.Sprintf("dev.attestd.selftest.%d", env.pid),
-		socketEnv: fmt.Sprintf("ATTESTD_SELFTEST_SOCKET_%d", env.pid),
-		domain:    fmt.Sprintf("gui/%d", env.uid),
-		dir:       dir,
+		label:  fmt.Sprintf("dev.attestd.selftest.%d", env.pid),
+		domain: fmt.Sprintf("gui/%d", env.uid),
+		dir:    dir,
 	}
+	// The label is reverse-DNS, so it always has a key of its own.
+	a.socketEnv, _ = socket.KeyForLabel(a.label)
 	a.service = a.domain + "/" + a.label
 	a.plistPath = filepath.Join(dir, a.label+".plist")
 	a.logPath = filepath.Join(dir, "agent.log")
@@ -44,7 +46,7 @@ func newSelftestAgent(env selftestEnv, dir string) selftestAgent {
 func (a selftestAgent) plist(exe string) ([]byte, error) {
 	la, err := plists.NewLaunchAgent(plists.AgentConfig{
 		Label: a.label, Program: exe, Provider: "devicecheck",
-		SocketName: plists.DefaultSocketName, SocketEnv: a.socketEnv, LogPath: a.logPath,
+		SocketName: plists.DefaultSocketName, SocketKey: a.socketEnv, LogFile: a.logPath,
 	})
 	if err != nil {
 		return nil, err

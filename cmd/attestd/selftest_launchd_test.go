@@ -170,7 +170,7 @@ func TestLaunchdAgentCheck(t *testing.T) {
 		wantFacts map[string]any
 	}{
 		{name: "token through launchd", status: statusPass, bootouts: 1,
-			contains:  []string{"bootstrapped gui/", "from launchctl getenv ATTESTD_SELFTEST_SOCKET_", "launchd started the helper (pid 4242)", "a dev token came back through launchd", "booted out"},
+			contains:  []string{"bootstrapped gui/", "from launchctl getenv ATTESTD_SOCKET_dev_attestd_selftest_", "launchd started the helper (pid 4242)", "a dev token came back through launchd", "booted out"},
 			wantFacts: map[string]any{"bootedOut": true, "kind": "dev", "pid": 4242}},
 		{name: "socket found with print", fault: func(f *fakeLaunchd) { f.noGetenv = true }, status: statusPass, bootouts: 1,
 			contains: []string{"(from launchctl print gui/"}},
