@@ -138,6 +138,30 @@ func errReason(m map[string]any) string {
 	return r
 }
 
+// waitAnswered returns once no connection has a request in flight: a
+// client can read its answer before the handler that wrote it has
+// counted it done, and eviction spares connections with requests in
+// flight.
+func (ts *testServer) waitAnswered(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		busy := 0
+		ts.srv.mu.Lock()
+		for c := range ts.srv.conns {
+			busy += int(c.inFlight.Load())
+		}
+		ts.srv.mu.Unlock()
+		if busy == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("requests still in flight after 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // healthy asserts a fresh connection still gets a token.
 func (ts *testServer) healthy(t *testing.T) {
 	t.Helper()
@@ -365,6 +389,7 @@ func TestConnectionCapEvictsLongestIdle(t *testing.T) {
 	second := ts.dial(t)
 	second.send(`{"id":1,"method":"attestation/status"}` + "\n")
 	second.recv()
+	ts.waitAnswered(t)
 	ts.healthy(t) // a third connection: the first (longest idle) makes room
 	first.expectClosed()
 	second.send(`{"id":2,"method":"attestation/status"}` + "\n")
@@ -471,7 +496,7 @@ func TestTokenAnswerMatchesEncoder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := appendTokenAnswer(nil, tc.id, tc.tok); string(got) != string(want) {
+		if got := appendTokenAnswer(nil, []byte(tc.id.String()), tc.tok); string(got) != string(want) {
 			t.Errorf("appendTokenAnswer = %s, want %s", got, want)
 		}
 	}
@@ -487,6 +512,7 @@ func TestConnectionCapEvictsSilentConnectionsFirst(t *testing.T) {
 	silent := ts.dial(t)
 	// The silent connection is newer, so "longest since the last line"
 	// alone would pick the active one.
+	ts.waitAnswered(t)
 	ts.healthy(t)
 	silent.expectClosed()
 	active.send(`{"id":2,"method":"attestation/status"}` + "\n")
