@@ -441,10 +441,10 @@ func minWait(a, b time.Duration) time.Duration {
 // generate makes one token and hands it to the next waiting request or
 // the ready set. It runs on the loop goroutine only.
 func (p *Pool) generate() {
-	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.GenerateTimeout)
+	ctx := newGenCtx(p.ctx, p.cfg.GenerateTimeout)
 	start := p.cfg.Clock.Now()
 	raw, err := safeGenerate(ctx, p.cfg.Provider)
-	cancel()
+	ctx.cancel()
 	now := p.cfg.Clock.Now()
 	var value string
 	if err == nil {
