@@ -51,7 +51,8 @@ func (c *genCtx) Done() <-chan struct{} {
 	return c.done
 }
 
-// Err reports why the context is done, or nil.
+// Err reports why the context is done, or nil. A reason it finds first
+// (the pool closed, the deadline passed) is kept.
 func (c *genCtx) Err() error {
 	c.mu.Lock()
 	err := c.err
@@ -60,11 +61,16 @@ func (c *genCtx) Err() error {
 	case err != nil:
 		return err
 	case c.parent.Err() != nil:
-		return c.parent.Err()
+		err = c.parent.Err()
 	case !time.Now().Before(c.deadline):
-		return context.DeadlineExceeded
+		err = context.DeadlineExceeded
+	default:
+		return nil
 	}
-	return nil
+	c.end(err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 // end marks the context done with err, once, and releases its watchers.
@@ -87,14 +93,7 @@ func (c *genCtx) end(err error) {
 }
 
 // cancel ends the context once the call has returned, as the cancel func
-// of context.WithTimeout does; a reason it already had (the pool closing,
-// the deadline) is kept.
-func (c *genCtx) cancel() {
-	err := c.Err()
-	if err == nil {
-		err = context.Canceled
-	}
-	c.end(err)
-}
+// of context.WithTimeout does; a reason it already had is kept.
+func (c *genCtx) cancel() { c.end(context.Canceled) }
 
 var _ context.Context = (*genCtx)(nil)

@@ -408,7 +408,7 @@ func (p *Pool) loop() {
 		p.mu.Unlock()
 
 		if start {
-			p.generate()
+			p.generate(now)
 			continue
 		}
 		if hook := p.testHookIdle; hook != nil {
@@ -439,10 +439,10 @@ func minWait(a, b time.Duration) time.Duration {
 }
 
 // generate makes one token and hands it to the next waiting request or
-// the ready set. It runs on the loop goroutine only.
-func (p *Pool) generate() {
+// the ready set. start is when the loop decided to make it. It runs on the
+// loop goroutine only.
+func (p *Pool) generate(start time.Time) {
 	ctx := newGenCtx(p.ctx, p.cfg.GenerateTimeout)
-	start := p.cfg.Clock.Now()
 	raw, err := safeGenerate(ctx, p.cfg.Provider)
 	ctx.cancel()
 	now := p.cfg.Clock.Now()

@@ -95,8 +95,9 @@ func (c *conn) serve() {
 			}
 			break
 		}
-		c.lastActive.Store(time.Now().UnixNano())
-		keep = c.dispatch(line)
+		now := time.Now()
+		c.lastActive.Store(now.UnixNano())
+		keep = c.dispatch(line, now)
 	}
 	c.handlers.Wait()
 	c.endTurns()
@@ -152,8 +153,9 @@ func (c *conn) refuse(err *jsonrpc.Error) {
 	c.nc.Write(jsonrpc.EncodeError(jsonrpc.ID{}, err))
 }
 
-// dispatch handles one line; it reports whether to keep reading.
-func (c *conn) dispatch(line []byte) bool {
+// dispatch handles one line, read at now; it reports whether to keep
+// reading.
+func (c *conn) dispatch(line []byte, now time.Time) bool {
 	c.s.stats.requests.Add(1)
 	if id, ok := scanGenerate(line); ok {
 		// The hot line, with a token ready: answered here without
@@ -161,7 +163,7 @@ func (c *conn) dispatch(line []byte) bool {
 		if tok, ok := c.s.tryToken(); ok {
 			c.s.served(id, tok, time.Time{})
 			c.wbuf = appendTokenAnswer(c.wbuf[:0], id, tok)
-			return c.write(c.wbuf)
+			return c.writeAt(c.wbuf, now)
 		}
 	}
 	msg, id, err := jsonrpc.Decode(line)
@@ -213,7 +215,11 @@ func (c *conn) handle(answer func(ctx context.Context) []byte) bool {
 
 // write sends one whole line. On failure it closes the connection, which
 // ends the reader loop; it reports whether the connection is still usable.
-func (c *conn) write(line []byte) bool {
+func (c *conn) write(line []byte) bool { return c.writeAt(line, time.Now()) }
+
+// writeAt is write for a caller that has just read the clock: start is
+// now, give or take the microseconds since.
+func (c *conn) writeAt(line []byte, start time.Time) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.broken.Load() {
@@ -222,7 +228,6 @@ func (c *conn) write(line []byte) bool {
 	// The write deadline is armed lazily too: only once the last one has
 	// passed. A write that meets an earlier deadline goes on until it has
 	// itself been blocked for WriteTimeout.
-	start := time.Now()
 	if !start.Before(c.wdeadline) {
 		c.wdeadline = start.Add(c.s.cfg.WriteTimeout)
 		c.nc.SetWriteDeadline(c.wdeadline)
