@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attestd/attestd/bridge/internal/poll"
 	"github.com/attestd/attestd/bridge/jsonrpc"
 	"github.com/attestd/attestd/bridge/pool"
 	"github.com/attestd/attestd/bridge/provider"
@@ -38,18 +39,6 @@ func daemonWithPool(t *testing.T, prov provider.Provider) (string, *pool.Pool) {
 	return path, p
 }
 
-// waitFor polls cond, which watches the daemon's pool, failing after 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestWaitReadyWaitsForTheDaemonsToken(t *testing.T) {
 	release := make(chan struct{})
 	prov := &providertest.Scripted{Script: func(n int) providertest.Step {
@@ -64,7 +53,7 @@ func TestWaitReadyWaitsForTheDaemonsToken(t *testing.T) {
 	got := make(chan error, 1)
 	go func() { got <- c.WaitReady(context.Background()) }()
 	<-prov.Started // the wait warmed the daemon's pool
-	waitFor(t, "the wait to reach the pool", func() bool { return p.Status().WaitingReady == 1 })
+	poll.Until(t, "the wait to reach the pool", func() bool { return p.Status().WaitingReady == 1 })
 	close(release)
 	if err := <-got; err != nil {
 		t.Fatal(err)
@@ -159,5 +148,5 @@ func TestTurnHints(t *testing.T) {
 		t.Fatalf("turns = %d, want 2", got)
 	}
 	c.Close()
-	waitFor(t, "the closed connection's turns to end", func() bool { return p.Status().Turns == 0 })
+	poll.Until(t, "the closed connection's turns to end", func() bool { return p.Status().Turns == 0 })
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attestd/attestd/bridge/internal/poll"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/bridge/provider/providertest"
 )
@@ -33,7 +34,7 @@ func TestWaitersServedRoundRobin(t *testing.T) {
 			_, err := h.p.TokenIn(context.Background(), q)
 			answers <- answer{who, err}
 		}()
-		waitFor(t, func() bool { return h.p.Status().Waiting == waiting })
+		poll.Until(t, "requests to wait", func() bool { return h.p.Status().Waiting == waiting })
 	}
 	for i := range 6 {
 		ask(&flood, fmt.Sprintf("flood-%d", i), i+1)
@@ -65,7 +66,7 @@ func TestOverloadFallsOnTheLongestQueue(t *testing.T) {
 			_, err := h.p.TokenIn(context.Background(), &flood)
 			answers <- answer{fmt.Sprintf("flood-%d", i), err}
 		}()
-		waitFor(t, func() bool { return h.p.Status().Waiting == i+1 })
+		poll.Until(t, "requests to wait", func() bool { return h.p.Status().Waiting == i+1 })
 	}
 	if _, err := h.p.TokenIn(context.Background(), &flood); !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("fifth from the full queue: %v, want ErrOverloaded", err)
@@ -78,7 +79,7 @@ func TestOverloadFallsOnTheLongestQueue(t *testing.T) {
 	if a.who != "flood-3" || !errors.Is(a.err, ErrOverloaded) || provider.ReasonOf(a.err) != provider.ReasonOverloaded {
 		t.Fatalf("evicted %s (%v), want flood-3 overloaded", a.who, a.err)
 	}
-	waitFor(t, func() bool { return h.p.Status().Waiting == 4 })
+	poll.Until(t, "requests to wait", func() bool { return h.p.Status().Waiting == 4 })
 	for _, w := range []string{"flood-0", "other", "flood-1", "flood-2"} {
 		gate <- struct{}{}
 		if a := <-answers; a.who != w || a.err != nil {
@@ -96,10 +97,10 @@ func TestGivingUpLeavesTheQueue(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	gaveUp := make(chan error, 1)
 	go func() { _, err := h.p.TokenIn(ctx, &a); gaveUp <- err }()
-	waitFor(t, func() bool { return h.p.Status().Waiting == 1 })
+	poll.Until(t, "requests to wait", func() bool { return h.p.Status().Waiting == 1 })
 	got := make(chan error, 1)
 	go func() { _, err := h.p.TokenIn(context.Background(), &b); got <- err }()
-	waitFor(t, func() bool { return h.p.Status().Waiting == 2 })
+	poll.Until(t, "requests to wait", func() bool { return h.p.Status().Waiting == 2 })
 	cancel()
 	if err := <-gaveUp; provider.ReasonOf(err) != provider.ReasonTimeout {
 		t.Fatalf("gave up with %v", err)

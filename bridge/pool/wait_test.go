@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attestd/attestd/bridge/internal/poll"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/bridge/provider/providertest"
 )
@@ -101,7 +102,7 @@ func TestWaitReadyFailsWithProvider(t *testing.T) {
 		go func() { defer wg.Done(); errs <- h.p.WaitReady(context.Background()) }()
 	}
 	<-h.prov.Started
-	waitFor(t, func() bool { return h.p.Status().WaitingReady == n })
+	poll.Until(t, "the waits to register", func() bool { return h.p.Status().WaitingReady == n })
 	close(release)
 	wg.Wait()
 	close(errs)
@@ -133,18 +134,5 @@ func TestWaitReadyAfterClose(t *testing.T) {
 	}
 	if err := h.p.WaitReady(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after Close: %v", err)
-	}
-}
-
-// waitFor polls cond, which watches the pool's own state, failing after
-// 5 s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attestd/attestd/bridge/internal/poll"
 	"github.com/attestd/attestd/bridge/provider/providertest"
 )
 
@@ -57,14 +58,14 @@ func TestFloodDoesNotStarveOthers(t *testing.T) {
 	defer close(gate) // then every request left gets its token at once
 	stop := flood(t, ts, 10000)
 	defer stop()
-	waitPool(t, "the flood to fill its requests in flight", func() bool { return ts.pool.Status().Waiting == DefaultMaxInFlight })
+	poll.Until(t, "the flood to fill its requests in flight", func() bool { return ts.pool.Status().Waiting == DefaultMaxInFlight })
 
 	c := ts.dial(t)
 	c.send(`{"id":"mine","method":"attestation/generate"}` + "\n")
-	waitPool(t, "the second connection's request to wait", func() bool { return ts.pool.Status().Waiting == DefaultMaxInFlight+1 })
+	poll.Until(t, "the second connection's request to wait", func() bool { return ts.pool.Status().Waiting == DefaultMaxInFlight+1 })
 	for made := uint64(1); made <= 2; made++ {
 		gate <- struct{}{} // one token
-		waitPool(t, "the token to be handed out", func() bool { return ts.pool.Status().Counters.Served == made })
+		poll.Until(t, "the token to be handed out", func() bool { return ts.pool.Status().Counters.Served == made })
 	}
 	m := c.recv()
 	res, _ := m["result"].(map[string]any)
@@ -82,7 +83,7 @@ func TestFloodDoesNotStarveOthersInTime(t *testing.T) {
 	ts := start(t, prov, Config{Deadline: 500 * time.Millisecond})
 	stop := flood(t, ts, 10000)
 	defer stop()
-	waitPool(t, "the flood to fill its requests in flight", func() bool { return ts.pool.Status().Waiting >= DefaultMaxInFlight/2 })
+	poll.Until(t, "the flood to fill its requests in flight", func() bool { return ts.pool.Status().Waiting >= DefaultMaxInFlight/2 })
 	c := ts.dial(t)
 	for i := range 20 {
 		c.send(`{"id":` + strconv.Itoa(i) + `,"method":"attestation/generate"}` + "\n")
@@ -90,17 +91,5 @@ func TestFloodDoesNotStarveOthersInTime(t *testing.T) {
 		if res, _ := m["result"].(map[string]any); res["token"] == nil {
 			t.Fatalf("request %d: %v, want a token", i, m)
 		}
-	}
-}
-
-// waitPool polls cond, which watches the pool, failing after 5 s.
-func waitPool(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/internal/poll"
 	"github.com/attestd/attestd/bridge/jsonrpc"
 	"github.com/attestd/attestd/bridge/pool"
 	"github.com/attestd/attestd/bridge/provider"
@@ -144,22 +145,16 @@ func errReason(m map[string]any) string {
 // flight.
 func (ts *testServer) waitAnswered(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		busy := 0
+	poll.Until(t, "no request in flight", func() bool {
 		ts.srv.mu.Lock()
+		defer ts.srv.mu.Unlock()
 		for c := range ts.srv.conns {
-			busy += int(c.inFlight.Load())
+			if c.inFlight.Load() > 0 {
+				return false
+			}
 		}
-		ts.srv.mu.Unlock()
-		if busy == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("requests still in flight after 5 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return true
+	})
 }
 
 // healthy asserts a fresh connection still gets a token.

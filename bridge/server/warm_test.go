@@ -5,8 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/attestd/attestd/bridge/internal/poll"
 	"github.com/attestd/attestd/bridge/jsonrpc"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/bridge/provider/providertest"
@@ -116,13 +116,7 @@ func TestTurnsBelongToTheConnection(t *testing.T) {
 	other.send(`{"method":"attestation/warm","params":{"turn":"started"}}` + "\n" + `{"id":1,"method":"attestation/status"}` + "\n")
 	other.recv()
 	c.nc.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for ts.pool.Status().Turns != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d turns after the connection closed, want the other's 1", ts.pool.Status().Turns)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, "the closed connection's turns to end, leaving the other's", func() bool { return ts.pool.Status().Turns == 1 })
 }
 
 // Shutdown answers a wait in progress at once, with shutting_down.
@@ -133,13 +127,7 @@ func TestShutdownEndsWaits(t *testing.T) {
 	c := ts.dial(t)
 	c.send(`{"id":1,"method":"attestation/warm","params":{"wait":true,"timeoutMs":10000}}` + "\n")
 	<-prov.Started
-	deadline := time.Now().Add(5 * time.Second)
-	for ts.pool.Status().WaitingReady != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the wait did not reach the pool")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, "the wait to reach the pool", func() bool { return ts.pool.Status().WaitingReady == 1 })
 	shut := make(chan error, 1)
 	go func() { shut <- ts.srv.Shutdown(context.Background()) }()
 	if m := c.recv(); errReason(m) != provider.ReasonShuttingDown {
