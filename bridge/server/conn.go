@@ -157,12 +157,13 @@ func (c *conn) refuse(err *jsonrpc.Error) {
 // reading.
 func (c *conn) dispatch(line []byte, now time.Time) bool {
 	c.s.stats.requests.Add(1)
-	if id, ok := scanGenerate(line); ok {
+	hotID, hot := scanGenerate(line)
+	if hot {
 		// The hot line, with a token ready: answered here without
 		// decoding the line, a goroutine, a context or a timer.
 		if tok, ok := c.s.tryToken(); ok {
-			c.s.served(id, tok, time.Time{})
-			c.wbuf = appendTokenAnswer(c.wbuf[:0], id, tok)
+			c.s.served(hotID, tok, time.Time{})
+			c.wbuf = appendTokenAnswer(c.wbuf[:0], hotID, tok)
 			return c.writeAt(c.wbuf, now)
 		}
 	}
@@ -186,10 +187,12 @@ func (c *conn) dispatch(line []byte, now time.Time) bool {
 		}
 		return true // other notifications are ignored
 	}
-	if line, ok := c.s.answerReady(req); ok {
-		// A token was ready: answer on the reader goroutine, with no
-		// goroutine, context or timer for the request.
-		return c.write(line)
+	if !hot { // the hot line found none ready just now
+		if line, ok := c.s.answerReady(req); ok {
+			// A token was ready: answer on the reader goroutine, with no
+			// goroutine, context or timer for the request.
+			return c.write(line)
+		}
 	}
 	return c.handle(func(ctx context.Context) []byte { return c.s.answer(ctx, req, &c.q) })
 }
