@@ -6,9 +6,9 @@
 //   - ready tokens are handed out once each, oldest first, and dropped once
 //     older than MaxAge;
 //   - how many are kept ready follows demand (see demand.go): Size while a
-//     turn runs or just after a request or warm-up hint, one for WarmWindow
-//     after the last of those, then none, so an idle helper stops calling
-//     Apple;
+//     turn runs or just after a request or warm-up hint, WarmSize (one,
+//     two from a 60 s MaxAge) for WarmWindow after the last of those, then
+//     none, so an idle helper stops calling Apple;
 //   - one generation at a time; requests take a ready token or wait, until
 //     their context ends, for the generation in flight; waiting requests
 //     are served round robin across queues (one per connection), so one
