@@ -1,6 +1,11 @@
 // Package client talks to attestd's socket. One Client keeps one connection,
 // shared by concurrent calls (requests are pipelined and matched by id), and
 // redials after the daemon restarts.
+//
+// Hints (Warm, TurnStarted, TurnCompleted) are notifications sent in the
+// order they were given by one goroutine, never blocking the caller; when
+// 64 are already waiting to be sent, more are dropped. The daemon ends a
+// connection's turns when it closes, so a turn cannot outlive the client.
 package client
 
 import (
@@ -36,7 +41,18 @@ type Client struct {
 	mu     sync.Mutex
 	sess   *session
 	closed bool
-	bg     sync.WaitGroup // Warm hints in flight
+	notes  chan note      // hints to send, in order; nil until the first
+	bg     sync.WaitGroup // the hint sender
+}
+
+// maxNotes bounds the hints waiting to be sent.
+const maxNotes = 64
+
+// note is a hint to send, or (line nil) a marker whose done is closed
+// once every hint before it has been written.
+type note struct {
+	line []byte
+	done chan struct{}
 }
 
 // New returns a client for the socket at path. It connects on first use.
@@ -68,30 +84,108 @@ func (c *Client) Status(ctx context.Context) (server.StatusResult, error) {
 
 // Warm tells the daemon, without waiting, to have tokens ready soon.
 // Failures are ignored: the following Token call reports them.
-func (c *Client) Warm() {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+func (c *Client) Warm() { c.hint(server.WarmParams{}) }
+
+// TurnStarted tells the daemon, without waiting, that a turn has begun,
+// so it keeps more tokens ready until TurnCompleted. Failures are
+// ignored.
+func (c *Client) TurnStarted() { c.hint(server.WarmParams{Turn: server.TurnStarted}) }
+
+// TurnCompleted tells the daemon, without waiting, that the oldest turn
+// begun by TurnStarted has ended. Failures are ignored.
+func (c *Client) TurnCompleted() { c.hint(server.WarmParams{Turn: server.TurnCompleted}) }
+
+// hint queues an attestation/warm notification for the sender goroutine.
+func (c *Client) hint(params server.WarmParams) {
+	line, err := jsonrpc.EncodeRequest(jsonrpc.ID{}, server.MethodWarm, params)
+	if err != nil {
 		return
 	}
-	c.bg.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer c.bg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), DialTimeout)
-		defer cancel()
-		s, err := c.session(ctx)
-		if err != nil {
-			return
+	c.queue(note{line: line})
+}
+
+// queue hands n to the sender goroutine, starting it on first use; it
+// reports whether n was queued.
+func (c *Client) queue(n note) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	if c.notes == nil {
+		c.notes = make(chan note, maxNotes)
+		c.bg.Add(1)
+		go c.sendHints(c.notes)
+	}
+	select {
+	case c.notes <- n:
+		return true
+	default: // the daemon is not keeping up: a hint is not worth blocking for
+		return false
+	}
+}
+
+// sendHints writes queued hints in order until Close.
+func (c *Client) sendHints(notes <-chan note) {
+	defer c.bg.Done()
+	for n := range notes {
+		if n.line == nil {
+			close(n.done)
+			continue
 		}
-		line, _ := jsonrpc.EncodeRequest(jsonrpc.ID{}, server.MethodWarm, struct{}{})
-		s.write(ctx, line)
-	}()
+		ctx, cancel := context.WithTimeout(context.Background(), DialTimeout)
+		if s, err := c.session(ctx); err == nil {
+			s.write(ctx, n.line)
+		}
+		cancel()
+	}
+}
+
+// flushHints returns once every hint given before it has been written (or
+// dropped); calls made after it reach the daemon after those hints.
+func (c *Client) flushHints() {
+	done := make(chan struct{})
+	if c.queue(note{done: done}) {
+		<-done
+	}
+}
+
+// WaitReady asks the daemon to have a token ready and returns once one is
+// (attestation/warm with "wait"), without taking it. It returns at once
+// the daemon's error (with its reason) when no token will come soon —
+// the provider failing or backing off, or the daemon unreachable — and
+// ctx's error when ctx ends first. Against a daemon that does not know
+// the wait (it answers a plain warm-up hint), it returns nil at once.
+func (c *Client) WaitReady(ctx context.Context) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		timeout := server.MaxWaitTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = min(timeout, time.Until(dl))
+		}
+		ms := max(1, (timeout + time.Millisecond - 1).Milliseconds())
+		var res server.WarmResult
+		err := c.Call(ctx, server.MethodWarm, server.WarmParams{Wait: true, TimeoutMs: &ms}, &res)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			return err
+		case res.Ready == nil || *res.Ready:
+			return nil
+		}
+		// The daemon's timeout passed just before ctx's: ask again.
+	}
 }
 
 // Close closes the connection; calls in flight fail.
 func (c *Client) Close() error {
 	c.mu.Lock()
+	if !c.closed && c.notes != nil {
+		close(c.notes)
+	}
 	c.closed = true
 	s := c.sess
 	c.sess = nil
@@ -325,3 +419,10 @@ func (s *session) cause() error {
 	defer s.mu.Unlock()
 	return s.err
 }
+
+// The stdio bridge holds a cold turn and signals turns through these.
+var _ interface {
+	WaitReady(context.Context) error
+	TurnStarted()
+	TurnCompleted()
+} = (*Client)(nil)

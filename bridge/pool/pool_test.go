@@ -236,10 +236,10 @@ func TestBackoffGrowsAndIsCapped(t *testing.T) {
 }
 
 func TestReadyTokensExpire(t *testing.T) {
-	h := newHarness(t, Config{Size: 2, MaxAge: 20 * time.Second, WarmWindow: 30 * time.Second}, nil)
+	h := newHarness(t, Config{Size: 2, MaxAge: 20 * time.Second, BusyWindow: 30 * time.Second, WarmWindow: time.Minute}, nil)
 	h.p.Warm()
 	h.settle()
-	h.clk.Advance(20 * time.Second) // both age out; still warm: replaced
+	h.clk.Advance(20 * time.Second) // both age out; still busy: replaced
 	h.settle()
 	st := h.p.Status()
 	if st.Counters.Expired != 2 || st.Ready != 2 || st.Counters.Generated != 4 {

@@ -27,14 +27,22 @@ type ErrorInfo struct {
 
 // Status is a snapshot of the pool for attestation/status.
 type Status struct {
-	Provider            string     `json:"provider"`
-	Ready               int        `json:"ready"`
-	Capacity            int        `json:"capacity"`
-	MaxAge              string     `json:"maxAge"`
-	Generating          bool       `json:"generating"`
-	Warm                bool       `json:"warm"`
-	WarmUntil           *time.Time `json:"warmUntil,omitempty"`
-	Waiting             int        `json:"waiting"`
+	Provider string `json:"provider"`
+	Ready    int    `json:"ready"`
+	Capacity int    `json:"capacity"`
+	// Target is how many ready tokens the pool keeps now: Capacity while
+	// busy (a turn runs, or just after a request or hint), 1 while warm,
+	// else 0.
+	Target     int        `json:"target"`
+	MaxAge     string     `json:"maxAge"`
+	Generating bool       `json:"generating"`
+	Warm       bool       `json:"warm"`
+	WarmUntil  *time.Time `json:"warmUntil,omitempty"`
+	// Turns counts the turns running (see BeginTurn).
+	Turns   int `json:"turns"`
+	Waiting int `json:"waiting"`
+	// WaitingReady counts WaitReady calls waiting.
+	WaitingReady        int        `json:"waitingReady"`
 	ConsecutiveFailures int        `json:"consecutiveFailures"`
 	RetryAt             *time.Time `json:"retryAt,omitempty"`
 	Counters            Counters   `json:"counters"`
@@ -47,19 +55,23 @@ func (p *Pool) Status() Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.dropExpiredLocked(now)
+	target := p.demand.target(now, &p.cfg)
 	s := Status{
 		Provider:            p.cfg.Provider.Kind(),
 		Ready:               len(p.ready),
 		Capacity:            p.cfg.Size,
+		Target:              target,
 		MaxAge:              p.cfg.MaxAge.String(),
 		Generating:          p.generating,
-		Warm:                now.Before(p.warmUntil),
-		Waiting:             p.waiters.Len(),
+		Warm:                target > 0,
+		Turns:               p.demand.turns.Len(),
+		Waiting:             p.queues.n,
+		WaitingReady:        p.readyWait.n,
 		ConsecutiveFailures: p.failures,
 		Counters:            p.counters,
 	}
-	if s.Warm {
-		t := p.warmUntil
+	if s.Warm && s.Turns == 0 {
+		t := p.demand.warmUntil
 		s.WarmUntil = &t
 	}
 	if now.Before(p.retryAt) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/jsonrpc"
+	"github.com/attestd/attestd/bridge/pool"
 )
 
 var (
@@ -35,8 +36,13 @@ type conn struct {
 	rmu      sync.Mutex // guards stopping and the read deadline
 	stopping bool
 
-	wmu    sync.Mutex // one answer at a time, whole lines only
-	broken atomic.Bool
+	q     pool.Queue   // this connection's waiting requests
+	turns []*pool.Turn // its running turns, oldest first; reader goroutine only
+
+	wmu       sync.Mutex // one answer at a time, whole lines only
+	broken    atomic.Bool
+	wbuf      []byte    // the reader's buffer for inline answers
+	wdeadline time.Time // the write deadline armed; guarded by wmu
 }
 
 func newConn(s *Server, nc *net.UnixConn) *conn {
@@ -57,10 +63,11 @@ func (c *conn) serve() {
 		return
 	}
 	lr := jsonrpc.NewLineReader(c.nc, c.s.cfg.MaxLine)
-	for {
-		if !c.armReadDeadline() {
-			break
-		}
+	// The idle deadline is armed lazily: IdleTimeout after the line that
+	// armed it, and moved on only when it passes, to IdleTimeout after
+	// the last line, so the hot path sets no deadline per line.
+	keep := c.armReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	for keep {
 		line, err := lr.ReadLine()
 		if err != nil {
 			if errors.Is(err, jsonrpc.ErrLineTooLong) {
@@ -69,20 +76,31 @@ func (c *conn) serve() {
 				break
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && c.inFlight.Load() > 0 && !c.isStopping() {
-				continue // still answering: not idle
+			timeout := errors.As(err, &ne) && ne.Timeout()
+			if timeout && !c.isStopping() {
+				now := time.Now()
+				if c.inFlight.Load() > 0 {
+					keep = c.armReadDeadline(now.Add(c.s.cfg.IdleTimeout)) // still answering: not idle
+					continue
+				}
+				if last := c.lastActive.Load(); last != 0 {
+					if until := time.Unix(0, last).Add(c.s.cfg.IdleTimeout); until.After(now) {
+						keep = c.armReadDeadline(until)
+						continue
+					}
+				}
 			}
-			if !errors.Is(err, io.EOF) && !(errors.As(err, &ne) && ne.Timeout()) && !c.broken.Load() {
+			if !errors.Is(err, io.EOF) && !timeout && !c.broken.Load() {
 				log.Debug("connection read failed", "err", err)
 			}
 			break
 		}
-		c.lastActive.Store(time.Now().UnixNano())
-		if !c.dispatch(line) {
-			break
-		}
+		now := time.Now()
+		c.lastActive.Store(now.UnixNano())
+		keep = c.dispatch(line, now)
 	}
 	c.handlers.Wait()
+	c.endTurns()
 }
 
 func (c *conn) checkPeer() error {
@@ -95,15 +113,15 @@ func (c *conn) checkPeer() error {
 	return nil
 }
 
-// armReadDeadline sets the idle deadline unless the connection is
+// armReadDeadline sets the read deadline to t unless the connection is
 // stopping; it reports whether to keep reading.
-func (c *conn) armReadDeadline() bool {
+func (c *conn) armReadDeadline(t time.Time) bool {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	if c.stopping {
 		return false
 	}
-	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	c.nc.SetReadDeadline(t)
 	return true
 }
 
@@ -135,9 +153,20 @@ func (c *conn) refuse(err *jsonrpc.Error) {
 	c.nc.Write(jsonrpc.EncodeError(jsonrpc.ID{}, err))
 }
 
-// dispatch handles one line; it reports whether to keep reading.
-func (c *conn) dispatch(line []byte) bool {
+// dispatch handles one line, read at now; it reports whether to keep
+// reading.
+func (c *conn) dispatch(line []byte, now time.Time) bool {
 	c.s.stats.requests.Add(1)
+	hotID, hot := scanGenerate(line)
+	if hot {
+		// The hot line, with a token ready: answered here without
+		// decoding the line, a goroutine, a context or a timer.
+		if tok, ok := c.s.tryToken(); ok {
+			c.s.served(hotID, tok, time.Time{})
+			c.wbuf = appendTokenAnswer(c.wbuf[:0], hotID, tok)
+			return c.writeAt(c.wbuf, now)
+		}
+	}
 	msg, id, err := jsonrpc.Decode(line)
 	if err != nil {
 		c.s.stats.errors.Add(1)
@@ -149,15 +178,29 @@ func (c *conn) dispatch(line []byte) bool {
 		c.s.cfg.Logger.Debug("ignored a response from a client", "id", id.String())
 		return true
 	}
+	if req.Method == MethodWarm {
+		return c.warm(req)
+	}
 	if !req.IsCall {
-		c.s.notify(req)
-		return true
+		if req.Method == MethodInitialize {
+			c.s.cfg.Tokens.Warm()
+		}
+		return true // other notifications are ignored
 	}
-	if line, ok := c.s.answerReady(req); ok {
-		// A token was ready: answer on the reader goroutine, with no
-		// goroutine, context or timer for the request.
-		return c.write(line)
+	if !hot { // the hot line found none ready just now
+		if line, ok := c.s.answerReady(req); ok {
+			// A token was ready: answer on the reader goroutine, with no
+			// goroutine, context or timer for the request.
+			return c.write(line)
+		}
 	}
+	return c.handle(func(ctx context.Context) []byte { return c.s.answer(ctx, req, &c.q) })
+}
+
+// handle runs answer on a goroutine of its own, once one of the
+// connection's MaxInFlight places is free, and writes the line it
+// returns; it reports whether to keep reading.
+func (c *conn) handle(answer func(ctx context.Context) []byte) bool {
 	select {
 	case c.sem <- struct{}{}:
 	case <-c.ctx.Done():
@@ -168,26 +211,48 @@ func (c *conn) dispatch(line []byte) bool {
 	go func() {
 		defer c.handlers.Done()
 		defer func() { <-c.sem; c.inFlight.Add(-1) }()
-		c.write(c.s.answer(c.ctx, req))
+		c.write(answer(c.ctx))
 	}()
 	return true
 }
 
 // write sends one whole line. On failure it closes the connection, which
 // ends the reader loop; it reports whether the connection is still usable.
-func (c *conn) write(line []byte) bool {
+func (c *conn) write(line []byte) bool { return c.writeAt(line, time.Now()) }
+
+// writeAt is write for a caller that has just read the clock: start is
+// now, give or take the microseconds since.
+func (c *conn) writeAt(line []byte, start time.Time) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.broken.Load() {
 		return false
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
-	if _, err := c.nc.Write(line); err != nil {
+	// The write deadline is armed lazily too: only once the last one has
+	// passed. A write that meets an earlier deadline goes on until it has
+	// itself been blocked for WriteTimeout.
+	if !start.Before(c.wdeadline) {
+		c.wdeadline = start.Add(c.s.cfg.WriteTimeout)
+		c.nc.SetWriteDeadline(c.wdeadline)
+	}
+	for {
+		n, err := c.nc.Write(line)
+		if err == nil {
+			return true
+		}
+		line = line[n:]
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			if until := start.Add(c.s.cfg.WriteTimeout); time.Now().Before(until) {
+				c.wdeadline = until
+				c.nc.SetWriteDeadline(until)
+				continue
+			}
+		}
 		c.broken.Store(true)
 		c.s.cfg.Logger.Debug("closing a connection: write failed", "err", err)
 		c.cancel()
 		c.nc.Close()
 		return false
 	}
-	return true
 }

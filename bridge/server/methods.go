@@ -12,7 +12,6 @@ import (
 	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/bridge/jsonrpc"
 	"github.com/attestd/attestd/bridge/pool"
-	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/bridge/socket"
 )
 
@@ -76,10 +75,11 @@ type ErrorData struct {
 	Hint        string `json:"hint,omitempty"`
 }
 
-// answer runs one call and returns its answer line.
-func (s *Server) answer(ctx context.Context, req *jsonrpc.Request) []byte {
+// answer runs one call and returns its answer line; q is the caller's
+// queue for tokens.
+func (s *Server) answer(ctx context.Context, req *jsonrpc.Request, q *pool.Queue) []byte {
 	start := time.Now()
-	result, err := s.call(ctx, req)
+	result, err := s.call(ctx, req, q)
 	if err != nil {
 		s.stats.errors.Add(1)
 		s.cfg.Logger.Info("request failed", "method", req.Method, "id", req.ID.String(),
@@ -104,13 +104,13 @@ func reasonOf(err error) string {
 	return ""
 }
 
-func (s *Server) call(ctx context.Context, req *jsonrpc.Request) (any, error) {
+func (s *Server) call(ctx context.Context, req *jsonrpc.Request, q *pool.Queue) (any, error) {
 	if err := checkParams(req.Params); err != nil {
 		return nil, err
 	}
 	switch req.Method {
 	case MethodGenerate:
-		return s.generate(ctx, req)
+		return s.generate(ctx, req, q)
 	case MethodInitialize:
 		s.cfg.Tokens.Warm()
 		return InitializeResult{
@@ -120,19 +120,8 @@ func (s *Server) call(ctx context.Context, req *jsonrpc.Request) (any, error) {
 		}, nil
 	case MethodStatus:
 		return s.status(), nil
-	case MethodWarm:
-		s.cfg.Tokens.Warm()
-		return struct{}{}, nil
 	}
 	return nil, fmt.Errorf("%w: %q", jsonrpc.ErrMethodNotFound, req.Method)
-}
-
-// notify handles a notification: hints are acted on, the rest ignored.
-func (s *Server) notify(req *jsonrpc.Request) {
-	switch req.Method {
-	case MethodWarm, MethodInitialize:
-		s.cfg.Tokens.Warm()
-	}
 }
 
 // checkParams accepts absent params or a JSON object; the methods served
@@ -145,27 +134,39 @@ func checkParams(params json.RawMessage) error {
 	return fmt.Errorf("%w: params must be an object", jsonrpc.ErrInvalidParams)
 }
 
-func (s *Server) generate(ctx context.Context, req *jsonrpc.Request) (any, error) {
+func (s *Server) generate(ctx context.Context, req *jsonrpc.Request, q *pool.Queue) (any, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Deadline)
 	defer cancel()
 	start := time.Now()
-	tok, err := s.cfg.Tokens.Token(ctx)
+	tok, err := s.cfg.Tokens.TokenIn(ctx, q)
 	if err != nil {
-		data := ErrorData{Reason: provider.ReasonOf(err), Hint: provider.HintOf(err)}
-		if code, ok := provider.DCErrorCodeOf(err); ok {
-			data.DCErrorCode = &code
-		}
-		return nil, jsonrpc.NewError(jsonrpc.CodeAttestation, "attestation failed: "+err.Error(), data)
+		return nil, attestationError(err)
 	}
-	s.served(req, tok, start)
+	s.served([]byte(req.ID.String()), tok, start)
 	return GenerateResult{Token: tok}, nil
 }
 
-func (s *Server) served(req *jsonrpc.Request, tok string, start time.Time) {
+// served counts a token handed out and logs its fingerprint at debug
+// level; id is the request id's JSON text, start when the request began
+// waiting (zero when it never waited).
+func (s *Server) served(id []byte, tok string, start time.Time) {
 	s.stats.tokens.Add(1)
 	if s.cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {
-		s.cfg.Logger.Debug("token served", "id", req.ID.String(), "fingerprint", header.Fingerprint(tok), "took", time.Since(start))
+		took := time.Duration(0)
+		if !start.IsZero() {
+			took = time.Since(start)
+		}
+		s.cfg.Logger.Debug("token served", "id", string(id), "fingerprint", header.Fingerprint(tok), "took", took)
 	}
+}
+
+// tryToken takes a ready token without waiting, when the source can.
+func (s *Server) tryToken() (string, bool) {
+	rt, ok := s.cfg.Tokens.(readyTokens)
+	if !ok {
+		return "", false
+	}
+	return rt.TryToken()
 }
 
 // readyTokens is implemented by token sources that can hand out a ready
@@ -187,26 +188,29 @@ func (s *Server) answerReady(req *jsonrpc.Request) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	s.served(req, tok, start)
-	return appendTokenAnswer(nil, req.ID, tok), true
+	s.served([]byte(req.ID.String()), tok, start)
+	return appendTokenAnswer(nil, []byte(req.ID.String()), tok), true
 }
 
 // appendTokenAnswer appends {"id":ID,"result":{"token":"TOK"}} and a
-// newline. It writes the JSON by hand: the id is already JSON text, and a
-// header value ("v1." and base64url) needs no escaping, which is checked.
-func appendTokenAnswer(b []byte, id jsonrpc.ID, tok string) []byte {
+// newline, where id is the id's JSON text. It writes the JSON by hand: a
+// header value ("v1." and base64url) needs no escaping, which is checked;
+// any other token is escaped as the encoder would.
+func appendTokenAnswer(b, id []byte, tok string) []byte {
+	b = append(b, `{"id":`...)
+	b = append(b, id...)
+	b = append(b, `,"result":{"token":`...)
 	for i := 0; i < len(tok); i++ {
 		if c := tok[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
-			line, err := jsonrpc.EncodeResult(id, GenerateResult{Token: tok})
-			if err != nil {
-				return jsonrpc.EncodeError(id, err)
-			}
-			return append(b, line...)
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			enc.Encode(tok) // a string always encodes
+			b = append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+			return append(b, "}}\n"...)
 		}
 	}
-	b = append(b, `{"id":`...)
-	b = append(b, id.String()...)
-	b = append(b, `,"result":{"token":"`...)
+	b = append(b, '"')
 	b = append(b, tok...)
 	return append(b, "\"}}\n"...)
 }

@@ -3,9 +3,18 @@
 // answered as they finish, each exactly once.
 //
 // Methods: attestation/generate ({"token":"v1.…"}), initialize,
-// attestation/status, and attestation/warm (a hint to have tokens ready;
-// also implied by initialize). Every connection's peer must run as the
-// server's own user, and pass Config.CheckPeer when set.
+// attestation/status, and attestation/warm (a hint to have tokens ready,
+// also implied by initialize; with params it also signals a turn's start
+// and end, and waits until a token is ready: see warm.go). Every
+// connection's peer must run as the server's own user, and pass
+// Config.CheckPeer when set.
+//
+// Waiting requests are served fairly: each connection has its own queue
+// in the pool, served round robin. A ready token is answered on the
+// connection's reader goroutine; the common line
+// {"id":N,"method":"attestation/generate"} is recognised without being
+// decoded in full, and read and write deadlines are re-armed only when
+// they pass.
 package server
 
 import (
@@ -33,8 +42,13 @@ const (
 
 // Tokens is what the server needs from the token pool.
 type Tokens interface {
-	Token(ctx context.Context) (string, error)
+	// TokenIn waits for a token; requests of one queue (one connection)
+	// are served round robin with the other queues'.
+	TokenIn(ctx context.Context, q *pool.Queue) (string, error)
 	Warm()
+	// WaitReady returns once a token is ready, without taking it.
+	WaitReady(ctx context.Context) error
+	BeginTurn() *pool.Turn
 	Status() pool.Status
 }
 
@@ -84,6 +98,9 @@ type Server struct {
 	closing   bool
 	wg        sync.WaitGroup // connection goroutines
 
+	draining context.Context // canceled by Shutdown: waits answer at once
+	drainNow context.CancelFunc
+
 	stats stats
 }
 
@@ -122,8 +139,10 @@ func New(cfg Config) *Server {
 	if cfg.UID != nil {
 		uid = *cfg.UID
 	}
+	draining, drainNow := context.WithCancel(context.Background())
 	return &Server{cfg: cfg, uid: uid, started: time.Now(),
-		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}
+		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
+		draining: draining, drainNow: drainNow}
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -256,6 +275,7 @@ func idleBefore(a, b *conn) bool {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
+	s.drainNow()
 	for l := range s.listeners {
 		l.Close()
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/internal/poll"
 	"github.com/attestd/attestd/bridge/jsonrpc"
 	"github.com/attestd/attestd/bridge/pool"
 	"github.com/attestd/attestd/bridge/provider"
@@ -136,6 +137,24 @@ func errReason(m map[string]any) string {
 	d, _ := e["data"].(map[string]any)
 	r, _ := d["reason"].(string)
 	return r
+}
+
+// waitAnswered returns once no connection has a request in flight: a
+// client can read its answer before the handler that wrote it has
+// counted it done, and eviction spares connections with requests in
+// flight.
+func (ts *testServer) waitAnswered(t *testing.T) {
+	t.Helper()
+	poll.Until(t, "no request in flight", func() bool {
+		ts.srv.mu.Lock()
+		defer ts.srv.mu.Unlock()
+		for c := range ts.srv.conns {
+			if c.inFlight.Load() > 0 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // healthy asserts a fresh connection still gets a token.
@@ -365,6 +384,7 @@ func TestConnectionCapEvictsLongestIdle(t *testing.T) {
 	second := ts.dial(t)
 	second.send(`{"id":1,"method":"attestation/status"}` + "\n")
 	second.recv()
+	ts.waitAnswered(t)
 	ts.healthy(t) // a third connection: the first (longest idle) makes room
 	first.expectClosed()
 	second.send(`{"id":2,"method":"attestation/status"}` + "\n")
@@ -471,7 +491,7 @@ func TestTokenAnswerMatchesEncoder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := appendTokenAnswer(nil, tc.id, tc.tok); string(got) != string(want) {
+		if got := appendTokenAnswer(nil, []byte(tc.id.String()), tc.tok); string(got) != string(want) {
 			t.Errorf("appendTokenAnswer = %s, want %s", got, want)
 		}
 	}
@@ -487,6 +507,7 @@ func TestConnectionCapEvictsSilentConnectionsFirst(t *testing.T) {
 	silent := ts.dial(t)
 	// The silent connection is newer, so "longest since the last line"
 	// alone would pick the active one.
+	ts.waitAnswered(t)
 	ts.healthy(t)
 	silent.expectClosed()
 	active.send(`{"id":2,"method":"attestation/status"}` + "\n")

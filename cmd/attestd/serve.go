@@ -34,10 +34,10 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) (err err
 	listenFD := fs.Int("listen-fd", -1, "serve an inherited listening Unix socket on this file descriptor")
 	launchd := fs.String("launchd", "", "serve the launchd socket of this name from the LaunchAgent's Sockets (macOS; usually \"Listeners\")")
 	provFlags := addProviderFlags(fs, "auto", "token provider: "+providerNames)
-	prefetch := fs.Int("prefetch", pool.DefaultSize, "tokens kept ready while warm")
+	prefetch := fs.Int("prefetch", pool.DefaultSize, "tokens kept ready while a turn runs")
 	maxAge := fs.Duration("max-age", pool.DefaultMaxAge, "discard a ready token older than this")
 	deadline := fs.Duration("deadline", server.DefaultDeadline, "longest wait for a token per request (keep under the app-server's 100ms)")
-	warmWindow := fs.Duration("warm-window", pool.DefaultWarmWindow, "keep tokens ready for this long after the last request")
+	warmWindow := fs.Duration("warm-window", pool.DefaultWarmWindow, "keep one token ready (two from a 60s max age) for this long after the last turn, request or hint")
 	idle := fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close a connection idle for this long")
 	maxConns := fs.Int("max-conns", server.DefaultMaxConns, "most open connections")
 	peerReq := fs.String("peer-requirement", "", "admit only peers whose code signature satisfies this requirement (macOS), e.g. 'anchor apple generic and certificate leaf[subject.OU] = \"TEAMID\"'")
@@ -93,6 +93,7 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) (err err
 		return err
 	}
 
+	serveProcs(s.getenv)
 	p := pool.New(pool.Config{
 		Provider: prov, BundleID: id.BundleID, TeamID: id.TeamID,
 		Size: *prefetch, MaxAge: *maxAge, WarmWindow: *warmWindow, Logger: logger,

@@ -2,11 +2,15 @@
 // prints one Markdown table. Every figure has a baseline measured in the
 // same run on the same machine, and the ratio between the two:
 //
-//   - socket round trip: attestation/generate with a warm pool against a
-//     bare NDJSON echo over the same kind of Unix socket;
-//   - deadline hit rate: the real pool on a fake clock (package poolsim)
-//     with DeviceCheck-like latency and a codex-like request pattern,
-//     against generating on demand;
+//   - socket round trip: attestation/generate with a warm pool, the daemon
+//     ("attestd serve") as its own process, against a bare NDJSON answerer
+//     (fdecho) as its own process, over the same kind of Unix socket;
+//   - deadline hit rate, the hold's added latency and tokens made per
+//     token served: the real pool on a fake clock (package poolsim) with
+//     DeviceCheck-like latency and a codex-like pattern of turns, the
+//     client signalling turns and holding turn/start as the stdio bridge
+//     does, against generating on demand; and a Pareto table of pool
+//     settings for several token lifetimes (-only pareto);
 //   - bridge passthrough: the stdio bridge's own benchmark against io.Copy
 //     through the same pipes, and the latency it adds per line;
 //   - start-up, idle memory and binary size: attestd against fdecho, the
@@ -34,11 +38,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/attestd/attestd/bridge/pool"
 	"github.com/attestd/attestd/bridge/pool/poolsim"
-	"github.com/attestd/attestd/bridge/provider"
-	"github.com/attestd/attestd/bridge/server"
-	"github.com/attestd/attestd/bridge/socket"
 	"github.com/attestd/attestd/bridge/stdio"
 )
 
@@ -55,28 +55,34 @@ type row struct {
 
 func main() {
 	rounds := flag.Int("roundtrips", 20000, "socket round trips per side")
-	hours := flag.Int("hours", 100, "simulated hours of codex-like requests")
-	variants := flag.Bool("variants", false, "also simulate other pool settings (for BENCHMARKS.md)")
-	only := flag.String("only", "", "run only this part: variants or roundtrip")
+	hours := flag.Int("hours", 100, "simulated hours of codex-like turns")
+	pareto := flag.Bool("pareto", false, "also print the Pareto table of pool settings (for BENCHMARKS.md)")
+	only := flag.String("only", "", "run only this part: pareto, sim or roundtrip")
 	starts := flag.Int("starts", 20, "process starts per side")
 	flag.Parse()
 	log := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
 
-	if *only == "variants" {
-		printVariants(os.Stdout, *hours)
+	switch *only {
+	case "pareto":
+		printPareto(os.Stdout, *hours)
+		return
+	case "sim":
+		printTable(os.Stdout, deadlines(*hours))
 		return
 	}
 	tmp, err := os.MkdirTemp("", "attestd-bench-")
 	check(err)
 	defer os.RemoveAll(tmp)
+	log("building binaries…")
+	host := buildHost(tmp)
 	if *only == "roundtrip" {
-		printTable(os.Stdout, roundTrips(tmp, *rounds))
+		printTable(os.Stdout, roundTrips(tmp, host, *rounds))
 		return
 	}
 	var rows []row
 
-	log("socket round trips (%d each)…", *rounds)
-	rows = append(rows, roundTrips(tmp, *rounds)...)
+	log("socket round trips, process to process (%d each)…", *rounds)
+	rows = append(rows, roundTrips(tmp, host, *rounds)...)
 
 	log("deadline simulation (%d simulated hours)…", *hours)
 	rows = append(rows, deadlines(*hours)...)
@@ -84,16 +90,14 @@ func main() {
 	log("bridge passthrough…")
 	rows = append(rows, bridgeRows()...)
 
-	log("building binaries…")
-	bins := buildAll(tmp)
 	log("start-up (%d starts each)…", *starts)
-	rows = append(rows, startup(tmp, bins, *starts)...)
-	rows = append(rows, sizes(bins)...)
+	rows = append(rows, startup(tmp, host, *starts)...)
+	rows = append(rows, sizes(buildDarwin(tmp))...)
 
 	printTable(os.Stdout, rows)
-	if *variants {
-		log("pool variants…")
-		printVariants(os.Stdout, *hours)
+	if *pareto {
+		log("Pareto table…")
+		printPareto(os.Stdout, *hours)
 	}
 }
 
@@ -106,79 +110,83 @@ func check(err error) {
 
 // --- socket round trip ---------------------------------------------------
 
-func roundTrips(tmp string, n int) []row {
-	echoPath := filepath.Join(tmp, "echo.sock")
-	el, err := net.Listen("unix", echoPath)
-	check(err)
-	defer el.Close()
-	go func() {
-		for {
-			c, err := el.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadSlice('\n')
-					if err != nil {
-						return
-					}
-					if _, err := c.Write(line); err != nil {
-						return
-					}
-				}
-			}()
+// roundTrips measures attestation/generate against the daemon as its own
+// process (one P, as it runs by default) and, for comparison, with
+// GOMAXPROCS=2, against fdecho, a Go process that answers each line at
+// once, with its default GOMAXPROCS and with one P like the daemon. The
+// target is judged against the faster echo. The sides alternate in ten
+// blocks so that drift affects all alike.
+func roundTrips(tmp string, b binaries, n int) []row {
+	echo, stopEcho := startServer(tmp, "echo", b.fdecho, nil)
+	defer stopEcho()
+	echo1, stopEcho1 := startServer(tmp, "echo1", b.fdecho, []string{"GOMAXPROCS=1"})
+	defer stopEcho1()
+	args := []string{"serve", "--listen-fd", "3", "--provider", "dev", "--log-level", "error"}
+	att, stopAtt := startServer(tmp, "attestd", b.attestd, nil, args...)
+	defer stopAtt()
+	att2, stopAtt2 := startServer(tmp, "attestd2", b.attestd, []string{"GOMAXPROCS=2"}, args...)
+	defer stopAtt2()
+
+	sides := []*lineConn{echo, echo1, att, att2}
+	for i := range 2000 { // warm-up: the pools, the caches, the runtime
+		for _, c := range sides {
+			c.call(i)
 		}
-	}()
-
-	p := pool.New(pool.Config{Provider: provider.Dev{}})
-	defer p.Close()
-	srv := server.New(server.Config{Tokens: p})
-	path := filepath.Join(tmp, "run", "attestd.sock")
-	l, err := socket.Listen(path)
-	check(err)
-	go srv.Serve(l)
-	defer srv.Shutdown(context.Background())
-	p.Warm()
-
-	echo, err := dialLines(echoPath)
-	check(err)
-	defer echo.close()
-	att, err := dialLines(path)
-	check(err)
-	defer att.close()
-
-	// Warm both up, then alternate blocks so drift hits both alike.
-	for i := range 2000 {
-		echo.call(i)
-		att.call(i)
 	}
-	var e, a []time.Duration
+	ds := make([][]time.Duration, len(sides))
 	misses := 0
 	const blocks = 10
-	for b := range blocks {
-		for i := range n / blocks {
-			e = append(e, echo.call(b*n+i))
-		}
-		for i := range n / blocks {
-			d, line := att.callLine(b*n + i)
-			if !bytes.Contains(line, []byte(`"token":"v1.`)) {
-				misses++
+	for blk := range blocks {
+		for k, c := range sides {
+			for i := range n / blocks {
+				d, line := c.callLine(blk*n + i)
+				if c == att && !bytes.Contains(line, []byte(`"token":"v1.`)) {
+					misses++
+				}
+				ds[k] = append(ds[k], d)
 			}
-			a = append(a, d)
 		}
 	}
-	ep50, ep99 := poolsim.Percentile(e, .5), poolsim.Percentile(e, .99)
-	ap50, ap99 := poolsim.Percentile(a, .5), poolsim.Percentile(a, .99)
+	p50 := func(k int) time.Duration { return poolsim.Percentile(ds[k], .5) }
+	e, e1, a, a2 := p50(0), p50(1), p50(2), p50(3)
+	base, baseName := e, "fdecho process"
+	if e1 < e {
+		base, baseName = e1, "fdecho process, GOMAXPROCS=1"
+	}
+	ep99, ap99 := poolsim.Percentile(ds[0], .99), poolsim.Percentile(ds[2], .99)
 	note := ""
 	if misses > 0 {
 		note = fmt.Sprintf(" (%d answers without a token)", misses)
 	}
+	other := fmt.Sprintf(" (fdecho: %s with its default GOMAXPROCS, %s with one P; the faster is the baseline)", us(e), us(e1))
 	return []row{
-		ratioRow("socket round trip p50, warm pool"+note, us(ap50), us(ep50), "bare NDJSON echo", ap50.Seconds(), ep50.Seconds(), "≤ 1.5× echo", ap50.Seconds() <= 1.5*ep50.Seconds()),
-		ratioRow("socket round trip p99, warm pool", us(ap99), us(ep99), "bare NDJSON echo", ap99.Seconds(), ep99.Seconds(), "< 1 ms", ap99 < time.Millisecond),
+		ratioRow("socket round trip p50, warm pool, daemon process"+other+note, us(a), us(base), baseName, a.Seconds(), base.Seconds(), "≤ 1.5× echo", a.Seconds() <= 1.5*base.Seconds()),
+		ratioRow("socket round trip p99, warm pool, daemon process", us(ap99), us(ep99), "fdecho process", ap99.Seconds(), ep99.Seconds(), "< 1 ms", ap99 < time.Millisecond),
+		ratioRow("socket round trip p50, daemon with GOMAXPROCS=2 (for comparison)", us(a2), us(base), baseName, a2.Seconds(), base.Seconds(), "", true),
+	}
+}
+
+// startServer starts bin with a listening Unix socket as fd 3 and
+// connects to it.
+func startServer(tmp, name, bin string, env []string, args ...string) (*lineConn, func()) {
+	path := filepath.Join(tmp, name+".sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	check(err)
+	f, err := l.File()
+	check(err)
+	cmd := exec.Command(bin, args...)
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	check(cmd.Start())
+	f.Close()
+	c, err := dialLines(path)
+	check(err)
+	return c, func() {
+		c.close()
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		l.Close()
 	}
 }
 
@@ -217,55 +225,71 @@ func (c *lineConn) close() { c.nc.Close() }
 
 // --- deadline hit rate ---------------------------------------------------
 
-func deadlines(hours int) []row {
-	r, err := poolsim.Run(poolsim.Config{Hours: hours, Seed: 7})
-	check(err)
-	return simRows(r, "")
+// simDefaults is how the stdio bridge drives the pool: turn signals, and
+// turn/start held up to HoldBound for a ready token.
+func simDefaults(hours int) poolsim.Config {
+	return poolsim.Config{Turns: true, Hold: HoldBound, Hours: hours, Seed: 7}
 }
 
-func simRows(r poolsim.Result, label string) []row {
-	after := r.Requests - r.FirstOfWindow
-	share := pct(r.HitsAfterFirst, after)
+// HoldBound is the bound on the bridge's hold that the simulation models,
+// the default proposed for --hold and the daemon's default wait.
+const HoldBound = time.Second
+
+func deadlines(hours int) []row {
+	r, err := poolsim.Run(simDefaults(hours))
+	check(err)
 	od := pct(r.OnDemandHits, r.Requests)
-	perServed := float64(r.Generated) / float64(max(r.Served, 1))
 	odPer := float64(r.Requests) / float64(max(r.OnDemandHits, 1))
 	return []row{
-		ratioRow(fmt.Sprintf("token within 100 ms, after the first of a warm window%s (%d requests, %d first)", label, after, r.FirstOfWindow),
-			fmt.Sprintf("%.2f%%", share), fmt.Sprintf("%.2f%%", od), "generate on demand", share, od, "≥ 99.9%", share >= 99.9),
-		ratioRow("token within 100 ms, all requests"+label, fmt.Sprintf("%.2f%%", pct(r.Hits, r.Requests)), fmt.Sprintf("%.2f%%", od), "generate on demand", pct(r.Hits, r.Requests), od, "", true),
-		ratioRow("answer p99 (token or error), after the first of a warm window; simulated, add the socket round trip"+label, ms(r.P99AfterFirst), ms(r.OnDemandP99), "generate on demand", r.P99AfterFirst.Seconds(), r.OnDemandP99.Seconds(), "", true),
-		ratioRow("answer p99 (token or error), all requests"+label, ms(r.P99), ms(r.OnDemandP99), "generate on demand", r.P99.Seconds(), r.OnDemandP99.Seconds(), "", true),
-		ratioRow("tokens generated per token served"+label, fmt.Sprintf("%.2f (%d/%d)", perServed, r.Generated, r.Served), fmt.Sprintf("%.2f", odPer), "generate on demand", perServed, odPer, "≤ 1.2", perServed <= 1.2),
+		ratioRow(fmt.Sprintf("token within 100 ms, all requests, with the hold (%d requests in %d turns)", r.Requests, r.Turns),
+			fmt.Sprintf("%.2f%%", r.HitRate()), fmt.Sprintf("%.2f%%", od), "generate on demand", r.HitRate(), od, "≥ 99.9%", r.HitRate() >= 99.9),
+		ratioRow("token within 100 ms, first request of a turn", fmt.Sprintf("%.2f%%", r.FirstHitRate()), fmt.Sprintf("%.2f%%", od), "generate on demand", r.FirstHitRate(), od, "", true),
+		ratioRow(fmt.Sprintf("latency the hold adds at turn start, mean (p99 %s, max %s; %d of %d holds reached the %s bound)", ms(r.HoldP99), ms(r.HoldMax), r.HoldBound, r.Turns, HoldBound),
+			ms(r.HoldMean), "", "", 0, 0, "≤ 50 ms", r.HoldMean <= 50*time.Millisecond),
+		ratioRow("answer p99 (token or error); simulated, add the socket round trip", ms(r.P99), ms(r.OnDemandP99), "generate on demand", r.P99.Seconds(), r.OnDemandP99.Seconds(), "", true),
+		ratioRow("tokens generated per token served", fmt.Sprintf("%.2f (%d/%d)", r.PerServed(), r.Generated, r.Served), fmt.Sprintf("%.2f", odPer), "generate on demand", r.PerServed(), odPer, "≤ 2.5", r.PerServed() <= 2.5),
 	}
 }
 
-func printVariants(w io.Writer, hours int) {
+// printPareto prints, for each token lifetime, the pool settings worth
+// choosing between: the hit rate, the hold's added latency and the tokens
+// made per token served.
+func printPareto(w io.Writer, hours int) {
 	type v struct {
 		name string
-		cfg  poolsim.Config
+		set  func(*poolsim.Config)
 	}
 	vs := []v{
-		{"defaults (prefetch 2, max age 20s, warm window 10m)", poolsim.Config{}},
-		{"prefetch 3", poolsim.Config{Size: 3}},
-		{"prefetch 4", poolsim.Config{Size: 4}},
-		{"prefetch 1", poolsim.Config{Size: 1}},
-		{"warm window 5m", poolsim.Config{WarmWindow: 5 * time.Minute}},
-		{"warm window 2m", poolsim.Config{WarmWindow: 2 * time.Minute}},
-		{"warm window 60s", poolsim.Config{WarmWindow: time.Minute}},
-		{"warm window 30s", poolsim.Config{WarmWindow: 30 * time.Second}},
-		{"max age 60s (if Apple allowed it)", poolsim.Config{MaxAge: time.Minute}},
-		{"max age 2m (if Apple allowed it)", poolsim.Config{MaxAge: 2 * time.Minute}},
-		{"max age 5m (if Apple allowed it)", poolsim.Config{MaxAge: 5 * time.Minute}},
-		{"max age 2m, warm window 2m", poolsim.Config{MaxAge: 2 * time.Minute, WarmWindow: 2 * time.Minute}},
+		{"1 ready between turns, 2 in a turn (warm size 1, prefetch 2)", func(c *poolsim.Config) { c.WarmSize, c.Size = 1, 2 }},
+		{"2 between turns, 2 in a turn (warm size 2, prefetch 2)", func(c *poolsim.Config) { c.WarmSize, c.Size = 2, 2 }},
+		{"1 between turns, 3 in a turn (warm size 1, prefetch 3)", func(c *poolsim.Config) { c.WarmSize, c.Size = 1, 3 }},
+		{"1 between turns for 1 min (warm size 1, warm window 1m)", func(c *poolsim.Config) { c.WarmSize, c.Size, c.WarmWindow = 1, 2, time.Minute }},
 	}
-	fmt.Fprintf(w, "\n| pool settings (%d simulated hours, seed 7) | token within 100 ms, after the first of a warm window | all requests | first of a window | generated/served |\n|---|---|---|---|---|\n", hours)
-	for _, x := range vs {
-		x.cfg.Hours, x.cfg.Seed = hours, 7
-		r, err := poolsim.Run(x.cfg)
+	fmt.Fprintf(w, "\n| max age | pool settings (warm window 2m unless named; %d simulated hours, seed 7) | token within 100 ms, all requests | first of a turn | hold mean / p99 | generated/served |\n|---|---|---|---|---|---|\n", hours)
+	for _, age := range []time.Duration{20 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute} {
+		for _, x := range vs {
+			cfg := simDefaults(hours)
+			cfg.MaxAge = age
+			x.set(&cfg)
+			r, err := poolsim.Run(cfg)
+			check(err)
+			fmt.Fprintf(w, "| %s | %s | %.2f%% | %.2f%% | %s / %s | %.2f |\n", age, x.name, r.HitRate(), r.FirstHitRate(),
+				ms(r.HoldMean), ms(r.HoldP99), r.PerServed())
+		}
+	}
+	fmt.Fprintf(w, "\n| client (max age 20s, defaults otherwise) | token within 100 ms, all requests | first of a turn | hold mean / p99 | generated/served |\n|---|---|---|---|---|\n")
+	for _, c := range []struct {
+		name string
+		cfg  poolsim.Config
+	}{
+		{"turn signals and the hold (the stdio bridge; a socket client using attestation/warm with turn and wait)", simDefaults(hours)},
+		{"turn signals, no hold", poolsim.Config{Turns: true, Hours: hours, Seed: 7}},
+		{"a warm-up hint at each turn/start, no turn signals", poolsim.Config{WarmHints: true, Hours: hours, Seed: 7}},
+		{"requests only", poolsim.Config{Hours: hours, Seed: 7}},
+	} {
+		r, err := poolsim.Run(c.cfg)
 		check(err)
-		fmt.Fprintf(w, "| %s | %.2f%% | %.2f%% | %d of %d | %.2f |\n", x.name,
-			pct(r.HitsAfterFirst, r.Requests-r.FirstOfWindow), pct(r.Hits, r.Requests), r.FirstOfWindow, r.Requests,
-			float64(r.Generated)/float64(max(r.Served, 1)))
+		fmt.Fprintf(w, "| %s | %.2f%% | %.2f%% | %s / %s | %.2f |\n", c.name, r.HitRate(), r.FirstHitRate(), ms(r.HoldMean), ms(r.HoldP99), r.PerServed())
 	}
 }
 
@@ -385,28 +409,35 @@ func pipe() (*os.File, *os.File) {
 
 type binaries struct {
 	attestd, fdecho string
-	darwin          map[string][2]string // arch → attestd, fdecho
 }
 
-func buildAll(tmp string) binaries {
-	b := binaries{darwin: map[string][2]string{}}
-	build := func(goos, goarch, pkg, out string) string {
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
-		if o, err := cmd.CombinedOutput(); err != nil {
-			check(fmt.Errorf("build %s for %s/%s: %v\n%s", pkg, goos, goarch, err, o))
-		}
-		return out
+func build(goos, goarch, pkg, out string) string {
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
+	if o, err := cmd.CombinedOutput(); err != nil {
+		check(fmt.Errorf("build %s for %s/%s: %v\n%s", pkg, goos, goarch, err, o))
 	}
-	b.attestd = build(runtime.GOOS, runtime.GOARCH, "./cmd/attestd", filepath.Join(tmp, "attestd"))
-	b.fdecho = build(runtime.GOOS, runtime.GOARCH, "./test/bench/fdecho", filepath.Join(tmp, "fdecho"))
+	return out
+}
+
+// buildHost builds attestd and fdecho for this machine.
+func buildHost(tmp string) binaries {
+	return binaries{
+		attestd: build(runtime.GOOS, runtime.GOARCH, "./cmd/attestd", filepath.Join(tmp, "attestd")),
+		fdecho:  build(runtime.GOOS, runtime.GOARCH, "./test/bench/fdecho", filepath.Join(tmp, "fdecho")),
+	}
+}
+
+// buildDarwin builds both for each Mac architecture: arch → attestd, fdecho.
+func buildDarwin(tmp string) map[string][2]string {
+	d := map[string][2]string{}
 	for _, arch := range []string{"arm64", "amd64"} {
-		b.darwin[arch] = [2]string{
+		d[arch] = [2]string{
 			build("darwin", arch, "./cmd/attestd", filepath.Join(tmp, "attestd-darwin-"+arch)),
 			build("darwin", arch, "./test/bench/fdecho", filepath.Join(tmp, "fdecho-darwin-"+arch)),
 		}
 	}
-	return b
+	return d
 }
 
 // startOnce execs bin with a listening socket as fd 3, as launchd socket
@@ -484,10 +515,10 @@ func startup(tmp string, b binaries, n int) []row {
 	return rows
 }
 
-func sizes(b binaries) []row {
+func sizes(darwin map[string][2]string) []row {
 	var rows []row
 	for _, arch := range []string{"arm64", "amd64"} {
-		a, e := fileSize(b.darwin[arch][0]), fileSize(b.darwin[arch][1])
+		a, e := fileSize(darwin[arch][0]), fileSize(darwin[arch][1])
 		rows = append(rows, ratioRow("binary size, darwin/"+arch+" (-trimpath -s -w)", mib(a), mib(e), "fdecho", float64(a), float64(e), "", true))
 	}
 	return rows
@@ -518,7 +549,11 @@ func ratioRow(figure, value, base, baseName string, v, b float64, target string,
 func printTable(w io.Writer, rows []row) {
 	fmt.Fprintf(w, "| figure | attestd | baseline | ratio | target | |\n|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(w, "| %s | %s | %s: %s | %s | %s | %s |\n", r.figure, r.value, r.baseName, r.base, r.ratio, r.target, r.verdict)
+		base := ""
+		if r.baseName != "" {
+			base = r.baseName + ": " + r.base
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", r.figure, r.value, base, r.ratio, r.target, r.verdict)
 	}
 }
 

@@ -1,16 +1,21 @@
 // Package poolsim runs the real token pool on a fake clock against a
 // provider with DeviceCheck-like latency and a codex-like request pattern,
 // hours of it in seconds, and reports how many requests got a token within
-// the app-server's budget. attestd-bench (test/bench) prints its figures;
-// it lives under bridge/ because the fake clock is internal to bridge.
+// the app-server's budget, what the stdio bridge's hold added at the start
+// of each turn, and how many tokens were made for each one served.
+// attestd-bench (test/bench) prints its figures; it lives under bridge/
+// because the fake clock is internal to bridge.
 //
 // Time moves only when every goroutine of the pool, the provider and the
-// simulated requests is blocked: Run reads their states from
-// runtime.Stack, because the pool offers no idle hook outside its package.
+// simulated clients is blocked: Run reads their states from runtime.Stack,
+// because the pool offers no idle hook outside its package. Every event
+// has a fixed place in the order (time, kind, turn, request), so a seed
+// gives one result however the goroutines are scheduled.
 package poolsim
 
 import (
 	"bytes"
+	"container/heap"
 	"context"
 	"fmt"
 	"math"
@@ -26,34 +31,66 @@ import (
 	"github.com/attestd/attestd/bridge/server"
 )
 
-// Config is the pool configuration and the length of one simulation. Zero
-// pool fields take the pool's defaults.
+// Config is the pool configuration, how the client signals demand, and
+// the length of one simulation. Zero pool fields take the pool's
+// defaults.
 type Config struct {
-	Size               int
-	MaxAge, WarmWindow time.Duration
-	// Hours of requests to simulate; zero means 8.
+	Size, WarmSize            int
+	MaxAge, WarmWindow        time.Duration
+	BusyWindow                time.Duration
+	RefreshAhead, ReadyMargin time.Duration
+	TurnTimeout               time.Duration
+	// Turns makes the client signal turns as the stdio bridge does:
+	// TurnStarted when the client sends turn/start, TurnCompleted when the
+	// app-server sends turn/completed. Without it the client only sends
+	// requests (and a warm-up hint at each turn start when WarmHints).
+	Turns     bool
+	WarmHints bool
+	// Hold is the bridge's bound on holding turn/start until a token is
+	// ready (WaitReady); zero forwards it at once.
+	Hold time.Duration
+	// Hours of turns to simulate; zero means 8.
 	Hours int
 	Seed  uint64
 }
 
 // Result is what one simulation measured.
 type Result struct {
-	Requests int
-	// FirstOfWindow counts requests that found the pool cold: the first
-	// after more than a warm window without requests.
-	FirstOfWindow int
+	Requests, Turns int
 	// Hits counts requests answered with a token within Budget;
-	// HitsAfterFirst leaves out the first of each warm window.
-	Hits, HitsAfterFirst int
-	// P50 and P99 are the times to an answer, a token or an error;
-	// P99AfterFirst leaves out the first of each warm window.
-	P50, P99, P99AfterFirst time.Duration
-	Generated, Served       uint64
-	Expired                 uint64
+	// FirstHits counts those that were the first of their turn.
+	Hits, FirstHits int
+	// P50 and P99 are the times from a request to its answer, a token or
+	// an error.
+	P50, P99 time.Duration
+	// HoldMean, HoldP99 and HoldMax are the latency the hold added at
+	// the start of each turn (zero without a hold); HoldBound counts the
+	// holds that ended at the bound, HoldError those that ended on an
+	// error.
+	HoldMean, HoldP99, HoldMax time.Duration
+	HoldBound, HoldError       int
+	Generated, Served, Expired uint64
 	// OnDemandHits and OnDemandP99 are the baseline: no pool, one
 	// generation per request when it arrives, with the same latencies.
 	OnDemandHits int
 	OnDemandP99  time.Duration
+}
+
+// HitRate is the share of all requests answered with a token in time, in
+// percent.
+func (r Result) HitRate() float64 { return pct(r.Hits, r.Requests) }
+
+// FirstHitRate is HitRate for the first request of each turn.
+func (r Result) FirstHitRate() float64 { return pct(r.FirstHits, r.Turns) }
+
+// PerServed is tokens generated per token served.
+func (r Result) PerServed() float64 { return float64(r.Generated) / float64(max(r.Served, 1)) }
+
+func pct(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * float64(a) / float64(b)
 }
 
 // Budget is how long the app-server waits for attestation/generate.
@@ -71,27 +108,45 @@ func latency(rng *rand.Rand) time.Duration {
 	return time.Duration(300 * float64(time.Millisecond) * math.Exp(0.5*rng.NormFloat64()))
 }
 
-// arrivals returns a codex-like request pattern: turns of 1–4 requests
-// 0.5–8 s apart (a model call, a tool run, the next model call), turns
-// 10–120 s apart, and after 8% of turns an idle gap of 3–30 minutes.
-func arrivals(rng *rand.Rand, hours int) []time.Time {
-	var out []time.Time
+// turn is one codex turn: the client's turn/start at start, requests at
+// offsets from the moment turn/start reaches the app-server, and the
+// app-server's turn/completed complete after the last request.
+type turn struct {
+	start    time.Time
+	offsets  []time.Duration
+	complete time.Duration
+}
+
+// turns returns a codex-like pattern: turns of 1–4 requests 0.5–8 s apart
+// (a model call, a tool run, the next model call), turns 10–120 s apart,
+// and after 8% of turns an idle gap of 3–30 minutes. The first request
+// comes 5–50 ms after turn/start reaches the app-server, and
+// turn/completed 0.5–5 s after the last request (the answer streaming).
+func turns(rng, extra *rand.Rand, hours int) []turn {
+	var out []turn
 	t := simEpoch
 	end := simEpoch.Add(time.Duration(hours) * time.Hour)
-	between := func(lo, hi time.Duration) time.Duration {
-		return lo + time.Duration(rng.Float64()*float64(hi-lo))
+	between := func(r *rand.Rand, lo, hi time.Duration) time.Duration {
+		return lo + time.Duration(r.Float64()*float64(hi-lo))
 	}
 	for t.Before(end) {
+		tu := turn{start: t}
+		first := between(extra, 5*time.Millisecond, 50*time.Millisecond)
+		off := first
 		for i, n := 0, 1+rng.IntN(4); i < n; i++ {
 			if i > 0 {
-				t = t.Add(between(500*time.Millisecond, 8*time.Second))
+				gap := between(rng, 500*time.Millisecond, 8*time.Second)
+				off += gap
+				t = t.Add(gap)
 			}
-			out = append(out, t)
+			tu.offsets = append(tu.offsets, off)
 		}
+		tu.complete = between(extra, 500*time.Millisecond, 5*time.Second)
+		out = append(out, tu)
 		if rng.Float64() < 0.08 {
-			t = t.Add(between(3*time.Minute, 30*time.Minute))
+			t = t.Add(between(rng, 3*time.Minute, 30*time.Minute))
 		} else {
-			t = t.Add(between(10*time.Second, 120*time.Second))
+			t = t.Add(between(rng, 10*time.Second, 120*time.Second))
 		}
 	}
 	return out
@@ -120,6 +175,46 @@ func (p *simProvider) Generate(ctx context.Context) ([]byte, error) {
 	}
 }
 
+// Event kinds, in the order they run at one instant.
+const (
+	evCancel   = iota // a request's deadline or a hold's bound
+	evComplete        // turn/completed
+	evStart           // turn/start from the client
+	evRequest         // attestation/generate from the app-server
+)
+
+type event struct {
+	at        time.Time
+	kind      int
+	turn, req int
+}
+
+func (a event) less(b event) bool {
+	if !a.at.Equal(b.at) {
+		return a.at.Before(b.at)
+	}
+	if a.kind != b.kind {
+		return a.kind < b.kind
+	}
+	if a.turn != b.turn {
+		return a.turn < b.turn
+	}
+	return a.req < b.req
+}
+
+type events []event
+
+func (e events) Len() int           { return len(e) }
+func (e events) Less(i, j int) bool { return e[i].less(e[j]) }
+func (e events) Swap(i, j int)      { e[i], e[j] = e[j], e[i] }
+func (e *events) Push(x any)        { *e = append(*e, x.(event)) }
+func (e *events) Pop() any {
+	old := *e
+	x := old[len(old)-1]
+	*e = old[:len(old)-1]
+	return x
+}
+
 type simRequest struct {
 	arrival time.Time
 	first   bool
@@ -129,7 +224,46 @@ type simRequest struct {
 	took    time.Duration
 }
 
-// Run simulates cfg.Hours of requests against a pool configured by cfg.
+type simTurn struct {
+	turn
+	forwarded  time.Time // when turn/start reached the app-server
+	hold       time.Duration
+	holdCancel context.CancelFunc
+	holdEnd    int // 0 ready, 1 bound, 2 error
+	reqs       []*simRequest
+}
+
+// sim is one run's state.
+type sim struct {
+	cfg   Config
+	clk   *clock.Fake
+	p     *pool.Pool
+	mu    sync.Mutex // guards q and the records below
+	q     events
+	turns []*simTurn
+	wg    sync.WaitGroup
+	stack []byte
+}
+
+func (s *sim) schedule(e event) {
+	s.mu.Lock()
+	heap.Push(&s.q, e)
+	s.mu.Unlock()
+}
+
+// settle waits until every goroutine of the simulation is blocked.
+func (s *sim) settle() error {
+	limit := time.Now().Add(10 * time.Second)
+	for !quiescent(&s.stack) {
+		if time.Now().After(limit) {
+			return fmt.Errorf("simulation did not settle:\n%s", s.stack)
+		}
+		runtime.Gosched()
+	}
+	return nil
+}
+
+// Run simulates cfg.Hours of turns against a pool configured by cfg.
 func Run(cfg Config) (Result, error) {
 	seed := cfg.Seed
 	if cfg.Hours == 0 {
@@ -138,140 +272,187 @@ func Run(cfg Config) (Result, error) {
 	clk := clock.NewFake(simEpoch.Add(-time.Hour))
 	rng := rand.New(rand.NewPCG(seed, 1))
 	jitter := rand.New(rand.NewPCG(seed, 2))
-	arr := arrivals(rand.New(rand.NewPCG(seed, 3)), cfg.Hours)
+	pattern := turns(rand.New(rand.NewPCG(seed, 3)), rand.New(rand.NewPCG(seed, 5)), cfg.Hours)
 	prov := &simProvider{clk: clk, rng: rng}
 	p := pool.New(pool.Config{
-		Provider: prov, Size: cfg.Size, MaxAge: cfg.MaxAge, WarmWindow: cfg.WarmWindow,
+		Provider: prov, Size: cfg.Size, WarmSize: cfg.WarmSize, MaxAge: cfg.MaxAge, WarmWindow: cfg.WarmWindow,
+		BusyWindow: cfg.BusyWindow, RefreshAhead: cfg.RefreshAhead, ReadyMargin: cfg.ReadyMargin, TurnTimeout: cfg.TurnTimeout,
 		GenerateTimeout: time.Hour, // the fake latencies end first; real time must not interfere
 		Clock:           clk, Jitter: jitter.Float64,
 	})
 	defer p.Close()
-
-	var mu sync.Mutex
-	var reqs []*simRequest
-	var wg sync.WaitGroup
-	deadline := server.DefaultDeadline // what the daemon gives each request
-	stack := make([]byte, 1<<20)
-	settle := func() error {
-		limit := time.Now().Add(10 * time.Second)
-		for !quiescent(&stack) {
-			if time.Now().After(limit) {
-				return fmt.Errorf("simulation did not settle:\n%s", stack)
-			}
-			runtime.Gosched()
-		}
-		return nil
+	s := &sim{cfg: cfg, clk: clk, p: p, stack: make([]byte, 1<<20)}
+	for i, tu := range pattern {
+		s.turns = append(s.turns, &simTurn{turn: tu})
+		heap.Push(&s.q, event{at: tu.start, kind: evStart, turn: i})
 	}
-	next := 0
-	for next < len(arr) || pending(&mu, reqs) {
-		// The next event: an arrival, a request's deadline or a timer.
-		at := time.Time{}
-		if next < len(arr) {
-			at = arr[next]
+	if err := s.run(); err != nil {
+		return Result{}, err
+	}
+	s.wg.Wait()
+	return s.result(p.Status(), seed), nil
+}
+
+func (s *sim) run() error {
+	deadline := server.DefaultDeadline // what the daemon gives each request
+	for {
+		s.mu.Lock()
+		var at time.Time
+		if len(s.q) > 0 {
+			at = s.q[0].at
 		}
-		mu.Lock()
-		for _, r := range reqs {
-			if !r.done {
-				if d := r.arrival.Add(deadline); at.IsZero() || d.Before(at) {
-					at = d
-				}
-			}
-		}
-		mu.Unlock()
-		if t, ok := clk.NextTimer(); ok && (at.IsZero() || t.Before(at)) {
+		s.mu.Unlock()
+		if t, ok := s.clk.NextTimer(); ok && (at.IsZero() || t.Before(at)) {
 			at = t
 		}
 		if at.IsZero() {
-			break
+			return nil
 		}
-		clk.Set(at)
-		if err := settle(); err != nil {
-			return Result{}, err
+		s.clk.Set(at)
+		if err := s.settle(); err != nil {
+			return err
 		}
-		mu.Lock()
-		for _, r := range reqs {
-			if !r.done && !clk.Now().Before(r.arrival.Add(deadline)) {
-				r.cancel()
+		for {
+			s.mu.Lock()
+			if len(s.q) == 0 || s.q[0].at.After(s.clk.Now()) {
+				s.mu.Unlock()
+				break
 			}
-		}
-		mu.Unlock()
-		if err := settle(); err != nil {
-			return Result{}, err
-		}
-		for next < len(arr) && !arr[next].After(clk.Now()) {
-			ctx, cancel := context.WithCancel(context.Background())
-			r := &simRequest{arrival: arr[next], first: !p.Status().Warm, cancel: cancel}
-			mu.Lock()
-			reqs = append(reqs, r)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := p.Token(ctx)
-				took := clk.Now().Sub(r.arrival)
-				mu.Lock()
-				r.done, r.token, r.took = true, err == nil, took
-				mu.Unlock()
-			}()
-			next++
-			if err := settle(); err != nil {
-				return Result{}, err
+			e := heap.Pop(&s.q).(event)
+			s.mu.Unlock()
+			s.do(e, deadline)
+			if err := s.settle(); err != nil {
+				return err
 			}
 		}
 	}
-	wg.Wait()
-	for _, r := range reqs {
-		r.cancel()
-	}
+}
 
-	res := Result{Requests: len(reqs)}
-	var took, warm []time.Duration
-	for _, r := range reqs {
-		took = append(took, r.took)
-		if !r.first {
-			warm = append(warm, r.took)
+// do runs one event.
+func (s *sim) do(e event, deadline time.Duration) {
+	tu := s.turns[e.turn]
+	now := s.clk.Now()
+	switch e.kind {
+	case evCancel:
+		if e.req < 0 {
+			tu.holdCancel()
+		} else {
+			tu.reqs[e.req].cancel()
 		}
-		if r.first {
-			res.FirstOfWindow++
+	case evComplete:
+		if s.cfg.Turns {
+			s.p.TurnCompleted()
 		}
-		if r.token && r.took <= Budget {
-			res.Hits++
-			if !r.first {
-				res.HitsAfterFirst++
+	case evStart:
+		if s.cfg.Turns {
+			s.p.TurnStarted()
+		}
+		if s.cfg.Hold <= 0 {
+			if s.cfg.WarmHints || s.cfg.Turns {
+				s.p.Warm()
+			}
+			s.forward(e.turn, now)
+			return
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		tu.holdCancel = cancel
+		s.schedule(event{at: now.Add(s.cfg.Hold), kind: evCancel, turn: e.turn, req: -1})
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			err := s.p.WaitReady(ctx)
+			end := s.clk.Now()
+			s.mu.Lock()
+			switch {
+			case err == nil:
+			case ctx.Err() != nil:
+				tu.holdEnd = 1
+			default:
+				tu.holdEnd = 2
+			}
+			s.mu.Unlock()
+			s.forward(e.turn, end)
+		}()
+	case evRequest:
+		ctx, cancel := context.WithCancel(context.Background())
+		r := &simRequest{arrival: now, first: e.req == 0, cancel: cancel}
+		s.mu.Lock()
+		tu.reqs[e.req] = r
+		s.mu.Unlock()
+		s.schedule(event{at: now.Add(deadline), kind: evCancel, turn: e.turn, req: e.req})
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_, err := s.p.Token(ctx)
+			took := s.clk.Now().Sub(r.arrival)
+			s.mu.Lock()
+			r.done, r.token, r.took = true, err == nil, took
+			s.mu.Unlock()
+			cancel()
+		}()
+	}
+}
+
+// forward passes turn/start to the app-server at t: its requests and
+// turn/completed follow.
+func (s *sim) forward(i int, t time.Time) {
+	tu := s.turns[i]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tu.forwarded = t
+	tu.hold = t.Sub(tu.start)
+	tu.reqs = make([]*simRequest, len(tu.offsets))
+	for j, off := range tu.offsets {
+		heap.Push(&s.q, event{at: t.Add(off), kind: evRequest, turn: i, req: j})
+	}
+	heap.Push(&s.q, event{at: t.Add(tu.offsets[len(tu.offsets)-1] + tu.complete), kind: evComplete, turn: i})
+}
+
+func (s *sim) result(st pool.Status, seed uint64) Result {
+	res := Result{Turns: len(s.turns)}
+	var took, holds []time.Duration
+	var holdSum time.Duration
+	for _, tu := range s.turns {
+		holds = append(holds, tu.hold)
+		holdSum += tu.hold
+		switch tu.holdEnd {
+		case 1:
+			res.HoldBound++
+		case 2:
+			res.HoldError++
+		}
+		for _, r := range tu.reqs {
+			res.Requests++
+			took = append(took, r.took)
+			if r.token && r.took <= Budget {
+				res.Hits++
+				if r.first {
+					res.FirstHits++
+				}
 			}
 		}
 	}
-	res.P50, res.P99, res.P99AfterFirst = Percentile(took, 0.50), Percentile(took, 0.99), Percentile(warm, 0.99)
-	st := p.Status()
+	res.P50, res.P99 = Percentile(took, 0.50), Percentile(took, 0.99)
+	res.HoldMean = holdSum / time.Duration(max(len(holds), 1))
+	res.HoldP99, res.HoldMax = Percentile(holds, 0.99), Percentile(holds, 1)
 	res.Generated, res.Served, res.Expired = st.Counters.Generated, st.Counters.Served, st.Counters.Expired
 
 	// The baseline: no pool, one generation per request on demand.
 	brng := rand.New(rand.NewPCG(seed, 4))
 	var od []time.Duration
-	for range reqs {
+	for range res.Requests {
 		l := latency(brng)
 		if l <= Budget {
 			res.OnDemandHits++
 		}
-		od = append(od, min(l, deadline))
+		od = append(od, min(l, server.DefaultDeadline))
 	}
 	res.OnDemandP99 = Percentile(od, 0.99)
-	return res, nil
-}
-
-func pending(mu *sync.Mutex, reqs []*simRequest) bool {
-	mu.Lock()
-	defer mu.Unlock()
-	for _, r := range reqs {
-		if !r.done {
-			return true
-		}
-	}
-	return false
+	return res
 }
 
 // quiescent reports whether every goroutine of the pool, the provider and
-// the simulated requests is blocked on a channel: nothing will happen until
+// the simulated clients is blocked on a channel: nothing will happen until
 // the fake clock moves or a request is canceled.
 func quiescent(buf *[]byte) bool {
 	for {
