@@ -3,12 +3,18 @@ package stdio
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
+
+	"github.com/attestd/attestd/bridge/internal/jsonscan"
+	"github.com/attestd/attestd/bridge/jsonrpc"
 )
 
 // Methods the bridge acts on.
 const (
-	methodInitialize = "initialize"
-	methodAttest     = "attestation/generate"
+	methodInitialize    = "initialize"
+	methodAttest        = "attestation/generate"
+	methodTurnStarted   = "turn/started"
+	methodTurnCompleted = "turn/completed"
 )
 
 // WarmMethods are the client requests after which the app-server is about
@@ -23,6 +29,27 @@ var WarmMethods = []string{
 	"turn/start",
 	"thread/compact/start",
 	"review/start",
+	"thread/realtime/start",
+}
+
+// HoldMethods are the client requests that make the app-server ask for a
+// token at once, or may: it asks for every model request (turn/start,
+// thread/compact/start, review/start), for realtime call creation, and,
+// when its Responses websockets are on, for the handshake made during
+// thread/start, thread/resume and thread/fork, before it answers them.
+// The bridge cannot see the app-server's configuration, so it holds those
+// three as if websockets were on: with them off, holding costs at most the
+// hold bound on a cold start, and the token is then ready for the turn
+// that follows. initialize is only warmed on: nothing asks for a token
+// before the client's first thread.
+var HoldMethods = []string{
+	"thread/start",
+	"thread/resume",
+	"thread/fork",
+	"turn/start",
+	"thread/compact/start",
+	"review/start",
+	"thread/realtime/start",
 }
 
 // matcher is the passthrough fast path: it decides, without parsing, that
@@ -34,11 +61,12 @@ var WarmMethods = []string{
 // of those two escapes cannot carry the name anywhere; the other lines are
 // read up to their top-level method member.
 type matcher struct {
+	names  []string
 	quoted [][]byte
 }
 
 func newMatcher(names ...string) *matcher {
-	m := &matcher{}
+	m := &matcher{names: names}
 	for _, n := range names {
 		q, _ := json.Marshal(n)
 		m.quoted = append(m.quoted, q)
@@ -51,19 +79,27 @@ var (
 	escapeSlash = []byte(`\/`)
 )
 
-// method returns the method of the message in line when it may be one of
-// m's; ok is false for a line that is certainly none of them. It reads a
-// method named first, or right after a scalar id, straight off the front
-// of the line; only other lines are searched for m's names, and only
-// those that may hold one are scanned up to their method member.
-func (m *matcher) method(line []byte) (method string, ok bool) {
-	if method, ok := leadingMethod(line); ok {
-		return method, true
+// method returns the top-level method of the message that starts with b,
+// when it is one of m's; whole says that b is the whole line. settled is
+// false when b is the start of a longer line that ends before its method
+// does. The method read is the first member so named: a line with more
+// than one is refused later by jsonrpc.Decode, when it is read whole.
+//
+// A method named first, or right after a scalar id, is read straight off
+// the front of the line; a whole line is searched for m's names first, and
+// only one that may hold one is scanned up to its method member.
+func (m *matcher) method(b []byte, whole bool) (method string, settled bool) {
+	method, settled = leadingMethod(b)
+	if !settled {
+		if whole && !m.mayMatch(b) {
+			return "", true
+		}
+		method, settled = methodOf(b, whole)
 	}
-	if !m.mayMatch(line) {
-		return "", false
+	if !slices.Contains(m.names, method) {
+		method = ""
 	}
-	return methodOf(line)
+	return method, settled
 }
 
 // mayMatch reports whether line may be a message with one of m's methods.
@@ -80,25 +116,46 @@ func (m *matcher) mayMatch(line []byte) bool {
 	return false
 }
 
-// methodOf returns the top-level method member of the JSON object in line.
-// It reads only as far as that member, so a line that names its method
-// first (as codex app-server and most clients do) costs little whatever
-// its size. ok is false when the line is not an object or has no string
-// method.
-func methodOf(line []byte) (method string, ok bool) {
-	var raw []byte
-	_, err := scanObject(line, skipSpace(line, 0), func(m member) bool {
-		if m.key == "method" {
-			raw = line[m.start:m.end]
-			return false
-		}
-		return true
-	})
-	if err != nil || len(raw) == 0 || raw[0] != '"' {
-		return "", false
+// methodOf returns the top-level method member of the JSON object that
+// starts b, reading only as far as that member. settled is false when b
+// ends first and is not the whole line; a line that is not an object, or
+// whose method is not a string, has the method "".
+func methodOf(b []byte, whole bool) (method string, settled bool) {
+	raw, settled := lookup(b, whole, "method")
+	if raw == nil {
+		return "", settled
 	}
-	method, err = decodeString(raw)
-	return method, err == nil
+	method, err := jsonscan.String(raw)
+	if err != nil {
+		return "", true
+	}
+	return method, true
+}
+
+// lookup returns the value at path (a member of a member of … the JSON
+// object that starts b), each the first member so named, or nil when there
+// is none. It reads only as far as that value. settled is false when b
+// ends first and is not the whole line.
+func lookup(b []byte, whole bool, path ...string) (raw []byte, settled bool) {
+	i := jsonscan.SkipSpace(b, 0)
+	for _, name := range path {
+		var err error
+		i, err = jsonscan.Find(b, i, name)
+		switch {
+		case err == jsonscan.ErrShort && !whole:
+			return nil, false
+		case err != nil || i < 0:
+			return nil, true
+		}
+	}
+	end, err := jsonscan.SkipValue(b, i)
+	switch {
+	case err == jsonscan.ErrShort && !whole:
+		return nil, false
+	case err != nil:
+		return nil, true
+	}
+	return b[i:end], true
 }
 
 // leadingMethod returns the method of an object whose first member is
@@ -106,42 +163,36 @@ func methodOf(line []byte) (method string, ok bool) {
 // which codex app-server and most clients write requests. ok is false for
 // any other line, which then needs a closer look.
 func leadingMethod(line []byte) (method string, ok bool) {
-	i := skipSpace(line, 0)
+	i := jsonscan.SkipSpace(line, 0)
 	if i >= len(line) || line[i] != '{' {
 		return "", false
 	}
 	for n := 0; n < 2; n++ {
-		i = skipSpace(line, i+1)
-		if i >= len(line) || line[i] != '"' {
-			return "", false
-		}
-		kEnd, err := skipString(line, i)
+		i = jsonscan.SkipSpace(line, i+1)
+		kEnd, err := jsonscan.SkipString(line, i)
 		if err != nil {
 			return "", false
 		}
-		key := line[i+1 : kEnd-1]
-		i = skipSpace(line, kEnd)
+		key := line[i:kEnd]
+		i = jsonscan.SkipSpace(line, kEnd)
 		if i >= len(line) || line[i] != ':' {
 			return "", false
 		}
-		i = skipSpace(line, i+1)
+		i = jsonscan.SkipSpace(line, i+1)
 		switch {
-		case string(key) == "method":
-			if i >= len(line) || line[i] != '"' {
-				return "", false
-			}
-			vEnd, err := skipString(line, i)
+		case jsonscan.Equal(key, "method"):
+			vEnd, err := jsonscan.SkipString(line, i)
 			if err != nil {
 				return "", false
 			}
-			method, err := decodeString(line[i:vEnd])
+			method, err := jsonscan.String(line[i:vEnd])
 			return method, err == nil
-		case string(key) == "id" && n == 0 && i < len(line) && line[i] != '{' && line[i] != '[':
-			vEnd, err := skipValue(line, i)
+		case n == 0 && jsonscan.Equal(key, "id") && i < len(line) && line[i] != '{' && line[i] != '[':
+			vEnd, err := jsonscan.SkipValue(line, i)
 			if err != nil {
 				return "", false
 			}
-			i = skipSpace(line, vEnd)
+			i = jsonscan.SkipSpace(line, vEnd)
 			if i >= len(line) || line[i] != ',' {
 				return "", false
 			}
@@ -150,4 +201,24 @@ func leadingMethod(line []byte) (method string, ok bool) {
 		}
 	}
 	return "", false
+}
+
+// request returns line read as a request or notification by the daemon's
+// decoder, whose rules (repeated names, escapes) are the app-server's; nil
+// when it is not one.
+func request(line []byte) *jsonrpc.Request {
+	msg, _, err := jsonrpc.Decode(line)
+	if err != nil {
+		return nil
+	}
+	req, _ := msg.(*jsonrpc.Request)
+	return req
+}
+
+// enough reports whether b, the start of a line, says enough about it to
+// pass the rest on unread: its method is settled, and none of m's. The
+// bridge reads a line it acts on whole (up to MaxInspect).
+func (m *matcher) enough(b []byte, whole bool) bool {
+	method, settled := m.method(b, whole)
+	return settled && method == ""
 }
