@@ -369,6 +369,26 @@ func TestEncodeDecode(t *testing.T) {
 	}
 }
 
+// requestCase is a line that decodes to a request with method and params
+// ("" when absent).
+type requestCase struct{ name, line, method, params string }
+
+func checkRequests(t *testing.T, cases []requestCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			msg, _, err := Decode([]byte(tt.line))
+			if err != nil {
+				t.Fatalf("Decode(%s): %v", tt.line, err)
+			}
+			req := msg.(*Request)
+			if req.Method != tt.method || string(req.Params) != tt.params {
+				t.Errorf("Decode(%s) = method %q params %s; want %q, %s", tt.line, req.Method, req.Params, tt.method, tt.params)
+			}
+		})
+	}
+}
+
 // Repeated member names follow codex app-server's decoder (serde's derived
 // Deserialize): a member the message is read by, named twice, makes the
 // line invalid; other members may repeat; inside params nothing is judged.
@@ -400,25 +420,12 @@ func TestDecodeRepeatedMembers(t *testing.T) {
 		})
 	}
 
-	valid := []struct {
-		name, line, method, params string
-	}{
+	valid := []requestCase{
 		{"unknown member twice", `{"id":1,"method":"m","x":1,"x":2}`, "m", ""},
 		{"repeats inside params", `{"id":1,"method":"m","params":{"a":1,"a":2}}`, "m", `{"a":1,"a":2}`},
 		{"names are case-sensitive", `{"id":1,"method":"m","Method":"x","METHOD":"y"}`, "m", ""},
 	}
-	for _, tt := range valid {
-		t.Run(tt.name, func(t *testing.T) {
-			msg, _, err := Decode([]byte(tt.line))
-			if err != nil {
-				t.Fatalf("Decode(%s): %v", tt.line, err)
-			}
-			req := msg.(*Request)
-			if req.Method != tt.method || string(req.Params) != tt.params {
-				t.Errorf("Decode(%s) = method %q params %s; want %q, %s", tt.line, req.Method, req.Params, tt.method, tt.params)
-			}
-		})
-	}
+	checkRequests(t, valid)
 
 	// Exact names in error objects too: encoding/json would take "CODE"
 	// for "code".
@@ -433,27 +440,14 @@ func TestDecodeRepeatedMembers(t *testing.T) {
 
 // Strings are compared decoded: escapes spell the same names and values.
 func TestDecodeEscapes(t *testing.T) {
-	tests := []struct {
-		name, line, method, params string
-	}{
+	tests := []requestCase{
 		{"jsonrpc escaped dot", `{"jsonrpc":"2\u002e0","id":1,"method":"m"}`, "m", ""},
 		{"jsonrpc all escaped", `{"jsonrpc":"\u0032\u002E\u0030","id":1,"method":"m"}`, "m", ""},
 		{"escaped key jsonrpc", `{"j\u0073onrpc":"2.0","id":1,"method":"m"}`, "m", ""},
 		{"escaped method key and value", `{"id":0,"m\u0065thod":"attestation\/generate"}`, "attestation/generate", ""},
 		{"escaped params key", `{"id":0,"method":"m","p\u0061rams":{"a":1}}`, "m", `{"a":1}`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			msg, _, err := Decode([]byte(tt.line))
-			if err != nil {
-				t.Fatalf("Decode(%s): %v", tt.line, err)
-			}
-			req := msg.(*Request)
-			if req.Method != tt.method || string(req.Params) != tt.params {
-				t.Errorf("Decode(%s) = method %q params %s; want %q, %s", tt.line, req.Method, req.Params, tt.method, tt.params)
-			}
-		})
-	}
+	checkRequests(t, tests)
 	for _, line := range []string{
 		`{"jsonrpc":"2.0\u0000","id":1,"method":"m"}`,
 		`{"j\u0073onrpc":"1.0","id":1,"method":"m"}`,

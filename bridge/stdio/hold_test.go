@@ -1,6 +1,7 @@
 package stdio
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,16 +79,43 @@ func (g *gate) waitEntered(t *testing.T) {
 
 const turnStart = `{"id":3,"method":"turn/start","params":{"threadId":"t-1","input":[]}}` + "\n"
 
-func TestHoldUntilTheTokenIsReady(t *testing.T) {
+// waitDone waits for Serve to return, failing with msg if it does not,
+// and fails if it returned an error.
+func (p *servePipes) waitDone(t *testing.T, msg string) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(patience):
+		t.Fatal(msg)
+	}
+}
+
+// startGated runs Serve with an hour's hold and a Source whose WaitReady
+// waits on the returned gate.
+func startGated(t *testing.T) (*gate, *readySource, *servePipes) {
 	g := newGate()
 	src := &readySource{wait: g.wait}
-	p := startServe(t, &Bridge{Source: src, Hold: time.Hour})
+	return g, src, startServe(t, &Bridge{Source: src, Hold: time.Hour})
+}
+
+// expectLine reads the next line from lr and fails unless it is want.
+func expectLine(t *testing.T, lr *bufio.Reader, want, what string) {
+	t.Helper()
+	if got := readLine(t, lr, what); got != want {
+		t.Fatalf("%s: got %.80q (%d bytes), want %.80q (%d bytes)", what, got, len(got), want, len(want))
+	}
+}
+
+func TestHoldUntilTheTokenIsReady(t *testing.T) {
+	g, src, p := startGated(t)
 	go io.WriteString(p.clientIn, turnStart)
 	g.waitEntered(t)
 	g.release <- nil
-	if got := readLine(t, p.childIn, "held turn/start"); got != turnStart {
-		t.Fatalf("child got %q, want %q", got, turnStart)
-	}
+	expectLine(t, p.childIn, turnStart, "held turn/start")
 	if g.returned.Load() != 1 {
 		t.Fatal("turn/start reached the child before the token was ready")
 	}
@@ -110,9 +138,7 @@ func TestHoldBoundReached(t *testing.T) {
 	}
 	p := startServe(t, &Bridge{Source: src, Hold: bound})
 	go io.WriteString(p.clientIn, turnStart+`{"method":"after"}`+"\n")
-	if got := readLine(t, p.childIn, "turn/start once the bound passed"); got != turnStart {
-		t.Fatalf("child got %q, want %q", got, turnStart)
-	}
+	expectLine(t, p.childIn, turnStart, "turn/start once the bound passed")
 	if got := readLine(t, p.childIn, "the line behind it"); got != `{"method":"after"}`+"\n" {
 		t.Fatalf("child got %q", got)
 	}
@@ -130,9 +156,7 @@ func TestHoldDoesNotWaitForAFailingSource(t *testing.T) {
 	}}
 	p := startServe(t, &Bridge{Source: src, Hold: time.Hour})
 	go io.WriteString(p.clientIn, turnStart)
-	if got := readLine(t, p.childIn, "turn/start"); got != turnStart {
-		t.Fatalf("child got %q, want %q", got, turnStart)
-	}
+	expectLine(t, p.childIn, turnStart, "turn/start")
 	if n := src.waits.Load(); n != 1 {
 		t.Errorf("WaitReady called %d times, want 1", n)
 	}
@@ -141,9 +165,7 @@ func TestHoldDoesNotWaitForAFailingSource(t *testing.T) {
 // Held lines and the lines behind them reach the child in order, none
 // lost, whatever their length; only the calls in HoldMethods are held.
 func TestHoldKeepsOrder(t *testing.T) {
-	g := newGate()
-	src := &readySource{wait: g.wait}
-	p := startServe(t, &Bridge{Source: src, Hold: time.Hour})
+	g, src, p := startGated(t)
 	long := `{"method":"note","params":{"pad":"` + strings.Repeat("p", 3*readBufSize) + `"}}` + "\n"
 	lines := []string{
 		`{"id":1,"method":"initialize","params":{"capabilities":{"requestAttestation":true}}}` + "\n",
@@ -172,10 +194,7 @@ func TestHoldKeepsOrder(t *testing.T) {
 		}
 	}()
 	for i, want := range lines {
-		got := readLine(t, p.childIn, fmt.Sprintf("line %d", i))
-		if got != want {
-			t.Fatalf("line %d: child got %.80q (%d bytes), want %.80q (%d bytes)", i, got, len(got), want, len(want))
-		}
+		expectLine(t, p.childIn, want, fmt.Sprintf("line %d", i))
 	}
 	if _, err := p.childIn.ReadByte(); err != io.EOF {
 		t.Errorf("after the last line: %v, want EOF", err)
@@ -191,18 +210,14 @@ func TestHoldKeepsOrder(t *testing.T) {
 // The client's EOF while a line is held: the line still reaches the
 // child, and then the EOF.
 func TestHoldThenClientEOF(t *testing.T) {
-	g := newGate()
-	src := &readySource{wait: g.wait}
-	p := startServe(t, &Bridge{Source: src, Hold: time.Hour})
+	g, _, p := startGated(t)
 	go func() {
 		io.WriteString(p.clientIn, turnStart)
 		p.clientIn.Close()
 	}()
 	g.waitEntered(t)
 	g.release <- nil
-	if got := readLine(t, p.childIn, "turn/start"); got != turnStart {
-		t.Fatalf("child got %q", got)
-	}
+	expectLine(t, p.childIn, turnStart, "turn/start")
 	if _, err := p.childIn.ReadByte(); err != io.EOF {
 		t.Errorf("after the held line: %v, want EOF", err)
 	}
@@ -211,21 +226,11 @@ func TestHoldThenClientEOF(t *testing.T) {
 // The child's output ending while a line is held ends the hold: Serve
 // returns without waiting out the bound.
 func TestHoldEndsWithTheChild(t *testing.T) {
-	g := newGate()
-	src := &readySource{wait: g.wait}
-	p := startServe(t, &Bridge{Source: src, Hold: time.Hour})
+	g, _, p := startGated(t)
 	go io.WriteString(p.clientIn, turnStart)
 	g.waitEntered(t)
 	p.childOut.Close()
-	select {
-	case err := <-p.done:
-		p.done <- err
-		if err != nil {
-			t.Fatalf("Serve: %v", err)
-		}
-	case <-time.After(patience):
-		t.Fatal("Serve did not return while a line was held")
-	}
+	p.waitDone(t, "Serve did not return while a line was held")
 	// The hold ended with the session (its context), not a release.
 	select {
 	case err := <-g.left:
@@ -240,9 +245,7 @@ func TestHoldEndsWithTheChild(t *testing.T) {
 // While a line is held, the child's output flows to the client and its
 // attestation requests are answered.
 func TestChildIsServedWhileALineIsHeld(t *testing.T) {
-	g := newGate()
-	src := &readySource{wait: g.wait}
-	p := startServe(t, &Bridge{Source: src, Hold: time.Hour})
+	g, _, p := startGated(t)
 	go io.WriteString(p.clientIn, turnStart)
 	g.waitEntered(t)
 	go io.WriteString(p.childOut, `{"method":"thread/started","params":{}}`+"\n"+`{"method":"attestation/generate","id":0,"params":{}}`+"\n")
@@ -256,18 +259,14 @@ func TestChildIsServedWhileALineIsHeld(t *testing.T) {
 		t.Fatal("the hold ended before the test released it")
 	}
 	g.release <- nil
-	if got := readLine(t, p.childIn, "turn/start"); got != turnStart {
-		t.Fatalf("child got %q", got)
-	}
+	expectLine(t, p.childIn, turnStart, "turn/start")
 }
 
 func TestHoldOff(t *testing.T) {
 	src := &readySource{wait: func(context.Context) error { return errors.New("must not be called") }}
 	p := startServe(t, &Bridge{Source: src, Hold: -1})
 	go io.WriteString(p.clientIn, turnStart)
-	if got := readLine(t, p.childIn, "turn/start"); got != turnStart {
-		t.Fatalf("child got %q", got)
-	}
+	expectLine(t, p.childIn, turnStart, "turn/start")
 	if n, w := src.waits.Load(), src.warms.Load(); n != 0 || w != 1 {
 		t.Errorf("WaitReady called %d times and Warm %d; want 0 and 1", n, w)
 	}
@@ -310,12 +309,7 @@ func TestTurnTracking(t *testing.T) {
 		}
 	}
 	p.childOut.Close()
-	select {
-	case err := <-p.done:
-		p.done <- err
-	case <-time.After(patience):
-		t.Fatal("Serve did not return")
-	}
+	p.waitDone(t, "Serve did not return")
 	// u3, u5 and u7 were open when the child's output ended.
 	if st, co := src.started.Load(), src.completed.Load(); st != 5 || co != 5 {
 		t.Errorf("at the end: %d started and %d completed, want 5 and 5", st, co)
@@ -366,15 +360,7 @@ func TestChildExitWhileAClientLineIsOnItsWay(t *testing.T) {
 		t.Fatal("the answer was not queued behind the client's line")
 	}
 	p.childOut.Close()
-	select {
-	case err := <-p.done:
-		p.done <- err
-		if err != nil {
-			t.Fatalf("Serve: %v", err)
-		}
-	case <-time.After(patience):
-		t.Fatal("Serve waited for the client to finish its line")
-	}
+	p.waitDone(t, "Serve waited for the client to finish its line")
 }
 
 // FuzzTurnID checks the reading of a turn notification's id: a whole line

@@ -17,21 +17,6 @@ const (
 	methodTurnCompleted = "turn/completed"
 )
 
-// WarmMethods are the client requests after which the app-server is about
-// to ask for a token: on each, the bridge tells its Source to have one
-// ready. The list goes beyond initialize, thread/start, thread/resume and
-// turn/start to the other calls that start model requests.
-var WarmMethods = []string{
-	methodInitialize,
-	"thread/start",
-	"thread/resume",
-	"thread/fork",
-	"turn/start",
-	"thread/compact/start",
-	"review/start",
-	"thread/realtime/start",
-}
-
 // HoldMethods are the client requests that make the app-server ask for a
 // token at once, or may: it asks for every model request (turn/start,
 // thread/compact/start, review/start), for realtime call creation, and,
@@ -40,8 +25,7 @@ var WarmMethods = []string{
 // The bridge cannot see the app-server's configuration, so it holds those
 // three as if websockets were on: with them off, holding costs at most the
 // hold bound on a cold start, and the token is then ready for the turn
-// that follows. initialize is only warmed on: nothing asks for a token
-// before the client's first thread.
+// that follows.
 var HoldMethods = []string{
 	"thread/start",
 	"thread/resume",
@@ -51,6 +35,12 @@ var HoldMethods = []string{
 	"review/start",
 	"thread/realtime/start",
 }
+
+// WarmMethods are the client requests after which the app-server is about
+// to ask for a token: on each, the bridge tells its Source to have one
+// ready. They are HoldMethods and initialize, which is only warmed on:
+// nothing asks for a token before the client's first thread.
+var WarmMethods = append([]string{methodInitialize}, HoldMethods...)
 
 // matcher is the passthrough fast path: it decides, without parsing, that
 // a line cannot be a message whose method is one of a set of names.

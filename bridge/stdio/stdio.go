@@ -28,7 +28,8 @@
 //   - Repeated names and escapes. A line is read as codex app-server reads
 //     it (serde's derived Deserialize, and a serde_json Value for params):
 //     one that names method, id or params twice is no message, so the
-//     bridge neither rewrites, warms on, holds nor answers it; inside
+//     bridge neither rewrites, warms on, holds nor answers it (nor any
+//     other line jsonrpc.Decode refuses); inside
 //     params the last of repeated keys counts, and that is the one the
 //     initialize rewrite sets. Names and strings are compared decoded,
 //     never as raw bytes. (jsonrpc.Decode applies the same rule.)

@@ -175,12 +175,12 @@ func TestBridgeProcessAnswersAttestationWithoutTheClient(t *testing.T) {
 	}
 }
 
-// A client that stops reading (closes its end of the bridge's stdout) must
-// not kill the bridge with SIGPIPE: the bridge drops the child's output
-// from then on, and still exits with the child's status once it is done.
-func TestBridgeProcessSurvivesAClientThatHangsUp(t *testing.T) {
-	cmd := exec.Command(attestdBinary(t), "bridge", "--provider", "dev", "--", "sh", "-c",
-		`echo '{"method":"ready"}'; read go; i=0; while [ $i -lt 1000 ]; do echo '{"method":"more"}'; i=$((i+1)); done; echo child-done >&2; exit 3`)
+// startBridgeCmd starts the attestd binary as "attestd bridge --provider
+// dev -- sh -c script" with pipes to its stdin and stdout; it is killed at
+// the end of the test.
+func startBridgeCmd(t *testing.T, script string) (*exec.Cmd, io.WriteCloser, io.ReadCloser, *lockedBuffer) {
+	t.Helper()
+	cmd := exec.Command(attestdBinary(t), "bridge", "--provider", "dev", "--", "sh", "-c", script)
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()
@@ -195,6 +195,15 @@ func TestBridgeProcessSurvivesAClientThatHangsUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, stdin, stdout, stderr
+}
+
+// A client that stops reading (closes its end of the bridge's stdout) must
+// not kill the bridge with SIGPIPE: the bridge drops the child's output
+// from then on, and still exits with the child's status once it is done.
+func TestBridgeProcessSurvivesAClientThatHangsUp(t *testing.T) {
+	cmd, stdin, stdout, stderr := startBridgeCmd(t,
+		`echo '{"method":"ready"}'; read go; i=0; while [ $i -lt 1000 ]; do echo '{"method":"more"}'; i=$((i+1)); done; echo child-done >&2; exit 3`)
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || line != `{"method":"ready"}`+"\n" {
 		t.Fatalf("first line %q, %v", line, err)
@@ -379,21 +388,7 @@ func TestBridgeProcessMemoryIsBoundedForA100MiBLine(t *testing.T) {
 			c.want = fmt.Sprint(len(c.input) + size + 4)
 		}
 		t.Run(c.name, func(t *testing.T) {
-			cmd := exec.Command(attestdBinary(t), "bridge", "--provider", "dev", "--", "sh", "-c", c.script)
-			stderr := &lockedBuffer{}
-			cmd.Stderr = stderr
-			stdin, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cmd.Process.Kill() })
+			cmd, stdin, stdout, stderr := startBridgeCmd(t, c.script)
 			go func() {
 				if c.input != "" {
 					io.WriteString(stdin, c.input)

@@ -122,8 +122,37 @@ type Member struct {
 // Object calls fn for each member of the object that starts at b[i], in
 // order, until fn returns false, and returns the offset of its closing
 // brace, or -1 when fn stopped it. A repeated key is passed to fn each
-// time; what it means is the caller's rule.
+// time; what it means is the caller's rule. In the start of a document,
+// fn gets a member only once its value is known to have ended.
 func Object(b []byte, i int, fn func(b []byte, m Member) bool) (int, error) {
+	return walk(b, i, nil, fn)
+}
+
+// Find returns the offset of the value of the first member named name in
+// the object that starts at b[i], without reading that value, so that it
+// works on the start of a document too: it returns ErrShort when b ends
+// before the member is found, and -1 when the object ends without it.
+func Find(b []byte, i int, name string) (int, error) {
+	at := -1
+	_, err := walk(b, i, func(m Member) bool {
+		if Equal(b[m.KeyStart:m.KeyEnd], name) {
+			at = m.Start
+			return false
+		}
+		return true
+	}, nil)
+	if err != nil || at >= 0 {
+		return at, err
+	}
+	return -1, nil
+}
+
+// walk reads the members of the object that starts at b[i]. For each it
+// calls key, when set, once the value's start is known (End unset), and
+// then, unless key said stop, skips the value and calls value, when set,
+// with the whole member. Either stops the walk by returning false, and
+// walk then returns -1; else it returns the offset of the closing brace.
+func walk(b []byte, i int, key func(m Member) bool, value func(b []byte, m Member) bool) (int, error) {
 	if i >= len(b) {
 		return 0, ErrShort
 	}
@@ -151,18 +180,23 @@ func Object(b []byte, i int, fn func(b []byte, m Member) bool) (int, error) {
 			return 0, ErrSyntax
 		}
 		i = SkipSpace(b, i+1)
-		vEnd, err := SkipValue(b, i)
-		if err != nil {
+		if i >= len(b) {
+			return 0, ErrShort
+		}
+		m.Start = i
+		if key != nil && !key(m) {
+			return -1, nil
+		}
+		if m.End, err = SkipValue(b, i); err != nil {
 			return 0, err
 		}
-		m.Start, m.End = i, vEnd
-		i = SkipSpace(b, vEnd)
+		i = SkipSpace(b, m.End)
 		if i >= len(b) && b[m.Start] != '"' && b[m.Start] != '{' && b[m.Start] != '[' {
-			// A number or literal cut short may go on: fn gets it only
-			// once it is known to have ended.
+			// A number or literal cut short may go on: value gets it
+			// only once it is known to have ended.
 			return 0, ErrShort
 		}
-		if !fn(b, m) {
+		if value != nil && !value(b, m) {
 			return -1, nil
 		}
 		if i >= len(b) {
@@ -173,63 +207,6 @@ func Object(b []byte, i int, fn func(b []byte, m Member) bool) (int, error) {
 			i = SkipSpace(b, i+1)
 		case '}':
 			return i, nil
-		default:
-			return 0, ErrSyntax
-		}
-	}
-}
-
-// Find returns the offset of the value of the first member named name in
-// the object that starts at b[i], without reading that value, so that it
-// works on the start of a document too: it returns ErrShort when b ends
-// before the member is found, and -1 when the object ends without it.
-func Find(b []byte, i int, name string) (int, error) {
-	if i >= len(b) {
-		return 0, ErrShort
-	}
-	if b[i] != '{' {
-		return 0, ErrSyntax
-	}
-	i = SkipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return -1, nil
-	}
-	for {
-		if i >= len(b) {
-			return 0, ErrShort
-		}
-		kEnd, err := SkipString(b, i)
-		if err != nil {
-			return 0, err
-		}
-		found := Equal(b[i:kEnd], name)
-		i = SkipSpace(b, kEnd)
-		if i >= len(b) {
-			return 0, ErrShort
-		}
-		if b[i] != ':' {
-			return 0, ErrSyntax
-		}
-		i = SkipSpace(b, i+1)
-		if i >= len(b) {
-			return 0, ErrShort
-		}
-		if found {
-			return i, nil
-		}
-		vEnd, err := SkipValue(b, i)
-		if err != nil {
-			return 0, err
-		}
-		i = SkipSpace(b, vEnd)
-		if i >= len(b) {
-			return 0, ErrShort
-		}
-		switch b[i] {
-		case ',':
-			i = SkipSpace(b, i+1)
-		case '}':
-			return -1, nil
 		default:
 			return 0, ErrSyntax
 		}
