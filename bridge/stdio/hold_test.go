@@ -99,7 +99,7 @@ func (p *servePipes) waitDone(t *testing.T, msg string) {
 func startGated(t *testing.T) (*gate, *readySource, *servePipes) {
 	g := newGate()
 	src := &readySource{wait: g.wait}
-	return g, src, startServe(t, &Bridge{Source: src, Hold: time.Hour})
+	return g, src, startServe(t, &Bridge{Source: src, Hold: time.Hour, Deadline: time.Hour})
 }
 
 // expectLine reads the next line from lr and fails unless it is want.
@@ -321,7 +321,7 @@ func TestTurnTracking(t *testing.T) {
 // of the line.
 func TestAnswerWaitsBehindALongClientLine(t *testing.T) {
 	queued := &logSignal{msg: "answer waits behind a client line", ch: make(chan struct{})}
-	p := startServe(t, &Bridge{Source: &fakeSource{}, Log: slog.New(slog.NewTextHandler(queued, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	p := startServe(t, &Bridge{Source: &fakeSource{}, Deadline: time.Hour, Log: slog.New(slog.NewTextHandler(queued, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	first := `{"method":"note","params":{"pad":"` + strings.Repeat("q", 2*readBufSize)
 	rest := `"}}` + "\n"
 	go io.WriteString(p.clientIn, first)
@@ -347,7 +347,7 @@ func TestAnswerWaitsBehindALongClientLine(t *testing.T) {
 
 func TestChildExitWhileAClientLineIsOnItsWay(t *testing.T) {
 	queued := &logSignal{msg: "answer waits behind a client line", ch: make(chan struct{})}
-	p := startServe(t, &Bridge{Source: &fakeSource{}, Log: slog.New(slog.NewTextHandler(queued, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	p := startServe(t, &Bridge{Source: &fakeSource{}, Deadline: time.Hour, Log: slog.New(slog.NewTextHandler(queued, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	go io.WriteString(p.clientIn, `{"method":"note","params":{"pad":"`+strings.Repeat("q", 2*readBufSize))
 	if _, err := io.ReadFull(p.childIn, make([]byte, readBufSize)); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The bridge reads a line as codex app-server does: a line that names
@@ -52,7 +53,7 @@ func TestBridgeRepeatedKeys(t *testing.T) {
 
 // Strings are compared decoded: escapes spell the same names and values.
 func TestBridgeExactStrings(t *testing.T) {
-	p := startServe(t, &Bridge{Source: &fakeSource{}})
+	p := startServe(t, &Bridge{Source: &fakeSource{}, Deadline: time.Hour})
 	for i, c := range []struct{ req, id string }{
 		{`{"jsonrpc":"2\u002e0","method":"attestation/generate","id":0}`, `0`},
 		{`{"id":"a","m\u0065thod":"attestation\/generate"}`, `"a"`},

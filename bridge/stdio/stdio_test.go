@@ -246,7 +246,9 @@ func jsonEqual(a, b any) bool {
 func TestInterceptAttestation(t *testing.T) {
 	src := &fakeSource{}
 	const n = 40
-	h := startBridge(t, &Bridge{Source: src}, "attest", fmt.Sprint("FAKE_N=", n))
+	// An hour's deadline: deadlines are TestDeadlineGivesAnError's
+	// business, and a loaded machine must not turn a token into a timeout.
+	h := startBridge(t, &Bridge{Source: src, Deadline: time.Hour}, "attest", fmt.Sprint("FAKE_N=", n))
 	got := h.recv()
 	var report struct {
 		Method string            `json:"method"`
@@ -378,7 +380,7 @@ func TestConcurrentWritesDoNotInterleave(t *testing.T) {
 		m    = 200      // client lines, sent meanwhile
 		size = 64 << 10 // bytes per client line, more than a pipe buffer
 	)
-	h := startBridge(t, &Bridge{Source: &fakeSource{}}, "attest", fmt.Sprint("FAKE_N=", n))
+	h := startBridge(t, &Bridge{Source: &fakeSource{}, Deadline: time.Hour}, "attest", fmt.Sprint("FAKE_N=", n))
 	sent := make([]string, m)
 	for i := range sent {
 		sent[i] = fmt.Sprintf(`{"method":"note","params":{"i":%d,"pad":"%s"}}`+"\n", i, strings.Repeat(string(rune('a'+i%26)), size))
@@ -611,7 +613,7 @@ func readLine(t *testing.T, lr *bufio.Reader, what string) string {
 // from the child: the app-server may have nothing more to say until the
 // client answers that line.
 func TestLineBeforeInterceptedRequestIsFlushed(t *testing.T) {
-	p := startServe(t, &Bridge{Source: &fakeSource{}})
+	p := startServe(t, &Bridge{Source: &fakeSource{}, Deadline: time.Hour})
 	const first = `{"id":7,"result":{"thread":{"id":"t-1"}}}` + "\n"
 	const req = `{"method":"attestation/generate","id":0,"params":{}}` + "\n"
 	go io.WriteString(p.childOut, first+req) // one write: one read for the bridge
