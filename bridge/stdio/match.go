@@ -3,7 +3,6 @@ package stdio
 import (
 	"bytes"
 	"encoding/json"
-	"slices"
 
 	"github.com/attestd/attestd/bridge/internal/jsonscan"
 	"github.com/attestd/attestd/bridge/jsonrpc"
@@ -77,26 +76,52 @@ var (
 //
 // A method named first, or right after a scalar id, is read straight off
 // the front of the line; a whole line is searched for m's names first, and
-// only one that may hold one is scanned up to its method member.
+// only one that may hold one is scanned up to its method member. Nothing
+// is allocated unless the method is written with escapes.
 func (m *matcher) method(b []byte, whole bool) (method string, settled bool) {
-	method, settled = leadingMethod(b)
+	tok, settled := leadingMethod(b)
 	if !settled {
 		if whole && !m.mayMatch(b) {
 			return "", true
 		}
-		method, settled = methodOf(b, whole)
+		tok, settled = methodToken(b, whole)
 	}
-	if !slices.Contains(m.names, method) {
-		method = ""
-	}
-	return method, settled
+	return m.name(tok), settled
 }
 
+// name returns the one of m's names that the JSON string token tok
+// decodes to, or "".
+func (m *matcher) name(tok []byte) string {
+	if len(tok) < 2 || tok[0] != '"' {
+		return ""
+	}
+	s := tok[1 : len(tok)-1]
+	if bytes.IndexByte(s, '\\') >= 0 {
+		decoded, err := jsonscan.String(tok)
+		if err != nil {
+			return ""
+		}
+		s = []byte(decoded)
+	}
+	for _, n := range m.names {
+		if string(s) == n {
+			return n
+		}
+	}
+	return ""
+}
+
+var quotedMethod = []byte(`"method"`)
+
 // mayMatch reports whether line may be a message with one of m's methods.
-// False means it certainly is not.
+// False means it certainly is not: it names neither "method" nor one of
+// m's names in quotes, and has no escape that could spell them.
 func (m *matcher) mayMatch(line []byte) bool {
 	if bytes.IndexByte(line, '\\') >= 0 && (bytes.Contains(line, escapeU) || bytes.Contains(line, escapeSlash)) {
 		return true
+	}
+	if !bytes.Contains(line, quotedMethod) {
+		return false
 	}
 	for _, q := range m.quoted {
 		if bytes.Contains(line, q) {
@@ -106,16 +131,26 @@ func (m *matcher) mayMatch(line []byte) bool {
 	return false
 }
 
-// methodOf returns the top-level method member of the JSON object that
-// starts b, reading only as far as that member. settled is false when b
-// ends first and is not the whole line; a line that is not an object, or
-// whose method is not a string, has the method "".
-func methodOf(b []byte, whole bool) (method string, settled bool) {
+// methodToken returns the string token of the top-level method member of
+// the JSON object that starts b, reading only as far as that member.
+// settled is false when b ends first and is not the whole line; tok is
+// nil for a line that is not an object or has no string method.
+func methodToken(b []byte, whole bool) (tok []byte, settled bool) {
 	raw, settled := lookup(b, whole, "method")
-	if raw == nil {
+	if len(raw) == 0 || raw[0] != '"' {
+		return nil, settled
+	}
+	return raw, true
+}
+
+// methodOf returns the top-level method of the JSON object that starts b,
+// decoded, as methodToken finds it.
+func methodOf(b []byte, whole bool) (method string, settled bool) {
+	tok, settled := methodToken(b, whole)
+	if tok == nil {
 		return "", settled
 	}
-	method, err := jsonscan.String(raw)
+	method, err := jsonscan.String(tok)
 	if err != nil {
 		return "", true
 	}
@@ -148,49 +183,49 @@ func lookup(b []byte, whole bool, path ...string) (raw []byte, settled bool) {
 	return b[i:end], true
 }
 
-// leadingMethod returns the method of an object whose first member is
-// "method", or whose first is "id" and second "method", the shapes in
+// leadingMethod returns the method token of an object whose first member
+// is "method", or whose first is "id" and second "method", the shapes in
 // which codex app-server and most clients write requests. ok is false for
-// any other line, which then needs a closer look.
-func leadingMethod(line []byte) (method string, ok bool) {
+// any other line, which then needs a closer look, and for a method that
+// is not a string.
+func leadingMethod(line []byte) (tok []byte, ok bool) {
 	i := jsonscan.SkipSpace(line, 0)
 	if i >= len(line) || line[i] != '{' {
-		return "", false
+		return nil, false
 	}
 	for n := 0; n < 2; n++ {
 		i = jsonscan.SkipSpace(line, i+1)
 		kEnd, err := jsonscan.SkipString(line, i)
 		if err != nil {
-			return "", false
+			return nil, false
 		}
 		key := line[i:kEnd]
 		i = jsonscan.SkipSpace(line, kEnd)
 		if i >= len(line) || line[i] != ':' {
-			return "", false
+			return nil, false
 		}
 		i = jsonscan.SkipSpace(line, i+1)
 		switch {
 		case jsonscan.Equal(key, "method"):
 			vEnd, err := jsonscan.SkipString(line, i)
 			if err != nil {
-				return "", false
+				return nil, false
 			}
-			method, err := jsonscan.String(line[i:vEnd])
-			return method, err == nil
+			return line[i:vEnd], true
 		case n == 0 && jsonscan.Equal(key, "id") && i < len(line) && line[i] != '{' && line[i] != '[':
 			vEnd, err := jsonscan.SkipValue(line, i)
 			if err != nil {
-				return "", false
+				return nil, false
 			}
 			i = jsonscan.SkipSpace(line, vEnd)
 			if i >= len(line) || line[i] != ',' {
-				return "", false
+				return nil, false
 			}
 		default:
-			return "", false
+			return nil, false
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // request returns line read as a request or notification by the daemon's

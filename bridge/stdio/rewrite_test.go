@@ -96,7 +96,9 @@ func TestMatcherAndMethodOf(t *testing.T) {
 		{`{"id":3,"result":{"ok":true}}`, false, "", false},
 		{`{"method":"x","params":{"s":"\u001b[0m"}}`, true, "x", true},
 		{`{"method":"x","params":{"s":"C:\\Users"}}`, false, "", false},
-		{`not json "attestation/generate"`, true, "", false},
+		{`not json "attestation/generate"`, false, "", false},
+		{`{"id":3,"result":{"text":"\"attestation/generate\""}}`, false, "", false},
+		{`not json "method" "attestation/generate"`, true, "", false},
 	}
 	for _, c := range cases {
 		if got := m.mayMatch([]byte(c.line)); got != c.may {
