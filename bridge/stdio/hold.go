@@ -9,13 +9,14 @@ import (
 )
 
 // DefaultHold bounds how long a line is held for a token when Bridge.Hold
-// is zero. A DeviceCheck token takes about 300 ms to make (the simulation
-// in bridge/pool/poolsim draws a log-normal with a 300 ms median, which
-// 500 ms covers in about 85 of 100 cold starts); a hold longer than half
-// a second would be felt when a turn starts, and the source has usually
-// been warming since the thread started. Provisional: the pool's
-// simulation sets the final figure (BENCHMARKS.md).
-const DefaultHold = 500 * time.Millisecond
+// is zero. A DeviceCheck token takes about 300 ms to make (the pool's
+// simulation, bridge/pool/poolsim, draws a log-normal with a 300 ms
+// median), and 1 s covers 99% of such latencies. In that simulation's
+// codex-like traffic a 1 s bound serves 99.5% of all requests in time for
+// a mean hold of 41 ms per turn, where 500 ms serves 99.2% for 37 ms and
+// 2 s adds little but doubles the worst case (BENCHMARKS.md, "Hold
+// bound"). Past the bound the line goes on without a token.
+const DefaultHold = time.Second
 
 // ReadyWaiter is a Source that can say when a token is ready.
 type ReadyWaiter interface {
