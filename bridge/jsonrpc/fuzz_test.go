@@ -2,6 +2,7 @@ package jsonrpc
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"testing"
@@ -21,11 +22,27 @@ func FuzzDecode(f *testing.F) {
 		`[{"id":1,"method":"m"}]`,
 		`null`,
 		``,
+		`{"id":1,"method":"attestation/generate","method":"x"}`,
+		`{"jsonrpc":"2\u002e0","id":1,"m\u0065thod":"m"}`,
+		`{"id":1,"error":{"code":1,"CODE":2,"message":"m"}}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		msg, id, err := Decode(line)
+		members, isObject := topLevelMembers(line)
+		repeated := ""
+		for _, name := range envelopeNames {
+			if len(members[name]) > 1 {
+				repeated = name
+			}
+		}
+		if err == nil && repeated != "" {
+			t.Fatalf("Decode(%q) accepted a line naming %q twice", line, repeated)
+		}
+		if err != nil && isObject && repeated != "" && !errors.Is(err, ErrInvalidRequest) {
+			t.Fatalf("Decode(%q) = %v; a repeated %q makes an invalid request", line, err, repeated)
+		}
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) || (e.Code != CodeParse && e.Code != CodeInvalidRequest) {
@@ -43,6 +60,11 @@ func FuzzDecode(f *testing.F) {
 		case *Request:
 			if m.ID != id || m.Method == "" || m.IsCall == m.ID.IsZero() {
 				t.Fatalf("Decode(%q) = %+v, id %s", line, m, id)
+			}
+			// The method is the member's decoded string, by exact name.
+			var want string
+			if json.Unmarshal(members["method"][0], &want) != nil || want != m.Method {
+				t.Fatalf("Decode(%q): method %q, encoding/json reads %q", line, m.Method, want)
 			}
 			if !m.IsCall {
 				return
@@ -124,4 +146,35 @@ func FuzzLineReader(f *testing.F) {
 			t.Fatalf("after %d lines: got %q, %v; want io.EOF", len(lines), got, err)
 		}
 	})
+}
+
+// topLevelMembers is the reference for the names Decode reads: the raw
+// values of each top-level member of the JSON object in line, by decoded
+// name, in order, through encoding/json's tokenizer. ok is false when line
+// is not a single JSON object.
+func topLevelMembers(line []byte) (members map[string][]json.RawMessage, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	members = map[string][]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, false
+		}
+		name := tok.(string)
+		members[name] = append(members[name], raw)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	return members, true
 }

@@ -7,7 +7,10 @@ package jsonrpc
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+
+	"github.com/attestd/attestd/bridge/internal/jsonscan"
 )
 
 // ID is a request id exactly as it appeared on the wire (a JSON integer or
@@ -99,58 +102,71 @@ func (*Response) isMessage() {}
 // Decode parses one line. On failure it returns an *Error carrying the
 // standard code, and the id when one could be read, so the caller can
 // answer it; the returned ID is the zero ID otherwise.
+//
+// Member names and string values are compared decoded, never as raw bytes:
+// "jsonrpc":"2\u002e0" is "2.0", and a key written "m\u0065thod" is
+// "method". Names are matched exactly (case matters).
+//
+// Repeated names follow the rule of codex app-server's decoder (serde's
+// derived Deserialize, which refuses a field named twice, and ignores
+// names it does not know): a line that names one of the members a message
+// is read by (jsonrpc, id, method, params, result, error; in an error
+// object code, message, data) more than once is an invalid request, and
+// other members are ignored however often they appear. What params and
+// result hold is not looked into here.
 func Decode(line []byte) (Message, ID, error) {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 {
 		return nil, ID{}, fmt.Errorf("%w: empty line", ErrParse)
 	}
+	if !json.Valid(line) {
+		return nil, ID{}, fmt.Errorf("%w: invalid JSON", ErrParse)
+	}
 	switch line[0] {
 	case '[':
-		if !json.Valid(line) {
-			return nil, ID{}, fmt.Errorf("%w: invalid JSON", ErrParse)
-		}
 		return nil, ID{}, fmt.Errorf("%w: batches are not supported; send one message per line", ErrInvalidRequest)
 	case '{':
 	default:
-		if !json.Valid(line) {
-			return nil, ID{}, fmt.Errorf("%w: invalid JSON", ErrParse)
-		}
 		return nil, ID{}, fmt.Errorf("%w: a message must be a JSON object", ErrInvalidRequest)
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(line, &fields); err != nil {
+	var env [numEnvelope]json.RawMessage
+	repeated, err := readMembers(line, envelopeNames[:], env[:])
+	if err != nil { // cannot happen once json.Valid has passed
 		return nil, ID{}, fmt.Errorf("%w: %v", ErrParse, err)
 	}
 	var id ID
-	rawID, hasID := fields["id"]
+	rawID, hasID := env[memberID], env[memberID] != nil
 	// A null id is allowed only in an error answer to a request whose id
 	// could not be read, which is how EncodeError(ID{}, …) writes it.
 	nullID := hasID && isNull(rawID)
-	if hasID && !nullID {
+	if hasID && !nullID && repeated != memberID {
 		var ok bool
 		if id, ok = parseID(rawID); !ok {
 			return nil, ID{}, fmt.Errorf("%w: id must be an integer or a string", ErrInvalidRequest)
 		}
 	}
-	if v, ok := fields["jsonrpc"]; ok && string(bytes.TrimSpace(v)) != `"2.0"` {
+	if repeated >= 0 {
+		return nil, id, fmt.Errorf("%w: member %q appears more than once", ErrInvalidRequest, envelopeNames[repeated])
+	}
+	if v := env[memberJSONRPC]; v != nil && !jsonscan.Equal(v, "2.0") {
 		return nil, id, fmt.Errorf(`%w: jsonrpc must be "2.0" when present`, ErrInvalidRequest)
 	}
-	if rawMethod, ok := fields["method"]; ok {
+	if rawMethod := env[memberMethod]; rawMethod != nil {
 		if nullID {
 			return nil, id, fmt.Errorf("%w: id must be an integer or a string", ErrInvalidRequest)
 		}
-		var method string
-		if err := json.Unmarshal(rawMethod, &method); err != nil || method == "" {
+		method, err := jsonscan.String(rawMethod)
+		if err != nil || method == "" {
 			return nil, id, fmt.Errorf("%w: method must be a non-empty string", ErrInvalidRequest)
 		}
 		req := &Request{ID: id, Method: method, IsCall: hasID}
-		if p, ok := fields["params"]; ok && !isNull(p) {
-			req.Params = p
+		if p := env[memberParams]; p != nil && !isNull(p) {
+			req.Params = bytes.Clone(p)
 		}
 		return req, id, nil
 	}
-	rawResult, hasResult := fields["result"]
-	rawErr, hasErr := fields["error"]
+	rawResult, hasResult := env[memberResult], env[memberResult] != nil
+	rawErr, hasErr := env[memberError], env[memberError] != nil
 	if nullID && hasResult {
 		return nil, id, fmt.Errorf("%w: id must be an integer or a string", ErrInvalidRequest)
 	}
@@ -159,15 +175,88 @@ func Decode(line []byte) (Message, ID, error) {
 	}
 	resp := &Response{ID: id}
 	if hasResult {
-		resp.Result = rawResult
+		resp.Result = bytes.Clone(rawResult)
 	} else {
-		var e Error
-		if err := json.Unmarshal(rawErr, &e); err != nil {
+		e, err := decodeError(rawErr)
+		if err != nil {
 			return nil, id, fmt.Errorf("%w: error member: %v", ErrInvalidRequest, err)
 		}
-		resp.Error = &e
+		resp.Error = e
 	}
 	return resp, id, nil
+}
+
+// The members of a message that Decode reads, by index in envelopeNames.
+const (
+	memberJSONRPC = iota
+	memberID
+	memberMethod
+	memberParams
+	memberResult
+	memberError
+	numEnvelope
+)
+
+var envelopeNames = [numEnvelope]string{"jsonrpc", "id", "method", "params", "result", "error"}
+
+// The members of an error object, by index in errorNames.
+const (
+	errorCode = iota
+	errorMessage
+	errorData
+	numError
+)
+
+var errorNames = [numError]string{"code", "message", "data"}
+
+// readMembers stores the raw value of each member of the object b that
+// is named in names at the same index of vals, and returns the index of
+// the first name that appears more than once, or -1. b must be valid
+// JSON; other members are skipped. The values alias b: a caller that
+// keeps one must copy it, since a line reader reuses its buffer.
+func readMembers(b []byte, names []string, vals []json.RawMessage) (repeated int, err error) {
+	repeated = -1
+	_, err = jsonscan.Object(b, 0, func(b []byte, m jsonscan.Member) bool {
+		for i, name := range names {
+			if m.Key(b, name) {
+				if vals[i] != nil && repeated < 0 {
+					repeated = i
+				}
+				vals[i] = b[m.Start:m.End:m.End]
+				break
+			}
+		}
+		return true
+	})
+	return repeated, err
+}
+
+// decodeError decodes an error object: an integer code and a string
+// message (either missing means zero) and any data, each named at most
+// once.
+func decodeError(raw json.RawMessage) (*Error, error) {
+	if raw[0] != '{' {
+		return nil, errors.New("not an object")
+	}
+	var vals [numError]json.RawMessage
+	repeated, err := readMembers(raw, errorNames[:], vals[:])
+	if err != nil {
+		return nil, err
+	}
+	if repeated >= 0 {
+		return nil, fmt.Errorf("%q appears more than once", errorNames[repeated])
+	}
+	e := &Error{}
+	if c := vals[errorCode]; c != nil && json.Unmarshal(c, &e.Code) != nil {
+		return nil, errors.New("code must be an integer")
+	}
+	if m := vals[errorMessage]; m != nil {
+		if e.Message, err = jsonscan.String(m); err != nil {
+			return nil, errors.New("message must be a string")
+		}
+	}
+	e.Data = bytes.Clone(vals[errorData])
+	return e, nil
 }
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }

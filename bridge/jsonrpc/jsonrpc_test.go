@@ -368,3 +368,130 @@ func TestEncodeDecode(t *testing.T) {
 		}
 	}
 }
+
+// requestCase is a line that decodes to a request with method and params
+// ("" when absent).
+type requestCase struct{ name, line, method, params string }
+
+func checkRequests(t *testing.T, cases []requestCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			msg, _, err := Decode([]byte(tt.line))
+			if err != nil {
+				t.Fatalf("Decode(%s): %v", tt.line, err)
+			}
+			req := msg.(*Request)
+			if req.Method != tt.method || string(req.Params) != tt.params {
+				t.Errorf("Decode(%s) = method %q params %s; want %q, %s", tt.line, req.Method, req.Params, tt.method, tt.params)
+			}
+		})
+	}
+}
+
+// Repeated member names follow codex app-server's decoder (serde's derived
+// Deserialize): a member the message is read by, named twice, makes the
+// line invalid; other members may repeat; inside params nothing is judged.
+func TestDecodeRepeatedMembers(t *testing.T) {
+	invalid := []struct {
+		name, line, id string
+	}{
+		{"method twice", `{"id":1,"method":"attestation/generate","method":"x"}`, `1`},
+		{"method twice, same value", `{"method":"m","id":"a","method":"m"}`, `"a"`},
+		{"id twice", `{"id":1,"method":"m","id":2}`, `null`},
+		{"params twice", `{"id":1,"method":"m","params":{},"params":null}`, `1`},
+		{"jsonrpc twice", `{"jsonrpc":"2.0","id":1,"method":"m","jsonrpc":"2.0"}`, `1`},
+		{"result twice", `{"id":1,"result":1,"result":2}`, `1`},
+		{"error twice", `{"id":1,"error":{"code":1,"message":"a"},"error":{"code":2,"message":"b"}}`, `1`},
+		{"escaped repeat", `{"id":1,"method":"a","m\u0065thod":"b"}`, `1`},
+		{"error code twice", `{"id":1,"error":{"code":1,"message":"x","code":2}}`, `1`},
+		{"error message twice", `{"id":1,"error":{"code":1,"message":"x","message":"y"}}`, `1`},
+		{"error data twice", `{"id":1,"error":{"code":1,"message":"x","data":1,"data":2}}`, `1`},
+	}
+	for _, tt := range invalid {
+		t.Run(tt.name, func(t *testing.T) {
+			msg, id, err := Decode([]byte(tt.line))
+			if !errors.Is(err, ErrInvalidRequest) || msg != nil {
+				t.Fatalf("Decode(%s) = %+v, %v; want an invalid request", tt.line, msg, err)
+			}
+			if id.String() != tt.id {
+				t.Errorf("id = %s, want %s", id, tt.id)
+			}
+		})
+	}
+
+	valid := []requestCase{
+		{"unknown member twice", `{"id":1,"method":"m","x":1,"x":2}`, "m", ""},
+		{"repeats inside params", `{"id":1,"method":"m","params":{"a":1,"a":2}}`, "m", `{"a":1,"a":2}`},
+		{"names are case-sensitive", `{"id":1,"method":"m","Method":"x","METHOD":"y"}`, "m", ""},
+	}
+	checkRequests(t, valid)
+
+	// Exact names in error objects too: encoding/json would take "CODE"
+	// for "code".
+	msg, _, err := Decode([]byte(`{"id":1,"error":{"CODE":5,"code":-32000,"Message":"no","message":"yes"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := msg.(*Response).Error; e.Code != -32000 || e.Message != "yes" {
+		t.Errorf("error = %+v, want code -32000 and message yes", e)
+	}
+}
+
+// Strings are compared decoded: escapes spell the same names and values.
+func TestDecodeEscapes(t *testing.T) {
+	tests := []requestCase{
+		{"jsonrpc escaped dot", `{"jsonrpc":"2\u002e0","id":1,"method":"m"}`, "m", ""},
+		{"jsonrpc all escaped", `{"jsonrpc":"\u0032\u002E\u0030","id":1,"method":"m"}`, "m", ""},
+		{"escaped key jsonrpc", `{"j\u0073onrpc":"2.0","id":1,"method":"m"}`, "m", ""},
+		{"escaped method key and value", `{"id":0,"m\u0065thod":"attestation\/generate"}`, "attestation/generate", ""},
+		{"escaped params key", `{"id":0,"method":"m","p\u0061rams":{"a":1}}`, "m", `{"a":1}`},
+	}
+	checkRequests(t, tests)
+	for _, line := range []string{
+		`{"jsonrpc":"2.0\u0000","id":1,"method":"m"}`,
+		`{"j\u0073onrpc":"1.0","id":1,"method":"m"}`,
+		`{"jsonrpc":"2\u002e1","id":1,"method":"m"}`,
+	} {
+		if _, _, err := Decode([]byte(line)); !errors.Is(err, ErrInvalidRequest) {
+			t.Errorf("Decode(%s) = %v, want an invalid request", line, err)
+		}
+	}
+	msg, _, err := Decode([]byte(`{"id":1,"error":{"c\u006fde":-32000,"message":"\u0061"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := msg.(*Response).Error; e.Code != -32000 || e.Message != "a" {
+		t.Errorf("error = %+v, want code -32000 and message a", e)
+	}
+}
+
+// A line reader reuses its buffer: what Decode returns must not change
+// when the line's bytes do.
+func TestDecodeDoesNotAliasTheLine(t *testing.T) {
+	for _, s := range []string{
+		`{"id":1,"method":"m","params":{"a":1}}`,
+		`{"id":1,"result":{"token":"v1.x"}}`,
+		`{"id":1,"error":{"code":1,"message":"m","data":{"reason":"r"}}}`,
+	} {
+		line := []byte(s)
+		msg, _, err := Decode(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := fmt.Sprintf("%+v", msg)
+		if r, ok := msg.(*Response); ok && r.Error != nil {
+			before = fmt.Sprintf("%+v %s", r, r.Error.Data)
+		}
+		for i := range line {
+			line[i] = 'x'
+		}
+		after := fmt.Sprintf("%+v", msg)
+		if r, ok := msg.(*Response); ok && r.Error != nil {
+			after = fmt.Sprintf("%+v %s", r, r.Error.Data)
+		}
+		if before != after {
+			t.Errorf("Decode(%s): message changed with the line: %s -> %s", s, before, after)
+		}
+	}
+}

@@ -2,9 +2,11 @@ package stdio
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -121,4 +123,87 @@ type closeNotifier struct {
 func (c *closeNotifier) Close() error {
 	close(c.closed)
 	return nil
+}
+
+// BenchmarkLongLine relays one 100 MiB line through the bridge in each
+// direction and reports the bytes allocated meanwhile, an upper bound on
+// the memory the line costs ("MiB-alloc"), beside io.Copy through the
+// same kind of reader and writer as a baseline ("io.Copy-MiB-alloc").
+// Before the bridge streamed long lines it allocated 356 MiB here.
+func BenchmarkLongLine(b *testing.B) {
+	const size = 100 << 20
+	for _, l := range longLines {
+		for _, toChild := range []bool{false, true} {
+			name := l.name + "/child-to-client"
+			if toChild {
+				name = l.name + "/client-to-child"
+			}
+			b.Run(name, func(b *testing.B) {
+				var bridge, baseline uint64
+				for b.Loop() {
+					bridge += relayLongLine(b, toChild, l.prefix, size)
+					baseline += copyAlloc(l.prefix, size)
+				}
+				b.ReportMetric(float64(bridge)/float64(b.N)/(1<<20), "MiB-alloc")
+				b.ReportMetric(float64(baseline)/float64(b.N)/(1<<20), "io.Copy-MiB-alloc")
+				b.SetBytes(size)
+			})
+		}
+	}
+}
+
+// copyAlloc returns the bytes io.Copy allocates to pass the same line on.
+func copyAlloc(prefix string, size int) uint64 {
+	src := &lineSource{prefix: prefix, suffix: `"}}` + "\n", n: size}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	io.Copy(struct{ io.Writer }{&countWriter{}}, struct{ io.Reader }{src})
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// holdSource is a warm ReadyWaiter: a token is always ready.
+type holdSource struct{ fakeSource }
+
+func (*holdSource) WaitReady(context.Context) error { return nil }
+
+// BenchmarkHold measures what the hold adds to a turn/start when a token
+// is ready, the common case: the time from the client's write to the
+// child's read, with the hold on ("ns/turn-start") and with a Source that
+// cannot hold as the baseline ("no-hold-ns/turn-start"). When no token is
+// ready the hold adds the time until one is, bounded by Bridge.Hold; the
+// end-to-end test against codex logs that figure.
+func BenchmarkHold(b *testing.B) {
+	line := []byte(turnStart)
+	run := func(src Source, n int) time.Duration {
+		clientIn, clientInW := io.Pipe()
+		childIn, childInW := io.Pipe()
+		childOut, childOutW := io.Pipe()
+		done := make(chan error, 1)
+		go func() { done <- (&Bridge{Source: src}).Serve(clientIn, io.Discard, childInW, childOut) }()
+		buf := make([]byte, len(line))
+		var total time.Duration
+		for range n {
+			start := time.Now()
+			clientInW.Write(line)
+			if _, err := io.ReadFull(childIn, buf); err != nil {
+				b.Fatal(err)
+			}
+			total += time.Since(start)
+		}
+		clientInW.Close()
+		childOutW.Close()
+		io.Copy(io.Discard, childIn)
+		<-done
+		return total
+	}
+	var hold, plain time.Duration
+	for b.Loop() {
+		hold += run(&holdSource{}, 1000)
+		plain += run(&fakeSource{}, 1000)
+	}
+	b.ReportMetric(float64(hold.Nanoseconds())/float64(b.N*1000), "ns/turn-start")
+	b.ReportMetric(float64(plain.Nanoseconds())/float64(b.N*1000), "no-hold-ns/turn-start")
+	b.ReportMetric(float64(hold)/float64(plain), "x-of-no-hold")
 }

@@ -117,9 +117,9 @@ func fakeAttestChild(send func(string)) int {
 		}
 	}()
 	answers := make([]json.RawMessage, 0, n)
-	lr := newLineReader(os.Stdin)
+	in := bufio.NewReaderSize(os.Stdin, 64<<10)
 	for {
-		line, err := lr.next()
+		line, err := in.ReadBytes('\n')
 		if len(line) > 0 {
 			var msg struct {
 				ID     json.RawMessage `json:"id"`

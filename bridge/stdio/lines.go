@@ -7,50 +7,73 @@ import (
 	"io"
 )
 
-// readBufSize is the read buffer of each direction. Lines that fit are
-// passed on without a copy; longer ones are gathered in a growing buffer.
+// readBufSize is the read buffer of each direction: a line that fits is
+// passed on from it without a copy, and a longer one in pieces of this
+// size.
 const readBufSize = 64 << 10
 
-// keepBufMax bounds the gathering buffer kept between lines, so one huge
-// line does not pin its memory for the rest of the session.
-const keepBufMax = 4 << 20
+// MaxInspect bounds how much of one line the bridge ever holds in memory.
+// To decide what a line is, the bridge reads its top-level method, and a
+// line it acts on (initialize from the client, attestation/generate and
+// the turn notifications from the app-server, the calls it warms or holds
+// on) it reads whole, up to MaxInspect. A line whose method is not found
+// within its first MaxInspect bytes is passed on as one the bridge does
+// not act on; a longer line it acts on is judged by its first MaxInspect
+// bytes (see the package documentation). Every other byte streams through
+// a fixed buffer, so memory does not grow with line length.
+const MaxInspect = 1 << 20
 
-// lineReader reads newline-terminated lines of any length.
+// lineReader reads newline-terminated lines in pieces.
 type lineReader struct {
-	r   *bufio.Reader
-	buf []byte
+	r      *bufio.Reader
+	gather []byte // a line's start, gathered when it spans pieces; at most MaxInspect+readBufSize
 }
 
 func newLineReader(r io.Reader) *lineReader {
 	return &lineReader{r: bufio.NewReaderSize(r, readBufSize)}
 }
 
-// next returns the next line with its newline; only a last line cut short
-// by EOF lacks one. The slice is valid until the next call. After the last
-// line it returns io.EOF, or the read error; a partial line before a read
-// error other than EOF is dropped.
-func (l *lineReader) next() ([]byte, error) {
-	if cap(l.buf) > keepBufMax {
-		l.buf = nil
-	}
-	line, err := l.r.ReadSlice('\n')
+// next returns the next piece of input: a whole line with its newline when
+// it fits in the read buffer, else a piece of the line of the buffer's
+// size. end reports whether the piece ends its line, with a newline or,
+// for a last line cut short, at EOF or a read error. The slice is valid
+// until the next call. After the last piece it returns nil, end and
+// io.EOF; a read error is returned with the piece read before it.
+func (l *lineReader) next() (piece []byte, end bool, err error) {
+	p, err := l.r.ReadSlice('\n')
 	switch {
 	case err == nil:
-		return line, nil
-	case errors.Is(err, io.EOF) && len(line) > 0:
-		return line, nil
-	case !errors.Is(err, bufio.ErrBufferFull):
-		return nil, err
+		return p, true, nil
+	case errors.Is(err, bufio.ErrBufferFull):
+		return p, false, nil
+	case errors.Is(err, io.EOF) && len(p) > 0:
+		return p, true, nil // the next call returns io.EOF
 	}
-	l.buf = append(l.buf[:0], line...)
+	return p, true, err
+}
+
+// head returns the start of the next line, as much as enough needs: the
+// whole line when it ends within MaxInspect bytes and enough asks for more
+// until then. enough is called with the bytes read so far, and whether
+// they are the whole line; it may be called several times as the start
+// grows. When end is false, the caller passes on the returned start and
+// then the rest of the line with next. The slice is valid until the next
+// call; err is as for next.
+func (l *lineReader) head(enough func(b []byte, whole bool) bool) (b []byte, end bool, err error) {
+	p, end, err := l.next()
+	if end || len(p) == 0 || enough(p, false) {
+		return p, end, err
+	}
+	if l.gather == nil {
+		// Once, at its full size, so that gathering never copies twice.
+		l.gather = make([]byte, 0, MaxInspect+readBufSize)
+	}
+	l.gather = append(l.gather[:0], p...)
 	for {
-		line, err = l.r.ReadSlice('\n')
-		l.buf = appendGrow(l.buf, line)
-		switch {
-		case err == nil, errors.Is(err, io.EOF):
-			return l.buf, nil
-		case !errors.Is(err, bufio.ErrBufferFull):
-			return nil, err
+		p, end, err = l.next()
+		l.gather = append(l.gather, p...)
+		if end || err != nil || len(l.gather) >= MaxInspect || enough(l.gather, false) {
+			return l.gather, end, err
 		}
 	}
 }
@@ -64,16 +87,4 @@ func (l *lineReader) lineBuffered() bool {
 	}
 	b, _ := l.r.Peek(n)
 	return bytes.IndexByte(b, '\n') >= 0
-}
-
-// appendGrow appends p to b, doubling the capacity when it must grow: the
-// runtime grows large slices by only a quarter, which for a line of tens of
-// MiB means copying it several times over.
-func appendGrow(b, p []byte) []byte {
-	if len(b)+len(p) > cap(b) {
-		nb := make([]byte, len(b), max(2*cap(b), len(b)+len(p)))
-		copy(nb, b)
-		b = nb
-	}
-	return append(b, p...)
 }

@@ -96,7 +96,9 @@ func TestMatcherAndMethodOf(t *testing.T) {
 		{`{"id":3,"result":{"ok":true}}`, false, "", false},
 		{`{"method":"x","params":{"s":"\u001b[0m"}}`, true, "x", true},
 		{`{"method":"x","params":{"s":"C:\\Users"}}`, false, "", false},
-		{`not json "attestation/generate"`, true, "", false},
+		{`not json "attestation/generate"`, false, "", false},
+		{`{"id":3,"result":{"text":"\"attestation/generate\""}}`, false, "", false},
+		{`not json "method" "attestation/generate"`, true, "", false},
 	}
 	for _, c := range cases {
 		if got := m.mayMatch([]byte(c.line)); got != c.may {
@@ -105,9 +107,9 @@ func TestMatcherAndMethodOf(t *testing.T) {
 		if !c.may {
 			continue
 		}
-		method, ok := methodOf([]byte(c.line))
-		if ok != c.isMethod || method != c.method {
-			t.Errorf("methodOf(%s) = %q, %v; want %q, %v", c.line, method, ok, c.method, c.isMethod)
+		method, settled := methodOf([]byte(c.line), true)
+		if !settled || method != c.method {
+			t.Errorf("methodOf(%s) = %q, %v; want %q, true", c.line, method, settled, c.method)
 		}
 	}
 }
@@ -116,23 +118,55 @@ func TestMatcherMethod(t *testing.T) {
 	m := newMatcher(methodAttest)
 	cases := []struct {
 		line   string
-		method string
-		ok     bool
+		method string // "" when none of m's
 	}{
-		{`{"method":"attestation/generate","id":0,"params":{}}`, methodAttest, true},
-		{` { "id" : 7 , "method" : "x" }`, "x", true},
-		{`{"id":"a","method":"initialize"}`, methodInitialize, true},
-		{`{"params":{"p":"x"},"id":0,"method":"attestation/generate"}`, methodAttest, true},
-		{`{"m\u0065thod":"attestation/generate","id":0}`, methodAttest, true},
-		{`{"id":{"x":1},"method":"attestation/generate"}`, methodAttest, true},
-		{`{"id":3,"result":{"ok":true}}`, "", false},
-		{`{"params":{"big":"attestation"},"method":"other"}`, "", false},
-		{`[1,2]`, "", false},
+		{`{"method":"attestation/generate","id":0,"params":{}}`, methodAttest},
+		{` { "id" : 7 , "method" : "attestation/generate" }`, methodAttest},
+		{`{"id":"a","method":"initialize"}`, ""},
+		{`{"params":{"p":"x"},"id":0,"method":"attestation/generate"}`, methodAttest},
+		{`{"m\u0065thod":"attestation/generate","id":0}`, methodAttest},
+		{`{"id":{"x":1},"method":"attestation/generate"}`, methodAttest},
+		{`{"id":3,"result":{"ok":true}}`, ""},
+		{`{"params":{"big":"attestation"},"method":"other"}`, ""},
+		{`{"method":"attestation\/generate"}`, methodAttest},
+		{`[1,2]`, ""},
 	}
 	for _, c := range cases {
-		method, ok := m.method([]byte(c.line))
-		if ok != c.ok || (ok && method != c.method) {
-			t.Errorf("method(%s) = %q, %v; want %q, %v", c.line, method, ok, c.method, c.ok)
+		method, settled := m.method([]byte(c.line), true)
+		if !settled || method != c.method {
+			t.Errorf("method(%s) = %q, %v; want %q, true", c.line, method, settled, c.method)
+		}
+	}
+}
+
+// The start of a long line settles its method once the method member is
+// read, and not before.
+func TestMatcherMethodOfALinesStart(t *testing.T) {
+	m := newMatcher(methodAttest, "turn/start")
+	cases := []struct {
+		start   string
+		method  string
+		settled bool
+	}{
+		{`{"method":"turn/start","params":{"input":"AAAA`, "turn/start", true},
+		{`{"id":3,"method":"turn/start","par`, "turn/start", true},
+		{`{"id":3,"method":"turn/st`, "", false},
+		{`{"id":3,"meth`, "", false},
+		{`{"id":12`, "", false},
+		{`{"params":{"input":"AAAA`, "", false},
+		{`{"params":{"input":"AAAA"},"id":1,"method":"turn/start"`, "turn/start", true},
+		{`{"params":{"input":"AAAA"},"id":1,"method":"x/y"`, "", true},
+		{`{"method":"item/agentMessage/delta","params":{"delta":"turn/start`, "", true},
+		{`{"id":4,"result":{"big":"`, "", false},
+		{`{"id":4,"result":{"big":""}}`, "", true},
+		{`[{"method":"turn/start"`, "", true},
+		{`garbage "turn/start"`, "", true},
+		{`   `, "", false},
+	}
+	for _, c := range cases {
+		method, settled := m.method([]byte(c.start), false)
+		if settled != c.settled || method != c.method {
+			t.Errorf("method(%s, start) = %q, %v; want %q, %v", c.start, method, settled, c.method, c.settled)
 		}
 	}
 }
@@ -171,53 +205,36 @@ func FuzzFastPath(f *testing.F) {
 		`{"m\u0065thod":"attestation\/generate","id":0}`,
 		`{"id":3,"result":{"method":"initialize"}}`,
 		`{"method":"item/delta","params":{"d":"\\u0041"}}`,
+		`{"method":"turn/completed","params":{"threadId":"t","turn":{"id":"u","items":[]}}}`,
+		`{"method":"attestation/generate","id":0,"method":"x"}`,
 	} {
 		f.Add(s)
 	}
-	matchers := []*matcher{initMatcher, attestMatcher}
-	names := append([]string{methodAttest}, WarmMethods...)
+	matchers := []*matcher{clientMatcher, childMatcher}
 	f.Fuzz(func(t *testing.T, line string) {
 		for _, m := range matchers {
-			m.method([]byte(line)) // must not panic
+			m.method([]byte(line), true) // must not panic
+			m.method([]byte(line), false)
 		}
-		leadingMethod([]byte(line))
 		msg, _, err := jsonrpc.Decode([]byte(line))
 		req, ok := msg.(*jsonrpc.Request)
-		if err != nil || !ok || !slices.Contains(names, req.Method) || !uniqueTopLevelKeys(line) {
+		if err != nil || !ok {
 			return
 		}
-		m := attestMatcher
-		if req.Method != methodAttest {
-			m = initMatcher
-		}
-		if got, ok := m.method([]byte(line)); !ok || got != req.Method {
-			t.Fatalf("method(%q) = %q, %v; the line is a %s request", line, got, ok, req.Method)
+		for _, m := range matchers {
+			if !slices.Contains(m.names, req.Method) {
+				continue
+			}
+			if got, settled := m.method([]byte(line), true); !settled || got != req.Method {
+				t.Fatalf("method(%q) = %q, %v; the line is a %s request", line, got, settled, req.Method)
+			}
+			// Any start of the line that settles the method settles it
+			// right: a long line is judged by its start.
+			for n := range min(len(line), 2048) {
+				if got, settled := m.method([]byte(line[:n]), false); settled && got != req.Method {
+					t.Fatalf("method(%q, start) = %q; the line is a %s request", line[:n], got, req.Method)
+				}
+			}
 		}
 	})
-}
-
-// uniqueTopLevelKeys reports whether the JSON object in s names each
-// top-level member once (decoders differ on which repeat wins).
-func uniqueTopLevelKeys(s string) bool {
-	dec := json.NewDecoder(strings.NewReader(s))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return false
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return false
-		}
-		k := t.(string)
-		if seen[k] {
-			return false
-		}
-		seen[k] = true
-		var skip json.RawMessage
-		if dec.Decode(&skip) != nil {
-			return false
-		}
-	}
-	return true
 }

@@ -3,6 +3,36 @@
 // between its client and the child unchanged, opts the client's initialize
 // into attestation and answers the child's attestation/generate requests
 // from a token Source within the app-server's deadline.
+//
+// Decisions the design leaves open, made here:
+//
+//   - Holding a cold turn. A client call in HoldMethods (the model
+//     requests, realtime, and the thread calls that open a Responses
+//     websocket when the app-server has them on) waits, with every line
+//     behind it, until the Source has a token ready, says none will come
+//     soon, or Bridge.Hold (DefaultHold) passes; only a Source that is a
+//     ReadyWaiter can be waited for. The child's output and its token
+//     requests are served meanwhile.
+//   - Turns. The app-server's turn/started and turn/completed
+//     notifications are passed on and told to a TurnTracker Source once
+//     per turn id; turns still open when the child's output ends are
+//     completed then.
+//   - Memory. A line the bridge does not act on streams through a 64 KiB
+//     buffer, whatever its length: only its start is read, up to its
+//     top-level method. A line it acts on is read whole up to MaxInspect
+//     (1 MiB): longer, an initialize passes unchanged (with a warning), an
+//     attestation/generate request passes to the client, and a call to
+//     warm or hold on, or a turn notification, is judged by its first
+//     MiB. A line whose method is not within its first MiB is not one the
+//     bridge acts on.
+//   - Repeated names and escapes. A line is read as codex app-server reads
+//     it (serde's derived Deserialize, and a serde_json Value for params):
+//     one that names method, id or params twice is no message, so the
+//     bridge neither rewrites, warms on, holds nor answers it (nor any
+//     other line jsonrpc.Decode refuses); inside
+//     params the last of repeated keys counts, and that is the one the
+//     initialize rewrite sets. Names and strings are compared decoded,
+//     never as raw bytes. (jsonrpc.Decode applies the same rule.)
 package stdio
 
 import (
@@ -14,7 +44,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -53,6 +82,11 @@ type Bridge struct {
 	// Deadline bounds each attestation/generate answer; zero means
 	// DefaultDeadline.
 	Deadline time.Duration
+	// Hold bounds how long a line that makes the app-server ask for a
+	// token (see HoldMethods) is held while the Source has none ready;
+	// zero means DefaultHold and a negative value turns holding off.
+	// Holding needs a Source that is a ReadyWaiter.
+	Hold time.Duration
 	// ExitGrace bounds each wait once the child has exited: Run stops
 	// reading the child's output when none comes for this long (a
 	// grandchild holds it open), and returns without passing on the rest
@@ -65,8 +99,8 @@ type Bridge struct {
 }
 
 var (
-	initMatcher   = newMatcher(WarmMethods...) // initialize is among them
-	attestMatcher = newMatcher(methodAttest)
+	clientMatcher = newMatcher(WarmMethods...) // initialize is among them
+	childMatcher  = newMatcher(methodAttest, methodTurnStarted, methodTurnCompleted)
 )
 
 // Run starts cmd with its stdin and stdout connected to the bridge and
@@ -201,8 +235,11 @@ func (b *Bridge) serve(log *slog.Logger, clientIn io.Reader, clientOut io.Writer
 		childIn: childIn,
 		toChild: bufio.NewWriterSize(childIn, readBufSize),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.fromClient(clientIn)
 	err := s.fromChild(clientOut, childOut)
+	s.cancel() // ends a hold in progress
+	s.completeTurns()
 	s.closeChildIn()
 	s.answers.Wait()
 	return err
@@ -212,40 +249,106 @@ func (b *Bridge) serve(log *slog.Logger, clientIn io.Reader, clientOut io.Writer
 type session struct {
 	b   *Bridge
 	log *slog.Logger
+	// ctx ends when the child's output has: a line held for a token is
+	// then let go at once.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	// mu serializes writes to the child's stdin so that a line from the
-	// client and an answer from the bridge never interleave. Each line is
-	// written whole while mu is held.
-	mu        sync.Mutex
-	toChild   *bufio.Writer
-	childIn   io.WriteCloser
-	inClosed  bool
+	// client and an answer from the bridge never interleave.
+	mu       sync.Mutex
+	toChild  *bufio.Writer
+	childIn  io.WriteCloser
+	inClosed bool
+	// midLine is set while a client line longer than the read buffer is
+	// on its way in pieces: answers made meanwhile wait in pending and
+	// follow the line, so that mu is never held while the client is read.
+	midLine   bool
+	pending   [][]byte
 	closeOnce sync.Once
 
 	answers sync.WaitGroup
+
+	// turns holds the turns the child has started and not yet completed,
+	// by id. Only fromChild touches it, and serve once fromChild is done.
+	turns map[string]bool
 }
 
-// writeChild writes one whole line to the child, flushing unless more
-// lines are about to follow. A line without a newline, the client's last
-// one cut short by its EOF, is flushed and ends the child's input then
-// and there: nothing may be written after it, which would join it.
-func (s *session) writeChild(line []byte, flush bool) error {
+// maxPending bounds the answers waiting behind one long client line; past
+// it an answer is dropped (it would be late anyway, and the app-server
+// records a timeout).
+const maxPending = 256
+
+// maxOpenTurns bounds the turns tracked at once.
+const maxOpenTurns = 1024
+
+// writeClient writes a piece of a client line to the child: the whole
+// line, or a piece of one when end is false. flush asks for the child to
+// get what is buffered once the line has ended. A line that ends without
+// a newline (the client's last, cut short by its EOF, or an empty piece
+// that ends a line already on its way) ends the child's input then and
+// there: nothing may be written after it, which would join it.
+func (s *session) writeClient(p []byte, end, flush bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.inClosed {
 		return os.ErrClosed
 	}
-	if _, err := s.toChild.Write(line); err != nil {
+	if _, err := s.toChild.Write(p); err != nil {
 		return err
 	}
-	if line[len(line)-1] != '\n' {
+	if !end {
+		s.midLine = true
+		return nil
+	}
+	s.midLine = false
+	if len(p) == 0 || p[len(p)-1] != '\n' {
 		s.inClosed = true
+		s.dropPendingLocked()
 		return s.toChild.Flush()
+	}
+	if len(s.pending) > 0 {
+		for _, a := range s.pending {
+			if _, err := s.toChild.Write(a); err != nil {
+				return err
+			}
+		}
+		s.pending = nil
+		flush = true
 	}
 	if flush {
 		return s.toChild.Flush()
 	}
 	return nil
+}
+
+// writeAnswer writes an answer line to the child, or queues it behind a
+// client line on its way.
+func (s *session) writeAnswer(line []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inClosed {
+		return os.ErrClosed
+	}
+	if s.midLine {
+		if len(s.pending) >= maxPending {
+			return errors.New("too many answers waiting behind a long client line")
+		}
+		s.pending = append(s.pending, line)
+		s.log.Debug("answer waits behind a client line on its way to the child", "waiting", len(s.pending))
+		return nil
+	}
+	if _, err := s.toChild.Write(line); err != nil {
+		return err
+	}
+	return s.toChild.Flush()
+}
+
+func (s *session) dropPendingLocked() {
+	if len(s.pending) > 0 {
+		s.log.Debug("child stdin closed; dropping answers", "answers", len(s.pending))
+		s.pending = nil
+	}
 }
 
 // closeChildIn closes the child's stdin. It does not take mu: a write
@@ -255,14 +358,21 @@ func (s *session) closeChildIn() {
 }
 
 // fromClient copies the client's lines to the child until the client's
-// EOF, which it passes on by closing the child's stdin.
+// EOF, which it passes on by closing the child's stdin. A line that
+// starts model requests may be held first (see hold); the lines behind it
+// wait unread, in order.
 func (s *session) fromClient(clientIn io.Reader) {
 	lr := newLineReader(clientIn)
 	for {
-		line, err := lr.next()
-		if len(line) > 0 {
-			line = s.clientLine(line)
-			if werr := s.writeChild(line, !lr.lineBuffered()); werr != nil {
+		head, end, err := lr.head(clientMatcher.enough)
+		if len(head) > 0 {
+			werr := s.writeClient(s.clientLine(head, end), end, end && !lr.lineBuffered())
+			for werr == nil && !end {
+				var p []byte
+				p, end, err = lr.next()
+				werr = s.writeClient(p, end, end && !lr.lineBuffered())
+			}
+			if werr != nil {
 				s.log.Debug("child stdin closed; dropping client input", "err", werr)
 				break
 			}
@@ -280,21 +390,35 @@ func (s *session) fromClient(clientIn io.Reader) {
 			s.log.Debug("flush to child", "err", err)
 		}
 		s.inClosed = true
+		s.dropPendingLocked()
 	}
 	s.mu.Unlock()
 	s.closeChildIn()
 }
 
-// clientLine returns the line to send to the child for a line from the
-// client: initialize opted into attestation, everything else unchanged.
-// It also warms the Source ahead of calls that lead to token requests.
-func (s *session) clientLine(line []byte) []byte {
-	method, ok := initMatcher.method(line)
-	if !ok || !slices.Contains(WarmMethods, method) {
+// clientLine returns what to send to the child for the start of a client
+// line (the whole line when whole is set): initialize opted into
+// attestation, everything else unchanged. It warms the Source ahead of
+// calls that lead to token requests, and holds those that lead to one at
+// once until a token is ready (see hold).
+func (s *session) clientLine(line []byte, whole bool) []byte {
+	method, _ := clientMatcher.method(line, whole)
+	if method == "" {
+		return line
+	}
+	if whole {
+		if req := request(line); req == nil || req.Method != method {
+			s.log.Debug("not acting on a client line that is not a well-formed request", "method", method)
+			return line
+		}
+	}
+	if method != methodInitialize {
+		s.hold(method)
 		return line
 	}
 	s.b.Source.Warm()
-	if method != methodInitialize {
+	if !whole {
+		s.log.Warn("initialize passed on unchanged: longer than the bridge reads whole", "limit", MaxInspect)
 		return line
 	}
 	out, err := optIn(line)
@@ -308,31 +432,46 @@ func (s *session) clientLine(line []byte) []byte {
 
 // fromChild copies the child's lines to the client until the child's
 // output ends, answering attestation/generate requests instead of passing
-// them on. Once writing to the client has failed (it hung up), the rest
-// is read and dropped, so the child never blocks on a full pipe and its
-// token requests are still answered. A client that is merely slow to read
-// slows the child, as it would without the bridge.
+// them on, and telling the Source when turns start and complete. Once
+// writing to the client has failed (it hung up), the rest is read and
+// dropped, so the child never blocks on a full pipe and its token
+// requests are still answered. A client that is merely slow to read slows
+// the child, as it would without the bridge.
 func (s *session) fromChild(clientOut io.Writer, childOut io.Reader) error {
 	lr := newLineReader(childOut)
 	w := bufio.NewWriterSize(clientOut, readBufSize)
 	var werr error
+	// pass writes p to the client and, at the end of a line, flushes
+	// unless another whole line follows (also after an intercepted
+	// request: lines written before it must not wait for more output,
+	// which may come only after the client has answered).
+	pass := func(p []byte, end bool) {
+		if werr != nil {
+			return
+		}
+		if len(p) > 0 {
+			_, werr = w.Write(p)
+		}
+		if werr == nil && end && w.Buffered() > 0 && !lr.lineBuffered() {
+			werr = w.Flush()
+		}
+		if werr != nil {
+			s.log.Warn("write to client failed; discarding the child's output from now on", "err", werr)
+		}
+	}
 	for {
-		line, err := lr.next()
-		if werr == nil {
-			if len(line) > 0 && !s.intercept(line) {
-				_, werr = w.Write(line)
+		head, end, err := lr.head(childMatcher.enough)
+		if len(head) > 0 {
+			if s.childLine(head, end) {
+				pass(nil, true)
+			} else {
+				pass(head, end)
 			}
-			// Flush once no whole line follows, also after an intercepted
-			// request: lines written before it must not wait for more
-			// output, which may come only after the client has answered.
-			if werr == nil && w.Buffered() > 0 && !lr.lineBuffered() {
-				werr = w.Flush()
+			for !end {
+				var p []byte
+				p, end, err = lr.next()
+				pass(p, end)
 			}
-			if werr != nil {
-				s.log.Warn("write to client failed; discarding the child's output from now on", "err", werr)
-			}
-		} else if len(line) > 0 {
-			s.intercept(line)
 		}
 		if err != nil {
 			if werr == nil {
@@ -346,15 +485,29 @@ func (s *session) fromChild(clientOut io.Writer, childOut io.Reader) error {
 	}
 }
 
+// childLine acts on the start of a line from the child (the whole line
+// when whole is set) and reports whether it was an attestation/generate
+// request, which the bridge answers instead of passing on.
+func (s *session) childLine(line []byte, whole bool) bool {
+	method, _ := childMatcher.method(line, whole)
+	switch method {
+	case methodAttest:
+		if !whole {
+			s.log.Warn("attestation/generate request passed on to the client: longer than the bridge reads whole", "limit", MaxInspect)
+			return false
+		}
+		return s.intercept(line)
+	case methodTurnStarted, methodTurnCompleted:
+		s.trackTurn(method, line, whole)
+	}
+	return false
+}
+
 // intercept reports whether line is an attestation/generate request from
 // the child, starting its answer if it is a call.
 func (s *session) intercept(line []byte) bool {
-	if m, ok := attestMatcher.method(line); !ok || m != methodAttest {
-		return false
-	}
-	msg, _, err := jsonrpc.Decode(line)
-	req, ok := msg.(*jsonrpc.Request)
-	if err != nil || !ok {
+	req := request(line)
+	if req == nil || req.Method != methodAttest {
 		return false // not a well-formed request: the client may make sense of it
 	}
 	if !req.IsCall {
@@ -410,8 +563,8 @@ func (s *session) answer(id jsonrpc.ID) {
 		s.log.Debug("attestation/generate answered", "id", id.String(),
 			"token", header.Fingerprint(r.token), "elapsed", time.Since(start))
 	}
-	if err := s.writeChild(line, true); err != nil {
-		s.log.Debug("cannot answer attestation/generate: child stdin closed", "id", id.String(), "err", err)
+	if err := s.writeAnswer(line); err != nil {
+		s.log.Debug("cannot answer attestation/generate", "id", id.String(), "err", err)
 	}
 }
 
@@ -435,6 +588,13 @@ func (b *Bridge) deadline() time.Duration {
 		return b.Deadline
 	}
 	return DefaultDeadline
+}
+
+func (b *Bridge) hold() time.Duration {
+	if b.Hold == 0 {
+		return DefaultHold
+	}
+	return b.Hold
 }
 
 func (b *Bridge) exitGrace() time.Duration {

@@ -106,11 +106,11 @@ func startBridge(t *testing.T, b *Bridge, mode string, env ...string) *harness {
 	}()
 	go func() {
 		defer close(h.lines)
-		lr := newLineReader(outR)
+		lr := bufio.NewReaderSize(outR, 64<<10)
 		for {
-			line, err := lr.next()
+			line, err := lr.ReadBytes('\n')
 			if len(line) > 0 {
-				h.lines <- bytes.Clone(line)
+				h.lines <- line
 			}
 			if err != nil {
 				return
@@ -200,7 +200,7 @@ func TestPassthroughOrderAndInitializeRewrite(t *testing.T) {
 	h.in.Close()
 	for i, sent := range lines {
 		got := h.recv()
-		method, _ := methodOf([]byte(sent))
+		method, _ := methodOf([]byte(sent), true)
 		if method != methodInitialize {
 			if string(got) != sent {
 				t.Errorf("line %d changed:\n got %q\nwant %q", i, got, sent)
@@ -246,7 +246,9 @@ func jsonEqual(a, b any) bool {
 func TestInterceptAttestation(t *testing.T) {
 	src := &fakeSource{}
 	const n = 40
-	h := startBridge(t, &Bridge{Source: src}, "attest", fmt.Sprint("FAKE_N=", n))
+	// An hour's deadline: deadlines are TestDeadlineGivesAnError's
+	// business, and a loaded machine must not turn a token into a timeout.
+	h := startBridge(t, &Bridge{Source: src, Deadline: time.Hour}, "attest", fmt.Sprint("FAKE_N=", n))
 	got := h.recv()
 	var report struct {
 		Method string            `json:"method"`
@@ -378,7 +380,7 @@ func TestConcurrentWritesDoNotInterleave(t *testing.T) {
 		m    = 200      // client lines, sent meanwhile
 		size = 64 << 10 // bytes per client line, more than a pipe buffer
 	)
-	h := startBridge(t, &Bridge{Source: &fakeSource{}}, "attest", fmt.Sprint("FAKE_N=", n))
+	h := startBridge(t, &Bridge{Source: &fakeSource{}, Deadline: time.Hour}, "attest", fmt.Sprint("FAKE_N=", n))
 	sent := make([]string, m)
 	for i := range sent {
 		sent[i] = fmt.Sprintf(`{"method":"note","params":{"i":%d,"pad":"%s"}}`+"\n", i, strings.Repeat(string(rune('a'+i%26)), size))
@@ -413,34 +415,52 @@ func TestConcurrentWritesDoNotInterleave(t *testing.T) {
 	}
 }
 
+// Lines of any length pass byte for byte. The bridge reads whole only the
+// lines it acts on, up to MaxInspect: a longer initialize passes unchanged,
+// and a line whose method comes only after MaxInspect bytes is not one it
+// acts on.
 func TestHugeLines(t *testing.T) {
 	const size = 20 << 20
 	src := &fakeSource{}
-	h := startBridge(t, &Bridge{Source: src}, "echo")
+	logs := &syncBuffer{}
+	h := startBridge(t, &Bridge{Source: src, Log: slog.New(slog.NewTextHandler(logs, nil))}, "echo")
 	big := `{"method":"turn/start","id":9,"params":{"image":"` + strings.Repeat("A", size) + `"}}` + "\n"
-	bigInit := `{"id":1,"params":{"clientInfo":{"name":"` + strings.Repeat("n", size) + `","version":"1"}},"method":"initialize"}` + "\n"
+	bigInit := `{"id":1,"method":"initialize","params":{"clientInfo":{"name":"` + strings.Repeat("n", size) + `","version":"1"}}}` + "\n"
+	init := `{"id":2,"params":{"clientInfo":{"name":"` + strings.Repeat("m", MaxInspect-200) + `","version":"1"}},"method":"initialize"}` + "\n"
+	lateMethod := `{"id":3,"params":{"image":"` + strings.Repeat("B", size) + `"},"method":"turn/start"}` + "\n"
 	bigNoNL := `{"method":"last","params":"` + strings.Repeat("z", 100<<10) + `"}`
 	go func() {
-		io.WriteString(h.in, big)
-		io.WriteString(h.in, bigInit)
-		io.WriteString(h.in, bigNoNL)
+		for _, l := range []string{big, bigInit, init, lateMethod, bigNoNL} {
+			io.WriteString(h.in, l)
+		}
 		h.in.Close()
 	}()
 	if got := h.recv(); string(got) != big {
 		t.Fatalf("big line changed (len %d, want %d)", len(got), len(big))
 	}
+	if got := h.recv(); string(got) != bigInit {
+		t.Fatalf("initialize over MaxInspect changed (len %d, want %d)", len(got), len(bigInit))
+	}
 	got := h.recv()
-	want := strings.Replace(bigInit, `"version":"1"}}`, `"version":"1"},"capabilities":{"requestAttestation":true}}`, 1)
+	want := strings.Replace(init, `"version":"1"}}`, `"version":"1"},"capabilities":{"requestAttestation":true}}`, 1)
 	if string(got) != want {
-		t.Fatalf("big initialize rewritten wrong (len %d, want %d): ...%q", len(got), len(want), got[max(0, len(got)-100):])
+		t.Fatalf("initialize under MaxInspect rewritten wrong (len %d, want %d): ...%q", len(got), len(want), got[max(0, len(got)-100):])
+	}
+	if got := h.recv(); string(got) != lateMethod {
+		t.Fatalf("line with a late method changed (len %d, want %d)", len(got), len(lateMethod))
 	}
 	if got := h.recv(); string(got) != bigNoNL {
 		t.Fatalf("last line without newline changed (len %d, want %d)", len(got), len(bigNoNL))
 	}
 	h.expectEOF()
 	h.wait()
-	if w := src.warms.Load(); w != 2 {
-		t.Errorf("Warm called %d times, want 2", w)
+	// turn/start and both initialize lines; not the line whose method
+	// comes after MaxInspect bytes.
+	if w := src.warms.Load(); w != 3 {
+		t.Errorf("Warm called %d times, want 3", w)
+	}
+	if l := logs.String(); !strings.Contains(l, "initialize passed on unchanged: longer than the bridge reads whole") {
+		t.Errorf("no warning for the initialize it could not rewrite; log:\n%s", l)
 	}
 }
 
@@ -532,8 +552,8 @@ func TestRunChecksItsArguments(t *testing.T) {
 // client and the child.
 type servePipes struct {
 	clientIn  *io.PipeWriter // the client's writes
-	clientOut *lineReader    // what the client gets
-	childIn   *lineReader    // what the child gets
+	clientOut *bufio.Reader  // what the client gets
+	childIn   *bufio.Reader  // what the child gets
 	childOut  *io.PipeWriter // the child's writes
 	done      chan error
 }
@@ -546,8 +566,8 @@ func startServe(t *testing.T, b *Bridge) *servePipes {
 	childOutR, childOutW := io.Pipe()
 	p := &servePipes{
 		clientIn:  clientInW,
-		clientOut: newLineReader(clientOutR),
-		childIn:   newLineReader(childInR),
+		clientOut: bufio.NewReader(clientOutR),
+		childIn:   bufio.NewReader(childInR),
 		childOut:  childOutW,
 		done:      make(chan error, 1),
 	}
@@ -572,11 +592,11 @@ func startServe(t *testing.T, b *Bridge) *servePipes {
 
 // readLine returns the next line from lr, failing the test when none
 // comes within patience.
-func readLine(t *testing.T, lr *lineReader, what string) string {
+func readLine(t *testing.T, lr *bufio.Reader, what string) string {
 	t.Helper()
 	got := make(chan string, 1)
 	go func() {
-		line, _ := lr.next()
+		line, _ := lr.ReadBytes('\n')
 		got <- string(line)
 	}()
 	select {
@@ -593,7 +613,7 @@ func readLine(t *testing.T, lr *lineReader, what string) string {
 // from the child: the app-server may have nothing more to say until the
 // client answers that line.
 func TestLineBeforeInterceptedRequestIsFlushed(t *testing.T) {
-	p := startServe(t, &Bridge{Source: &fakeSource{}})
+	p := startServe(t, &Bridge{Source: &fakeSource{}, Deadline: time.Hour})
 	const first = `{"id":7,"result":{"thread":{"id":"t-1"}}}` + "\n"
 	const req = `{"method":"attestation/generate","id":0,"params":{}}` + "\n"
 	go io.WriteString(p.childOut, first+req) // one write: one read for the bridge

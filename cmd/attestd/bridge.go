@@ -20,6 +20,12 @@ import (
 // bridge --provider", e.g. to make it slow.
 var bridgeProvider = func(p provider.Provider) provider.Provider { return p }
 
+// runBridgeChild runs the configured bridge; tests swap it to see the
+// Bridge that the flags made.
+var runBridgeChild = func(b *bridgestdio.Bridge, cmd *exec.Cmd, in io.Reader, out io.Writer, sigs <-chan os.Signal) (int, error) {
+	return b.Run(cmd, in, out, sigs)
+}
+
 // bridgeSignals are forwarded to the child.
 var bridgeSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
 
@@ -31,7 +37,7 @@ func init() {
 			"client's initialize is opted into capabilities.requestAttestation and the child's\n" +
 			"attestation/generate requests are answered here, from the daemon's socket or, with\n" +
 			"--provider, an in-process token pool. Stderr, exit status and signals pass through.",
-		usage: "bridge [--socket PATH | --agent LABEL|KEY | --provider " + providerNames + "] [--deadline D] -- COMMAND [ARGS...]",
+		usage: "bridge [--socket PATH | --agent LABEL|KEY | --provider " + providerNames + "] [--deadline D] [--hold D] -- COMMAND [ARGS...]",
 	}
 	c.run = func(ctx context.Context, s *stdio, args []string) error { return runBridge(ctx, s, c, args) }
 	register(c)
@@ -41,8 +47,11 @@ func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
 	fs := newFlagSet(s, c)
 	where := addClientFlags(fs)
 	provFlags := addProviderFlags(fs, "", "make tokens in-process with this provider instead of asking the daemon: "+providerNames)
-	prefetch := fs.Int("prefetch", pool.DefaultSize, "with --provider: tokens kept ready while warm")
+	prefetch := fs.Int("prefetch", pool.DefaultSize, "with --provider: tokens kept ready while a turn runs")
+	maxAge := fs.Duration("max-age", pool.DefaultMaxAge, "with --provider: discard a ready token older than this")
+	warmWindow := fs.Duration("warm-window", pool.DefaultWarmWindow, "with --provider: keep tokens ready for this long after the last demand")
 	deadline := fs.Duration("deadline", bridgestdio.DefaultDeadline, "longest wait for a token per attestation/generate (keep under the app-server's 100ms)")
+	hold := fs.Duration("hold", bridgestdio.DefaultHold, "longest a client call that starts model requests (turn/start, …) waits for a token to be ready; 0 turns holding off")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -58,8 +67,8 @@ func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
 	if where.agent != "" && *provFlags.name != "" {
 		return usagef("give only one of --agent and --provider")
 	}
-	if *deadline <= 0 || *prefetch < 1 {
-		return usagef("--deadline must be positive and --prefetch at least 1")
+	if *deadline <= 0 || *prefetch < 1 || *maxAge <= 0 || *warmWindow <= 0 || *hold < 0 {
+		return usagef("--deadline, --max-age and --warm-window must be positive, --hold not negative, and --prefetch at least 1")
 	}
 	logger, err := newLogger(s.err, *logFormat, *logLevel)
 	if err != nil {
@@ -79,7 +88,7 @@ func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
 		if err != nil {
 			return err
 		}
-		p := pool.New(pool.Config{Provider: bridgeProvider(prov), Size: *prefetch, Logger: logger})
+		p := pool.New(pool.Config{Provider: bridgeProvider(prov), Size: *prefetch, MaxAge: *maxAge, WarmWindow: *warmWindow, Logger: logger})
 		defer p.Close()
 		src = p
 	} else {
@@ -90,7 +99,7 @@ func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
 		path := sock.Path
 		cl := client.New(path)
 		defer cl.Close()
-		src = &hintingSource{Source: cl, w: s.err, path: path}
+		src = withDaemonHint(cl, s.err, path)
 	}
 
 	if _, err := exec.LookPath(argv[0]); err != nil {
@@ -111,8 +120,11 @@ func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
 	signal.Notify(pipes, syscall.SIGPIPE)
 	defer signal.Stop(pipes)
 
-	b := &bridgestdio.Bridge{Source: src, Deadline: *deadline, Log: logger}
-	code, err := b.Run(cmd, s.in, s.out, sigs)
+	b := &bridgestdio.Bridge{Source: src, Deadline: *deadline, Hold: *hold, Log: logger}
+	if *hold == 0 {
+		b.Hold = -1 // off; the zero Bridge.Hold means the default
+	}
+	code, err := runBridgeChild(b, cmd, s.in, s.out, sigs)
 	if err != nil {
 		return err
 	}
@@ -123,8 +135,37 @@ func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
 	return nil
 }
 
-// hintingSource says once, on stderr, what to do when the daemon cannot be
-// reached: the app-server only records s=2 upstream, which no one sees.
+// withDaemonHint wraps the daemon's client so that it says once, on
+// stderr, what to do when the daemon cannot be reached: the app-server only
+// records s=2 upstream, which no one sees. The wrapper keeps the client's
+// ReadyWaiter and TurnTracker methods, when it has them, so that the
+// bridge can hold cold turns and report turns through it.
+func withDaemonHint(src bridgestdio.Source, w io.Writer, path string) bridgestdio.Source {
+	h := &hintingSource{Source: src, w: w, path: path}
+	rw, canWait := src.(bridgestdio.ReadyWaiter)
+	tt, tracks := src.(bridgestdio.TurnTracker)
+	switch {
+	case canWait && tracks:
+		return struct {
+			*hintingSource
+			bridgestdio.ReadyWaiter
+			bridgestdio.TurnTracker
+		}{h, rw, tt}
+	case canWait:
+		return struct {
+			*hintingSource
+			bridgestdio.ReadyWaiter
+		}{h, rw}
+	case tracks:
+		return struct {
+			*hintingSource
+			bridgestdio.TurnTracker
+		}{h, tt}
+	}
+	return h
+}
+
+// hintingSource is the Source of withDaemonHint.
 type hintingSource struct {
 	bridgestdio.Source
 	w    io.Writer

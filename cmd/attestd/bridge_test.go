@@ -2,13 +2,21 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/attestd/attestd/bridge/provider"
+	bridgestdio "github.com/attestd/attestd/bridge/stdio"
 )
 
 func TestBridgeUsageErrors(t *testing.T) {
@@ -19,7 +27,9 @@ func TestBridgeUsageErrors(t *testing.T) {
 	}{
 		{[]string{"bridge"}, 2, "no command to run"},
 		{[]string{"bridge", "--socket", "/x", "--provider", "dev", "--", "cat"}, 2, "only one of --socket and --provider"},
-		{[]string{"bridge", "--deadline", "0s", "--", "cat"}, 2, "--deadline must be positive"},
+		{[]string{"bridge", "--deadline", "0s", "--", "cat"}, 2, "--deadline, --max-age and --warm-window must be positive"},
+		{[]string{"bridge", "--hold", "-1s", "--", "cat"}, 2, "--hold not negative"},
+		{[]string{"bridge", "--provider", "dev", "--max-age", "0s", "--", "cat"}, 2, "must be positive"},
 		{[]string{"bridge", "--provider", "nope", "--", "cat"}, 2, "unknown provider"},
 		{[]string{"bridge", "--provider", "dev", "--", "/nonexistent/codex", "app-server"}, 1, "hint: give the full path"},
 	} {
@@ -165,12 +175,12 @@ func TestBridgeProcessAnswersAttestationWithoutTheClient(t *testing.T) {
 	}
 }
 
-// A client that stops reading (closes its end of the bridge's stdout) must
-// not kill the bridge with SIGPIPE: the bridge drops the child's output
-// from then on, and still exits with the child's status once it is done.
-func TestBridgeProcessSurvivesAClientThatHangsUp(t *testing.T) {
-	cmd := exec.Command(attestdBinary(t), "bridge", "--provider", "dev", "--", "sh", "-c",
-		`echo '{"method":"ready"}'; read go; i=0; while [ $i -lt 1000 ]; do echo '{"method":"more"}'; i=$((i+1)); done; echo child-done >&2; exit 3`)
+// startBridgeCmd starts the attestd binary as "attestd bridge --provider
+// dev -- sh -c script" with pipes to its stdin and stdout; it is killed at
+// the end of the test.
+func startBridgeCmd(t *testing.T, script string) (*exec.Cmd, io.WriteCloser, io.ReadCloser, *lockedBuffer) {
+	t.Helper()
+	cmd := exec.Command(attestdBinary(t), "bridge", "--provider", "dev", "--", "sh", "-c", script)
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()
@@ -185,6 +195,15 @@ func TestBridgeProcessSurvivesAClientThatHangsUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, stdin, stdout, stderr
+}
+
+// A client that stops reading (closes its end of the bridge's stdout) must
+// not kill the bridge with SIGPIPE: the bridge drops the child's output
+// from then on, and still exits with the child's status once it is done.
+func TestBridgeProcessSurvivesAClientThatHangsUp(t *testing.T) {
+	cmd, stdin, stdout, stderr := startBridgeCmd(t,
+		`echo '{"method":"ready"}'; read go; i=0; while [ $i -lt 1000 ]; do echo '{"method":"more"}'; i=$((i+1)); done; echo child-done >&2; exit 3`)
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || line != `{"method":"ready"}`+"\n" {
 		t.Fatalf("first line %q, %v", line, err)
@@ -205,5 +224,206 @@ func TestBridgeProcessSurvivesAClientThatHangsUp(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "child-done") {
 		t.Errorf("the child did not finish; stderr: %s", stderr)
+	}
+}
+
+// The flags reach the Bridge: --hold 0 turns holding off, which the
+// Bridge spells as a negative Hold (its zero means the default).
+func TestBridgeHoldFlag(t *testing.T) {
+	var got *bridgestdio.Bridge
+	orig := runBridgeChild
+	runBridgeChild = func(b *bridgestdio.Bridge, _ *exec.Cmd, _ io.Reader, _ io.Writer, _ <-chan os.Signal) (int, error) {
+		got = b
+		return 0, nil
+	}
+	t.Cleanup(func() { runBridgeChild = orig })
+	for _, c := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, bridgestdio.DefaultHold},
+		{[]string{"--hold", "0"}, -1},
+		{[]string{"--hold", "2s"}, 2 * time.Second},
+	} {
+		args := append(append([]string{"bridge", "--provider", "dev"}, c.args...), "--", "cat")
+		if code, _, stderr := runCLI(t, nil, "", args...); code != 0 {
+			t.Fatalf("attestd %v: exit %d: %s", args, code, stderr)
+		}
+		if got.Hold != c.want {
+			t.Errorf("attestd %v: Bridge.Hold = %v, want %v", args, got.Hold, c.want)
+		}
+	}
+}
+
+// plainSource is a Source with neither optional part; the types below
+// add one or both.
+type plainSource struct {
+	tokens, warms int
+	err           error
+}
+
+func (s *plainSource) Token(context.Context) (string, error) {
+	s.tokens++
+	return "", s.err
+}
+func (s *plainSource) Warm() { s.warms++ }
+
+type waitingSource struct {
+	plainSource
+	waits int
+}
+
+func (s *waitingSource) WaitReady(context.Context) error {
+	s.waits++
+	return nil
+}
+
+type trackingSource struct {
+	plainSource
+	turns int
+}
+
+func (s *trackingSource) TurnStarted()   { s.turns++ }
+func (s *trackingSource) TurnCompleted() { s.turns-- }
+
+type fullSource struct {
+	waitingSource
+	turns int
+}
+
+func (s *fullSource) TurnStarted()   { s.turns++ }
+func (s *fullSource) TurnCompleted() { s.turns-- }
+
+// The daemon hint keeps the socket client's optional methods, and only
+// those it has: the bridge decides by them whether it can hold a turn.
+func TestDaemonHintKeepsTheSourcesMethods(t *testing.T) {
+	unreachable := &provider.Error{Reason: provider.ReasonDaemonUnreachable, Msg: "dial: no such file"}
+	for _, c := range []struct {
+		name          string
+		src           bridgestdio.Source
+		waits, tracks bool
+	}{
+		{"plain", &plainSource{err: unreachable}, false, false},
+		{"waits", &waitingSource{plainSource: plainSource{err: unreachable}}, true, false},
+		{"tracks", &trackingSource{plainSource: plainSource{err: unreachable}}, false, true},
+		{"both", &fullSource{waitingSource: waitingSource{plainSource: plainSource{err: unreachable}}}, true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			h := withDaemonHint(c.src, &stderr, "/x.sock")
+			rw, waits := h.(bridgestdio.ReadyWaiter)
+			tt, tracks := h.(bridgestdio.TurnTracker)
+			if waits != c.waits || tracks != c.tracks {
+				t.Fatalf("wrapper is a ReadyWaiter %v and a TurnTracker %v; want %v and %v", waits, tracks, c.waits, c.tracks)
+			}
+			if waits {
+				rw.WaitReady(context.Background())
+			}
+			if tracks {
+				tt.TurnStarted()
+			}
+			h.Warm()
+			h.Token(context.Background())
+			h.Token(context.Background())
+			switch s := c.src.(type) {
+			case *waitingSource:
+				if s.waits != 1 {
+					t.Errorf("WaitReady reached the source %d times", s.waits)
+				}
+			case *trackingSource:
+				if s.turns != 1 {
+					t.Errorf("TurnStarted reached the source %d times", s.turns)
+				}
+			case *fullSource:
+				if s.waits != 1 || s.turns != 1 {
+					t.Errorf("WaitReady and TurnStarted reached the source %d and %d times", s.waits, s.turns)
+				}
+			}
+			if n := strings.Count(stderr.String(), "no attestd daemon answers on /x.sock"); n != 1 {
+				t.Errorf("the hint was given %d times, want once:\n%s", n, stderr.String())
+			}
+		})
+	}
+}
+
+// maxRSS returns the peak resident memory of an exited process (its own
+// or its reaped children's, whichever is larger), in bytes.
+func maxRSS(t *testing.T, st *os.ProcessState) int64 {
+	t.Helper()
+	ru, ok := st.SysUsage().(*syscall.Rusage)
+	if !ok {
+		t.Skipf("no rusage on %s", runtime.GOOS)
+	}
+	if runtime.GOOS == "darwin" {
+		return ru.Maxrss // bytes
+	}
+	return ru.Maxrss << 10 // KiB
+}
+
+// A 100 MiB line through the bridge process, in either direction, is
+// streamed: the process's peak memory stays a small fraction of the line
+// (when it gathered whole lines it was about 240 MiB).
+func TestBridgeProcessMemoryIsBoundedForA100MiBLine(t *testing.T) {
+	const size = 100 << 20
+	const limit = 64 << 20
+	fill := fmt.Sprintf(`head -c %d /dev/zero | tr '\0' x`, size)
+	cases := []struct {
+		name   string
+		script string // the child
+		input  string // the start of the client's line, "" for none
+		want   string // what the client gets: the line's start; "" for the child's count
+	}{
+		// The baseline: the same process passing a short line.
+		{"baseline", `printf '{"method":"item/agentMessage/delta","params":{"delta":"xxx"}}\n'`,
+			"", `{"method":"item/agentMessage/delta","params":{"delta":"xxx`},
+		{"child-to-client", `printf '{"method":"item/agentMessage/delta","params":{"delta":"'; ` + fill + `; printf '"}}\n'`,
+			"", `{"method":"item/agentMessage/delta","params":{"delta":"xxx`},
+		{"client-to-child turn/start", `wc -c | tr -d ' '`,
+			`{"id":3,"method":"turn/start","params":{"threadId":"t","image":"`, ""},
+		{"client-to-child method last", `wc -c | tr -d ' '`,
+			`{"id":4,"params":{"image":"`, ""},
+	}
+	for _, c := range cases {
+		if c.want == "" {
+			c.want = fmt.Sprint(len(c.input) + size + 4)
+		}
+		t.Run(c.name, func(t *testing.T) {
+			cmd, stdin, stdout, stderr := startBridgeCmd(t, c.script)
+			go func() {
+				if c.input != "" {
+					io.WriteString(stdin, c.input)
+					chunk := bytes.Repeat([]byte("x"), 1<<20)
+					for range size >> 20 {
+						if _, err := stdin.Write(chunk); err != nil {
+							break
+						}
+					}
+					io.WriteString(stdin, `"}}`+"\n")
+				}
+				stdin.Close()
+			}()
+			// The client reads the line's start and counts the rest.
+			br := bufio.NewReaderSize(stdout, 64<<10)
+			start := make([]byte, len(c.want))
+			if _, err := io.ReadFull(br, start); err != nil || string(start) != c.want {
+				t.Fatalf("client got %q, %v; want %q; stderr: %s", start, err, c.want, stderr)
+			}
+			n, _ := io.Copy(io.Discard, br)
+			if c.name == "child-to-client" && n != size-3+4 {
+				t.Errorf("client got %d more bytes, want %d", n, size-3+4)
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("bridge: %v; stderr: %s", err, stderr)
+			}
+			rss := maxRSS(t, cmd.ProcessState)
+			if c.name == "baseline" {
+				t.Logf("peak RSS %.1f MiB for a short line", float64(rss)/(1<<20))
+				return
+			}
+			t.Logf("peak RSS %.1f MiB for a %d MiB line", float64(rss)/(1<<20), size>>20)
+			if rss > limit {
+				t.Errorf("peak RSS %.1f MiB, want at most %d MiB", float64(rss)/(1<<20), limit>>20)
+			}
+		})
 	}
 }
