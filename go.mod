@@ -9,6 +9,7 @@ require (
 	github.com/vmihailenco/msgpack/v5 v5.4.1
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.46.0
+	golang.org/x/time v0.15.0
 	howett.net/plist v1.0.1
 )
 

@@ -205,6 +205,7 @@ var reasons = []struct {
 	{ErrUnavailable, "apple_unavailable"},
 	{ErrUnexpectedResponse, "unexpected_response"},
 	{ErrNetwork, "network"},
+	{ErrLimited, "limited"},
 	{context.Canceled, "canceled"},
 	{context.DeadlineExceeded, "timeout"},
 }
@@ -219,6 +220,20 @@ func Rejected(err error) bool {
 		if errors.Is(err, e) {
 			return true
 		}
+	}
+	return false
+}
+
+// AppleDown reports whether err says Apple could not be reached or failed:
+// no answer, a 5xx, or the check's time ran out waiting for Apple. These
+// are what MiddlewareOptions.WhenAppleDown can let through. Apple's 429,
+// our own limit, an unexpected answer (a redirect, a 200 with a page) and
+// Apple refusing our credentials are not "down": they are refused either
+// way, so that a flood or a hostile network cannot open the door.
+func AppleDown(err error) bool {
+	switch Reason(err) {
+	case "network", "apple_server_error", "apple_unavailable", "timeout":
+		return true
 	}
 	return false
 }
