@@ -51,6 +51,17 @@ test: lint vet-darwin codex
 	CODEX_BIN=$(abspath $(CODEX_BIN)) $(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz-ci
 
+## redis-server: the real Redis the replay-store tests start (Debian's
+## redis-server package), installed when missing; sudo only when not root.
+.PHONY: redis-server
+test: redis-server
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "installing redis-server (Debian package) for the replay-store tests"; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server || \
+	  { $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; }; }
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
