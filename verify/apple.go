@@ -435,9 +435,10 @@ func (c *Client) call(ctx context.Context, op string, token []byte, bits *[2]boo
 		if errors.As(err, &ae) {
 			ae.Attempts = attempt
 		}
-		if ctx.Err() != nil {
-			// No time for more. err says what happened; it wraps ctx.Err()
-			// when that is what ended the attempt.
+		if ctx.Err() != nil { // no time for more
+			if !errors.Is(err, ctx.Err()) {
+				err = fmt.Errorf("devicecheck %s: %w; last attempt: %w", op, ctx.Err(), err)
+			}
 			return nil, err
 		}
 		last = err
