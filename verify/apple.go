@@ -469,9 +469,20 @@ func (c *Client) call(ctx context.Context, op string, token []byte, bits *[2]boo
 	}
 }
 
-// acquire waits, within ctx, for room under the rate limit and the bound
-// on requests in flight; release gives the slot back.
+// acquire waits for room under the rate limit and the bound on requests
+// in flight; release gives the slot back. It waits only while a request
+// would still have time to get an answer: until what is left of ctx's
+// budget is one AttemptTimeout, or half the budget when that is shorter.
+// A slot that comes later would only send Apple a request the caller
+// then abandons.
 func (c *Client) acquire(ctx context.Context, op string) (release func(), err error) {
+	wctx := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		left := time.Until(deadline)
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, left-min(c.attemptTimeout, left/2))
+		defer cancel()
+	}
 	limited := func() error {
 		if ctx.Err() == context.Canceled {
 			return fmt.Errorf("devicecheck %s: %w", op, ctx.Err())
@@ -479,8 +490,8 @@ func (c *Client) acquire(ctx context.Context, op string) (release func(), err er
 		return fmt.Errorf("devicecheck %s: %w", op, ErrLimited)
 	}
 	if c.limiter != nil {
-		// Wait fails at once when the wait would outlast ctx's deadline.
-		if err := c.limiter.Wait(ctx); err != nil {
+		// Wait fails at once when the wait would outlast wctx's deadline.
+		if err := c.limiter.Wait(wctx); err != nil {
 			return nil, limited()
 		}
 	}
@@ -490,7 +501,12 @@ func (c *Client) acquire(ctx context.Context, op string) (release func(), err er
 	select {
 	case c.slots <- struct{}{}:
 		return func() { <-c.slots }, nil
-	case <-ctx.Done():
+	default:
+	}
+	select {
+	case c.slots <- struct{}{}:
+		return func() { <-c.slots }, nil
+	case <-wctx.Done():
 		return nil, limited()
 	}
 }

@@ -292,3 +292,29 @@ func TestEndpointsUnderBasePath(t *testing.T) {
 		}
 	}
 }
+
+// A call waits for a slot only while an attempt would still fit in what
+// is left of its budget: a later slot would only send Apple a request
+// the caller abandons.
+func TestLimitLeavesTimeForTheAttempt(t *testing.T) {
+	for _, tt := range []struct {
+		timeout time.Duration
+		want    error
+	}{
+		{1500 * time.Millisecond, ErrLimited}, // may wait 0.5 s; the next slot is 1 s away
+		{3 * time.Second, nil},                // may wait 2 s
+	} {
+		h := newHarness(t, func(c *Config) {
+			c.RateLimit, c.RateBurst = 1, 1
+			c.Timeout, c.AttemptTimeout = tt.timeout, time.Second
+		})
+		h.client.limiter.Allow() // the one slot of this second is gone
+		err := h.client.ValidateDeviceToken(context.Background(), []byte("tok"))
+		if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Errorf("Timeout %v: %v, want %v", tt.timeout, err, tt.want)
+		}
+		if n, want := len(h.apple.Requests()), map[bool]int{true: 1, false: 0}[tt.want == nil]; n != want {
+			t.Errorf("Timeout %v: Apple got %d requests, want %d", tt.timeout, n, want)
+		}
+	}
+}
