@@ -123,9 +123,12 @@ type AppleError struct {
 	RetryAfter time.Duration
 	// Attempts is how many requests were made, counting retries.
 	Attempts int
-	Err      error
+	// Err is the sentinel error for the answer, e.g. ErrBadDeviceToken.
+	Err error
 }
 
+// Error describes the answer: the endpoint, the sentinel's text, the
+// status and the start of the body, never the token.
 func (e *AppleError) Error() string {
 	s := fmt.Sprintf("devicecheck %s: %v (HTTP %d", e.Op, e.Err, e.Status)
 	if e.Location != "" {

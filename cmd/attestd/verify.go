@@ -115,7 +115,7 @@ func runVerify(ctx context.Context, s *stdio, c *command, args []string) error {
 		if kerr != nil {
 			out.fill(res, kerr)
 			out.Reason = "bad_key"
-			return printVerify(s, out, exitNotChecked, kerr,
+			return printVerify(s, out, exitNotChecked, fmt.Errorf("could not check the token: %w", kerr),
 				"give the .p8 file Apple let you download once when you created the key (Certificates, Identifiers & Profiles > Keys)")
 		}
 		client, cerr := verify.NewClient(verify.Config{TeamID: *teamID, KeyID: *keyID, Key: key, BaseURL: baseURL, Timeout: *timeout})

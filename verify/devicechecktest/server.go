@@ -59,6 +59,7 @@ const (
 	Development
 )
 
+// String returns "production" or "development".
 func (e Environment) String() string {
 	if e == Development {
 		return "development"
