@@ -58,6 +58,17 @@ test: lint vet-darwin codex osx-sign
 	CODEX_BIN=$(abspath $(CODEX_BIN)) OSX_SIGN_DIR=$(abspath $(OSX_SIGN_DIR)) $(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz-ci
 
+## redis-server: the real Redis the replay-store tests start (Debian's
+## redis-server package), installed when missing; sudo only when not root.
+.PHONY: redis-server
+test: redis-server
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "installing redis-server (Debian package) for the replay-store tests"; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server || \
+	  { $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; }; }
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...

@@ -10,13 +10,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/time/rate"
 )
 
 // Base URLs of Apple's DeviceCheck server API.
@@ -25,8 +30,11 @@ const (
 	Development = "https://api.development.devicecheck.apple.com"
 )
 
-// EnvironmentURL turns "production", "development" or an http(s) base URL
-// (a fake server in tests, or a proxy) into the base URL a Client uses.
+// EnvironmentURL turns "production", "development" or a base URL (a fake
+// server in tests, or a proxy) into the base URL a Client uses. A base
+// URL must be https, or plain http to a loopback address (127.0.0.0/8,
+// ::1 or localhost), and must carry no query, fragment or credentials:
+// the bearer JWT and the device tokens go wherever it points.
 func EnvironmentURL(env string) (string, error) {
 	switch strings.ToLower(strings.TrimSpace(env)) {
 	case "", "production", "prod":
@@ -35,17 +43,35 @@ func EnvironmentURL(env string) (string, error) {
 		return Development, nil
 	}
 	u, err := url.Parse(env)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", fmt.Errorf("environment %q: want production, development or an http(s) URL", env)
+	switch {
+	case err != nil || u.Host == "" || u.Opaque != "":
+		return "", fmt.Errorf("environment %q: want production, development or an https URL", env)
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return "", fmt.Errorf("environment %q: plain http is allowed only to a loopback address; use https", env)
+	case u.Scheme != "https" && u.Scheme != "http":
+		return "", fmt.Errorf("environment %q: want production, development or an https URL", env)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(env, "#"):
+		return "", fmt.Errorf("environment %q: a base URL must not have a query or a fragment", env)
+	case u.User != nil:
+		return "", fmt.Errorf("environment %q: a base URL must not carry credentials", env)
 	}
-	return strings.TrimRight(env, "/"), nil
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Errors for Apple's answers, each carried by an *AppleError (or, for
 // ErrNetwork, wrapped with the transport's error). Test with errors.Is.
 var (
 	// ErrBadDeviceToken: Apple does not recognise the device token (400).
-	// This is the answer for a forged or corrupted token.
+	// This is the answer for a forged, expired or corrupted token, and for
+	// a token of the other environment (see Development).
 	ErrBadDeviceToken = errors.New("apple rejected the device token")
 	// ErrBadRequest: Apple rejected another part of the request (400, 405).
 	ErrBadRequest = errors.New("apple rejected the request")
@@ -58,17 +84,24 @@ var (
 	ErrExpiredAuthorization = errors.New("apple says the authorization token expired")
 	// ErrForbidden: Apple refused the request (403).
 	ErrForbidden = errors.New("apple refused the request")
-	// ErrRateLimited: too many requests (429). Retried.
+	// ErrRateLimited: too many requests (429). Not retried unless
+	// Config.RetryRateLimited is set.
 	ErrRateLimited = errors.New("apple rate-limited the request")
 	// ErrServerError: Apple failed (500 and other 5xx). Retried.
 	ErrServerError = errors.New("apple server error")
 	// ErrUnavailable: Apple is unavailable (503). Retried.
 	ErrUnavailable = errors.New("apple service unavailable")
-	// ErrUnexpectedResponse: a status or body the API does not document.
+	// ErrUnexpectedResponse: an answer the API does not document: a
+	// redirect (never followed), a 200 with a body where Apple sends none
+	// (a proxy or captive portal), an unknown status. Never "valid".
 	ErrUnexpectedResponse = errors.New("unexpected answer from apple")
-	// ErrNetwork: no answer (connection failure, per-request timeout).
+	// ErrNetwork: no answer (connection failure, per-attempt timeout).
 	// Retried.
 	ErrNetwork = errors.New("no answer from apple")
+	// ErrLimited: the Client's own limit on calls to Apple
+	// (Config.RateLimit, Config.MaxConcurrent) left no room within the
+	// call's time budget, so Apple was not asked.
+	ErrLimited = errors.New("too many calls to apple: local limit reached")
 )
 
 // AppleError is an answer from Apple other than success. Err is one of the
@@ -79,17 +112,33 @@ type AppleError struct {
 	Op string
 	// Status is the HTTP status code.
 	Status int
-	// Body is Apple's answer text, cut to maxErrorBody bytes.
+	// Body is the start of the answer's text (at most 512 bytes), with
+	// anything that looks like a token or credential (a run of 32 or more
+	// base64, base64url or hex characters, or the token's raw bytes)
+	// elided, so a proxy that echoes the request cannot leak it.
 	Body string
+	// Location is a redirect's target, elided the same way.
+	Location string
+	// RetryAfter is what Apple's Retry-After header asked for, or zero.
+	RetryAfter time.Duration
 	// Attempts is how many requests were made, counting retries.
 	Attempts int
-	Err      error
+	// Err is the sentinel error for the answer, e.g. ErrBadDeviceToken.
+	Err error
 }
 
+// Error describes the answer: the endpoint, the sentinel's text, the
+// status and the start of the body, never the token.
 func (e *AppleError) Error() string {
 	s := fmt.Sprintf("devicecheck %s: %v (HTTP %d", e.Op, e.Err, e.Status)
+	if e.Location != "" {
+		s += fmt.Sprintf(" to %q", e.Location)
+	}
 	if e.Body != "" {
 		s += fmt.Sprintf(": %q", e.Body)
+	}
+	if e.RetryAfter > 0 {
+		s += fmt.Sprintf(", retry after %v", e.RetryAfter)
 	}
 	if e.Attempts > 1 {
 		s += fmt.Sprintf(", %d attempts", e.Attempts)
@@ -107,6 +156,21 @@ func retryable(status int) bool {
 	return status == http.StatusTooManyRequests || status >= 500
 }
 
+// Defaults for Config.
+const (
+	// DefaultTimeout bounds one call to Apple in all: the wait for a slot
+	// under the limits, every attempt, and the waits between attempts.
+	DefaultTimeout = 5 * time.Second
+	// DefaultAttemptTimeout bounds one HTTP request to Apple.
+	DefaultAttemptTimeout = 2 * time.Second
+	// DefaultRateLimit is how many requests per second a Client sends to
+	// Apple at most. Apple publishes no quota; size it to your traffic.
+	DefaultRateLimit = 100
+	// DefaultMaxConcurrent is how many requests to Apple a Client has in
+	// flight at most.
+	DefaultMaxConcurrent = 64
+)
+
 // Config configures a Client. TeamID, KeyID and Key are required.
 type Config struct {
 	// TeamID is the Apple developer team identifier (the JWT iss).
@@ -116,75 +180,139 @@ type Config struct {
 	// Key is the key's private half, from LoadPrivateKey.
 	Key *ecdsa.PrivateKey
 	// BaseURL is Production (the default), Development, or another base
-	// URL, e.g. a fake server in tests; see EnvironmentURL. Tokens from
-	// development builds of an app validate only against Development.
+	// URL, e.g. a fake server in tests; see EnvironmentURL for what is
+	// accepted. Tokens from development builds of an app validate only
+	// against Development.
 	BaseURL string
 	// HTTPClient sends the requests; nil uses a client with its own
-	// transport, cloned from http.DefaultTransport.
+	// transport, cloned from http.DefaultTransport. Either way redirects
+	// are never followed: the Client uses a copy whose CheckRedirect
+	// refuses them.
 	HTTPClient *http.Client
-	// Timeout bounds each request to Apple; every retry gets its own.
-	// Zero means 10 seconds.
+	// Timeout bounds one call (ValidateDeviceToken, QueryTwoBits,
+	// UpdateTwoBits) in all: the wait under the limits below, every
+	// attempt and the waits between them. Zero means DefaultTimeout.
 	Timeout time.Duration
+	// AttemptTimeout bounds each HTTP request. Zero means
+	// DefaultAttemptTimeout.
+	AttemptTimeout time.Duration
 	// MaxAttempts bounds the requests per call, first one included, when
-	// Apple answers 429 or 5xx or does not answer. Zero means 3; 1
-	// disables retries. 4xx answers are never retried.
+	// Apple answers 5xx or does not answer. Zero means 3; 1 disables
+	// retries. A retry happens only when its wait fits in what is left of
+	// Timeout. 4xx answers are never retried (but see RetryRateLimited).
 	MaxAttempts int
+	// RetryRateLimited retries a 429 answer too, when Apple's Retry-After
+	// (or the backoff, without one) fits in what is left of Timeout. Off
+	// by default: a rate-limited Apple is not helped by more requests.
+	RetryRateLimited bool
 	// MinBackoff and MaxBackoff bound the jittered, exponentially growing
-	// wait between attempts. Zero means 200ms and 3s.
+	// wait between attempts. Zero means 200ms and 1s. Apple's Retry-After
+	// raises the wait beyond MaxBackoff if it fits in the budget.
 	MinBackoff, MaxBackoff time.Duration
 	// JWTRefresh is how long one authorization token is reused before a
-	// new one is signed. Zero means DefaultJWTRefresh; at most 50 minutes,
-	// since Apple accepts a token for an hour.
+	// new one is signed. Zero means DefaultJWTRefresh; it is clamped to
+	// 20–55 minutes (Apple asks for 20–60, and the iat is a minute early).
 	JWTRefresh time.Duration
+	// RateLimit is how many requests per second the Client sends to Apple
+	// at most, across all calls; RateBurst how many it may send at once
+	// after a quiet spell. Zero means DefaultRateLimit and one second's
+	// worth; a negative RateLimit means no limit. A call that finds no
+	// room within its Timeout fails with ErrLimited without asking Apple.
+	RateLimit float64
+	RateBurst int
+	// MaxConcurrent bounds the requests to Apple in flight at once. Zero
+	// means DefaultMaxConcurrent; negative means no bound.
+	MaxConcurrent int
+	// Observer, when set, is told of every request to Apple and every
+	// retry.
+	Observer Observer
 }
 
 // Client calls Apple's DeviceCheck server API. It is safe for concurrent
-// use; share one per process so its authorization token is reused.
+// use; share one per process, so that its authorization token is reused
+// and its limits hold for the whole process.
 type Client struct {
-	base        string
-	hc          *http.Client
-	timeout     time.Duration
-	maxAttempts int
-	minBackoff  time.Duration
-	maxBackoff  time.Duration
-	jwt         *jwtSource
+	base           string
+	endpoints      map[string]string
+	hc             *http.Client
+	timeout        time.Duration
+	attemptTimeout time.Duration
+	maxAttempts    int
+	retry429       bool
+	minBackoff     time.Duration
+	maxBackoff     time.Duration
+	jwt            *jwtSource
+	limiter        *rate.Limiter // nil: no rate limit
+	slots          chan struct{} // nil: no concurrency bound
+	observer       Observer
 
 	// Seams for tests.
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
 }
 
+// The endpoints a Client calls.
+const (
+	opValidate = "validate_device_token"
+	opQuery    = "query_two_bits"
+	opUpdate   = "update_two_bits"
+)
+
 // NewClient returns a client for cfg.
 func NewClient(cfg Config) (*Client, error) {
 	if cfg.TeamID == "" || cfg.KeyID == "" || cfg.Key == nil {
 		return nil, errors.New("devicecheck client: team id, key id and key are required")
 	}
-	base := cfg.BaseURL
-	if base == "" {
-		base = Production
-	}
-	base, err := EnvironmentURL(base)
+	base, err := EnvironmentURL(cfg.BaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("devicecheck client: %w", err)
 	}
 	c := &Client{
-		base:        base,
-		hc:          cfg.HTTPClient,
-		timeout:     orDefault(cfg.Timeout, 10*time.Second),
-		maxAttempts: cfg.MaxAttempts,
-		minBackoff:  orDefault(cfg.MinBackoff, 200*time.Millisecond),
-		maxBackoff:  orDefault(cfg.MaxBackoff, 3*time.Second),
-		now:         time.Now,
-		sleep:       sleepCtx,
+		base:           base,
+		endpoints:      map[string]string{},
+		timeout:        orDefault(cfg.Timeout, DefaultTimeout),
+		attemptTimeout: orDefault(cfg.AttemptTimeout, DefaultAttemptTimeout),
+		maxAttempts:    cfg.MaxAttempts,
+		retry429:       cfg.RetryRateLimited,
+		minBackoff:     orDefault(cfg.MinBackoff, 200*time.Millisecond),
+		maxBackoff:     orDefault(cfg.MaxBackoff, time.Second),
+		observer:       cfg.Observer,
+		now:            time.Now,
+		sleep:          sleepCtx,
 	}
-	if c.hc == nil {
+	for _, op := range []string{opValidate, opQuery, opUpdate} {
+		if c.endpoints[op], err = url.JoinPath(base, "v1", op); err != nil {
+			return nil, fmt.Errorf("devicecheck client: %w", err)
+		}
+	}
+	if cfg.HTTPClient != nil {
+		hc := *cfg.HTTPClient
+		c.hc = &hc
+	} else {
 		c.hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
+	c.hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if c.maxAttempts <= 0 {
 		c.maxAttempts = 3
 	}
 	c.maxBackoff = max(c.maxBackoff, c.minBackoff)
-	refresh := min(orDefault(cfg.JWTRefresh, DefaultJWTRefresh), maxJWTRefresh)
+	if limit := cfg.RateLimit; limit >= 0 && !math.IsInf(limit, 1) {
+		if limit == 0 {
+			limit = DefaultRateLimit
+		}
+		burst := cfg.RateBurst
+		if burst <= 0 {
+			burst = max(1, int(math.Ceil(limit)))
+		}
+		c.limiter = rate.NewLimiter(rate.Limit(limit), burst)
+	}
+	switch n := cfg.MaxConcurrent; {
+	case n == 0:
+		c.slots = make(chan struct{}, DefaultMaxConcurrent)
+	case n > 0:
+		c.slots = make(chan struct{}, n)
+	}
+	refresh := min(max(orDefault(cfg.JWTRefresh, DefaultJWTRefresh), minJWTRefresh), maxJWTRefresh)
 	c.jwt = &jwtSource{
 		teamID: cfg.TeamID, keyID: cfg.KeyID, key: cfg.Key,
 		refresh: refresh,
@@ -219,18 +347,21 @@ type Bits struct {
 }
 
 // ValidateDeviceToken asks Apple whether token came from a genuine Apple
-// device running an app of this developer team. It returns nil when Apple
-// accepts it; an error wrapping ErrBadDeviceToken when Apple does not.
+// device running an app of this developer team. It returns nil only for
+// Apple's "yes": a 200 answer with an empty (or white-space) body. It
+// returns an error wrapping ErrBadDeviceToken when Apple says no, and
+// another error when Apple could not be asked or answered something else.
 func (c *Client) ValidateDeviceToken(ctx context.Context, token []byte) error {
-	_, err := c.call(ctx, "validate_device_token", token, nil)
+	_, err := c.call(ctx, opValidate, token, nil)
 	return err
 }
 
-// QueryTwoBits returns the device's two bits. "Bit State Not Found" is a
-// normal answer: Bits.Found is false and the error nil.
+// QueryTwoBits returns the device's two bits. "Bit State Not Found" (or
+// its other wording, "Failed to find bit state") is a normal answer:
+// Bits.Found is false and the error nil. Any other 200 body that is not
+// the bits' JSON is ErrUnexpectedResponse.
 func (c *Client) QueryTwoBits(ctx context.Context, token []byte) (Bits, error) {
-	const op = "query_two_bits"
-	body, err := c.call(ctx, op, token, nil)
+	body, err := c.call(ctx, opQuery, token, nil)
 	if err != nil {
 		return Bits{}, err
 	}
@@ -243,14 +374,15 @@ func (c *Client) QueryTwoBits(ctx context.Context, token []byte) (Bits, error) {
 		LastUpdateTime string `json:"last_update_time"`
 	}
 	if err := json.Unmarshal(body, &w); err != nil || w.Bit0 == nil || w.Bit1 == nil {
-		return Bits{}, &AppleError{Op: op, Status: http.StatusOK, Body: cut(body), Err: ErrUnexpectedResponse}
+		return Bits{}, &AppleError{Op: opQuery, Status: http.StatusOK, Body: scrub(body, token), Err: ErrUnexpectedResponse}
 	}
 	return Bits{Found: true, Bit0: *w.Bit0, Bit1: *w.Bit1, LastUpdated: w.LastUpdateTime}, nil
 }
 
-// UpdateTwoBits sets the device's two bits.
+// UpdateTwoBits sets the device's two bits. Like ValidateDeviceToken, it
+// counts only a 200 with an empty body as done.
 func (c *Client) UpdateTwoBits(ctx context.Context, token []byte, bit0, bit1 bool) error {
-	_, err := c.call(ctx, "update_two_bits", token, &[2]bool{bit0, bit1})
+	_, err := c.call(ctx, opUpdate, token, &[2]bool{bit0, bit1})
 	return err
 }
 
@@ -273,20 +405,32 @@ const (
 	maxErrorBody    = 512
 )
 
-// call posts to one endpoint, retrying where that is safe, and returns the
-// body of a 200 answer.
+// call posts to one endpoint within the client's time budget, retrying
+// where that is safe and fits, and returns the body of a successful
+// answer.
 func (c *Client) call(ctx context.Context, op string, token []byte, bits *[2]bool) ([]byte, error) {
 	if len(token) == 0 {
 		return nil, fmt.Errorf("devicecheck %s: %w: empty device token", op, ErrBadDeviceToken)
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	deviceToken := base64.StdEncoding.EncodeToString(token)
 	var last error
+	reauthorized := false
 	for attempt := 1; ; attempt++ {
+		release, err := c.acquire(ctx, op)
+		if err != nil {
+			if last != nil {
+				return nil, last // Apple's own answer says more than our limit
+			}
+			return nil, err
+		}
 		req := request{DeviceToken: deviceToken, TransactionID: newTransactionID(), Timestamp: c.now().UnixMilli()}
 		if bits != nil {
 			req.Bit0, req.Bit1 = &bits[0], &bits[1]
 		}
-		body, retryAfter, err := c.once(ctx, op, req)
+		body, fresh, err := c.once(ctx, op, req, token)
+		release()
 		if err == nil {
 			return body, nil
 		}
@@ -294,31 +438,98 @@ func (c *Client) call(ctx context.Context, op string, token []byte, bits *[2]boo
 		if errors.As(err, &ae) {
 			ae.Attempts = attempt
 		}
-		last = err
-		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-			return nil, fmt.Errorf("devicecheck %s: %w; last attempt: %w", op, ctx.Err(), last)
-		}
-		temporary := errors.Is(err, ErrNetwork) || (ae != nil && ae.Temporary())
-		if !temporary || attempt >= c.maxAttempts || ctx.Err() != nil {
+		if ctx.Err() != nil { // no time for more
+			if !errors.Is(err, ctx.Err()) {
+				err = fmt.Errorf("devicecheck %s: %w; last attempt: %w", op, ctx.Err(), err)
+			}
 			return nil, err
 		}
-		if err := c.sleep(ctx, c.backoff(attempt, retryAfter)); err != nil {
+		last = err
+		// A refused JWT that was signed a while ago may just be stale (or
+		// Apple's clock may differ): sign a new one and try once more.
+		if ae != nil && ae.Status == http.StatusUnauthorized && !fresh && !reauthorized {
+			reauthorized = true
+			c.observeRetry(op, err)
+			continue
+		}
+		temporary := errors.Is(err, ErrNetwork) || (ae != nil && ae.Status >= 500) ||
+			(ae != nil && ae.Status == http.StatusTooManyRequests && c.retry429)
+		if !temporary || attempt >= c.maxAttempts {
+			return nil, err
+		}
+		var retryAfter time.Duration
+		if ae != nil {
+			retryAfter = ae.RetryAfter
+		}
+		wait := c.backoff(attempt, retryAfter)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= wait {
+			return nil, err // the wait does not fit: report what Apple said now
+		}
+		c.observeRetry(op, err)
+		if err := c.sleep(ctx, wait); err != nil {
 			return nil, fmt.Errorf("devicecheck %s: %w; last attempt: %w", op, err, last)
 		}
 	}
 }
 
+// acquire waits for room under the rate limit and the bound on requests
+// in flight; release gives the slot back. It waits only while a request
+// would still have time to get an answer: until what is left of ctx's
+// budget is one AttemptTimeout, or half the budget when that is shorter.
+// A slot that comes later would only send Apple a request the caller
+// then abandons.
+func (c *Client) acquire(ctx context.Context, op string) (release func(), err error) {
+	wctx := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		left := time.Until(deadline)
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, left-min(c.attemptTimeout, left/2))
+		defer cancel()
+	}
+	limited := func() error {
+		if ctx.Err() == context.Canceled {
+			return fmt.Errorf("devicecheck %s: %w", op, ctx.Err())
+		}
+		return fmt.Errorf("devicecheck %s: %w", op, ErrLimited)
+	}
+	if c.limiter != nil {
+		// Wait fails at once when the wait would outlast wctx's deadline.
+		if err := c.limiter.Wait(wctx); err != nil {
+			return nil, limited()
+		}
+	}
+	if c.slots == nil {
+		return func() {}, nil
+	}
+	select {
+	case c.slots <- struct{}{}:
+		return func() { <-c.slots }, nil
+	default:
+	}
+	select {
+	case c.slots <- struct{}{}:
+		return func() { <-c.slots }, nil
+	case <-wctx.Done():
+		return nil, limited()
+	}
+}
+
+func (c *Client) observeRetry(op string, err error) {
+	if c.observer != nil {
+		c.observer.ObserveRetry(op, err)
+	}
+}
+
 // backoff returns the wait before attempt+1: full jitter over an
-// exponentially growing window, capped at maxBackoff. A Retry-After from
-// Apple raises the wait, within the same cap.
+// exponentially growing window, capped at maxBackoff, or Apple's
+// Retry-After when that is longer.
 func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
 	window := c.minBackoff << min(attempt-1, 16)
 	if window <= 0 || window > c.maxBackoff {
 		window = c.maxBackoff
 	}
 	d := c.minBackoff/2 + mrand.N(window-c.minBackoff/2+1)
-	d = max(d, min(retryAfter, c.maxBackoff))
-	return min(d, c.maxBackoff)
+	return max(d, retryAfter)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -332,52 +543,68 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// once makes one request. A non-nil error is an *AppleError, wraps
-// ErrNetwork, or (when ctx is done) wraps ctx.Err().
-func (c *Client) once(ctx context.Context, op string, r request) (body []byte, retryAfter time.Duration, err error) {
+// once makes one request. fresh reports whether its JWT was signed for
+// it. A non-nil error is an *AppleError, wraps ErrNetwork, or (when ctx
+// is done) wraps ctx.Err().
+func (c *Client) once(ctx context.Context, op string, r request, token []byte) (body []byte, fresh bool, err error) {
 	payload, err := json.Marshal(r)
 	if err != nil {
-		return nil, 0, fmt.Errorf("devicecheck %s: %w", op, err)
+		return nil, false, fmt.Errorf("devicecheck %s: %w", op, err)
 	}
-	bearer, err := c.jwt.token()
+	bearer, fresh, err := c.jwt.token()
 	if err != nil {
-		return nil, 0, fmt.Errorf("devicecheck %s: %w", op, err)
+		return nil, false, fmt.Errorf("devicecheck %s: %w", op, err)
 	}
-	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	actx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.base+"/v1/"+op, bytes.NewReader(payload))
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.endpoints[op], bytes.NewReader(payload))
 	if err != nil {
-		return nil, 0, fmt.Errorf("devicecheck %s: %w", op, err)
+		return nil, fresh, fmt.Errorf("devicecheck %s: %w", op, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+bearer)
 	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
+	status := 0
+	if c.observer != nil {
+		defer func() { c.observer.ObserveAppleRequest(op, status, time.Since(start)) }()
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, 0, fmt.Errorf("devicecheck %s: %w", op, ctx.Err())
+			return nil, fresh, fmt.Errorf("devicecheck %s: %w", op, ctx.Err())
 		}
-		return nil, 0, fmt.Errorf("devicecheck %s: %w: %w", op, ErrNetwork, err)
+		return nil, fresh, fmt.Errorf("devicecheck %s: %w: %w", op, ErrNetwork, err)
 	}
 	defer resp.Body.Close()
 	body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, 0, fmt.Errorf("devicecheck %s: %w", op, ctx.Err())
+			return nil, fresh, fmt.Errorf("devicecheck %s: %w", op, ctx.Err())
 		}
-		return nil, 0, fmt.Errorf("devicecheck %s: read answer: %w: %w", op, ErrNetwork, err)
+		return nil, fresh, fmt.Errorf("devicecheck %s: read answer: %w: %w", op, ErrNetwork, err)
 	}
-	if resp.StatusCode == http.StatusOK {
-		return body, 0, nil
+	status = resp.StatusCode
+	if status == http.StatusOK && (op == opQuery || len(bytes.TrimSpace(body)) == 0) {
+		// Apple's "yes" has no body. If `attestd probe` on a Mac ever
+		// shows that Apple sends a fixed success text, accept exactly that
+		// text here, nothing looser: a proxy, a captive portal or a wrong
+		// base URL answers 200 with a page.
+		return body, fresh, nil
 	}
-	if resp.StatusCode == http.StatusUnauthorized {
+	if status == http.StatusUnauthorized {
 		c.jwt.invalidate(bearer)
 	}
-	return nil, parseRetryAfter(resp.Header.Get("Retry-After")), &AppleError{
-		Op: op, Status: resp.StatusCode, Body: cut(body), Err: classify(resp.StatusCode, body),
+	e := &AppleError{Op: op, Status: status, Body: scrub(body, token), Err: classify(status, body)}
+	if status >= 300 && status < 400 {
+		e.Location = scrub([]byte(resp.Header.Get("Location")), token)
 	}
+	if retryable(status) {
+		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+	}
+	return nil, fresh, e
 }
 
-// classify maps a non-200 answer to its sentinel error.
+// classify maps an answer other than success to its sentinel error.
 func classify(status int, body []byte) error {
 	text := strings.ToLower(string(body))
 	switch {
@@ -403,17 +630,48 @@ func classify(status int, body []byte) error {
 	return ErrUnexpectedResponse
 }
 
-func parseRetryAfter(v string) time.Duration {
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
-		return time.Duration(n) * time.Second
+// parseRetryAfter reads a Retry-After value: delay seconds or an
+// HTTP-date (then relative to now). It returns 0 for none, a bad value or
+// a date in the past.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, int64(24*time.Hour/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
 	}
 	return 0
 }
 
-// cut returns body as text of at most maxErrorBody bytes, for error
-// messages.
-func cut(body []byte) string {
-	s := strings.TrimSpace(string(body))
+// opaqueRun matches what could be a token or a credential in an answer:
+// a long run of base64, base64url, hex or percent-encoded characters (a
+// JWT's parts each match). Apple's own answers are short English phrases.
+var opaqueRun = regexp.MustCompile(`[A-Za-z0-9+/=_%\\-]{32,}`)
+
+// scrub returns body as text for error messages: the token's raw bytes
+// (when long enough not to match ordinary words; DeviceCheck tokens run
+// to thousands of bytes) and every opaque run elided, then cut to
+// maxErrorBody bytes.
+func scrub(body, token []byte) string {
+	if len(token) >= 16 {
+		body = bytes.ReplaceAll(body, token, []byte("[token]"))
+	}
+	s := opaqueRun.ReplaceAllStringFunc(string(body), func(m string) string {
+		return fmt.Sprintf("[%d characters elided]", len(m))
+	})
+	return cut(s)
+}
+
+// cut returns s trimmed and cut to at most maxErrorBody bytes.
+func cut(s string) string {
+	s = strings.TrimSpace(s)
 	if len(s) > maxErrorBody {
 		s = s[:maxErrorBody]
 		for !utf8.ValidString(s) && len(s) > 0 {

@@ -56,7 +56,7 @@ func TestValidateDeviceTokenRequest(t *testing.T) {
 	if tok.Header["alg"] != "ES256" || tok.Header["kid"] != testKeyID {
 		t.Errorf("JWT header %v", tok.Header)
 	}
-	if claims["iss"] != testTeamID || claims["iat"] != float64(h.clock.Now().Unix()) {
+	if claims["iss"] != testTeamID || claims["iat"] != float64(h.clock.Now().Add(-jwtBackdate).Unix()) {
 		t.Errorf("JWT claims %v", claims)
 	}
 }
@@ -144,7 +144,7 @@ func TestAppleAnswers(t *testing.T) {
 		{403, "", ErrForbidden, 1},
 		{404, "Not Found", ErrUnexpectedResponse, 1},
 		{405, "Method Not Allowed", ErrBadRequest, 1},
-		{429, "Too Many Requests", ErrRateLimited, 3},
+		{429, "Too Many Requests", ErrRateLimited, 1}, // not retried by default
 		{500, "Internal Server Error", ErrServerError, 3},
 		{502, "Bad Gateway", ErrServerError, 3},
 		{503, "Service Unavailable", ErrUnavailable, 3},
@@ -172,7 +172,7 @@ func TestAppleAnswers(t *testing.T) {
 			if n := len(h.waits()); n != tt.attempts-1 {
 				t.Errorf("waited %d times, want %d", n, tt.attempts-1)
 			}
-			if ae.Temporary() != (tt.attempts > 1) {
+			if ae.Temporary() != (tt.status == 429 || tt.status >= 500) {
 				t.Errorf("Temporary() = %v", ae.Temporary())
 			}
 		})
@@ -180,7 +180,12 @@ func TestAppleAnswers(t *testing.T) {
 }
 
 func TestRetryThenSuccess(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxAttempts = 4; c.MinBackoff = 100 * time.Millisecond; c.MaxBackoff = time.Second })
+	h := newHarness(t, func(c *Config) {
+		c.MaxAttempts = 4
+		c.MinBackoff = 100 * time.Millisecond
+		c.MaxBackoff = time.Second
+		c.RetryRateLimited = true
+	})
 	var n atomic.Int32
 	h.apple.Respond(func(devicechecktest.Request) *devicechecktest.Response {
 		switch n.Add(1) {
@@ -237,22 +242,84 @@ func TestBackoff(t *testing.T) {
 	if d := c.backoff(1, 1500*time.Millisecond); d < 1500*time.Millisecond || d > 2*time.Second {
 		t.Errorf("Retry-After 1.5s: backoff %v", d)
 	}
-	if d := c.backoff(1, time.Hour); d != 2*time.Second {
-		t.Errorf("Retry-After 1h: backoff %v, want the 2s cap", d)
+	// Retry-After is honoured whole; whether it fits is the caller's call.
+	if d := c.backoff(1, time.Hour); d != time.Hour {
+		t.Errorf("Retry-After 1h: backoff %v, want 1h", d)
 	}
 }
 
-func TestRetryAfterHonoured(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxAttempts = 2 })
-	h.apple.Respond(func(devicechecktest.Request) *devicechecktest.Response {
-		return &devicechecktest.Response{Status: 429, Header: http.Header{"Retry-After": {"2"}}}
-	})
-	err := h.client.ValidateDeviceToken(context.Background(), []byte("tok"))
-	if !errors.Is(err, ErrRateLimited) {
-		t.Fatalf("error %v", err)
+// Retry-After is honoured when it fits in the call's budget; when it does
+// not, the call stops at once and reports what Apple said. 429 is not
+// retried at all unless asked for.
+func TestRetryAfter(t *testing.T) {
+	tests := []struct {
+		name       string
+		status     int
+		retryAfter func(now time.Time) string
+		retry429   bool
+		want       error // nil: the retry succeeds
+		waits      []time.Duration
+		reported   time.Duration // AppleError.RetryAfter
+	}{
+		{"503, 2 s fits in 5 s", 503, func(time.Time) string { return "2" }, false, nil, []time.Duration{2 * time.Second}, 0},
+		{"503, HTTP-date 3 s ahead", 503, func(now time.Time) string { return now.Add(3 * time.Second).UTC().Format(http.TimeFormat) }, false, nil, []time.Duration{3 * time.Second}, 0},
+		{"503, 10 s does not fit", 503, func(time.Time) string { return "10" }, false, ErrUnavailable, nil, 10 * time.Second},
+		{"503, HTTP-date an hour ahead", 503, func(now time.Time) string { return now.Add(time.Hour).UTC().Format(http.TimeFormat) }, false, ErrUnavailable, nil, time.Hour},
+		{"429 not retried by default", 429, func(time.Time) string { return "1" }, false, ErrRateLimited, nil, time.Second},
+		{"429 retried when asked, 1 s fits", 429, func(time.Time) string { return "1" }, true, nil, []time.Duration{time.Second}, 0},
+		{"429 retried when asked, 30 s does not fit", 429, func(time.Time) string { return "30" }, true, ErrRateLimited, nil, 30 * time.Second},
 	}
-	if w := h.waits(); len(w) != 1 || w[0] < 2*time.Second || w[0] > 3*time.Second {
-		t.Errorf("waits %v, want one of 2s..3s", w)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(c *Config) {
+				c.RetryRateLimited = tt.retry429
+				c.MinBackoff = time.Millisecond
+				c.MaxBackoff = time.Millisecond
+			})
+			var n atomic.Int32
+			h.apple.Respond(func(devicechecktest.Request) *devicechecktest.Response {
+				if n.Add(1) > 1 {
+					return nil
+				}
+				return &devicechecktest.Response{Status: tt.status, Header: http.Header{"Retry-After": {tt.retryAfter(h.clock.Now())}}}
+			})
+			err := h.client.ValidateDeviceToken(context.Background(), []byte("tok"))
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("error %v, want %v", err, tt.want)
+			}
+			if w := h.waits(); !slices.Equal(w, tt.waits) {
+				t.Errorf("waits %v, want %v", w, tt.waits)
+			}
+			var ae *AppleError
+			if tt.want != nil && (!errors.As(err, &ae) || ae.RetryAfter != tt.reported || ae.Attempts != 1) {
+				t.Errorf("AppleError %+v, want RetryAfter %v after 1 attempt", ae, tt.reported)
+			}
+		})
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0},
+		{"0", 0},
+		{"-5", 0},
+		{"7", 7 * time.Second},
+		{" 7 ", 7 * time.Second},
+		{"99999999999999", 24 * time.Hour},
+		{"Sun, 01 Mar 2026 12:00:30 GMT", 30 * time.Second},
+		{"Sunday, 01-Mar-26 12:00:30 GMT", 30 * time.Second},
+		{"Sun Mar  1 12:00:30 2026", 30 * time.Second},
+		{"Sun, 01 Mar 2026 11:00:00 GMT", 0},
+		{"soon", 0},
+		{"1.5", 0},
+	} {
+		if got := parseRetryAfter(tt.in, now); got != tt.want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", tt.in, got, tt.want)
+		}
 	}
 }
 
@@ -293,7 +360,7 @@ func TestPerRequestTimeout(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	h := newHarness(t, func(c *Config) { c.BaseURL = srv.URL; c.Timeout = 100 * time.Millisecond; c.MaxAttempts = 2 })
+	h := newHarness(t, func(c *Config) { c.BaseURL = srv.URL; c.AttemptTimeout = 100 * time.Millisecond; c.MaxAttempts = 2 })
 	err := h.client.ValidateDeviceToken(context.Background(), []byte("tok"))
 	if !errors.Is(err, ErrNetwork) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error %v, want ErrNetwork and DeadlineExceeded", err)
@@ -369,29 +436,68 @@ func TestJWTReusedAndRefreshed(t *testing.T) {
 	h.client.ValidateDeviceToken(ctx, []byte("tok"))
 	check("clock stepped back", 3)
 
-	// A 401 drops the token; the call after it signs a new one.
-	var once atomic.Bool
-	h.apple.Respond(func(devicechecktest.Request) *devicechecktest.Response {
-		if once.CompareAndSwap(false, true) {
+	// A 401 for a JWT reused from an earlier call drops it, and the call
+	// tries once more with a fresh one.
+	reqs := h.apple.Requests()
+	stale := reqs[len(reqs)-1].JWT
+	h.apple.Respond(func(r devicechecktest.Request) *devicechecktest.Response {
+		if r.JWT == stale {
 			return &devicechecktest.Response{Status: 401, Body: devicechecktest.BodyBadAuthorization}
 		}
 		return nil
 	})
-	if err := h.client.ValidateDeviceToken(ctx, []byte("tok")); !errors.Is(err, ErrBadAuthorization) {
-		t.Fatalf("error %v", err)
+	before := len(h.apple.Requests())
+	if err := h.client.ValidateDeviceToken(ctx, []byte("tok")); err != nil {
+		t.Fatalf("401 for a reused JWT: %v, want success with a fresh one", err)
 	}
-	check("401 is not retried", 3)
+	check("401 for a reused JWT", 4)
+	if n := len(h.apple.Requests()) - before; n != 2 {
+		t.Errorf("Apple got %d requests, want 2", n)
+	}
+	// A 401 for a JWT signed for this very call is not retried: a new
+	// one would be refused too (wrong key, team or key id).
+	h.clock.Add(DefaultJWTRefresh)
+	h.apple.Respond(func(r devicechecktest.Request) *devicechecktest.Response {
+		return &devicechecktest.Response{Status: 401, Body: devicechecktest.BodyBadAuthorization}
+	})
+	before = len(h.apple.Requests())
+	if err := h.client.ValidateDeviceToken(ctx, []byte("tok")); !errors.Is(err, ErrBadAuthorization) {
+		t.Fatalf("401 for a fresh JWT: %v", err)
+	}
+	check("401 for a fresh JWT", 5)
+	if n := len(h.apple.Requests()) - before; n != 1 {
+		t.Errorf("Apple got %d requests, want 1", n)
+	}
+	h.apple.Respond(nil)
 	h.client.ValidateDeviceToken(ctx, []byte("tok"))
-	check("after 401", 4)
+	check("after 401", 6)
 }
 
-func TestJWTRefreshCapped(t *testing.T) {
-	c, err := NewClient(Config{TeamID: "t", KeyID: "k", Key: newKey(t), JWTRefresh: 2 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
+// The refresh interval stays within Apple's 20–60 minute guidance.
+func TestJWTRefreshClamped(t *testing.T) {
+	for _, tt := range []struct{ in, want time.Duration }{
+		{0, DefaultJWTRefresh},
+		{time.Minute, 20 * time.Minute},
+		{30 * time.Minute, 30 * time.Minute},
+		{2 * time.Hour, 55 * time.Minute},
+	} {
+		c, err := NewClient(Config{TeamID: "t", KeyID: "k", Key: newKey(t), JWTRefresh: tt.in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.jwt.refresh != tt.want {
+			t.Errorf("JWTRefresh %v: refresh %v, want %v", tt.in, c.jwt.refresh, tt.want)
+		}
 	}
-	if c.jwt.refresh != maxJWTRefresh {
-		t.Errorf("refresh %v, want %v", c.jwt.refresh, maxJWTRefresh)
+}
+
+// A server clock somewhat ahead of Apple's must not make every JWT look
+// issued in the future.
+func TestJWTToleratesClockAhead(t *testing.T) {
+	h := newHarness(t)
+	h.appleSkew.Store(int64(-90 * time.Second)) // Apple's clock 90 s behind ours
+	if err := h.client.ValidateDeviceToken(context.Background(), []byte("tok")); err != nil {
+		t.Fatalf("with our clock 90 s ahead of Apple's: %v", err)
 	}
 }
 

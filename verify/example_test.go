@@ -39,7 +39,7 @@ func ExampleMiddleware() {
 	handler := verify.Middleware(api, verify.MiddlewareOptions{Verifier: v})
 
 	// What codex app-server sends.
-	value, _ := header.Encode(header.Value{Kind: header.KindDeviceCheck, Token: []byte("token from Apple"), GeneratedAt: time.Now()})
+	value, _ := header.Encode(header.Value{Kind: header.KindDeviceCheck, Token: apple.IssueToken(), GeneratedAt: time.Now()})
 	for _, h := range []string{`{"v":1,"s":0,"t":"` + value + `"}`, `{"v":1,"s":1}`} {
 		req := httptest.NewRequest("GET", "/api/", nil)
 		req.Header.Set("x-oai-attestation", h)
@@ -52,13 +52,21 @@ func ExampleMiddleware() {
 	// 401 {"error":"attestation_required","reason":"client_status","status":"timeout"}
 }
 
-// Without the middleware: verify one header value.
+// Without the middleware: verify one header value. The zero-value
+// Verifier already refuses a token seen before and a token older than
+// DefaultMaxAge.
 func ExampleVerifier_Verify() {
 	v := &verify.Verifier{AllowDev: true} // development only: no Apple, dev tokens accepted
-	value, _ := header.Encode(header.Value{Kind: header.KindDev, Token: make([]byte, 32)})
+	token := make([]byte, 32)
+	rand.Read(token)
+	value, _ := header.Encode(header.Value{Kind: header.KindDev, Token: token, GeneratedAt: time.Now()})
 	res, err := v.Verify(context.Background(), value)
 	fmt.Println(res.Kind, res.Valid, res.AppleChecked, err)
-	// Output: dev true false <nil>
+	_, err = v.Verify(context.Background(), value)
+	fmt.Println(verify.Reason(err), verify.Rejected(err))
+	// Output:
+	// dev true false <nil>
+	// replay true
 }
 
 // exampleApple returns a new key and a fake Apple server that trusts it.

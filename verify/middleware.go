@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Policy is what Middleware does with a request whose attestation fails.
@@ -13,16 +17,37 @@ type Policy int
 
 const (
 	// Reject answers the request itself, with a short JSON body: 401
-	// when the attestation is missing, malformed or the app-server reports
-	// it could not get one (s ≠ 0); 403 when it is present but refused
-	// (development token, too old, already used, Apple rejects the
-	// token); 503 when it could not be checked (Apple unreachable or
-	// refusing our credentials). Only valid requests reach the next
-	// handler.
+	// (with WWW-Authenticate) when the attestation is missing, malformed
+	// or the app-server reports it could not get one (s ≠ 0); 403 when it
+	// is present but refused (development token, too old, already used,
+	// Apple rejects the token); 503 (with Retry-After) when it could not
+	// be checked (Apple unreachable or refusing our credentials, an
+	// unexpected answer, the limit on calls to Apple, the replay store).
+	// Only valid requests reach the next handler, unless WhenAppleDown
+	// says otherwise.
 	Reject Policy = iota
 	// Annotate passes every request on, with the outcome in its context
 	// for FromContext; the next handler decides.
 	Annotate
+)
+
+// DownPolicy is what Middleware does, under Reject, with a request whose
+// token passed every local check when Apple could not be reached.
+type DownPolicy int
+
+const (
+	// RefuseWhenDown answers 503: without Apple's yes nothing is valid.
+	// The default.
+	RefuseWhenDown DownPolicy = iota
+	// AllowWhenDown lets the request through, with the error in its
+	// context (FromContext), when AppleDown(err): no answer, a 5xx, or
+	// the time ran out waiting for Apple. Everything else is still
+	// refused: missing, malformed, development, old and replayed tokens,
+	// tokens Apple refused, and the failures a flood or a hostile network
+	// can cause at will (the Client's own limit, Apple's 429, a redirect
+	// or another unexpected answer, our credentials refused, the replay
+	// store failing).
+	AllowWhenDown
 )
 
 // MiddlewareOptions configures Middleware.
@@ -31,8 +56,15 @@ type MiddlewareOptions struct {
 	Verifier *Verifier
 	// Policy is Reject (the default) or Annotate.
 	Policy Policy
+	// WhenAppleDown is RefuseWhenDown (the default) or AllowWhenDown.
+	WhenAppleDown DownPolicy
 	// Header names the request header to read; empty means HeaderName.
 	Header string
+	// KeepHeader passes the attestation header on to the next handler.
+	// By default it is removed from the request the next handler sees,
+	// so the token goes no further than this check (into logs, or to
+	// services the handler calls).
+	KeepHeader bool
 	// Logger, when set, gets one record per failed check with the reason
 	// and the token fingerprint (never the token).
 	Logger *slog.Logger
@@ -77,12 +109,14 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 	if name == "" {
 		name = HeaderName
 	}
+	challenge := fmt.Sprintf("Attestation header=%q", name)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var (
 			res *Result
 			err error
 		)
-		switch vals := r.Header.Values(name); len(vals) {
+		vals := r.Header.Values(name)
+		switch len(vals) {
 		case 0:
 			err = ErrMissing
 		case 1:
@@ -90,19 +124,26 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 		default:
 			err = errors.Join(ErrMalformed, errors.New("more than one attestation header"))
 		}
+		letThrough := err == nil || opts.Policy == Annotate || (opts.WhenAppleDown == AllowWhenDown && AppleDown(err))
 		if err != nil && opts.Logger != nil {
 			attrs := []slog.Attr{slog.String("reason", Reason(err)), slog.Any("err", err)}
 			if res != nil {
 				attrs = append(attrs, slog.String("status", res.Status.String()),
 					slog.String("kind", res.Kind), slog.String("token", res.Fingerprint()))
 			}
+			attrs = append(attrs, slog.Bool("passed", letThrough))
 			opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "attestation check failed", attrs...)
 		}
-		if err != nil && opts.Policy == Reject {
-			writeRejection(w, res, err)
+		if !letThrough {
+			writeRejection(w, res, err, challenge)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), res, err)))
+		r2 := r.WithContext(NewContext(r.Context(), res, err))
+		if len(vals) > 0 && !opts.KeepHeader {
+			r2.Header = r.Header.Clone()
+			r2.Header.Del(name)
+		}
+		next.ServeHTTP(w, r2)
 	})
 }
 
@@ -115,23 +156,36 @@ type rejection struct {
 	Status string `json:"status,omitempty"`
 }
 
-func writeRejection(w http.ResponseWriter, res *Result, err error) {
+func writeRejection(w http.ResponseWriter, res *Result, err error, challenge string) {
 	code, body := http.StatusServiceUnavailable, rejection{Error: "attestation_unavailable", Reason: Reason(err)}
+	h := w.Header()
 	switch {
 	case errors.Is(err, ErrMissing), errors.Is(err, ErrMalformed), errors.Is(err, ErrClientStatus):
 		code, body.Error = http.StatusUnauthorized, "attestation_required"
+		h.Set("WWW-Authenticate", challenge)
 	case Rejected(err):
 		code, body.Error = http.StatusForbidden, "attestation_rejected"
+	default:
+		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds(err)))
 	}
 	var se *StatusError
 	if errors.As(err, &se) {
 		body.Status = se.Status.String()
 	}
 	b, _ := json.Marshal(body)
-	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	w.Write(append(b, '\n'))
+}
+
+// retryAfterSeconds is the Retry-After of a 503: what Apple asked for
+// (whole seconds, at most a minute), else one second.
+func retryAfterSeconds(err error) int {
+	var ae *AppleError
+	if errors.As(err, &ae) && ae.RetryAfter > 0 {
+		return int(math.Ceil(min(ae.RetryAfter, time.Minute).Seconds()))
+	}
+	return 1
 }

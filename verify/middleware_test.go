@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,7 +26,6 @@ func TestMiddleware(t *testing.T) {
 		}
 		return nil
 	})
-	v := &Verifier{Client: h.client, MaxAge: time.Minute, Now: h.clock.Now}
 	enc := func(kind, tok string) string {
 		return mustEncode(t, header.Value{Kind: kind, Token: []byte(tok), GeneratedAt: h.clock.Now()})
 	}
@@ -66,6 +67,7 @@ func TestMiddleware(t *testing.T) {
 					w.Write([]byte("ok"))
 				})
 				var logs bytes.Buffer
+				v := &Verifier{Client: h.client, MaxAge: time.Minute, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
 				mw := Middleware(next, MiddlewareOptions{Verifier: v, Policy: policy, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 				req := httptest.NewRequest("POST", "/v1/responses", nil)
 				for _, hv := range tt.headers {
@@ -80,6 +82,19 @@ func TestMiddleware(t *testing.T) {
 					}
 					if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 						t.Errorf("Content-Type %q", ct)
+					}
+					wantChallenge, wantRetry := "", ""
+					switch tt.code {
+					case 401:
+						wantChallenge = `Attestation header="X-Oai-Attestation"`
+					case 503:
+						wantRetry = "1"
+					}
+					if got := rec.Header().Get("WWW-Authenticate"); got != wantChallenge {
+						t.Errorf("WWW-Authenticate %q, want %q", got, wantChallenge)
+					}
+					if got := rec.Header().Get("Retry-After"); got != wantRetry {
+						t.Errorf("Retry-After %q, want %q", got, wantRetry)
 					}
 				} else {
 					if !reached || rec.Code != 200 {
@@ -112,7 +127,7 @@ func TestMiddleware(t *testing.T) {
 }
 
 func TestMiddlewareCustomHeader(t *testing.T) {
-	v := &Verifier{AllowDev: true}
+	v := &Verifier{AllowDev: true, MaxAge: -1, AllowReplays: true}
 	value := mustEncode(t, header.Value{Kind: "dev", Token: []byte{1}})
 	mw := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), MiddlewareOptions{Verifier: v, Header: "X-Device-Attestation"})
 	req := httptest.NewRequest("GET", "/", nil)
@@ -142,4 +157,162 @@ func TestMiddlewareNeedsVerifier(t *testing.T) {
 		}
 	}()
 	Middleware(http.NotFoundHandler(), MiddlewareOptions{})
+}
+
+// With AllowWhenDown, only an outage of Apple lets a request through, and
+// only one whose token passed every local check; what a flood or a
+// hostile network can cause at will is refused as before.
+func TestMiddlewareWhenAppleDown(t *testing.T) {
+	closed := func() string { // a port nobody listens on: connection refused
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return "http://" + ln.Addr().String()
+	}()
+	tests := []struct {
+		name   string
+		config func(*Config)
+		setup  func(*harness)
+		token  func(h *harness) string
+		code   int // 200: let through
+		reason string
+	}{
+		{"Apple 503", nil, func(h *harness) { h.apple.Respond(status(503, "")) }, nil, 200, "apple_unavailable"},
+		{"Apple 500", nil, func(h *harness) { h.apple.Respond(status(500, "")) }, nil, 200, "apple_server_error"},
+		{"Apple unreachable", func(c *Config) { c.BaseURL = closed }, nil, nil, 200, "network"},
+		{"Apple hangs", func(c *Config) { c.Timeout = 200 * time.Millisecond }, func(h *harness) { h.apple.SetLatency(time.Hour) }, nil, 200, "timeout"},
+		{"Apple 429", nil, func(h *harness) { h.apple.Respond(status(429, "")) }, nil, 503, "rate_limited"},
+		{"our key refused", nil, func(h *harness) { h.apple.Respond(status(401, devicechecktest.BodyBadAuthorization)) }, nil, 503, "bad_authorization"},
+		{"redirect", nil, func(h *harness) { h.apple.Redirect(302) }, nil, 503, "unexpected_response"},
+		{"200 with a page", nil, func(h *harness) { h.apple.SetSuccessBody("<html>") }, nil, 503, "unexpected_response"},
+		{"forged", nil, func(h *harness) { h.apple.ValidTokens(h.apple.Issued) }, nil, 403, "bad_device_token"},
+		{"dev token", nil, nil, func(h *harness) string {
+			return mustEncode(t, header.Value{Kind: "dev", Token: []byte("dev"), GeneratedAt: h.clock.Now()})
+		}, 403, "dev_token"},
+		{"too old", nil, nil, func(h *harness) string {
+			return mustEncode(t, header.Value{Kind: "dc", Token: []byte("old"), GeneratedAt: h.clock.Now().Add(-time.Hour)})
+		}, 403, "too_old"},
+		{"malformed", nil, nil, func(*harness) string { return "v1.%%%" }, 401, "malformed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			configs := []func(*Config){func(c *Config) { c.MaxAttempts = 1 }}
+			if tt.config != nil {
+				configs = append(configs, tt.config)
+			}
+			h := newHarness(t, configs...)
+			if tt.setup != nil {
+				tt.setup(h)
+			}
+			value := mustEncode(t, header.Value{Kind: "dc", Token: []byte("tok"), GeneratedAt: h.clock.Now()})
+			if tt.token != nil {
+				value = tt.token(h)
+			}
+			v := &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
+			for _, when := range []DownPolicy{AllowWhenDown, RefuseWhenDown} {
+				var got error
+				reached := false
+				mw := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					reached = true
+					_, got = FromContext(r.Context())
+				}), MiddlewareOptions{Verifier: v, WhenAppleDown: when})
+				req := httptest.NewRequest("POST", "/", nil)
+				req.Header.Set(HeaderName, value)
+				rec := httptest.NewRecorder()
+				v.Replays = NewMemoryReplayCache() // the same token under both policies
+				mw.ServeHTTP(rec, req)
+				want := tt.code
+				if when == RefuseWhenDown && want == 200 {
+					want = 503
+				}
+				if rec.Code != want || reached != (want == 200) {
+					t.Errorf("policy %d: answer %d (reached %v), want %d; body %s", when, rec.Code, reached, want, rec.Body)
+				}
+				if reached && Reason(got) != tt.reason {
+					t.Errorf("policy %d: FromContext error %v, want reason %s", when, got, tt.reason)
+				}
+				if !reached && !strings.Contains(rec.Body.String(), `"reason":"`+tt.reason+`"`) {
+					t.Errorf("policy %d: body %s, want reason %s", when, rec.Body, tt.reason)
+				}
+			}
+		})
+	}
+}
+
+// A token let through during an outage is spent: sent again, it is a
+// replay and refused, outage or not.
+func TestMiddlewareWhenAppleDownRefusesReplays(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
+	h.apple.Respond(status(503, ""))
+	v := &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
+	mw := Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), MiddlewareOptions{Verifier: v, WhenAppleDown: AllowWhenDown})
+	value := mustEncode(t, header.Value{Kind: "dc", Token: []byte("captured"), GeneratedAt: h.clock.Now()})
+	var codes []int
+	for range 2 {
+		req := httptest.NewRequest("POST", "/", nil)
+		req.Header.Set(HeaderName, value)
+		rec := httptest.NewRecorder()
+		mw.ServeHTTP(rec, req)
+		codes = append(codes, rec.Code)
+	}
+	if fmt.Sprint(codes) != "[200 403]" {
+		t.Errorf("answers %v, want [200 403]", codes)
+	}
+}
+
+// Apple's Retry-After reaches the client of a 503, rounded up to whole
+// seconds and at most a minute.
+func TestMiddlewareRetryAfter(t *testing.T) {
+	for _, tt := range []struct{ apple, want string }{{"", "1"}, {"7", "7"}, {"3600", "60"}} {
+		h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
+		h.apple.Respond(func(devicechecktest.Request) *devicechecktest.Response {
+			return &devicechecktest.Response{Status: 503, Header: http.Header{"Retry-After": {tt.apple}}}
+		})
+		v := &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
+		mw := Middleware(http.NotFoundHandler(), MiddlewareOptions{Verifier: v})
+		req := httptest.NewRequest("POST", "/", nil)
+		req.Header.Set(HeaderName, mustEncode(t, header.Value{Kind: "dc", Token: []byte("tok"), GeneratedAt: h.clock.Now()}))
+		rec := httptest.NewRecorder()
+		mw.ServeHTTP(rec, req)
+		if rec.Code != 503 || rec.Header().Get("Retry-After") != tt.want {
+			t.Errorf("Apple's Retry-After %q: %d with Retry-After %q, want %q", tt.apple, rec.Code, rec.Header().Get("Retry-After"), tt.want)
+		}
+	}
+}
+
+// The next handler does not see the attestation header unless asked, and
+// the request the middleware was given is left as it was.
+func TestMiddlewareRemovesHeader(t *testing.T) {
+	for _, tt := range []struct {
+		keep   bool
+		policy Policy
+		value  string
+	}{
+		{false, Reject, ""}, {true, Reject, ""}, {false, Annotate, "v1.garbage"}, {true, Annotate, "v1.garbage"},
+	} {
+		v := &Verifier{AllowDev: true, Replays: NewMemoryReplayCache()}
+		value := tt.value
+		if value == "" {
+			value = mustEncode(t, header.Value{Kind: "dev", Token: []byte{1}, GeneratedAt: time.Now()})
+		}
+		var seen []string
+		mw := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen = r.Header.Values(HeaderName)
+			if r.Header.Get("X-Other") != "kept" {
+				t.Error("another header was lost")
+			}
+		}), MiddlewareOptions{Verifier: v, KeepHeader: tt.keep, Policy: tt.policy})
+		req := httptest.NewRequest("POST", "/", nil)
+		req.Header.Set(HeaderName, value)
+		req.Header.Set("X-Other", "kept")
+		mw.ServeHTTP(httptest.NewRecorder(), req)
+		if (len(seen) == 1) != tt.keep {
+			t.Errorf("KeepHeader %v, policy %d: next handler saw %q", tt.keep, tt.policy, seen)
+		}
+		if req.Header.Get(HeaderName) != value {
+			t.Errorf("KeepHeader %v: the caller's request lost its header", tt.keep)
+		}
+	}
 }

@@ -44,6 +44,7 @@ type StatusError struct {
 	Status header.Status
 }
 
+// Error names the status and what it means.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("%v: status %d %s (%s)", ErrClientStatus, int(e.Status), e.Status, StatusText(e.Status))
 }

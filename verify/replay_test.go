@@ -11,10 +11,16 @@ import (
 	"github.com/attestd/attestd/bridge/header"
 )
 
+// memCache returns a MemoryReplayCache on the harness's clock.
+func memCache(clock *fakeClock) *MemoryReplayCache {
+	c := NewMemoryReplayCache()
+	c.now = clock.Now
+	return c
+}
+
 func TestVerifierRefusesReplays(t *testing.T) {
 	h := newHarness(t)
-	cache := NewMemoryReplayCache()
-	cache.now = h.clock.Now
+	cache := memCache(h.clock)
 	v := &Verifier{Client: h.client, MaxAge: time.Minute, Replays: cache, Now: h.clock.Now}
 	value := envelope(mustEncode(t, header.Value{Kind: "dc", Token: []byte("once"), GeneratedAt: h.clock.Now()}))
 	ctx := context.Background()
@@ -35,17 +41,84 @@ func TestVerifierRefusesReplays(t *testing.T) {
 	if cache.Len() != 1 {
 		t.Errorf("cache holds %d tokens, want 1", cache.Len())
 	}
-	// Past its MaxAge the entry goes; the token is refused as too old.
-	h.clock.Add(2 * time.Minute)
-	if _, err := v.Verify(ctx, value); !errors.Is(err, ErrTooOld) {
-		t.Errorf("after MaxAge: %v", err)
+}
+
+// The replay window runs on the server's clock from when it first saw the
+// token. The client's g plays no part: a captured header re-encoded with
+// a fresh g is the same token, and refused.
+func TestReplayWindowIgnoresClaimedTime(t *testing.T) {
+	tests := []struct {
+		name      string
+		maxAge    time.Duration
+		window    time.Duration
+		refusedAt []time.Duration // after the first use: still a replay
+		freshAt   time.Duration   // after the first use: remembered no more
+	}{
+		{"default window", time.Minute, 0, []time.Duration{2 * time.Minute, 59 * time.Minute}, time.Hour + time.Second},
+		{"window set", time.Minute, 10 * time.Minute, []time.Duration{2 * time.Minute, 9 * time.Minute}, 10*time.Minute + time.Second},
+		{"max age longer than the window", 30 * time.Minute, 10 * time.Minute, []time.Duration{25 * time.Minute, 30 * time.Minute}, 31*time.Minute + time.Second},
 	}
-	fresh := mustEncode(t, header.Value{Kind: "dc", Token: []byte("fresh"), GeneratedAt: h.clock.Now()})
-	if _, err := v.Verify(ctx, fresh); err != nil {
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			start := clock.Now()
+			v := &Verifier{AllowDev: true, MaxAge: tt.maxAge, ReplayWindow: tt.window, Replays: memCache(clock), Now: clock.Now}
+			token := []byte("captured token")
+			reencode := func() string { // what an attacker does with a captured header
+				return mustEncode(t, header.Value{Kind: "dev", Token: token, GeneratedAt: clock.Now()})
+			}
+			if _, err := v.Verify(context.Background(), reencode()); err != nil {
+				t.Fatal(err)
+			}
+			for _, at := range tt.refusedAt {
+				clock.Add(start.Add(at).Sub(clock.Now()))
+				if _, err := v.Verify(context.Background(), reencode()); !errors.Is(err, ErrReplay) {
+					t.Errorf("%v later with a fresh g: %v, want a replay", at, err)
+				}
+			}
+			clock.Add(start.Add(tt.freshAt).Sub(clock.Now()))
+			if _, err := v.Verify(context.Background(), reencode()); err != nil {
+				t.Errorf("%v later, past the window: %v", tt.freshAt, err)
+			}
+		})
+	}
+}
+
+// A Verifier with no fields set refuses replays and old tokens; turning
+// either off takes an explicit field.
+func TestZeroValueVerifierIsSafe(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	token := []byte("zero-value " + now.String()) // unique: the default cache is per process
+	value := mustEncode(t, header.Value{Kind: "dev", Token: token, GeneratedAt: now})
+
+	v := &Verifier{AllowDev: true}
+	if _, err := v.Verify(ctx, value); err != nil {
 		t.Fatal(err)
 	}
-	if cache.Len() != 1 {
-		t.Errorf("cache holds %d tokens after the sweep, want 1", cache.Len())
+	if _, err := v.Verify(ctx, value); !errors.Is(err, ErrReplay) {
+		t.Errorf("second use with the zero value: %v, want a replay", err)
+	}
+	if _, err := (&Verifier{AllowDev: true}).Verify(ctx, value); !errors.Is(err, ErrReplay) {
+		t.Errorf("second use with another zero-value Verifier: %v, want a replay", err)
+	}
+	if _, err := (&Verifier{AllowDev: true, AllowReplays: true}).Verify(ctx, value); err != nil {
+		t.Errorf("AllowReplays: %v", err)
+	}
+
+	old := mustEncode(t, header.Value{Kind: "dev", Token: append(token, 1), GeneratedAt: now.Add(-DefaultMaxAge - time.Second)})
+	if _, err := (&Verifier{AllowDev: true}).Verify(ctx, old); !errors.Is(err, ErrTooOld) {
+		t.Errorf("a token older than DefaultMaxAge: %v", err)
+	}
+	if _, err := (&Verifier{AllowDev: true, MaxAge: -1}).Verify(ctx, old); err != nil {
+		t.Errorf("MaxAge -1 (no limit): %v", err)
+	}
+	undated := mustEncode(t, header.Value{Kind: "dev", Token: append(token, 2)})
+	if _, err := (&Verifier{AllowDev: true}).Verify(ctx, undated); !errors.Is(err, ErrTooOld) {
+		t.Errorf("a token without g: %v", err)
+	}
+	if (&Verifier{}).replayTTL() != DefaultReplayWindow {
+		t.Errorf("default replay TTL %v", (&Verifier{}).replayTTL())
 	}
 }
 
@@ -57,7 +130,7 @@ func TestReplayCacheConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ok, err := cache.Add(context.Background(), ReplayKey([]byte("tok")), time.Now().Add(time.Minute))
+			ok, err := cache.Add(context.Background(), ReplayKey([]byte("tok")), time.Minute)
 			if err != nil {
 				t.Error(err)
 			}
@@ -72,16 +145,107 @@ func TestReplayCacheConcurrent(t *testing.T) {
 	}
 }
 
-type failingCache struct{}
-
-func (failingCache) Add(context.Context, string, time.Time) (bool, error) {
-	return false, errors.New("store down")
-}
-
-func TestReplayCacheFailureIsNotValid(t *testing.T) {
-	v := &Verifier{AllowDev: true, Replays: failingCache{}}
-	res, err := v.Verify(context.Background(), mustEncode(t, header.Value{Kind: "dev", Token: []byte{1}}))
-	if err == nil || res.Valid || Rejected(err) {
-		t.Errorf("Verify = %+v, %v; want a failure to check", res, err)
+// The cache holds at most MaxEntries unexpired tokens. Full, it refuses
+// new ones (the check fails closed) instead of forgetting a token early,
+// and takes them again once entries expire or are removed.
+func TestMemoryReplayCacheBounded(t *testing.T) {
+	clock := newFakeClock()
+	c := &MemoryReplayCache{MaxEntries: 3, now: clock.Now}
+	ctx := context.Background()
+	add := func(k string, ttl time.Duration) (bool, error) { return c.Add(ctx, k, ttl) }
+	for _, k := range []string{"a", "b", "c"} {
+		if ok, err := add(k, time.Minute); !ok || err != nil {
+			t.Fatalf("Add(%q) = %v, %v", k, ok, err)
+		}
+	}
+	if ok, err := add("a", time.Minute); ok || err != nil {
+		t.Errorf("Add(a) again = %v, %v; want a replay even when full", ok, err)
+	}
+	if ok, err := add("d", time.Minute); ok || !errors.Is(err, ErrReplayCacheFull) {
+		t.Errorf("Add(d) to a full cache = %v, %v", ok, err)
+	}
+	c.Remove(ctx, "b")
+	c.Remove(ctx, "never added")
+	if ok, err := add("d", time.Hour); !ok || err != nil || c.Len() != 3 {
+		t.Errorf("Add(d) after Remove(b) = %v, %v, Len %d", ok, err, c.Len())
+	}
+	clock.Add(time.Minute) // a and c expire; d lives an hour
+	if ok, err := add("e", time.Minute); !ok || err != nil {
+		t.Errorf("Add(e) once two expired = %v, %v", ok, err)
+	}
+	if c.Len() != 2 {
+		t.Errorf("Len %d after the sweep, want 2 (d, e)", c.Len())
+	}
+	if ok, err := add("a", time.Minute); !ok || err != nil {
+		t.Errorf("Add(a) after it expired = %v, %v", ok, err)
+	}
+	if ok, err := add("d", time.Minute); ok || err != nil {
+		t.Errorf("Add(d) within its hour = %v, %v", ok, err)
+	}
+	if _, err := add("f", 0); err == nil {
+		t.Error("Add with ttl 0 succeeded")
 	}
 }
+
+type failingCache struct{}
+
+func (failingCache) Add(context.Context, string, time.Duration) (bool, error) {
+	return false, errors.New("store down")
+}
+func (failingCache) Remove(context.Context, string) error { return errors.New("store down") }
+
+// A store that cannot answer makes the check fail closed: not valid, and
+// an outage rather than a rejection.
+func TestReplayStoreFailureIsNotValid(t *testing.T) {
+	var obs recordingObserver
+	v := &Verifier{AllowDev: true, Replays: failingCache{}, Observer: &obs}
+	res, err := v.Verify(context.Background(), mustEncode(t, header.Value{Kind: "dev", Token: []byte{1}, GeneratedAt: time.Now()}))
+	if err == nil || res.Valid || Rejected(err) || AppleDown(err) || !errors.Is(err, ErrReplayStore) || Reason(err) != "replay_store" {
+		t.Errorf("Verify = %+v, %v (reason %q); want a failure to check", res, err, Reason(err))
+	}
+	if obs.storeErrors.Load() != 1 || obs.checks.Load() != 1 {
+		t.Errorf("observer saw %d store errors and %d checks", obs.storeErrors.Load(), obs.checks.Load())
+	}
+}
+
+// A token the Client's own limit kept from Apple is forgotten again, so a
+// flood refused by the limit takes no room in the store.
+func TestLimitedTokenForgotten(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.RateLimit = 1; c.RateBurst = 1; c.Timeout = 200 * time.Millisecond })
+	cache := memCache(h.clock)
+	v := &Verifier{Client: h.client, Replays: cache, Now: h.clock.Now}
+	enc := func(tok string) string {
+		return mustEncode(t, header.Value{Kind: "dc", Token: []byte(tok), GeneratedAt: h.clock.Now()})
+	}
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, enc("first")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := v.Verify(ctx, enc("second"))
+	if !errors.Is(err, ErrLimited) || res.Valid || res.AppleChecked || Rejected(err) {
+		t.Fatalf("second within the second: %+v, %v", res, err)
+	}
+	if cache.Len() != 1 {
+		t.Errorf("cache holds %d tokens, want 1: the limited one is forgotten", cache.Len())
+	}
+	if ok, _ := cache.Add(ctx, ReplayKey([]byte("second")), time.Minute); !ok {
+		t.Error("the limited token is still recorded")
+	}
+}
+
+// recordingObserver counts what it is told.
+type recordingObserver struct {
+	checks, appleRequests, retries, storeErrors atomic.Int32
+	mu                                          sync.Mutex
+	reasons                                     []string
+}
+
+func (o *recordingObserver) ObserveCheck(err error, _ time.Duration) {
+	o.checks.Add(1)
+	o.mu.Lock()
+	o.reasons = append(o.reasons, Reason(err))
+	o.mu.Unlock()
+}
+func (o *recordingObserver) ObserveAppleRequest(string, int, time.Duration) { o.appleRequests.Add(1) }
+func (o *recordingObserver) ObserveRetry(string, error)                     { o.retries.Add(1) }
+func (o *recordingObserver) ObserveReplayStoreError(error)                  { o.storeErrors.Add(1) }

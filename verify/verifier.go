@@ -30,9 +30,30 @@ var (
 // when a Verifier checks its age.
 const MaxClockSkew = time.Minute
 
-// Verifier checks attestations: the format, the policy (kind and age) and,
-// through Client, Apple's opinion of the token. Its fields must not change
-// while it is in use; it is safe for concurrent use.
+// Defaults of a Verifier's zero fields.
+const (
+	// DefaultMaxAge is the oldest token a Verifier accepts when MaxAge is
+	// zero. attestd's pool hands out tokens at most 20 s old; the rest is
+	// room for the request's way and for the client's clock. g is the
+	// client's claim, so the limit catches stale honest tokens; replays
+	// are the replay check's job.
+	DefaultMaxAge = 5 * time.Minute
+	// DefaultReplayWindow is how long a Verifier remembers a token when
+	// ReplayWindow is zero. Apple does not publish how long a token stays
+	// valid (attestd probe measures it on a Mac), so it is kept well past
+	// any lifetime reported.
+	DefaultReplayWindow = time.Hour
+)
+
+// Verifier checks attestations: the format, the policy (kind, age, one
+// use per token) and, through Client, Apple's opinion of the token.
+//
+// The zero value is the safe one: tokens older than DefaultMaxAge are
+// refused, every token is remembered for DefaultReplayWindow in a
+// process-wide in-memory cache and refused a second time, and one check
+// takes at most DefaultTimeout. Turning any of that off takes an explicit
+// field. Its fields must not change while it is in use; it is safe for
+// concurrent use.
 type Verifier struct {
 	// Client asks Apple. Without one, DeviceCheck tokens fail with
 	// ErrNotValidated.
@@ -42,26 +63,50 @@ type Verifier struct {
 	// are sent when Client points at another base URL (a fake server or a
 	// proxy), so tests run the whole path. Never set it in production.
 	AllowDev bool
-	// MaxAge rejects tokens generated longer ago than this, or that do not
-	// say when they were generated. Zero means no limit.
+	// MaxAge refuses tokens generated longer ago than this (by their g,
+	// a claim of the client), or that do not say when they were
+	// generated. Zero means DefaultMaxAge; negative means no limit.
 	MaxAge time.Duration
-	// Replays, when set, refuses a token presented a second time
-	// (ErrReplay). A token is recorded once it passes the local checks,
-	// before Apple is asked, so one whose check failed for an outage is
-	// spent too; clients send a fresh token with every request anyway.
-	// Entries expire MaxAge after the token's generation (an hour after
-	// use without MaxAge).
+	// Replays remembers tokens so that each is accepted once. Nil means
+	// one in-memory cache shared by every such Verifier in the process;
+	// give a shared store (package redisreplay) when several instances
+	// serve the same clients. A token is recorded once it passes the
+	// local checks, before Apple is asked, so two concurrent uses cannot
+	// both pass; one whose check then failed is spent too (clients send
+	// a fresh token with every request), except a token the Client's own
+	// limit kept from Apple, which is forgotten again.
 	Replays ReplayCache
-	// Now returns the current time; nil means time.Now.
+	// AllowReplays turns the replay check off. Never set it in
+	// production: a captured header could be sent again and again.
+	AllowReplays bool
+	// ReplayWindow is how long a token is remembered, from when this
+	// server first saw it (on the store's clock; g is the client's word
+	// and plays no part). Zero means DefaultReplayWindow. It is never
+	// shorter than MaxAge plus MaxClockSkew, so a token is remembered at
+	// least as long as its age could pass.
+	ReplayWindow time.Duration
+	// Timeout bounds one Verify in all: the replay store, and every call
+	// to Apple with its retries (the Client's own Timeout bounds those
+	// too). Zero means DefaultTimeout.
+	Timeout time.Duration
+	// Observer, when set, is told the outcome of every check and every
+	// replay store failure.
+	Observer Observer
+	// Now returns the current time, for ages; nil means time.Now.
 	Now func() time.Time
 }
 
-// Result is the outcome of Verify.
+// Result is the outcome of Verify. Printing it (with fmt or log/slog) or
+// encoding it as JSON shows the token's fingerprint, never the token.
 type Result struct {
 	Attestation
 	// Valid is true when every check passed; Verify then returns nil.
 	Valid bool
-	// AppleChecked reports whether Apple was asked (and answered).
+	// AppleChecked reports whether Apple answered about this token: it
+	// accepted it, or refused it as a bad device token. It is false when
+	// Apple was not asked, or its answer said nothing about the token (an
+	// outage, our credentials refused, a redirect or another unexpected
+	// answer).
 	AppleChecked bool
 	// Age is how long ago the token was generated, when it says.
 	Age time.Duration
@@ -73,9 +118,20 @@ type Result struct {
 // could be parsed, even with an error, so callers can report what arrived.
 //
 // Errors wrap ErrMissing, ErrMalformed, ErrClientStatus (a *StatusError),
-// ErrDevToken, ErrTooOld, ErrFuture, ErrReplay, ErrNotValidated, one of
-// Apple's errors (an *AppleError, e.g. ErrBadDeviceToken) or ctx.Err().
+// ErrDevToken, ErrTooOld, ErrFuture, ErrReplay, ErrReplayStore,
+// ErrNotValidated, ErrLimited, one of Apple's errors (an *AppleError,
+// e.g. ErrBadDeviceToken) or ctx.Err(). Rejected, AppleDown and Reason
+// classify them.
 func (v *Verifier) Verify(ctx context.Context, value string) (*Result, error) {
+	start := time.Now()
+	res, err := v.verify(ctx, value)
+	if v.Observer != nil {
+		v.Observer.ObserveCheck(err, time.Since(start))
+	}
+	return res, err
+}
+
+func (v *Verifier) verify(ctx context.Context, value string) (*Result, error) {
 	a, err := Parse(value)
 	if a == nil {
 		return nil, err
@@ -87,27 +143,48 @@ func (v *Verifier) Verify(ctx context.Context, value string) (*Result, error) {
 	if err := v.Check(a); err != nil {
 		return res, err
 	}
-	if err := v.recordUse(ctx, a); err != nil {
-		return res, err
+	local := a.Kind == header.KindDev && (v.Client == nil || v.Client.base == Production || v.Client.base == Development)
+	if !local && v.Client == nil {
+		return res, ErrNotValidated
 	}
-	if a.Kind == header.KindDev && (v.Client == nil || v.Client.base == Production || v.Client.base == Development) {
+	ctx, cancel := context.WithTimeout(ctx, orDefault(v.Timeout, DefaultTimeout))
+	defer cancel()
+	key, replays := ReplayKey(a.Token), v.replays()
+	if replays != nil {
+		added, err := replays.Add(ctx, key, v.replayTTL())
+		if err != nil {
+			v.observeStoreError(err)
+			return res, fmt.Errorf("token %s: %w: %w", a.Fingerprint(), ErrReplayStore, err)
+		}
+		if !added {
+			return res, fmt.Errorf("token %s: %w", a.Fingerprint(), ErrReplay)
+		}
+	}
+	if local {
 		res.Valid = true
 		return res, nil
 	}
-	if v.Client == nil {
-		return res, ErrNotValidated
+	err = v.Client.ValidateDeviceToken(ctx, a.Token)
+	var ae *AppleError
+	res.AppleChecked = err == nil || (errors.As(err, &ae) && errors.Is(ae.Err, ErrBadDeviceToken))
+	if errors.Is(err, ErrLimited) && replays != nil {
+		// Apple never saw it: forget it, so a flood our own limit refuses
+		// takes no room in the store.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		if rerr := replays.Remove(rctx, key); rerr != nil {
+			v.observeStoreError(rerr)
+		}
+		cancel()
 	}
-	if err := v.Client.ValidateDeviceToken(ctx, a.Token); err != nil {
-		var ae *AppleError
-		res.AppleChecked = errors.As(err, &ae)
+	if err != nil {
 		return res, fmt.Errorf("token %s: %w", a.Fingerprint(), err)
 	}
-	res.AppleChecked, res.Valid = true, true
+	res.Valid = true
 	return res, nil
 }
 
-// Check applies the Verifier's local policy (kind and age) to a parsed
-// attestation, without asking Apple.
+// Check applies the Verifier's local policy (envelope status, kind and
+// age) to a parsed attestation, without asking Apple or the replay store.
 func (v *Verifier) Check(a *Attestation) error {
 	if a.Status != header.StatusOK {
 		return &StatusError{Status: a.Status}
@@ -115,38 +192,55 @@ func (v *Verifier) Check(a *Attestation) error {
 	if a.Kind == header.KindDev && !v.AllowDev {
 		return ErrDevToken
 	}
-	if v.MaxAge <= 0 {
+	maxAge := v.maxAge()
+	if maxAge <= 0 {
 		return nil
 	}
 	if a.GeneratedAt.IsZero() {
 		return fmt.Errorf("%w: no generation time", ErrTooOld)
 	}
 	switch age := v.now().Sub(a.GeneratedAt); {
-	case age > v.MaxAge:
-		return fmt.Errorf("%w: generated %v ago, limit %v", ErrTooOld, age.Round(time.Millisecond), v.MaxAge)
+	case age > maxAge:
+		return fmt.Errorf("%w: generated %v ago, limit %v", ErrTooOld, age.Round(time.Millisecond), maxAge)
 	case age < -MaxClockSkew:
 		return fmt.Errorf("%w: generated %v from now", ErrFuture, (-age).Round(time.Millisecond))
 	}
 	return nil
 }
 
-// recordUse adds a's token to the replay cache, failing if it was there.
-func (v *Verifier) recordUse(ctx context.Context, a *Attestation) error {
-	if v.Replays == nil {
-		return nil
-	}
-	expiry := v.now().Add(defaultReplayWindow)
-	if v.MaxAge > 0 && !a.GeneratedAt.IsZero() {
-		expiry = a.GeneratedAt.Add(v.MaxAge + time.Second)
-	}
-	added, err := v.Replays.Add(ctx, ReplayKey(a.Token), expiry)
+// maxAge returns the age limit in force, or 0 for none.
+func (v *Verifier) maxAge() time.Duration {
 	switch {
-	case err != nil:
-		return fmt.Errorf("replay cache: %w", err)
-	case !added:
-		return fmt.Errorf("token %s: %w", a.Fingerprint(), ErrReplay)
+	case v.MaxAge < 0:
+		return 0
+	case v.MaxAge == 0:
+		return DefaultMaxAge
 	}
-	return nil
+	return v.MaxAge
+}
+
+// replays returns the replay cache in force, or nil when replays are
+// allowed.
+func (v *Verifier) replays() ReplayCache {
+	switch {
+	case v.AllowReplays:
+		return nil
+	case v.Replays != nil:
+		return v.Replays
+	}
+	return defaultReplays()
+}
+
+// replayTTL is how long a token is remembered from now:
+// max(ReplayWindow, MaxAge + MaxClockSkew).
+func (v *Verifier) replayTTL() time.Duration {
+	return max(orDefault(v.ReplayWindow, DefaultReplayWindow), v.maxAge()+MaxClockSkew)
+}
+
+func (v *Verifier) observeStoreError(err error) {
+	if v.Observer != nil {
+		v.Observer.ObserveReplayStoreError(err)
+	}
 }
 
 func (v *Verifier) now() time.Time {
@@ -166,10 +260,11 @@ func (v *Verifier) age(a *Attestation) time.Duration {
 // Reason returns a short machine-readable name for why err failed
 // verification, for logs, metrics and JSON answers: "missing",
 // "malformed", "client_status", "dev_token", "too_old", "future",
-// "replay", "not_validated", "bad_device_token", "bad_request",
-// "bad_authorization", "expired_authorization", "forbidden",
-// "rate_limited", "apple_server_error", "apple_unavailable",
-// "unexpected_response", "network", "canceled", "timeout" or "error".
+// "replay", "replay_store", "not_validated", "bad_device_token",
+// "bad_request", "bad_authorization", "expired_authorization",
+// "forbidden", "rate_limited", "apple_server_error", "apple_unavailable",
+// "unexpected_response", "network", "limited", "canceled", "timeout" or
+// "error".
 // It returns "" for nil.
 func Reason(err error) string {
 	if err == nil {
@@ -194,6 +289,7 @@ var reasons = []struct {
 	{ErrTooOld, "too_old"},
 	{ErrFuture, "future"},
 	{ErrReplay, "replay"},
+	{ErrReplayStore, "replay_store"},
 	{ErrNotValidated, "not_validated"},
 	{ErrBadDeviceToken, "bad_device_token"},
 	{ErrBadRequest, "bad_request"},
@@ -205,6 +301,7 @@ var reasons = []struct {
 	{ErrUnavailable, "apple_unavailable"},
 	{ErrUnexpectedResponse, "unexpected_response"},
 	{ErrNetwork, "network"},
+	{ErrLimited, "limited"},
 	{context.Canceled, "canceled"},
 	{context.DeadlineExceeded, "timeout"},
 }
@@ -219,6 +316,20 @@ func Rejected(err error) bool {
 		if errors.Is(err, e) {
 			return true
 		}
+	}
+	return false
+}
+
+// AppleDown reports whether err says Apple could not be reached or failed:
+// no answer, a 5xx, or the check's time ran out waiting for Apple. These
+// are what MiddlewareOptions.WhenAppleDown can let through. Apple's 429,
+// our own limit, an unexpected answer (a redirect, a 200 with a page) and
+// Apple refusing our credentials are not "down": they are refused either
+// way, so that a flood or a hostile network cannot open the door.
+func AppleDown(err error) bool {
+	switch Reason(err) {
+	case "network", "apple_server_error", "apple_unavailable", "timeout":
+		return true
 	}
 	return false
 }

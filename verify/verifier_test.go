@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -39,7 +40,9 @@ func TestVerify(t *testing.T) {
 		{"fresh enough", Verifier{Client: h.client, MaxAge: time.Minute}, enc("dc", "genuine", now.Add(-time.Minute)), nil, true, false, 1},
 		{"too old", Verifier{Client: h.client, MaxAge: time.Minute}, enc("dc", "genuine", now.Add(-time.Minute-time.Millisecond)), ErrTooOld, false, false, 0},
 		{"no generation time", Verifier{Client: h.client, MaxAge: time.Minute}, enc("dc", "genuine", time.Time{}), ErrTooOld, false, false, 0},
-		{"no generation time, no limit", Verifier{Client: h.client}, enc("dc", "genuine", time.Time{}), nil, true, false, 1},
+		{"no generation time, no limit", Verifier{Client: h.client, MaxAge: -1}, enc("dc", "genuine", time.Time{}), nil, true, false, 1},
+		{"no generation time, default limit", Verifier{Client: h.client}, enc("dc", "genuine", time.Time{}), ErrTooOld, false, false, 0},
+		{"older than the default limit", Verifier{Client: h.client}, enc("dc", "genuine", now.Add(-DefaultMaxAge-time.Millisecond)), ErrTooOld, false, false, 0},
 		{"slightly in the future", Verifier{Client: h.client, MaxAge: time.Minute}, enc("dc", "genuine", now.Add(MaxClockSkew)), nil, true, false, 1},
 		{"in the future", Verifier{Client: h.client, MaxAge: time.Minute}, enc("dc", "genuine", now.Add(MaxClockSkew+time.Second)), ErrFuture, false, false, 0},
 		{"client timeout", Verifier{Client: h.client}, `{"v":1,"s":1}`, ErrClientStatus, false, false, 0},
@@ -50,6 +53,7 @@ func TestVerify(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(h.apple.Requests())
 			tt.v.Now = h.clock.Now
+			tt.v.Replays = NewMemoryReplayCache() // the cases reuse tokens
 			res, err := tt.v.Verify(context.Background(), tt.in)
 			if tt.want == nil && err != nil {
 				t.Fatalf("Verify: %v", err)
@@ -78,7 +82,7 @@ func TestVerify(t *testing.T) {
 
 func TestVerifyAge(t *testing.T) {
 	clock := newFakeClock()
-	v := &Verifier{AllowDev: true, Now: clock.Now}
+	v := &Verifier{AllowDev: true, AllowReplays: true, Now: clock.Now}
 	res, err := v.Verify(context.Background(), mustEncode(t, header.Value{Kind: "dev", Token: []byte{1}, GeneratedAt: clock.Now().Add(-90 * time.Second)}))
 	if err != nil || res.Age != 90*time.Second {
 		t.Errorf("Age %v, err %v; want 1m30s", res.Age, err)
@@ -96,20 +100,29 @@ func TestReason(t *testing.T) {
 		err      error
 		reason   string
 		rejected bool
+		down     bool
 	}{
-		{nil, "", false},
-		{ErrMissing, "missing", true},
-		{statusErr, "client_status", true},
-		{errors.Join(ErrMalformed, header.ErrBase64), "malformed", true},
-		{ErrDevToken, "dev_token", true},
-		{ErrTooOld, "too_old", true},
-		{ErrFuture, "future", true},
-		{ErrNotValidated, "not_validated", false},
-		{&AppleError{Status: 400, Err: ErrBadDeviceToken}, "bad_device_token", true},
-		{&AppleError{Status: 401, Err: ErrBadAuthorization}, "bad_authorization", false},
-		{appleErr, "apple_unavailable", false},
-		{context.DeadlineExceeded, "timeout", false},
-		{errors.New("other"), "error", false},
+		{nil, "", false, false},
+		{ErrMissing, "missing", true, false},
+		{statusErr, "client_status", true, false},
+		{errors.Join(ErrMalformed, header.ErrBase64), "malformed", true, false},
+		{ErrDevToken, "dev_token", true, false},
+		{ErrTooOld, "too_old", true, false},
+		{ErrFuture, "future", true, false},
+		{ErrReplay, "replay", true, false},
+		{fmt.Errorf("%w: %w", ErrReplayStore, context.DeadlineExceeded), "replay_store", false, false},
+		{ErrNotValidated, "not_validated", false, false},
+		{&AppleError{Status: 400, Err: ErrBadDeviceToken}, "bad_device_token", true, false},
+		{&AppleError{Status: 401, Err: ErrBadAuthorization}, "bad_authorization", false, false},
+		{&AppleError{Status: 302, Err: ErrUnexpectedResponse}, "unexpected_response", false, false},
+		{&AppleError{Status: 429, Err: ErrRateLimited}, "rate_limited", false, false},
+		{&AppleError{Status: 500, Err: ErrServerError}, "apple_server_error", false, true},
+		{appleErr, "apple_unavailable", false, true},
+		{fmt.Errorf("x: %w: %w", ErrNetwork, errors.New("connection refused")), "network", false, true},
+		{ErrLimited, "limited", false, false},
+		{context.DeadlineExceeded, "timeout", false, true},
+		{context.Canceled, "canceled", false, false},
+		{errors.New("other"), "error", false, false},
 	}
 	for _, tt := range tests {
 		if got := Reason(tt.err); got != tt.reason {
@@ -117,6 +130,9 @@ func TestReason(t *testing.T) {
 		}
 		if got := Rejected(tt.err); got != tt.rejected {
 			t.Errorf("Rejected(%v) = %v, want %v", tt.err, got, tt.rejected)
+		}
+		if got := AppleDown(tt.err); got != tt.down {
+			t.Errorf("AppleDown(%v) = %v, want %v", tt.err, got, tt.down)
 		}
 	}
 }
@@ -137,7 +153,7 @@ func FuzzVerify(f *testing.F) {
 	}
 	f.Add(`{"v":1,"s":3}`)
 	f.Add("")
-	v := &Verifier{AllowDev: true, MaxAge: time.Minute, Now: func() time.Time { return now }}
+	v := &Verifier{AllowDev: true, MaxAge: time.Minute, AllowReplays: true, Now: func() time.Time { return now }}
 	f.Fuzz(func(t *testing.T, s string) {
 		res, err := v.Verify(context.Background(), s)
 		if res != nil && res.Valid != (err == nil) {

@@ -27,13 +27,9 @@ func init() {
 		if fs.NArg() > 1 {
 			return usagef("give one value, or - to read standard input")
 		}
-		in := fs.Arg(0)
-		if in == "" || in == "-" {
-			b, err := io.ReadAll(io.LimitReader(s.in, header.MaxEnvelopeLen+1024))
-			if err != nil {
-				return fmt.Errorf("read standard input: %w", err)
-			}
-			in = string(b)
+		in, err := readValue(s, fs.Arg(0))
+		if err != nil {
+			return withHint(err, "give one header value: a \"v1.\" value or the app-server's envelope")
 		}
 		out, err := decodeForDisplay(strings.TrimSpace(in))
 		if err != nil {
@@ -44,6 +40,34 @@ func init() {
 		return enc.Encode(out)
 	}
 	register(c)
+}
+
+// maxInput bounds what "attestd decode" and "attestd verify" take: the
+// longest envelope, plus room for white space and a leading
+// "x-oai-attestation:".
+const maxInput = header.MaxEnvelopeLen + 1024
+
+// errInputTooLong is the error for input past maxInput: refused whole,
+// never cut to its first part.
+var errInputTooLong = fmt.Errorf("input longer than %d bytes: not one attestation header value", maxInput)
+
+// readValue returns arg, or standard input when arg is "" or "-". Input
+// longer than maxInput is refused with errInputTooLong.
+func readValue(s *stdio, arg string) (string, error) {
+	if arg != "" && arg != "-" {
+		if len(arg) > maxInput {
+			return "", errInputTooLong
+		}
+		return arg, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(s.in, maxInput+1))
+	if err != nil {
+		return "", fmt.Errorf("read standard input: %w", err)
+	}
+	if len(b) > maxInput {
+		return "", fmt.Errorf("standard input: %w", errInputTooLong)
+	}
+	return string(b), nil
 }
 
 // decoded is what "attestd decode" prints.

@@ -6,28 +6,33 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
-	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/verify"
+	"github.com/attestd/attestd/verify/redisreplay"
 )
 
-// Exit codes of "attestd verify" besides 0 (valid), 1 (not valid or
-// not checkable) and 2 (usage).
-const exitNotValidated = 3 // decoded and checked locally; Apple was not asked
+// Exit codes of "attestd verify" besides 0 (valid), 1 (not valid: Apple
+// said no, or the policy refused) and 2 (usage).
+const (
+	exitNotValidated = 3 // decoded and checked locally; Apple was not asked
+	exitNotChecked   = 4 // the check could not be made: Apple, our key, the replay store
+)
 
 func init() {
 	c := &command{
 		name: "verify",
 		summary: "Check an attestation the way a server would, and ask Apple's DeviceCheck API about its token.\n\n" +
 			"VALUE is the x-oai-attestation header's value: the app-server's {\"v\":1,\"s\":N,\"t\":\"v1.…\"}\n" +
-			"envelope or a bare \"v1.\" value; with - or nothing, it is read from standard input.\n" +
-			"The outcome is printed as JSON on standard output. Exit status: 0 valid; 1 not valid,\n" +
-			"or Apple could not be asked; 2 usage error; 3 without --team-id, --key-id and --key:\n" +
-			"decoded and checked locally only, nothing validated with Apple.",
-		usage: "verify [VALUE|-] [--team-id T --key-id K --key FILE] [--environment production|development|URL] [--allow-dev] [--max-age D]",
+			"envelope or a bare \"v1.\" value; with - or nothing, it is read from standard input\n" +
+			"(at most 9472 bytes; longer input is refused, never cut).\n" +
+			"The outcome is always printed as JSON on standard output. Exit status: 0 valid;\n" +
+			"1 not valid (Apple said no, or the policy refused: dev token, too old, replay);\n" +
+			"2 usage error; 3 without --team-id, --key-id and --key: decoded and checked locally\n" +
+			"only; 4 the check could not be made (Apple unreachable or failing, an unexpected\n" +
+			"answer, our key refused or unreadable, the replay store down).",
+		usage: "verify [VALUE|-] [--team-id T --key-id K --key FILE] [--environment production|development|URL] [--allow-dev] [--max-age D] [--timeout D] [--replay-redis URL]",
 	}
 	c.run = func(ctx context.Context, s *stdio, args []string) error { return runVerify(ctx, s, c, args) }
 	register(c)
@@ -38,10 +43,11 @@ func runVerify(ctx context.Context, s *stdio, c *command, args []string) error {
 	teamID := fs.String("team-id", "", "Apple developer team id (the JWT iss)")
 	keyID := fs.String("key-id", "", "id of the DeviceCheck key (the JWT kid)")
 	keyFile := fs.String("key", "", "the key's .p8 file (AuthKey_KEYID.p8)")
-	env := fs.String("environment", "production", "Apple environment: production, development (tokens from development-signed apps) or a base URL")
+	env := fs.String("environment", "production", "Apple environment: production, development (tokens from development-signed apps) or a base URL (https, or http to loopback)")
 	allowDev := fs.Bool("allow-dev", false, "accept tokens from the dev provider (never in production); they are sent to Apple only when --environment is a URL")
-	maxAge := fs.Duration("max-age", 0, "refuse tokens generated longer ago than this (0: no limit)")
-	timeout := fs.Duration("timeout", 10*time.Second, "time limit for each request to Apple")
+	maxAge := fs.Duration("max-age", verify.DefaultMaxAge, "refuse tokens generated longer ago than this (0: no limit)")
+	timeout := fs.Duration("timeout", verify.DefaultTimeout, "time limit for the whole check: the replay store, Apple, retries")
+	replayRedis := fs.String("replay-redis", "", "record the token in this Redis (redis://host:port/db, rediss://…, unix:///path) and refuse it if already there, so checks in separate processes or machines accept a token once")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -58,6 +64,9 @@ func runVerify(ctx context.Context, s *stdio, c *command, args []string) error {
 	if keyFlags != 0 && keyFlags != 3 {
 		return usagef("give all of --team-id, --key-id and --key to ask Apple, or none to only decode")
 	}
+	if *replayRedis != "" && keyFlags == 0 {
+		return usagef("--replay-redis needs --team-id, --key-id and --key: a token is recorded as used only when it is checked")
+	}
 	if *maxAge < 0 || *timeout <= 0 {
 		return usagef("--max-age must not be negative and --timeout must be positive")
 	}
@@ -65,42 +74,49 @@ func runVerify(ctx context.Context, s *stdio, c *command, args []string) error {
 	if err != nil {
 		return usagef("--environment: %v", err)
 	}
-
-	in := ""
-	if len(pos) == 1 && pos[0] != "-" {
-		in = pos[0]
-	} else {
-		b, err := io.ReadAll(io.LimitReader(s.in, header.MaxEnvelopeLen+1024))
-		if err != nil {
-			return fmt.Errorf("read standard input: %w", err)
-		}
-		in = string(b)
+	v := &verify.Verifier{AllowDev: *allowDev, MaxAge: *maxAge, Timeout: *timeout}
+	if *maxAge == 0 {
+		v.MaxAge = -1 // the flag's 0 is "no limit"; the Verifier's zero is its default
 	}
-	in = trimHeaderName(in)
+	if *replayRedis != "" {
+		store, err := redisreplay.Open(*replayRedis, redisreplay.Options{})
+		if err != nil {
+			return usagef("--replay-redis: %v", err)
+		}
+		defer store.Close()
+		v.Replays = store
+	} else {
+		// One run checks one token: a cache of its own (the process-wide
+		// default would carry over between in-process runs in tests).
+		v.Replays = verify.NewMemoryReplayCache()
+	}
 
-	v := &verify.Verifier{AllowDev: *allowDev, MaxAge: *maxAge}
 	out := &verifyOutput{}
+	in, err := readValue(s, firstOr(pos, ""))
+	if err != nil && !errors.Is(err, errInputTooLong) {
+		return err
+	}
 	var res *verify.Result
-	if keyFlags == 0 {
-		// Decode and apply the local policy; nothing goes to Apple.
-		a, perr := verify.Parse(in)
-		if a != nil {
-			res = &verify.Result{Attestation: *a}
-			if !a.GeneratedAt.IsZero() {
-				res.Age = time.Since(a.GeneratedAt)
-			}
-		}
-		err = perr
-		if err == nil {
-			err = v.Check(a)
-		}
+	switch {
+	case err != nil:
+		err = fmt.Errorf("%w: %w", verify.ErrMalformed, err)
+	case keyFlags == 0:
+		res, err = checkLocally(v, trimHeaderName(in))
 		if err == nil {
 			err = verify.ErrNotValidated
 		}
-	} else {
+	default:
+		out.Environment = baseURL
+		// Local checks first: a token the policy refuses needs no key.
+		if res, err = checkLocally(v, trimHeaderName(in)); err != nil {
+			break
+		}
 		key, kerr := verify.LoadPrivateKey(*keyFile)
 		if kerr != nil {
-			return withHint(kerr, "give the .p8 file Apple let you download once when you created the key (Certificates, Identifiers & Profiles > Keys)")
+			out.fill(res, kerr)
+			out.Reason = "bad_key"
+			return printVerify(s, out, exitNotChecked, fmt.Errorf("could not check the token: %w", kerr),
+				"give the .p8 file Apple let you download once when you created the key (Certificates, Identifiers & Profiles > Keys)")
 		}
 		client, cerr := verify.NewClient(verify.Config{TeamID: *teamID, KeyID: *keyID, Key: key, BaseURL: baseURL, Timeout: *timeout})
 		if cerr != nil {
@@ -108,24 +124,79 @@ func runVerify(ctx context.Context, s *stdio, c *command, args []string) error {
 		}
 		defer client.CloseIdleConnections()
 		v.Client = client
-		out.Environment = baseURL
-		res, err = v.Verify(ctx, in)
+		res, err = v.Verify(ctx, trimHeaderName(in))
 	}
 	out.fill(res, err)
+	code := verifyExitCode(err, keyFlags != 0)
+	if code == exitNotChecked {
+		err = fmt.Errorf("could not check the token: %w", err)
+	}
+	return printVerify(s, out, code, err, verifyHint(err, *replayRedis))
+}
+
+// checkLocally parses in and applies v's local policy, without Apple or
+// the replay store.
+func checkLocally(v *verify.Verifier, in string) (*verify.Result, error) {
+	a, err := verify.Parse(in)
+	if a == nil {
+		return nil, err
+	}
+	res := &verify.Result{Attestation: *a}
+	if !a.GeneratedAt.IsZero() {
+		res.Age = time.Since(a.GeneratedAt)
+	}
+	if err == nil {
+		err = v.Check(a)
+	}
+	return res, err
+}
+
+// verifyExitCode maps the outcome of a check to the exit status.
+func verifyExitCode(err error, asked bool) int {
+	switch {
+	case err == nil:
+		return 0
+	case verify.Rejected(err):
+		return 1
+	case !asked && errors.Is(err, verify.ErrNotValidated):
+		return exitNotValidated
+	}
+	return exitNotChecked
+}
+
+// outcomes names each exit status in the JSON output.
+var outcomes = map[int]string{0: "valid", 1: "not_valid", exitNotValidated: "decoded_only", exitNotChecked: "not_checked"}
+
+// printVerify prints out as JSON and, unless the token is valid, what
+// went wrong and a hint on standard error; it returns what makes the
+// process exit with code.
+func printVerify(s *stdio, out *verifyOutput, code int, err error, hint string) error {
+	out.Outcome = outcomes[code]
 	enc := json.NewEncoder(s.out)
 	enc.SetIndent("", "  ")
 	if werr := enc.Encode(out); werr != nil {
 		return werr
 	}
-	switch {
-	case err == nil:
+	switch code {
+	case 0:
 		return nil
-	case keyFlags == 0 && errors.Is(err, verify.ErrNotValidated):
+	case exitNotValidated:
 		fmt.Fprintf(s.err, "attestd: note: decoded only; nothing was validated with Apple\n")
 		fmt.Fprintf(s.err, "attestd: hint: pass --team-id, --key-id and --key to ask Apple\n")
-		return exitCode(exitNotValidated)
+		return exitCode(code)
 	}
-	return withHint(err, "%s", verifyHint(err))
+	fmt.Fprintf(s.err, "attestd: error: %v\n", err)
+	if hint != "" {
+		fmt.Fprintf(s.err, "attestd: hint: %s\n", hint)
+	}
+	return exitCode(code)
+}
+
+func firstOr(s []string, def string) string {
+	if len(s) > 0 {
+		return s[0]
+	}
+	return def
 }
 
 // parseInterleaved parses flags given before or after the positional
@@ -163,7 +234,11 @@ func trimHeaderName(s string) string {
 type verifyOutput struct {
 	// Valid is true only when every check passed (exit status 0).
 	Valid bool `json:"valid"`
-	// Validated is true when Apple was asked and answered.
+	// Outcome names the exit status: valid, not_valid, decoded_only or
+	// not_checked.
+	Outcome string `json:"outcome"`
+	// Validated is true when Apple answered about the token: it accepted
+	// it, or refused it as a bad device token.
 	Validated   bool   `json:"validated"`
 	Reason      string `json:"reason,omitempty"`
 	Error       string `json:"error,omitempty"`
@@ -217,10 +292,10 @@ func (o *verifyOutput) fill(res *verify.Result, err error) {
 	o.BundleID, o.TeamID = res.BundleID, res.TeamID
 }
 
-func verifyHint(err error) string {
+func verifyHint(err error, redisURL string) string {
 	switch {
 	case errors.Is(err, verify.ErrMissing), errors.Is(err, verify.ErrMalformed):
-		return `give the x-oai-attestation header's value: a "v1." value or the {"v":1,"s":0,"t":"v1.…"} envelope`
+		return `give the x-oai-attestation header's value (one, at most 9472 bytes): a "v1." value or the {"v":1,"s":0,"t":"v1.…"} envelope`
 	case errors.Is(err, verify.ErrClientStatus):
 		return "the app-server got no token from its client; on the client's Mac run \"attestd doctor\" and \"attestd status\""
 	case errors.Is(err, verify.ErrDevToken):
@@ -229,12 +304,20 @@ func verifyHint(err error) string {
 		return "check a fresh token, or raise --max-age"
 	case errors.Is(err, verify.ErrFuture):
 		return "the client's clock or this machine's is wrong"
+	case errors.Is(err, verify.ErrReplay):
+		return "each token is good for one check, and this one was already checked (it is in the --replay-redis store)"
+	case errors.Is(err, verify.ErrReplayStore):
+		return fmt.Sprintf("the replay store did not answer, and the check fails closed without it: check that Redis runs at %s", redisURL)
 	case errors.Is(err, verify.ErrBadDeviceToken):
 		return "tokens from a development-signed helper validate only with --environment development"
 	case errors.Is(err, verify.ErrBadAuthorization), errors.Is(err, verify.ErrExpiredAuthorization), errors.Is(err, verify.ErrForbidden):
 		return "check --team-id and --key-id, this machine's clock, and that the key has DeviceCheck enabled (Certificates, Identifiers & Profiles > Keys)"
-	case errors.Is(err, verify.ErrNetwork), errors.Is(err, verify.ErrUnavailable), errors.Is(err, verify.ErrServerError), errors.Is(err, verify.ErrRateLimited):
-		return "Apple could not be asked; check the network path to the --environment and try again"
+	case errors.Is(err, verify.ErrUnexpectedResponse):
+		return "that answer did not come from Apple's API: a proxy, a captive portal or a wrong --environment URL is in the way; nothing was validated"
+	case errors.Is(err, verify.ErrRateLimited):
+		return "Apple rate-limited this team; try again later"
+	case verify.AppleDown(err):
+		return "Apple could not be asked within --timeout; check the network path to the --environment and try again"
 	}
 	return ""
 }

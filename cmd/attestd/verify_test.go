@@ -19,6 +19,7 @@ import (
 
 	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/verify/devicechecktest"
+	"github.com/attestd/attestd/verify/redisreplay/redistest"
 )
 
 const (
@@ -82,6 +83,7 @@ func TestVerifyCommand(t *testing.T) {
 	dev := encodeValue(t, header.KindDev, []byte("random bytes"), now)
 	forged := encodeValue(t, header.KindDeviceCheck, []byte("forged"), now)
 	old := encodeValue(t, header.KindDeviceCheck, genuine, now.Add(-time.Hour))
+	devEnv := encodeValue(t, header.KindDeviceCheck, apple.IssueTokenFor(devicechecktest.Development), now)
 
 	tests := []struct {
 		name      string
@@ -113,6 +115,7 @@ func TestVerifyCommand(t *testing.T) {
 		{"valid envelope, flags first", append(append([]string{}, keyFlags...), codexEnvelope(dc)), "", 0, "", true, "ok", ""},
 		{"valid from stdin", append([]string{"-"}, keyFlags...), codexEnvelope(dc), 0, "", true, "ok", ""},
 		{"forged", append([]string{forged}, keyFlags...), "", 1, "bad_device_token", true, "ok", "--environment development"},
+		{"token of the development environment", append([]string{devEnv}, keyFlags...), "", 1, "bad_device_token", true, "ok", "--environment development"},
 		{"dev refused before Apple", append([]string{dev}, keyFlags...), "", 1, "dev_token", false, "ok", ""},
 		{"dev allowed, fake Apple asked", append([]string{dev, "--allow-dev"}, keyFlags...), "", 0, "", true, "ok", ""},
 		{"too old before Apple", append([]string{old, "--max-age", "10m"}, keyFlags...), "", 1, "too_old", false, "ok", ""},
@@ -126,6 +129,9 @@ func TestVerifyCommand(t *testing.T) {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out, errOut)
 			}
 			o := parseVerifyOutput(t, out)
+			if o.Outcome != outcomes[tt.code] {
+				t.Errorf("outcome %q for exit %d", o.Outcome, tt.code)
+			}
 			if o.Valid != (tt.code == 0) || o.Reason != tt.reason || o.Validated != tt.validated || o.StatusName != tt.status {
 				t.Errorf("output %+v; want valid %v, reason %q, validated %v, status %q", o, tt.code == 0, tt.reason, tt.validated, tt.status)
 			}
@@ -162,33 +168,114 @@ func TestVerifyOutputFields(t *testing.T) {
 	}
 }
 
+// Every answer that is not Apple's yes or Apple's no is "could not
+// check" (exit 4), never "valid": our key refused, Apple failing or
+// rate-limiting, and what a hostile network answers in Apple's place.
 func TestVerifyAppleFailures(t *testing.T) {
-	apple, keyFlags := fakeApple(t)
-	value := encodeValue(t, header.KindDeviceCheck, []byte("tok"), time.Now())
-	for _, tc := range []struct {
+	tests := []struct {
+		name     string
+		setup    func(*devicechecktest.Server)
 		status   int
 		body     string
 		reason   string
 		attempts int
 		hint     string
 	}{
-		{401, devicechecktest.BodyBadAuthorization, "bad_authorization", 1, "DeviceCheck enabled"},
-		{403, "", "forbidden", 1, "DeviceCheck enabled"},
-		{503, "Service Unavailable", "apple_unavailable", 3, "try again"},
-	} {
-		apple.Respond(func(devicechecktest.Request) *devicechecktest.Response {
-			return &devicechecktest.Response{Status: tc.status, Body: tc.body}
-		})
-		// 503 is retried with the client's real backoff (jittered, under
+		{"our key refused", respond(401, devicechecktest.BodyBadAuthorization), 401, devicechecktest.BodyBadAuthorization, "bad_authorization", 1, "DeviceCheck enabled"},
+		{"a bearer that is not a JWT", respond(400, devicechecktest.BodyBadAuthorizationFormat), 400, devicechecktest.BodyBadAuthorizationFormat, "bad_authorization", 1, "DeviceCheck enabled"},
+		{"forbidden", respond(403, ""), 403, "", "forbidden", 1, "DeviceCheck enabled"},
+		// 503 is retried with the client's real backoff (jittered, about
 		// a second in all for three attempts).
-		code, out, errOut := runCLI(t, nil, "", append([]string{"verify", value}, keyFlags...)...)
+		{"Apple down", respond(503, "Service Unavailable"), 503, "Service Unavailable", "apple_unavailable", 3, "try again"},
+		{"rate-limited", respond(429, "Too Many Requests"), 429, "Too Many Requests", "rate_limited", 1, "try again later"},
+		{"200 with an error page", func(a *devicechecktest.Server) { a.SetSuccessBody("<html>Please log in to the hotel Wi-Fi</html>") },
+			200, "<html>Please log in to the hotel Wi-Fi</html>", "unexpected_response", 1, "captive portal"},
+		{"redirect", func(a *devicechecktest.Server) { a.Redirect(302) }, 302, "", "unexpected_response", 1, "captive portal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			apple, keyFlags := fakeApple(t)
+			tt.setup(apple)
+			value := encodeValue(t, header.KindDeviceCheck, apple.IssueToken(), time.Now())
+			code, out, errOut := runCLI(t, nil, value, append([]string{"verify", "-"}, keyFlags...)...)
+			o := parseVerifyOutput(t, out)
+			if code != exitNotChecked || o.Valid || o.Validated || o.Outcome != "not_checked" || o.Reason != tt.reason {
+				t.Errorf("exit %d, output %+v", code, o)
+			}
+			if o.Apple == nil || o.Apple.HTTPStatus != tt.status || o.Apple.Body != tt.body || o.Apple.Attempts != tt.attempts {
+				t.Errorf("apple %+v", o.Apple)
+			}
+			if !strings.HasPrefix(errOut, "attestd: error: could not check the token: ") || !strings.Contains(errOut, "attestd: hint: ") || !strings.Contains(errOut, tt.hint) {
+				t.Errorf("stderr %q", errOut)
+			}
+			for _, r := range apple.Requests() {
+				if r.Op == devicechecktest.PortalPath {
+					t.Errorf("the redirect was followed: %+v", r)
+				}
+			}
+		})
+	}
+}
+
+func respond(status int, body string) func(*devicechecktest.Server) {
+	return func(a *devicechecktest.Server) {
+		a.Respond(func(devicechecktest.Request) *devicechecktest.Response {
+			return &devicechecktest.Response{Status: status, Body: body}
+		})
+	}
+}
+
+// A key file that cannot be used is "could not check" too, and the JSON
+// still says what the header held.
+func TestVerifyBadKeyFile(t *testing.T) {
+	value := encodeValue(t, header.KindDeviceCheck, []byte("tok"), time.Now())
+	notAKey := filepath.Join(t.TempDir(), "AuthKey.p8")
+	os.WriteFile(notAKey, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), 0o600)
+	for _, key := range []string{filepath.Join(t.TempDir(), "missing.p8"), notAKey} {
+		code, out, errOut := runCLI(t, nil, value, "verify", "--team-id", "T", "--key-id", "K", "--key", key)
 		o := parseVerifyOutput(t, out)
-		if code != 1 || o.Reason != tc.reason || o.Apple == nil || o.Apple.HTTPStatus != tc.status || o.Apple.Body != tc.body || o.Apple.Attempts != tc.attempts {
-			t.Errorf("HTTP %d: exit %d, output %+v apple %+v", tc.status, code, o, o.Apple)
+		if code != exitNotChecked || o.Valid || o.Outcome != "not_checked" || o.Reason != "bad_key" || o.Kind != "dc" || o.Fingerprint != header.Fingerprint(value) || o.Error == "" {
+			t.Errorf("%s: exit %d, output %+v", key, code, o)
 		}
-		if !strings.Contains(errOut, "attestd: hint: ") || !strings.Contains(errOut, tc.hint) {
-			t.Errorf("HTTP %d: stderr %q", tc.status, errOut)
+		if !strings.Contains(errOut, "attestd: hint: give the .p8 file") {
+			t.Errorf("%s: stderr %q", key, errOut)
 		}
+	}
+}
+
+// Input past the limit is refused whole, never cut to its first part: a
+// value followed by ten thousand spaces and garbage is not that value.
+func TestVerifyAndDecodeRefuseOverlongInput(t *testing.T) {
+	value := encodeValue(t, header.KindDev, []byte("tok"), time.Now())
+	overlong := value + strings.Repeat(" ", 10000) + "garbage"
+	for _, args := range [][]string{{"verify", "--allow-dev"}, {"verify", "-", "--allow-dev"}, {"verify", overlong, "--allow-dev"}} {
+		stdin := ""
+		if len(args) < 3 || args[1] == "-" {
+			stdin = overlong
+		}
+		code, out, errOut := runCLI(t, nil, stdin, args...)
+		o := parseVerifyOutput(t, out)
+		if code != 1 || o.Valid || o.Reason != "malformed" || !strings.Contains(o.Error, "longer than 9472 bytes") || !strings.Contains(errOut, "at most 9472 bytes") {
+			t.Errorf("%.20q: exit %d, output %+v, stderr %q", args, code, o, errOut)
+		}
+	}
+	for _, args := range [][]string{{"decode"}, {"decode", "-"}, {"decode", overlong}} {
+		stdin := ""
+		if len(args) == 1 || args[1] == "-" {
+			stdin = overlong
+		}
+		code, out, errOut := runCLI(t, nil, stdin, args...)
+		if code != 1 || out != "" || !strings.Contains(errOut, "attestd: error: ") || !strings.Contains(errOut, "longer than 9472 bytes") {
+			t.Errorf("%.20q: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+	// Up to the limit, white space around a value is still fine.
+	padded := value + strings.Repeat(" ", maxInput-len(value)-1) + "\n"
+	if code, _, errOut := runCLI(t, nil, padded, "decode"); code != 0 {
+		t.Errorf("decode of a value padded to the limit: exit %d, %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, nil, padded, "verify", "--allow-dev"); code != exitNotValidated {
+		t.Errorf("verify of a value padded to the limit: exit %d, %s", code, errOut)
 	}
 }
 
@@ -203,15 +290,21 @@ func TestVerifyUsageErrors(t *testing.T) {
 		{[]string{value, value}, "give one value"},
 		{[]string{value, "--environment", "staging"}, "--environment"},
 		{[]string{value, "--max-age", "-1s"}, "--max-age"},
+		{[]string{value, "--timeout", "0s"}, "--timeout"},
+		{[]string{value, "--environment", "http://devicecheck.example"}, "loopback"},
 	} {
 		code, out, errOut := runCLI(t, nil, "", append([]string{"verify"}, tc.args...)...)
 		if code != 2 || out != "" || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", tc.args, code, out, errOut)
 		}
 	}
-	code, _, errOut := runCLI(t, nil, "", "verify", value, "--team-id", "T", "--key-id", "K", "--key", filepath.Join(t.TempDir(), "missing.p8"))
-	if code != 1 || !strings.Contains(errOut, "attestd: hint: give the .p8 file") {
-		t.Errorf("missing key: exit %d, stderr %q", code, errOut)
+	code, out, errOut := runCLI(t, nil, "", "verify", value, "--replay-redis", "redis://127.0.0.1:1")
+	if code != 2 || out != "" || !strings.Contains(errOut, "--replay-redis needs") {
+		t.Errorf("--replay-redis without a key: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, nil, "", "verify", value, "--team-id", "T", "--key-id", "K", "--key", "k.p8", "--replay-redis", "http://x")
+	if code != 2 || out != "" || !strings.Contains(errOut, "--replay-redis: ") {
+		t.Errorf("bad --replay-redis URL: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
 
@@ -252,19 +345,7 @@ func TestVerifyRoundTripDaemon(t *testing.T) {
 	value := strings.TrimSpace(string(out))
 
 	verifyProc := func(extra ...string) (int, verifyOutput, string) {
-		cmd := exec.Command(attestdBinary(t), append(append([]string{"verify", "--max-age", "1m"}, extra...), keyFlags...)...)
-		cmd.Stdin = strings.NewReader(codexEnvelope(value) + "\n")
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var ee *exec.ExitError
-		code := 0
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return code, parseVerifyOutput(t, stdout.String()), stderr.String()
+		return runVerifyProcess(t, codexEnvelope(value)+"\n", append(append([]string{"--max-age", "1m"}, extra...), keyFlags...)...)
 	}
 
 	code, o, errOut := verifyProc("--allow-dev")
@@ -326,5 +407,66 @@ func TestVerifyRoundTripCodex(t *testing.T) {
 	}
 	if n := len(apple.Requests()); n != len(reqs) {
 		t.Errorf("Apple got %d requests for %d headers", n, len(reqs))
+	}
+}
+
+// runVerifyProcess runs "attestd verify" as its own process with stdin
+// and args, and returns its exit status, parsed output and stderr.
+func runVerifyProcess(t *testing.T, stdin string, args ...string) (int, verifyOutput, string) {
+	t.Helper()
+	cmd := exec.Command(attestdBinary(t), append([]string{"verify"}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	code := 0
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, parseVerifyOutput(t, stdout.String()), stderr.String()
+}
+
+// TestVerifyReplayRedisTwoProcesses is issue 12's scale-out promise with
+// the real binary: two separate "attestd verify --replay-redis" processes
+// given the same header accept it once; re-encoding it with a fresh g
+// does not help; with Redis stopped the check fails closed and says why.
+func TestVerifyReplayRedisTwoProcesses(t *testing.T) {
+	apple, keyFlags := fakeApple(t)
+	redis := redistest.Start(t)
+	args := append([]string{"-", "--replay-redis", redis.URL()}, keyFlags...)
+	token := apple.IssueToken()
+	captured := codexEnvelope(encodeValue(t, header.KindDeviceCheck, token, time.Now()))
+
+	code, o, errOut := runVerifyProcess(t, captured, args...)
+	if code != 0 || !o.Valid || !o.Validated || o.Outcome != "valid" {
+		t.Fatalf("first process: exit %d, %+v\n%s", code, o, errOut)
+	}
+	code, o, errOut = runVerifyProcess(t, captured, args...)
+	if code != 1 || o.Valid || o.Reason != "replay" || o.Outcome != "not_valid" || !strings.Contains(errOut, "already used") {
+		t.Errorf("second process, same header: exit %d, %+v\n%s", code, o, errOut)
+	}
+	reencoded := codexEnvelope(encodeValue(t, header.KindDeviceCheck, token, time.Now().Add(time.Second)))
+	if code, o, errOut = runVerifyProcess(t, reencoded, args...); code != 1 || o.Reason != "replay" {
+		t.Errorf("third process, same token with a fresh g: exit %d, %+v\n%s", code, o, errOut)
+	}
+	if n := len(apple.Requests()); n != 1 {
+		t.Errorf("Apple asked %d times, want once: replays are refused before Apple", n)
+	}
+
+	redis.Stop()
+	fresh := codexEnvelope(encodeValue(t, header.KindDeviceCheck, apple.IssueToken(), time.Now()))
+	code, o, errOut = runVerifyProcess(t, fresh, args...)
+	if code != exitNotChecked || o.Valid || o.Reason != "replay_store" || o.Outcome != "not_checked" {
+		t.Errorf("Redis stopped: exit %d, %+v\n%s", code, o, errOut)
+	}
+	if !strings.Contains(errOut, "attestd: error: could not check the token: ") || !strings.Contains(errOut, "redis replay store") ||
+		!strings.Contains(errOut, "attestd: hint: the replay store did not answer, and the check fails closed without it: check that Redis runs at "+redis.URL()) {
+		t.Errorf("Redis stopped: stderr %q", errOut)
+	}
+	if n := len(apple.Requests()); n != 1 {
+		t.Errorf("Apple asked %d times with Redis stopped, want no more", n-1)
 	}
 }

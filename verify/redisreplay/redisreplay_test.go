@@ -1,0 +1,162 @@
+package redisreplay
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/verify"
+	"github.com/attestd/attestd/verify/redisreplay/redistest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func open(t *testing.T, srv *redistest.Server, opts Options) *Store {
+	t.Helper()
+	s, err := Open(srv.URL(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestStore(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv, Options{})
+	ctx := context.Background()
+	key := verify.ReplayKey([]byte("token"))
+
+	if ok, err := s.Add(ctx, key, time.Hour); !ok || err != nil {
+		t.Fatalf("first Add = %v, %v", ok, err)
+	}
+	if ok, err := s.Add(ctx, key, time.Hour); ok || err != nil {
+		t.Fatalf("second Add = %v, %v; want false: a replay", ok, err)
+	}
+	// Redis holds the key under the prefix, with Redis's own expiry.
+	rdb := redis.NewClient(&redis.Options{Network: "unix", Addr: srv.Socket, DisableIdentity: true})
+	defer rdb.Close()
+	pttl, err := rdb.PTTL(ctx, DefaultPrefix+key).Result()
+	if err != nil || pttl <= 59*time.Minute || pttl > time.Hour {
+		t.Errorf("PTTL %v, %v; want just under an hour", pttl, err)
+	}
+	if ms := 1500 * time.Millisecond; true {
+		s.Add(ctx, "ms", ms)
+		if pttl, _ := rdb.PTTL(ctx, DefaultPrefix+"ms").Result(); pttl <= time.Second || pttl > ms {
+			t.Errorf("PTTL %v for a 1.5 s ttl: PX keeps milliseconds", pttl)
+		}
+	}
+	if err := s.Remove(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Add(ctx, key, time.Hour); !ok || err != nil {
+		t.Errorf("Add after Remove = %v, %v", ok, err)
+	}
+	// Another prefix is another namespace.
+	other := open(t, srv, Options{Prefix: "other-service:"})
+	if ok, err := other.Add(ctx, key, time.Hour); !ok || err != nil {
+		t.Errorf("Add under another prefix = %v, %v", ok, err)
+	}
+	if _, err := s.Add(ctx, key, 0); err == nil {
+		t.Error("Add with ttl 0 succeeded")
+	}
+}
+
+// Many instances, one Redis: of concurrent uses of one token across
+// instances, exactly one is accepted.
+func TestInstancesShareOneRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	instances := []*Store{open(t, srv, Options{}), open(t, srv, Options{}), open(t, srv, Options{})}
+	var added atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := instances[i%3].Add(context.Background(), verify.ReplayKey([]byte("shared")), time.Minute)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				added.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if added.Load() != 1 {
+		t.Errorf("%d of 30 concurrent uses accepted, want 1", added.Load())
+	}
+}
+
+// Two Verifiers, as two instances of a service would run them: a header
+// accepted by one is a replay for the other, even re-encoded with a fresh
+// generation time.
+func TestVerifiersRefuseEachOthersReplays(t *testing.T) {
+	srv := redistest.Start(t)
+	a := &verify.Verifier{AllowDev: true, Replays: open(t, srv, Options{})}
+	b := &verify.Verifier{AllowDev: true, Replays: open(t, srv, Options{})}
+	token := []byte("captured on the way to instance a")
+	enc := func(g time.Time) string {
+		v, err := header.Encode(header.Value{Kind: header.KindDev, Token: token, GeneratedAt: g})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	ctx := context.Background()
+	if _, err := a.Verify(ctx, enc(time.Now())); err != nil {
+		t.Fatalf("instance a: %v", err)
+	}
+	if _, err := b.Verify(ctx, enc(time.Now().Add(time.Second))); !errors.Is(err, verify.ErrReplay) {
+		t.Errorf("instance b, same token with a fresh g: %v, want a replay", err)
+	}
+}
+
+// With Redis gone, the check fails closed, with a reason that says so;
+// with a Fallback it goes on with the local cache, and says what failed.
+func TestRedisDown(t *testing.T) {
+	srv := redistest.Start(t)
+	var failures atomic.Int32
+	closed := open(t, srv, Options{OnError: func(error) { failures.Add(1) }})
+	degraded := open(t, srv, Options{Fallback: verify.NewMemoryReplayCache(), OnError: func(error) { failures.Add(1) }})
+	srv.Stop()
+
+	ctx := context.Background()
+	_, err := closed.Add(ctx, "k", time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "redis replay store") {
+		t.Fatalf("Add with Redis stopped: %v", err)
+	}
+	v := &verify.Verifier{AllowDev: true, Replays: closed}
+	value, _ := header.Encode(header.Value{Kind: header.KindDev, Token: []byte("t"), GeneratedAt: time.Now()})
+	res, err := v.Verify(ctx, value)
+	if res == nil || res.Valid || !errors.Is(err, verify.ErrReplayStore) || verify.Reason(err) != "replay_store" || verify.Rejected(err) {
+		t.Errorf("Verify with Redis stopped: %v, %v", res, err)
+	}
+
+	if ok, err := degraded.Add(ctx, "k", time.Minute); !ok || err != nil {
+		t.Errorf("Add with a fallback = %v, %v", ok, err)
+	}
+	if ok, err := degraded.Add(ctx, "k", time.Minute); ok || err != nil {
+		t.Errorf("second Add with a fallback = %v, %v; want the fallback's replay", ok, err)
+	}
+	if failures.Load() != 4 {
+		t.Errorf("OnError called %d times, want 4", failures.Load())
+	}
+}
+
+func TestOpenRefusesBadURL(t *testing.T) {
+	for _, u := range []string{"", "http://x", "redis://host:port:extra"} {
+		if s, err := Open(u, Options{}); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", u)
+		}
+	}
+}
