@@ -62,9 +62,10 @@
 //     top of the uid check, which the socket code does on every OS.
 //   - ActivateSocket hands each descriptor launchd made to
 //     net.FileListener and frees launchd's malloc'd array. With the plist's
-//     SecureSocketWithKey set to ATTESTD_SOCKET, launchd puts the socket in
-//     a private directory and exports its path in that variable to the
-//     user's session, where clients (bridge/socket.DefaultPath) find it.
+//     SecureSocketWithKey set to the host's own key (ATTESTD_SOCKET_ and
+//     the label), launchd puts the socket in a private directory and
+//     exports its path in that variable to the user's session, where
+//     clients find it (bridge/socket.Resolve).
 //
 // # Blocks
 //

@@ -269,7 +269,7 @@ func (c *Client) unreachable(err error) error {
 	}
 	return &provider.Error{Reason: provider.ReasonDaemonUnreachable,
 		Msg:  "attestd daemon at " + c.path + " is unreachable",
-		Hint: "start it with \"attestd serve\", or point --socket or $ATTESTD_SOCKET at the socket it listens on",
+		Hint: "start it with \"attestd serve\" (or register its LaunchAgent), or name it with --agent LABEL or --socket PATH",
 		Err:  err}
 }
 
