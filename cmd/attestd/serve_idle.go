@@ -7,10 +7,11 @@ import (
 
 // defaultExitIdle is how long a socket-activated daemon stays after it
 // has become idle: its warm window over and no connection open. A restart
-// costs one exec and start-up (BENCHMARKS.md, "Restart after an idle
-// exit"), and once the warm window is over the pool holds no token younger
-// than --max-age anyway, so the first request after a restart is a cold
-// one either way.
+// costs one exec and start-up, about 16 ms (BENCHMARKS.md, "Restart after
+// an idle exit"), and once the warm window is over the pool stops
+// refilling and its last tokens expire within --max-age, so a request
+// after an idle minute is cold with or without a restart. A minute is also
+// well above launchd's 10 s ThrottleInterval, so the restart is immediate.
 const defaultExitIdle = time.Minute
 
 // idleTimer decides when a daemon has been idle long enough to exit.

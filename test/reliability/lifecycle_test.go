@@ -68,11 +68,12 @@ func TestLiveDaemonWithAFullQueueIsNotTakenOver(t *testing.T) {
 	path := filepath.Join(dir, "attestd.sock")
 	// The live daemon: a listener with a queue of one, filled, never
 	// accepting.
-	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer syscall.Close(fd)
+	syscall.CloseOnExec(fd) // not for the daemons this test starts
 	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
 		t.Fatal(err)
 	}
