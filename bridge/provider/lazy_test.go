@@ -9,25 +9,8 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/internal/clock"
 )
-
-// manualClock is a clock that moves only when told.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // startScript makes a Start func that fails with errs[i] on attempt i and
 // succeeds (with the dev provider) once errs runs out.
@@ -46,14 +29,14 @@ var errNoSession = &Error{Reason: ReasonNoGUISession, Msg: "no GUI session", Hin
 func TestLazyUnsupportedFailsAtOnceAndForGood(t *testing.T) {
 	unsupported := &Error{Reason: ReasonUnsupported, Msg: "not here", Hint: "use --provider dev"}
 	var calls atomic.Int32
-	clk := &manualClock{now: time.Unix(1000, 0)}
+	clk := clock.NewFake(time.Unix(1000, 0))
 	l := NewLazy(LazyConfig{Kind: header.KindDeviceCheck, Name: "DeviceCheck", Start: startScript(&calls, unsupported), Now: clk.Now})
 	if l.Kind() != header.KindDeviceCheck {
 		t.Fatalf("Kind = %q before start", l.Kind())
 	}
 	<-l.Start()
 	for range 3 {
-		clk.advance(time.Hour)
+		clk.Advance(time.Hour)
 		_, err := l.Generate(context.Background())
 		if ReasonOf(err) != ReasonUnsupported || HintOf(err) != "use --provider dev" || !errors.Is(err, unsupported) {
 			t.Fatalf("Generate = %v (reason %q, hint %q), want the start error with its reason and hint", err, ReasonOf(err), HintOf(err))
@@ -70,7 +53,7 @@ func TestLazyUnsupportedFailsAtOnceAndForGood(t *testing.T) {
 
 func TestLazyRetriesWithBackoff(t *testing.T) {
 	var calls atomic.Int32
-	clk := &manualClock{now: time.Unix(1000, 0)}
+	clk := clock.NewFake(time.Unix(1000, 0))
 	var results []error
 	var mu sync.Mutex
 	l := NewLazy(LazyConfig{
@@ -85,14 +68,14 @@ func TestLazyRetriesWithBackoff(t *testing.T) {
 		if got := st.RetryAt.Sub(clk.Now()); got != wait || st.Attempts != i+1 {
 			t.Fatalf("after failure %d: retry in %v (attempts %d), want %v", i+1, got, st.Attempts, wait)
 		}
-		clk.advance(wait - time.Millisecond)
+		clk.Advance(wait - time.Millisecond)
 		if _, err := l.Generate(context.Background()); ReasonOf(err) != ReasonNoGUISession || HintOf(err) != "log in" {
 			t.Fatalf("Generate during backoff = %v", err)
 		}
 		if n := int(calls.Load()); n != i+1 {
 			t.Fatalf("%d attempts during backoff, want %d", n, i+1)
 		}
-		clk.advance(time.Millisecond)
+		clk.Advance(time.Millisecond)
 		// Generate makes the next attempt and waits for it.
 		tok, err := l.Generate(context.Background())
 		if i < 3 {

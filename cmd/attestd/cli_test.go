@@ -1,15 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
-	"fmt"
 	"os/exec"
 	"runtime"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/attestd/attestd/bridge/client"
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/provider"
 )
 
 func TestHelpListsCommands(t *testing.T) {
@@ -124,18 +127,16 @@ func TestDevicecheckProviderOffMacServesItsReason(t *testing.T) {
 	sock := newInheritedSocket(t)
 	d := sock.serve(t, "--provider", "devicecheck")
 	d.waitLog(t, "provider cannot start")
-	for i := range 3 { // each is answered, none starts anything
-		line := rawCall(t, sock.path, fmt.Sprintf(`{"id":%d,"method":"attestation/generate"}`, i))
-		var ans struct {
-			ID    int
-			Error struct {
-				Code int
-				Data struct{ Reason, Hint string }
-			}
-		}
-		if err := json.Unmarshal([]byte(line), &ans); err != nil || ans.ID != i || ans.Error.Code != -32000 ||
-			ans.Error.Data.Reason != "unsupported" || !strings.Contains(ans.Error.Data.Hint, "--provider dev") {
-			t.Fatalf("generate answered %s, want an attestation error with reason unsupported and a hint", line)
+	cl := client.New(sock.path)
+	defer cl.Close()
+	for range 3 { // each is answered, none starts anything
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := cl.Token(ctx)
+		cancel()
+		// The client gives data.reason and data.hint of an attestation
+		// error (-32000) as the error's reason and hint.
+		if provider.ReasonOf(err) != provider.ReasonUnsupported || !strings.Contains(provider.HintOf(err), "--provider dev") {
+			t.Fatalf("generate: %v (reason %q, hint %q), want reason unsupported and a hint", err, provider.ReasonOf(err), provider.HintOf(err))
 		}
 	}
 	out, err := exec.Command(attestdBinary(t), "status", "--socket", sock.path).Output()

@@ -287,26 +287,6 @@ func (s *inheritedSocket) serve(t *testing.T, args ...string) *daemonProc {
 	return runDaemon(t, cmd, s.path)
 }
 
-// rawCall sends one request line on a new connection and returns the
-// answer line.
-func rawCall(t *testing.T, path, line string) string {
-	t.Helper()
-	nc, err := net.DialTimeout("unix", path, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(nc, line+"\n"); err != nil {
-		t.Fatal(err)
-	}
-	answer, err := bufio.NewReader(nc).ReadString('\n')
-	if err != nil {
-		t.Fatalf("no answer to %s: %v", line, err)
-	}
-	return answer
-}
-
 // TestSocketActivatedDaemonExitsWhenIdle is issue 10's idle exit, through
 // the real binary: a daemon on an inherited socket stays while a
 // connection is open, exits 0 by itself once its warm window is over and
