@@ -612,7 +612,7 @@ func TestLineBeforeInterceptedRequestIsFlushed(t *testing.T) {
 func TestSlowClientGetsTheWholeOutputOfAnExitedChild(t *testing.T) {
 	const (
 		n     = 220 // lines of 1 KiB, more than the pipe and the bridge's buffers hold
-		grace = 300 * time.Millisecond
+		grace = time.Second
 		pace  = 10 * time.Millisecond // per line: about 100 KB/s
 	)
 	cmd := fakeCmd(t, "flood", fmt.Sprint("FAKE_N=", n))
@@ -636,9 +636,12 @@ func TestSlowClientGetsTheWholeOutputOfAnExitedChild(t *testing.T) {
 	})
 	// The child exits once the pipe and the bridge's buffers (some 180
 	// lines) hold the rest of its output, which then takes the client
-	// about two seconds to read, several times ExitGrace; yet the client
-	// takes a line every few milliseconds, many within each ExitGrace. Its
-	// small buffer keeps it from hiding that progress.
+	// about two seconds to read, twice ExitGrace; yet the client takes a
+	// line every few milliseconds, many within each ExitGrace. Its small
+	// buffer keeps it from hiding that progress. The bridge sees progress
+	// per 16 KiB write (clientChunk), 16 lines here, about 160 ms: with a
+	// 300 ms ExitGrace a loaded machine that delayed the reader's ticks
+	// made the bridge give up mid-line (1 run in 20 under -race).
 	tick := time.NewTicker(pace)
 	defer tick.Stop()
 	br := bufio.NewReaderSize(outR, 4<<10)
