@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -114,6 +115,12 @@ func TestLiveDaemonWithAFullQueueIsNotTakenOver(t *testing.T) {
 // log line, the socket removed) instead of killing it with the file left
 // behind.
 func TestSIGHUPDrainsAndExits(t *testing.T) {
+	// A test run under nohup would hand its SIGHUP-ignored state to the
+	// daemon, which then rightly keeps serving. A signal this process
+	// catches is reset to the default in a child, so catch it meanwhile.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 	path := filepath.Join(tempDir(t), "run", "attestd.sock")
 	p := startProc(t, path)
 	mustToken(t, path)
