@@ -416,7 +416,12 @@ func TestConcurrentWritesDoNotInterleave(t *testing.T) {
 func TestHugeLines(t *testing.T) {
 	const size = 20 << 20
 	src := &fakeSource{}
-	h := startBridge(t, &Bridge{Source: src}, "echo")
+	// The echo child exits as soon as it has echoed everything, and then
+	// the bridge waits ExitGrace at most for the client to take each 16 KiB
+	// of it; reading 20 MiB lines under -race on a loaded machine can stall
+	// longer than the default 2 s (the bridge then rightly gave up on the
+	// client mid-line, 1 run in 20), and this test is not about that wait.
+	h := startBridge(t, &Bridge{Source: src, ExitGrace: patience}, "echo")
 	big := `{"method":"turn/start","id":9,"params":{"image":"` + strings.Repeat("A", size) + `"}}` + "\n"
 	bigInit := `{"id":1,"params":{"clientInfo":{"name":"` + strings.Repeat("n", size) + `","version":"1"}},"method":"initialize"}` + "\n"
 	bigNoNL := `{"method":"last","params":"` + strings.Repeat("z", 100<<10) + `"}`
@@ -612,8 +617,8 @@ func TestLineBeforeInterceptedRequestIsFlushed(t *testing.T) {
 func TestSlowClientGetsTheWholeOutputOfAnExitedChild(t *testing.T) {
 	const (
 		n     = 220 // lines of 1 KiB, more than the pipe and the bridge's buffers hold
-		grace = time.Second
-		pace  = 10 * time.Millisecond // per line: about 100 KB/s
+		grace = 2 * time.Second
+		pace  = 20 * time.Millisecond // per line: about 50 KB/s
 	)
 	cmd := fakeCmd(t, "flood", fmt.Sprint("FAKE_N=", n))
 	inR, inW := io.Pipe()
@@ -636,12 +641,13 @@ func TestSlowClientGetsTheWholeOutputOfAnExitedChild(t *testing.T) {
 	})
 	// The child exits once the pipe and the bridge's buffers (some 180
 	// lines) hold the rest of its output, which then takes the client
-	// about two seconds to read, twice ExitGrace; yet the client takes a
+	// about 3.6 s to read, nearly twice ExitGrace; yet the client takes a
 	// line every few milliseconds, many within each ExitGrace. Its small
 	// buffer keeps it from hiding that progress. The bridge sees progress
-	// per 16 KiB write (clientChunk), 16 lines here, about 160 ms: with a
-	// 300 ms ExitGrace a loaded machine that delayed the reader's ticks
-	// made the bridge give up mid-line (1 run in 20 under -race).
+	// per 16 KiB write (clientChunk), 16 lines here, about 320 ms, which
+	// leaves a loaded machine 1.7 s to be late in: with a 300 ms ExitGrace
+	// (and 160 ms a chunk) a machine that delayed the reader's ticks made
+	// the bridge give up mid-line, 1 run in 20 under -race.
 	tick := time.NewTicker(pace)
 	defer tick.Stop()
 	br := bufio.NewReaderSize(outR, 4<<10)
