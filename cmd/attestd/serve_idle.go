@@ -7,7 +7,7 @@ import (
 
 // defaultExitIdle is how long a socket-activated daemon stays after it
 // has become idle: its warm window over and no connection open. A restart
-// costs one exec and start-up, about 16 ms (BENCHMARKS.md, "Restart after
+// costs one exec and start-up, under 20 ms (BENCHMARKS.md, "Restart after
 // an idle exit"), and once the warm window is over the pool stops
 // refilling and its last tokens expire within --max-age, so a request
 // after an idle minute is cold with or without a restart. A minute is also
