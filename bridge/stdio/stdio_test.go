@@ -336,7 +336,6 @@ func TestDeadlineGivesAnError(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			const deadline = 30 * time.Millisecond
 			h := startBridge(t, &Bridge{Source: &fakeSource{token: c.token}, Deadline: deadline}, "attest", "FAKE_N=3")
-			start := time.Now()
 			answers := answersFrom(t, h)
 			if len(answers) != 3 {
 				t.Fatalf("%d answers, want 3", len(answers))
@@ -360,11 +359,10 @@ func TestDeadlineGivesAnError(t *testing.T) {
 					t.Errorf("dcErrorCode missing: %s", a.Error.Data)
 				}
 			}
-			// Generous bound: this is about "an answer, not silence", the
-			// exact timing belongs to the deadline itself.
-			if el := time.Since(start); el > 5*time.Second {
-				t.Errorf("answers took %v with a %v deadline", el, deadline)
-			}
+			// No wall-clock bound here (one of 5 s failed 1 run in 20 with
+			// both cores busy): that any answer came proves the deadline,
+			// since without it "honours ctx" and "overruns" would answer
+			// only when the test ends, and answersFrom would time out.
 			h.in.Close()
 			h.expectEOF()
 			h.wait()
