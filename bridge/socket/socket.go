@@ -4,7 +4,6 @@
 package socket
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-	"time"
 )
 
 // EnvVar names the environment variable that overrides the socket path.
@@ -33,98 +31,59 @@ func DefaultPath(getenv func(string) string) string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("attestd-%d", os.Getuid()), "attestd.sock")
 }
 
-// ErrAlreadyRunning means another process answers on the socket path.
+// ErrAlreadyRunning means another process listens on the socket path.
 var ErrAlreadyRunning = errors.New("another attestd is already listening on the socket")
 
 // Listen creates the Unix socket at path with mode 0600, in a directory it
-// creates with mode 0700 when missing. An existing socket file is replaced
-// only when nothing answers on it. The socket file is removed when the
-// listener is closed.
-func Listen(path string) (*net.UnixListener, error) {
+// creates with mode 0700 when missing. Before it creates anything it checks
+// that path fits a socket address (MaxPathLen), and it refuses a directory
+// that another user owns or may write to (sticky or not), and a directory
+// whose last component is a symlink owned by another user. An existing
+// socket file is replaced only when a connection attempt proves that
+// nobody listens on it (see Stale). Closing the listener removes the
+// socket file only while the path still names the file it bound.
+func Listen(path string) (*Listener, error) {
+	if err := checkLength(path); err != nil {
+		return nil, err
+	}
 	if err := prepareDir(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("set socket permissions: %w", err)
-	}
-	l.SetUnlinkOnClose(true)
-	return l, nil
+	return bind(path)
 }
 
-// prepareDir makes dir (0700) or checks that an existing one is ours and
-// not writable by others.
-func prepareDir(dir string) error {
-	fi, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("create socket directory: %w", err)
-		}
-		return os.Chmod(dir, 0o700) // MkdirAll is subject to the umask
-	}
-	if err != nil {
-		return fmt.Errorf("socket directory: %w", err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("socket directory %s is not a directory", dir)
-	}
-	if owner, ok := ownerUID(fi); ok && owner != os.Getuid() {
-		return fmt.Errorf("socket directory %s belongs to uid %d, not to this user (uid %d); choose another path with --socket or $%s", dir, owner, os.Getuid(), EnvVar)
-	}
-	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
-		return fmt.Errorf("socket directory %s is writable by others (mode %v); run chmod 700 %s or choose another path", dir, fi.Mode().Perm(), dir)
-	}
-	return nil
-}
-
-func removeStale(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("check socket path: %w", err)
-	}
-	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("%s exists and is not a socket; remove it or choose another path", path)
-	}
-	if Alive(path) {
-		return fmt.Errorf("%w: %s", ErrAlreadyRunning, path)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove stale socket: %w", err)
-	}
-	return nil
-}
-
-// Alive reports whether something accepts connections on the socket path.
+// Alive reports whether a daemon listens on the socket path: it accepted a
+// connection, or its connection queue is full (a stopped or overloaded
+// daemon is alive all the same).
 func Alive(path string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", path)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
+	_, err := Stale(path)
+	return err == nil || errors.Is(err, syscall.EAGAIN)
 }
 
 // ListenFD returns a listener for an inherited, already listening Unix
-// socket file descriptor (as launchd or systemd pass them).
+// socket file descriptor (as launchd or systemd pass them). It checks a
+// duplicate, so that when fd is not a listening socket (--listen-fd 2, say)
+// fd stays open and the error can still be printed there. On success the
+// inherited fd is closed: the listener holds its own.
 func ListenFD(fd int) (*net.UnixListener, error) {
-	f := os.NewFile(uintptr(fd), fmt.Sprintf("inherited-fd-%d", fd))
-	if f == nil {
+	if fd < 0 {
 		return nil, fmt.Errorf("fd %d is not valid", fd)
 	}
-	defer f.Close() // FileListener dups it
+	dup, err := syscall.Dup(fd)
+	if err != nil {
+		return nil, fmt.Errorf("fd %d is not open: %w", fd, err)
+	}
+	syscall.CloseOnExec(dup)
+	f := os.NewFile(uintptr(dup), fmt.Sprintf("inherited-fd-%d", fd))
+	defer f.Close() // FileListener dups it again
+	if on, err := syscall.GetsockoptInt(dup, syscall.SOL_SOCKET, syscall.SO_ACCEPTCONN); err != nil {
+		return nil, fmt.Errorf("fd %d is not a listening socket: %w", fd, err)
+	} else if on == 0 {
+		return nil, fmt.Errorf("fd %d is a socket that is not listening", fd)
+	}
 	l, err := net.FileListener(f)
 	if err != nil {
 		return nil, fmt.Errorf("fd %d is not a listening socket: %w", fd, err)
@@ -135,6 +94,7 @@ func ListenFD(fd int) (*net.UnixListener, error) {
 		return nil, fmt.Errorf("fd %d is a %s socket; attestd needs a Unix socket", fd, l.Addr().Network())
 	}
 	ul.SetUnlinkOnClose(false) // not ours to remove
+	syscall.Close(fd)
 	return ul, nil
 }
 

@@ -14,3 +14,7 @@ func peerUID(fd int) (int, error) {
 // runtimeDir is the per-user temporary directory launchd gives every
 // session ($TMPDIR, under /var/folders), which only this user can read.
 func runtimeDir(getenv func(string) string) string { return getenv("TMPDIR") }
+
+// MaxPathLen is the longest socket path bind accepts: macOS's sun_path is
+// 104 bytes, one of which Go keeps for the final NUL.
+const MaxPathLen = 103

@@ -11,3 +11,7 @@ func peerUID(fd int) (int, error) {
 }
 
 func runtimeDir(getenv func(string) string) string { return getenv("XDG_RUNTIME_DIR") }
+
+// MaxPathLen is the longest socket path bind accepts: Linux's sun_path is
+// 108 bytes, one of which Go keeps for the final NUL.
+const MaxPathLen = 107

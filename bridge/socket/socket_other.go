@@ -12,3 +12,7 @@ func peerUID(int) (int, error) {
 }
 
 func runtimeDir(func(string) string) string { return "" }
+
+// MaxPathLen is the longest socket path bind accepts: the BSDs' sun_path
+// is 104 bytes, one of which Go keeps for the final NUL.
+const MaxPathLen = 103

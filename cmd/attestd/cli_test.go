@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/attestd/attestd/bridge/client"
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/provider"
 )
 
 func TestHelpListsCommands(t *testing.T) {
@@ -37,6 +43,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"serve", "--provider", "magic"}, `unknown provider "magic"`},
 		{[]string{"serve", "--socket", "/x", "--listen-fd", "3"}, "only one of"},
+		{[]string{"serve", "--socket", "/x", "--exit-idle", "1m"}, "--exit-idle needs --launchd or --listen-fd"},
 		{[]string{"serve", "--log-format", "xml", "--provider", "dev"}, "unknown log format"},
 		{[]string{"token", "extra"}, "unexpected argument"},
 		{[]string{"serve", "--provider", "dev", "--dev-latency", "-1s"}, "--dev-latency must not be negative"},
@@ -53,16 +60,6 @@ func TestVersion(t *testing.T) {
 	code, out, _ := runCLI(t, nil, "", "version")
 	if code != 0 || out != "attestd dev\n" {
 		t.Fatalf("exit %d, %q", code, out)
-	}
-}
-
-func TestDevicecheckProviderOffMacIsAClearError(t *testing.T) {
-	if runtime.GOOS == "darwin" {
-		t.Skip("DeviceCheck exists here")
-	}
-	code, _, errOut := runCLI(t, nil, "", "serve", "--provider", "devicecheck", "--socket", t.TempDir()+"/s.sock")
-	if code != 1 || !strings.Contains(errOut, "macOS") || !strings.Contains(errOut, "--provider dev") {
-		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
 	}
 }
 
@@ -113,5 +110,54 @@ func TestDecodeBadInputIsOneLine(t *testing.T) {
 		if code != 1 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "attestd: error: ") {
 			t.Errorf("decode %.20q: exit %d, stdout %q, stderr %q", in, code, out, errOut)
 		}
+	}
+}
+
+// TestDevicecheckProviderOffMacServesItsReason states issue 10's "take the
+// socket first, then the provider". Before, serve --provider devicecheck
+// exited 1 off a Mac; a socket-activated daemon doing that on a Mac without
+// a GUI session was restarted by launchd on every connection while clients
+// heard nothing. Now it serves: attestation/generate gets the reason
+// (unsupported) and a hint at once, status shows it, and the daemon keeps
+// running.
+func TestDevicecheckProviderOffMacServesItsReason(t *testing.T) {
+	if runtime.GOOS == "darwin" {
+		t.Skip("DeviceCheck exists here")
+	}
+	sock := newInheritedSocket(t)
+	d := sock.serve(t, "--provider", "devicecheck")
+	d.waitLog(t, "provider cannot start")
+	cl := client.New(sock.path)
+	defer cl.Close()
+	for range 3 { // each is answered, none starts anything
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := cl.Token(ctx)
+		cancel()
+		// The client gives data.reason and data.hint of an attestation
+		// error (-32000) as the error's reason and hint.
+		if provider.ReasonOf(err) != provider.ReasonUnsupported || !strings.Contains(provider.HintOf(err), "--provider dev") {
+			t.Fatalf("generate: %v (reason %q, hint %q), want reason unsupported and a hint", err, provider.ReasonOf(err), provider.HintOf(err))
+		}
+	}
+	out, err := exec.Command(attestdBinary(t), "status", "--socket", sock.path).Output()
+	if err != nil || !strings.Contains(string(out), `"reason": "unsupported"`) {
+		t.Fatalf("status does not show why no token comes: %v\n%s", err, out)
+	}
+	out, _ = exec.Command(attestdBinary(t), "doctor", "--json", "--socket", sock.path).Output()
+	var report doctorReport
+	if err := json.Unmarshal(out, &report); err != nil {
+		t.Fatalf("doctor --json: %v\n%s", err, out)
+	}
+	if c := find(report, "daemon"); c.Status != statusFail || !strings.Contains(c.Detail, "unsupported") || c.Hint == "" {
+		t.Fatalf("doctor.s daemon check: %+v, want a failure saying unsupported, with a hint\n%s", c, out)
+	}
+	select {
+	case err := <-d.exited:
+		t.Fatalf("the daemon exited: %v\n%s", err, d.log())
+	default:
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if err := d.wait(t); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, d.log())
 	}
 }

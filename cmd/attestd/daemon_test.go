@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,7 @@ type daemonProc struct {
 	exited chan error
 	stderr *strings.Builder
 	mu     *sync.Mutex
+	grew   chan struct{} // buffered 1: a line was added to stderr
 }
 
 // startDaemon runs attestd serve with args and returns once it logs that
@@ -49,7 +51,8 @@ func runDaemon(t *testing.T, cmd *exec.Cmd, sock string) *daemonProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemonProc{cmd: cmd, socket: sock, exited: make(chan error, 1), stderr: &strings.Builder{}, mu: &sync.Mutex{}}
+	d := &daemonProc{cmd: cmd, socket: sock, exited: make(chan error, 1), stderr: &strings.Builder{}, mu: &sync.Mutex{},
+		grew: make(chan struct{}, 1)}
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -58,6 +61,10 @@ func runDaemon(t *testing.T, cmd *exec.Cmd, sock string) *daemonProc {
 			d.mu.Lock()
 			d.stderr.WriteString(sc.Text() + "\n")
 			d.mu.Unlock()
+			select {
+			case d.grew <- struct{}{}:
+			default:
+			}
 			if strings.Contains(sc.Text(), "attestd serving") {
 				once.Do(func() { close(ready) })
 			}
@@ -85,6 +92,25 @@ func (d *daemonProc) log() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.stderr.String()
+}
+
+// waitLog waits until the daemon's stderr contains want, failing the test
+// if the daemon exits first or 30 s pass.
+func (d *daemonProc) waitLog(t *testing.T, want string) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for !strings.Contains(d.log(), want) {
+		select {
+		case <-d.grew:
+		case err := <-d.exited:
+			d.exited <- err // for wait
+			if !strings.Contains(d.log(), want) {
+				t.Fatalf("daemon exited (%v) before logging %q:\n%s", err, want, d.log())
+			}
+		case <-timeout:
+			t.Fatalf("daemon did not log %q:\n%s", want, d.log())
+		}
+	}
 }
 
 func (d *daemonProc) wait(t *testing.T) error {
@@ -224,6 +250,95 @@ func TestServeInheritedFD(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := tokenWithRetry(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// inheritedSocket is a listening socket made the way launchd makes one: the
+// test holds it, and each daemon started with serveOnFD gets it as fd 3.
+// Connections made while no daemon runs wait in its backlog.
+type inheritedSocket struct {
+	path string
+	l    *socket.Listener
+}
+
+func newInheritedSocket(t *testing.T) *inheritedSocket {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "run", "attestd.sock") // run/ is made 0700
+	l, err := socket.Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return &inheritedSocket{path: path, l: l}
+}
+
+// serve starts "attestd serve --listen-fd 3" with args on the socket and
+// returns once it logs that it is serving.
+func (s *inheritedSocket) serve(t *testing.T, args ...string) *daemonProc {
+	t.Helper()
+	f, err := s.l.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(attestdBinary(t), append([]string{"serve", "--listen-fd", "3", "--log-level", "debug"}, args...)...)
+	cmd.ExtraFiles = []*os.File{f}
+	return runDaemon(t, cmd, s.path)
+}
+
+// TestSocketActivatedDaemonExitsWhenIdle is issue 10's idle exit, through
+// the real binary: a daemon on an inherited socket stays while a
+// connection is open, exits 0 by itself once its warm window is over and
+// no connection has been open for --exit-idle, and the next connection,
+// queued on the socket meanwhile, is served by the next daemon, as launchd
+// would start it.
+func TestSocketActivatedDaemonExitsWhenIdle(t *testing.T) {
+	sock := newInheritedSocket(t)
+	const warm, exitIdle = 100 * time.Millisecond, 200 * time.Millisecond
+	d := sock.serve(t, "--provider", "dev", "--warm-window", warm.String(), "--exit-idle", exitIdle.String())
+
+	nc, err := net.Dial("unix", sock.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	io.WriteString(nc, `{"id":1,"method":"attestation/generate"}`+"\n")
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, `"id":1`) {
+		t.Fatalf("first answer %q: %v", line, err)
+	}
+	// An open connection keeps the daemon: it must still be there well
+	// after the warm window and the idle time. (Waiting proves only an
+	// absence here, so a slow machine can only make this pass, not fail.)
+	select {
+	case err := <-d.exited:
+		t.Fatalf("exited (%v) while a connection was open:\n%s", err, d.log())
+	case <-time.After(4 * (warm + exitIdle)):
+	}
+	nc.Close()
+	if err := d.wait(t); err != nil {
+		t.Fatalf("idle exit: %v, want exit status 0\n%s", err, d.log())
+	}
+	if !strings.Contains(d.log(), "exiting: idle") {
+		t.Fatalf("no idle-exit line in the log:\n%s", d.log())
+	}
+
+	// The next client connects while no daemon runs; launchd would start
+	// one for it, and that one answers.
+	next, err := net.Dial("unix", sock.path)
+	if err != nil {
+		t.Fatalf("the socket must outlive the daemon, as launchd's does: %v", err)
+	}
+	defer next.Close()
+	io.WriteString(next, `{"id":2,"method":"attestation/generate"}`+"\n")
+	d2 := sock.serve(t, "--provider", "dev")
+	next.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if line, err := bufio.NewReader(next).ReadString('\n'); err != nil || !strings.Contains(line, `"id":2`) {
+		t.Fatalf("the restarted daemon's answer %q: %v\n%s", line, err, d2.log())
+	}
+	d2.cmd.Process.Signal(syscall.SIGTERM)
+	if err := d2.wait(t); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -395,6 +395,11 @@ func daemonCheck(ctx context.Context, env doctorEnv, path string, sock check) ch
 		st.Version, st.Provider, st.Pool.Ready, st.Pool.Capacity, st.Pool.Counters.Served)
 	if e := st.Pool.LastError; e != nil {
 		c.Detail += fmt.Sprintf("; last error (%s): %s", e.Reason, e.Message)
+		if hint := cannotStartHint(e.Reason); hint != "" && st.Pool.ConsecutiveFailures > 0 {
+			// The daemon serves, but its provider cannot make tokens.
+			c.Status, c.Hint = statusFail, hint
+			return c
+		}
 	}
 	if env.native && st.Provider != header.KindDeviceCheck {
 		c.Status = statusFail
@@ -404,6 +409,18 @@ func daemonCheck(ctx context.Context, env doctorEnv, path string, sock check) ch
 	}
 	c.Status = statusPass
 	return c
+}
+
+// cannotStartHint says what to do about a daemon whose provider fails for
+// a reason no retry of a generation can cure, or "" for other reasons.
+func cannotStartHint(reason string) string {
+	switch reason {
+	case provider.ReasonUnsupported:
+		return "DeviceCheck works only on macOS 12 or later; on other systems run the daemon with --provider dev"
+	case provider.ReasonNoGUISession:
+		return provider.ErrNoGUISession.Hint
+	}
+	return ""
 }
 
 func tokenCheck(ctx context.Context, env doctorEnv, timeout time.Duration) check {

@@ -430,6 +430,9 @@ func TestDaemonCheck(t *testing.T) {
 	dev.Provider = header.KindDev
 	failing := dc
 	failing.Pool.LastError = &pool.ErrorInfo{Reason: provider.ReasonProviderError, Message: "invalidKey"}
+	cannotStart := dc
+	cannotStart.Pool.LastError = &pool.ErrorInfo{Reason: provider.ReasonNoGUISession, Message: "DeviceCheck could not start"}
+	cannotStart.Pool.ConsecutiveFailures = 1
 	unreachable := &provider.Error{Reason: provider.ReasonDaemonUnreachable, Msg: "no daemon", Hint: "start it"}
 	tests := []struct {
 		name     string
@@ -443,6 +446,7 @@ func TestDaemonCheck(t *testing.T) {
 	}{
 		{"DeviceCheck daemon", true, healthy, dc, nil, statusPass, "attestd 1.2.3, provider dc, 2 of 4 tokens ready, 7 served", false},
 		{"last error shown", true, healthy, failing, nil, statusPass, "last error (provider_error): invalidKey", false},
+		{"provider cannot start", true, healthy, cannotStart, nil, statusFail, "last error (no_gui_session): DeviceCheck could not start", true},
 		{"dev daemon on a Mac", true, healthy, dev, nil, statusFail, "does not serve DeviceCheck", true},
 		{"dev daemon elsewhere", false, healthy, dev, nil, statusPass, "provider dev", false},
 		{"unreachable", true, healthy, server.StatusResult{}, unreachable, statusFail, "no daemon", true},

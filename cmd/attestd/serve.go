@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"runtime"
@@ -29,6 +31,10 @@ func init() {
 }
 
 func runServe(ctx context.Context, s *stdio, c *command, args []string) (err error) {
+	// Before anything that must be undone on the way out (the socket).
+	hup, hupIgnored, stopSignals := serveSignals()
+	defer stopSignals()
+
 	fs := newFlagSet(s, c)
 	sockPath := fs.String("socket", "", "listen on this Unix socket path (default $ATTESTD_SOCKET or the per-user runtime path)")
 	listenFD := fs.Int("listen-fd", -1, "serve an inherited listening Unix socket on this file descriptor")
@@ -39,6 +45,7 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) (err err
 	deadline := fs.Duration("deadline", server.DefaultDeadline, "longest wait for a token per request (keep under the app-server's 100ms)")
 	warmWindow := fs.Duration("warm-window", pool.DefaultWarmWindow, "keep one token ready (two from a 60s max age) for this long after the last turn, request or hint")
 	idle := fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close a connection idle for this long")
+	exitIdle := fs.Duration("exit-idle", defaultExitIdle, "with --launchd or --listen-fd: exit 0 once the warm window is over and no connection has been open for this long (0: never)")
 	maxConns := fs.Int("max-conns", server.DefaultMaxConns, "most open connections")
 	peerReq := fs.String("peer-requirement", "", "admit only peers whose code signature satisfies this requirement (macOS), e.g. 'anchor apple generic and certificate leaf[subject.OU] = \"TEAMID\"'")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -61,15 +68,18 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) (err err
 	if sources > 1 {
 		return usagef("give only one of --socket, --listen-fd and --launchd")
 	}
-	if *prefetch < 1 || *maxAge <= 0 || *deadline <= 0 || *warmWindow <= 0 || *idle <= 0 || *maxConns < 1 {
-		return usagef("--prefetch and --max-conns must be at least 1, and durations positive")
+	if *prefetch < 1 || *maxAge <= 0 || *deadline <= 0 || *warmWindow <= 0 || *idle <= 0 || *maxConns < 1 || *exitIdle < 0 {
+		return usagef("--prefetch and --max-conns must be at least 1, durations positive, and --exit-idle not negative")
+	}
+	socketActivated := *listenFD >= 0 || *launchd != ""
+	if !socketActivated && flagSet(fs, "exit-idle") && *exitIdle > 0 {
+		return usagef("--exit-idle needs --launchd or --listen-fd: nothing would start a daemon that made its own socket again")
 	}
 	logger, err := newLogger(s.err, *logFormat, *logLevel)
 	if err != nil {
 		return err
 	}
-
-	prov, err := provFlags.newProvider(s)
+	prov, lazy, err := provFlags.serveProvider(s, logger)
 	if err != nil {
 		return err
 	}
@@ -88,9 +98,15 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) (err err
 		}
 	}
 
+	// The socket first, then the provider: a provider that cannot start is
+	// reported on the socket, not by an exit that launchd answers with a
+	// restart on the next connection.
 	listeners, where, err := listen(s, *sockPath, *listenFD, *launchd)
 	if err != nil {
 		return err
+	}
+	if lazy != nil {
+		lazy.Start()
 	}
 
 	serveProcs(s.getenv)
@@ -99,8 +115,9 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) (err err
 		Size: *prefetch, MaxAge: *maxAge, WarmWindow: *warmWindow, Logger: logger,
 	})
 	defer p.Close()
+	tokens := serveTokens{Pool: p, lazy: lazy}
 	srv := server.New(server.Config{
-		Tokens: p, Version: version, Deadline: *deadline, IdleTimeout: *idle,
+		Tokens: tokens, Version: version, Deadline: *deadline, IdleTimeout: *idle,
 		MaxConns: *maxConns, CheckPeer: checkPeer, Logger: logger,
 	})
 
@@ -110,11 +127,24 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) (err err
 	}
 	logger.Info("attestd serving", "version", version, "socket", where, "provider", prov.Kind(),
 		"bundleId", id.BundleID, "teamId", id.TeamID, "pid", os.Getpid())
+	if hupIgnored {
+		logger.Info("SIGHUP is ignored (nohup): a hangup will not stop the daemon")
+	}
+	var idleExit <-chan struct{}
+	if socketActivated && *exitIdle > 0 {
+		wctx, stopWatch := context.WithCancel(context.Background())
+		defer stopWatch()
+		idleExit = watchIdle(wctx, *exitIdle, func() bool { return srv.Conns() > 0 || p.Status().Warm })
+	}
 
 	var serveErr error
 	select {
 	case <-ctx.Done():
 		logger.Info("stopping: draining requests in flight")
+	case sig := <-hup:
+		logger.Info("stopping on "+sig.String()+": draining requests in flight", "signal", sig.String())
+	case <-idleExit:
+		logger.Info("exiting: idle, no connection and the warm window over", "for", exitIdle.String())
 	case serveErr = <-errc:
 		logger.Error("listener failed", "err", serveErr)
 	}
@@ -123,11 +153,31 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) (err err
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("drain did not finish; closed remaining connections", "err", err)
 	}
+	closeListeners(listeners, logger)
 	logger.Info("attestd stopped")
 	if serveErr != nil && !errors.Is(serveErr, server.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serveErr)
 	}
 	return nil
+}
+
+// closeListeners closes the listeners (Shutdown already did, and ignored
+// the result) and says when the socket file was not removed because it is
+// no longer the one this daemon bound.
+func closeListeners(listeners []net.Listener, logger *slog.Logger) {
+	for _, l := range listeners {
+		err := l.Close()
+		if sl, ok := l.(*socket.Listener); ok && errors.Is(err, socket.ErrReplaced) {
+			logger.Warn("left the socket path alone: it no longer names this daemon's socket", "socket", sl.Path(), "err", err)
+		}
+	}
+}
+
+// flagSet reports whether the flag called name was given.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // listen opens the listeners chosen by the flags and says where they are.
@@ -155,8 +205,12 @@ func listen(s *stdio, path string, fd int, launchdName string) ([]net.Listener, 
 	}
 	l, err := socket.Listen(path)
 	if err != nil {
-		if errors.Is(err, socket.ErrAlreadyRunning) {
+		var pe *socket.PathError
+		switch {
+		case errors.Is(err, socket.ErrAlreadyRunning):
 			return nil, "", withHint(err, "stop the other daemon first, or check it with: attestd status --socket %s", path)
+		case errors.As(err, &pe) && pe.Hint != "":
+			return nil, "", withHint(err, "%s", pe.Hint)
 		}
 		return nil, "", err
 	}

@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -38,10 +39,11 @@ func TestSocketPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chmod(open, 0o777)
+	var pe *socket.PathError
 	if l, err := socket.Listen(filepath.Join(open, "attestd.sock")); err == nil {
 		l.Close()
 		t.Fatal("listened in a world-writable directory")
-	} else if !strings.Contains(err.Error(), "chmod 700") {
+	} else if !errors.As(err, &pe) || !strings.Contains(pe.Hint, "chmod 700") {
 		t.Fatalf("the refusal does not say what to do: %v", err)
 	}
 }
