@@ -61,14 +61,25 @@ test: lint vet-darwin codex osx-sign
 
 ## redis-server: the real Redis the replay-store tests start (Debian's
 ## redis-server package), installed when missing; sudo only when not root.
+## The tests run their own redis-server on a private socket. Installing the
+## package also enables and starts Debian's system service (on port 6379,
+## and again at every boot) wherever services may start, so a redis-server
+## this target installs has that service stopped and disabled: make test
+## leaves nothing running behind it.
 .PHONY: redis-server
 test: redis-server
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  echo "installing redis-server (Debian package) for the replay-store tests"; \
-	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server || \
-	  { $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; }; }
+	  { $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server || \
+	    { $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; }; } && \
+	  { if [ -d /run/systemd/system ]; then \
+	      $$sudo systemctl disable --now redis-server.service >/dev/null 2>&1 || true; \
+	    elif [ -x /etc/init.d/redis-server ]; then \
+	      $$sudo /etc/init.d/redis-server stop >/dev/null 2>&1 || true; \
+	      $$sudo update-rc.d redis-server disable >/dev/null 2>&1 || true; \
+	    fi; echo "stopped and disabled the redis-server system service the package started"; }; }
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

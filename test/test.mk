@@ -50,7 +50,7 @@ fuzz-ci:
 # committing a test that starts processes, sockets or timers, run e.g.
 #   make flaky FLAKY_PKGS=./bridge/socket FLAKY_RUN='TestNewThing' BUSY=1
 # BUSY=1 runs one spinning shell loop per core meanwhile (stopped on exit).
-flaky: codex
+flaky: codex redis-server
 	@set -e; hogs=""; \
 	if [ "$(BUSY)" = 1 ]; then \
 	  for i in $$(seq $$(getconf _NPROCESSORS_ONLN)); do (while :; do :; done) & hogs="$$hogs $$!"; done; \

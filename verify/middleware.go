@@ -124,6 +124,10 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 		default:
 			err = errors.Join(ErrMalformed, errors.New("more than one attestation header"))
 		}
+		if len(vals) != 1 && opts.Verifier.Observer != nil {
+			// Refused without Verify: counted all the same.
+			opts.Verifier.Observer.ObserveCheck(err, 0)
+		}
 		letThrough := err == nil || opts.Policy == Annotate || (opts.WhenAppleDown == AllowWhenDown && AppleDown(err))
 		if err != nil && opts.Logger != nil {
 			attrs := []slog.Attr{slog.String("reason", Reason(err)), slog.Any("err", err)}

@@ -316,3 +316,26 @@ func TestMiddlewareRemovesHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestMiddlewareObservesEveryCheck: a request the middleware refuses
+// before it calls Verify (no header, or more than one) is counted too, so
+// a fleet whose app-server stopped sending the header shows in the
+// metrics as reason "missing", not as silence.
+func TestMiddlewareObservesEveryCheck(t *testing.T) {
+	obs := &recordingObserver{}
+	v := &Verifier{AllowDev: true, Observer: obs, Replays: NewMemoryReplayCache()}
+	mw := Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), MiddlewareOptions{Verifier: v})
+	value := mustEncode(t, header.Value{Kind: header.KindDev, Token: []byte("tok"), GeneratedAt: time.Now()})
+	for _, headers := range [][]string{nil, {value, value}, {value}} {
+		r := httptest.NewRequest("GET", "/", nil)
+		for _, h := range headers {
+			r.Header.Add(HeaderName, h)
+		}
+		mw.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if want := []string{"missing", "malformed", ""}; fmt.Sprint(obs.reasons) != fmt.Sprint(want) {
+		t.Errorf("observed reasons %q, want %q", obs.reasons, want)
+	}
+}

@@ -10,7 +10,9 @@ import "time"
 type Observer interface {
 	// ObserveCheck is called once per Verifier.Verify with its error
 	// (nil: valid; classify it with Reason, Rejected and AppleDown) and
-	// how long the whole check took.
+	// how long the whole check took; and once per request Middleware
+	// refuses without calling Verify (no attestation header: ErrMissing;
+	// more than one: ErrMalformed), with elapsed zero.
 	ObserveCheck(err error, elapsed time.Duration)
 	// ObserveAppleRequest is called once per HTTP request sent to Apple:
 	// the endpoint (e.g. "validate_device_token"), the answer's status

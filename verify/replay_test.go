@@ -249,3 +249,27 @@ func (o *recordingObserver) ObserveCheck(err error, _ time.Duration) {
 func (o *recordingObserver) ObserveAppleRequest(string, int, time.Duration) { o.appleRequests.Add(1) }
 func (o *recordingObserver) ObserveRetry(string, error)                     { o.retries.Add(1) }
 func (o *recordingObserver) ObserveReplayStoreError(error)                  { o.storeErrors.Add(1) }
+
+// A token whose caller went away before Apple was asked (a client that
+// sends a forged token and hangs up at once, while the check waits for
+// room under the limits) is forgotten as well. Kept, such tokens would
+// fill the cache at the rate of the flood, not of the calls to Apple, and
+// a full cache refuses every real user for the whole window.
+func TestTokenOfAGoneCallerForgotten(t *testing.T) {
+	h := newHarness(t)
+	cache := memCache(h.clock)
+	v := &Verifier{Client: h.client, Replays: cache, Now: h.clock.Now}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	value := mustEncode(t, header.Value{Kind: "dc", Token: []byte("forged, and gone"), GeneratedAt: h.clock.Now()})
+	res, err := v.Verify(ctx, value)
+	if !errors.Is(err, context.Canceled) || Reason(err) != "canceled" || res.Valid || res.AppleChecked {
+		t.Fatalf("Verify with the caller gone: %+v, %v (reason %q)", res, err, Reason(err))
+	}
+	if n := len(h.apple.Requests()); n != 0 {
+		t.Fatalf("Apple got %d requests", n)
+	}
+	if cache.Len() != 0 {
+		t.Errorf("cache holds %d tokens, want 0: Apple never saw this one", cache.Len())
+	}
+}

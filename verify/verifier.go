@@ -73,8 +73,9 @@ type Verifier struct {
 	// serve the same clients. A token is recorded once it passes the
 	// local checks, before Apple is asked, so two concurrent uses cannot
 	// both pass; one whose check then failed is spent too (clients send
-	// a fresh token with every request), except a token the Client's own
-	// limit kept from Apple, which is forgotten again.
+	// a fresh token with every request), except a token that never
+	// reached Apple (the Client's own limit kept it back, or its caller
+	// went away while it waited for room), which is forgotten again.
 	Replays ReplayCache
 	// AllowReplays turns the replay check off. Never set it in
 	// production: a captured header could be sent again and again.
@@ -167,9 +168,10 @@ func (v *Verifier) verify(ctx context.Context, value string) (*Result, error) {
 	err = v.Client.ValidateDeviceToken(ctx, a.Token)
 	var ae *AppleError
 	res.AppleChecked = err == nil || (errors.As(err, &ae) && errors.Is(ae.Err, ErrBadDeviceToken))
-	if errors.Is(err, ErrLimited) && replays != nil {
-		// Apple never saw it: forget it, so a flood our own limit refuses
-		// takes no room in the store.
+	if (errors.Is(err, ErrLimited) || errors.Is(err, errNotAsked)) && replays != nil {
+		// Apple never saw it: forget it, so a flood our own limit refuses,
+		// or whose senders hang up while waiting for it, takes no room in
+		// the store.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		if rerr := replays.Remove(rctx, key); rerr != nil {
 			v.observeStoreError(rerr)

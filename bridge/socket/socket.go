@@ -13,8 +13,10 @@ import (
 	"syscall"
 )
 
-// EnvVar names the environment variable that overrides the socket path.
-// launchd sets it when the LaunchAgent uses SecureSocketWithKey.
+// EnvVar names the environment variable that overrides the socket path,
+// for a daemon you start yourself. launchd never sets it: a LaunchAgent
+// publishes its socket under a key of its own host (KeyForLabel), and
+// CheckKey refuses this shared name as a key.
 const EnvVar = "ATTESTD_SOCKET"
 
 // DefaultPath returns where clients and the daemon meet when no path is

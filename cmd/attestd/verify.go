@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -307,7 +308,7 @@ func verifyHint(err error, redisURL string) string {
 	case errors.Is(err, verify.ErrReplay):
 		return "each token is good for one check, and this one was already checked (it is in the --replay-redis store)"
 	case errors.Is(err, verify.ErrReplayStore):
-		return fmt.Sprintf("the replay store did not answer, and the check fails closed without it: check that Redis runs at %s", redisURL)
+		return fmt.Sprintf("the replay store did not answer, and the check fails closed without it: check that Redis runs at %s", redactURL(redisURL))
 	case errors.Is(err, verify.ErrBadDeviceToken):
 		return "tokens from a development-signed helper validate only with --environment development"
 	case errors.Is(err, verify.ErrBadAuthorization), errors.Is(err, verify.ErrExpiredAuthorization), errors.Is(err, verify.ErrForbidden):
@@ -320,4 +321,15 @@ func verifyHint(err error, redisURL string) string {
 		return "Apple could not be asked within --timeout; check the network path to the --environment and try again"
 	}
 	return ""
+}
+
+// redactURL returns u with its password, if any, shown as "xxxxx": a
+// --replay-redis URL may carry Redis's password, and stderr ends up in
+// CI logs.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "the --replay-redis URL"
+	}
+	return p.Redacted()
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -468,5 +469,37 @@ func TestVerifyReplayRedisTwoProcesses(t *testing.T) {
 	}
 	if n := len(apple.Requests()); n != 1 {
 		t.Errorf("Apple asked %d times with Redis stopped, want no more", n-1)
+	}
+}
+
+// TestVerifyReplayRedisHidesPassword: a --replay-redis URL may carry
+// Redis's password; what verify prints (the JSON, the error and the hint,
+// which CI logs keep) names the store without it, whether the URL is
+// refused or Redis does not answer.
+func TestVerifyReplayRedisHidesPassword(t *testing.T) {
+	apple, keyFlags := fakeApple(t)
+	const password = "s3cret-redis-pw"
+	value := encodeValue(t, header.KindDeviceCheck, apple.IssueToken(), time.Now())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "redis://:" + password + "@" + ln.Addr().String() + "/0" // nobody listens once closed
+	ln.Close()
+	for _, tc := range []struct {
+		url  string
+		code int
+		want string
+	}{
+		{down, exitNotChecked, "check that Redis runs at redis://:xxxxx@" + ln.Addr().String() + "/0"},
+		{"redis://:" + password + "@127.0.0.1:notaport/0", 2, "--replay-redis: "},
+	} {
+		code, out, errOut := runCLI(t, nil, "", append([]string{"verify", value, "--replay-redis", tc.url}, keyFlags...)...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%s: exit %d (want %d), stderr %q lacks %q", tc.url, code, tc.code, errOut, tc.want)
+		}
+		if strings.Contains(out+errOut, password) {
+			t.Errorf("%s: the output shows Redis's password:\nstdout: %s\nstderr: %s", tc.url, out, errOut)
+		}
 	}
 }

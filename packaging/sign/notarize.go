@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -89,6 +90,9 @@ func Notarize(ctx context.Context, t Tool, c Config, log io.Writer) error {
 	if c.Bundle == "" {
 		return errors.New("notarize: need the bundle")
 	}
+	// "Host.app/" (as a shell completes it) would put the default zip
+	// inside the bundle, breaking its seal.
+	c.Bundle = filepath.Clean(c.Bundle)
 	switch t {
 	case Codesign:
 		return notarizeXcrun(ctx, c, log)

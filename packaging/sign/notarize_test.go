@@ -163,3 +163,27 @@ func TestNotarizeCredentials(t *testing.T) {
 		t.Errorf("API key auth = %q, %v", got, err)
 	}
 }
+
+// TestNotarizeZipBesideTheBundle: the default zip goes beside the bundle,
+// also for a path given with a trailing slash (as a shell completes it):
+// written inside the signed bundle it would break the bundle's seal, and
+// Apple would answer Invalid for a file the pipeline put there itself.
+func TestNotarizeZipBesideTheBundle(t *testing.T) {
+	for _, suffix := range []string{"", "/"} {
+		calls := standIns(t, "accepted")
+		dir := t.TempDir()
+		b := filepath.Join(dir, "Host.app")
+		os.MkdirAll(b, 0o755)
+		var log strings.Builder
+		if err := Notarize(context.Background(), Codesign, Config{Bundle: b + suffix, NotaryProfile: "p"}, &log); err != nil {
+			t.Fatalf("bundle %q: %v\n%s", b+suffix, err, log.String())
+		}
+		want := filepath.Join(dir, "Host.zip")
+		if got := readCalls(t, calls)[0]; !strings.HasSuffix(got, " "+want) {
+			t.Errorf("bundle %q: %s, want the zip at %s", b+suffix, got, want)
+		}
+		if entries, _ := os.ReadDir(b); len(entries) != 0 {
+			t.Errorf("bundle %q: notarize wrote %v into the bundle", b+suffix, entries)
+		}
+	}
+}

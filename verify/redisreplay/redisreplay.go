@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -60,14 +61,20 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	return &Store{rdb: rdb, opts: opts}
 }
 
-// Open connects to the Redis at url (redis://[user:password@]host:port/db,
+// Open connects to the Redis at rawURL (redis://[user:password@]host:port/db,
 // rediss:// for TLS, or unix:///path/to/socket) with the settings New
 // asks for, and one dial attempt per command, so that a Redis that is
 // down fails a check at once. It does not dial: the first check does.
-// Close closes the connection.
-func Open(url string, opts Options) (*Store, error) {
-	ro, err := redis.ParseURL(url)
+// Close closes the connection. Its errors never repeat the URL, which
+// may carry a password.
+func Open(rawURL string, opts Options) (*Store, error) {
+	ro, err := redis.ParseURL(rawURL)
 	if err != nil {
+		// url.Parse's error quotes the whole URL, password included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = fmt.Errorf("bad URL: %w", ue.Err)
+		}
 		return nil, fmt.Errorf("redis replay store: %w", err)
 	}
 	ro.ContextTimeoutEnabled = true

@@ -153,10 +153,15 @@ func TestRedisDown(t *testing.T) {
 }
 
 func TestOpenRefusesBadURL(t *testing.T) {
-	for _, u := range []string{"", "http://x", "redis://host:port:extra"} {
-		if s, err := Open(u, Options{}); err == nil {
+	for _, u := range []string{"", "http://x", "redis://host:port:extra", "redis://:pw-secret@127.0.0.1:notaport/0"} {
+		s, err := Open(u, Options{})
+		if err == nil {
 			s.Close()
 			t.Errorf("Open(%q) succeeded", u)
+			continue
+		}
+		if strings.Contains(err.Error(), "pw-secret") {
+			t.Errorf("Open(%q): %v: the error shows the password", u, err)
 		}
 	}
 }
