@@ -84,7 +84,10 @@ type Verifier struct {
 	// server first saw it (on the store's clock; g is the client's word
 	// and plays no part). Zero means DefaultReplayWindow. It is never
 	// shorter than MaxAge plus MaxClockSkew, so a token is remembered at
-	// least as long as its age could pass.
+	// least as long as its age could pass. With no age limit (a negative
+	// MaxAge) nothing bounds a token's age, so a header captured more than
+	// ReplayWindow ago passes again if Apple still accepts its token: keep
+	// an age limit, or a ReplayWindow longer than Apple's token lifetime.
 	ReplayWindow time.Duration
 	// Timeout bounds one Verify in all: the replay store, and every call
 	// to Apple with its retries (the Client's own Timeout bounds those
