@@ -45,7 +45,7 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) (err err
 	deadline := fs.Duration("deadline", server.DefaultDeadline, "longest wait for a token per request (keep under the app-server's 100ms)")
 	warmWindow := fs.Duration("warm-window", pool.DefaultWarmWindow, "keep one token ready (two from a 60s max age) for this long after the last turn, request or hint")
 	idle := fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close a connection idle for this long")
-	exitIdle := fs.Duration("exit-idle", defaultExitIdle, "with --launchd or --listen-fd: exit 0 once the warm window is over and no connection has been open for this long (0: never)")
+	exitIdle := fs.Duration("exit-idle", defaultExitIdle, "exit 0 once the warm window is over and no connection has been open for this long (0: never); default 1m with --launchd, off with --listen-fd unless given (a parent that is not launchd may not start the daemon again)")
 	maxConns := fs.Int("max-conns", server.DefaultMaxConns, "most open connections")
 	peerReq := fs.String("peer-requirement", "", "admit only peers whose code signature satisfies this requirement (macOS), e.g. 'anchor apple generic and certificate leaf[subject.OU] = \"TEAMID\"'")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -72,6 +72,7 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) (err err
 		return usagef("--prefetch and --max-conns must be at least 1, durations positive, and --exit-idle not negative")
 	}
 	socketActivated := *listenFD >= 0 || *launchd != ""
+	*exitIdle = exitIdleFor(*launchd != "", *exitIdle, flagSet(fs, "exit-idle"))
 	if !socketActivated && flagSet(fs, "exit-idle") && *exitIdle > 0 {
 		return usagef("--exit-idle needs --launchd or --listen-fd: nothing would start a daemon that made its own socket again")
 	}
