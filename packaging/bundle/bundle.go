@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/attestd/attestd/packaging/plists"
@@ -58,6 +59,9 @@ type Config struct {
 	PeerRequirement string
 }
 
+// teamIDRE matches an Apple developer team identifier.
+var teamIDRE = regexp.MustCompile(`^[A-Z0-9]{10}$`)
+
 // Result names what Assemble wrote.
 type Result struct {
 	Bundle       string // OutDir/Attestd.app
@@ -83,6 +87,11 @@ func Assemble(c Config) (*Result, error) {
 	}
 	if c.BundleID == "" {
 		c.BundleID = plists.DefaultBundleID
+	}
+	if c.TeamID != "" && !teamIDRE.MatchString(c.TeamID) {
+		// It goes into the agent's peer requirement: a typo there would
+		// refuse every client.
+		return nil, fmt.Errorf("TEAM_ID %q is not an Apple team identifier (10 upper-case letters and digits, as in: security find-identity -v -p codesigning)", c.TeamID)
 	}
 	info, err := plists.NewInfoPlist(c.BundleID, Name, Executable, c.Version)
 	if err != nil {

@@ -284,6 +284,8 @@ func TestAssembleErrors(t *testing.T) {
 		{"missing profile", Config{Binary: bin, Profile: "/nonexistent/profile"}, "provisioning profile"},
 		{"label without a key", Config{Binary: bin, Label: "com.my_app.attestd"}, "SOCKET_KEY"},
 		{"the shared key", Config{Binary: bin, SocketKey: "ATTESTD_SOCKET"}, "shared manual override"},
+		{"team id with a typo", Config{Binary: bin, TeamID: "ABCDE1234"}, "not an Apple team identifier"},
+		{"team id in lower case", Config{Binary: bin, TeamID: "abcde12345"}, "not an Apple team identifier"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.cfg
