@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -216,7 +217,18 @@ func (c *Client) Call(ctx context.Context, method string, params, result any) er
 		return c.unreachable(s.err)
 	}
 	defer s.unregister(id)
+	if err := ctx.Err(); err != nil {
+		return errNoAnswer(err)
+	}
 	if err := s.write(ctx, line); err != nil {
+		if errors.Is(err, errNotSent) {
+			if _, ok := ctx.Deadline(); ok {
+				// The write deadline was ctx's, which may not say
+				// so yet: its timer runs apart from the socket's.
+				err = fmt.Errorf("%w: %w", err, context.DeadlineExceeded)
+			}
+			return errNoAnswer(err)
+		}
 		return c.unreachable(s.cause())
 	}
 	select {
@@ -235,8 +247,14 @@ func (c *Client) Call(ctx context.Context, method string, params, result any) er
 		}
 		return nil
 	case <-ctx.Done():
-		return &provider.Error{Reason: provider.ReasonTimeout, Msg: "no answer from the daemon before the deadline", Err: ctx.Err()}
+		return errNoAnswer(ctx.Err())
 	}
+}
+
+// errNoAnswer is a call's own deadline passing (err says how): the
+// daemon may be there, and the connection other calls share is intact.
+func errNoAnswer(err error) error {
+	return &provider.Error{Reason: provider.ReasonTimeout, Msg: "no answer from the daemon before the deadline", Err: err}
 }
 
 func remoteError(e *jsonrpc.Error) error {
@@ -392,7 +410,13 @@ func (s *session) write(ctx context.Context, line []byte) error {
 		deadline = time.Now().Add(10 * time.Second)
 	}
 	s.nc.SetWriteDeadline(deadline)
-	if _, err := s.nc.Write(line); err != nil {
+	if n, err := s.nc.Write(line); err != nil {
+		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			// Nothing was sent before the call's deadline (it had passed,
+			// or the daemon is not reading now): no line is cut short,
+			// so the connection stays for the other calls.
+			return fmt.Errorf("%w: %w", errNotSent, err)
+		}
 		// A daemon that refuses a connection sends one error line and
 		// closes, so the write may fail before the reader has seen why:
 		// give the reader a moment to record the daemon's reason first.
@@ -407,6 +431,10 @@ func (s *session) write(ctx context.Context, line []byte) error {
 	}
 	return nil
 }
+
+// errNotSent is returned by session.write when the deadline passed before
+// any byte of the line was written.
+var errNotSent = errors.New("request not sent before the deadline")
 
 // refusalWait bounds how long a failed write waits for the reader to pick
 // up the daemon's reason for closing.

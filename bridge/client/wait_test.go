@@ -150,3 +150,41 @@ func TestTurnHints(t *testing.T) {
 	c.Close()
 	poll.Until(t, "the closed connection's turns to end", func() bool { return p.Status().Turns == 0 })
 }
+
+// A call whose deadline has passed before it is sent fails alone: it
+// neither writes nor ends the connection that the other calls (here a
+// hold waiting for a token) share.
+func TestExpiredCallLeavesTheConnectionAlone(t *testing.T) {
+	path, p := daemonWithPool(t, &providertest.Scripted{Script: func(int) providertest.Step { return providertest.Step{Hang: true} }})
+	c := New(path)
+	defer c.Close()
+	waited := make(chan error, 1)
+	wctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { waited <- c.WaitReady(wctx) }()
+	poll.Until(t, "the wait to reach the pool", func() bool { return p.Status().WaitingReady == 1 })
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+
+	expired, cancelExpired := context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+	defer cancelExpired()
+	if _, err := c.Token(expired); provider.ReasonOf(err) != provider.ReasonTimeout || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("expired call: err = %v (reason %s), want a timeout", err, provider.ReasonOf(err))
+	}
+	if s.dead() {
+		t.Fatalf("the expired call ended the shared connection: %v", s.cause())
+	}
+	select {
+	case err := <-waited:
+		t.Fatalf("the wait on the shared connection ended with the expired call: %v", err)
+	default:
+	}
+	if _, err := c.Status(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-waited; !errors.Is(err, context.Canceled) {
+		t.Fatalf("wait: %v, want its own cancellation", err)
+	}
+}

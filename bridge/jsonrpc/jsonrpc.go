@@ -213,12 +213,21 @@ var errorNames = [numError]string{"code", "message", "data"}
 // is named in names at the same index of vals, and returns the index of
 // the first name that appears more than once, or -1. b must be valid
 // JSON; other members are skipped. The values alias b: a caller that
-// keeps one must copy it, since a line reader reuses its buffer.
+// keeps one must copy it, since a line reader reuses its buffer. Each
+// key is decoded at most once, however many names it is compared with.
 func readMembers(b []byte, names []string, vals []json.RawMessage) (repeated int, err error) {
 	repeated = -1
 	_, err = jsonscan.Object(b, 0, func(b []byte, m jsonscan.Member) bool {
+		key := b[m.KeyStart+1 : m.KeyEnd-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			decoded, err := jsonscan.String(b[m.KeyStart:m.KeyEnd])
+			if err != nil {
+				return true // names no member
+			}
+			key = []byte(decoded)
+		}
 		for i, name := range names {
-			if m.Key(b, name) {
+			if string(key) == name {
 				if vals[i] != nil && repeated < 0 {
 					repeated = i
 				}

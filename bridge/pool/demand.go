@@ -12,9 +12,10 @@ import (
 //     BeginTurn until End), and for BusyWindow after a request or a Warm
 //     hint, which stands in for a turn for clients that do not signal
 //     turns;
-//   - one for WarmWindow after the last of these ends: a turn completing,
-//     a request, a hint — so the first request of the next turn finds a
-//     token even though nothing said a turn was coming;
+//   - WarmSize (one, two from a 60 s MaxAge) for WarmWindow after the
+//     last of these ends: a turn completing, a request, a hint — so the
+//     first request of the next turn finds a token even though nothing
+//     said a turn was coming;
 //   - none after that: an idle helper does not call Apple.
 //
 // A turn that never completes ends TurnTimeout after it started, so a

@@ -118,15 +118,22 @@ func TestRefillFollowsRequestsAndHints(t *testing.T) {
 
 // When the last turn completes, the busy window of the requests inside it
 // ends too: no token is made for a turn that is over.
+//
+// Each step settles before the next, so that the refill a taken token
+// asks for (on the pool's own goroutine) never races the step after it.
 func TestTurnCompletionEndsBusyWindow(t *testing.T) {
 	h := newHarness(t, Config{Size: 2, WarmSize: 1, MaxAge: time.Hour, BusyWindow: time.Minute}, nil)
 	h.p.TurnStarted()
 	h.settle()
-	h.takeReady() // a request a moment before the turn ends
+	h.takeReady() // a request inside the turn: its busy window runs a minute
+	h.settle()
+	if got := h.state(); got.ready != 2 || got.target != 2 || got.generated != 3 {
+		t.Fatalf("inside the turn: %+v, want the taken token replaced", got)
+	}
 	h.p.TurnCompleted()
 	h.settle()
-	if got := h.state(); got.ready != 1 || got.target != 1 || got.generated != 2 {
-		t.Fatalf("after the turn: %+v, want the remaining token and nothing made", got)
+	if got := h.state(); got.ready != 2 || got.target != 1 || got.generated != 3 {
+		t.Fatalf("after the turn: %+v, want one kept (the busy window is over) and nothing made", got)
 	}
 }
 

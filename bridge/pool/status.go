@@ -31,8 +31,8 @@ type Status struct {
 	Ready    int    `json:"ready"`
 	Capacity int    `json:"capacity"`
 	// Target is how many ready tokens the pool keeps now: Capacity while
-	// busy (a turn runs, or just after a request or hint), 1 while warm,
-	// else 0.
+	// busy (a turn runs, or just after a request or hint), the warm size
+	// (one, two from a 60 s MaxAge) while warm, else 0.
 	Target     int        `json:"target"`
 	MaxAge     string     `json:"maxAge"`
 	Generating bool       `json:"generating"`

@@ -48,6 +48,9 @@ func (s *session) hold(method string) {
 		s.b.Source.Warm()
 		return
 	}
+	// The lines before this one may still be in the buffer to the child,
+	// left for this line to flush: they are not held, so they go now.
+	s.flushToChild()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(s.ctx, bound)
 	err := rw.WaitReady(ctx)
@@ -63,6 +66,19 @@ func (s *session) hold(method string) {
 		s.log.Debug("hold ended with the session", "method", method, "held", held)
 	default:
 		s.log.Debug("not held: the token source will not have a token soon", "method", method, "held", held, "err", err)
+	}
+}
+
+// flushToChild passes on what is buffered for the child. It runs between
+// client lines, never in the middle of one.
+func (s *session) flushToChild() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inClosed || s.toChild.Buffered() == 0 {
+		return
+	}
+	if err := s.toChild.Flush(); err != nil {
+		s.log.Debug("flush to child", "err", err)
 	}
 }
 

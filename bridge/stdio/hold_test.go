@@ -124,6 +124,22 @@ func TestHoldUntilTheTokenIsReady(t *testing.T) {
 	}
 }
 
+// The lines before a held one are not held: they reach the child while
+// the hold lasts, even when they came in the same read as the held line
+// (and so were left in the buffer for the held line to flush).
+func TestHoldPassesOnTheLinesBeforeIt(t *testing.T) {
+	g, _, p := startGated(t)
+	init := `{"id":1,"method":"initialize","params":{"capabilities":{"requestAttestation":true}}}` + "\n"
+	note := `{"method":"initialized"}` + "\n"
+	go io.WriteString(p.clientIn, init+note+turnStart)
+	// The gate is not released yet: turn/start is held.
+	expectLine(t, p.childIn, init, "initialize, during the hold")
+	expectLine(t, p.childIn, note, "initialized, during the hold")
+	g.waitEntered(t)
+	g.release <- nil
+	expectLine(t, p.childIn, turnStart, "turn/start, after the hold")
+}
+
 func TestHoldBoundReached(t *testing.T) {
 	const bound = 30 * time.Millisecond
 	var deadline atomic.Int64

@@ -57,7 +57,7 @@ func main() {
 	rounds := flag.Int("roundtrips", 20000, "socket round trips per side")
 	hours := flag.Int("hours", 100, "simulated hours of codex-like turns")
 	pareto := flag.Bool("pareto", false, "also print the Pareto table of pool settings (for BENCHMARKS.md)")
-	only := flag.String("only", "", "run only this part: pareto, sim or roundtrip")
+	only := flag.String("only", "", "run only this part: pareto, holds, sim or roundtrip")
 	starts := flag.Int("starts", 20, "process starts per side")
 	flag.Parse()
 	log := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
@@ -68,6 +68,9 @@ func main() {
 		return
 	case "sim":
 		printTable(os.Stdout, deadlines(*hours))
+		return
+	case "holds":
+		printHolds(os.Stdout, *hours)
 		return
 	}
 	tmp, err := os.MkdirTemp("", "attestd-bench-")
@@ -290,6 +293,20 @@ func printPareto(w io.Writer, hours int) {
 		r, err := poolsim.Run(c.cfg)
 		check(err)
 		fmt.Fprintf(w, "| %s | %.2f%% | %.2f%% | %s / %s | %.2f |\n", c.name, r.HitRate(), r.FirstHitRate(), ms(r.HoldMean), ms(r.HoldP99), r.PerServed())
+	}
+}
+
+// printHolds prints what the bound on the bridge's hold buys, with every
+// other setting at its default: the table behind the --hold default.
+func printHolds(w io.Writer, hours int) {
+	fmt.Fprintf(w, "\n| hold bound (%d simulated hours, seed 7) | all requests in time | first of a turn | hold mean | holds at the bound |\n|---|---|---|---|---|\n", hours)
+	for _, bound := range []time.Duration{500 * time.Millisecond, 750 * time.Millisecond, time.Second, 2 * time.Second} {
+		cfg := simDefaults(hours)
+		cfg.Hold = bound
+		r, err := poolsim.Run(cfg)
+		check(err)
+		fmt.Fprintf(w, "| %s | %.2f%% | %.2f%% | %.0f ms | %d of %d |\n", bound, r.HitRate(), r.FirstHitRate(),
+			float64(r.HoldMean)/float64(time.Millisecond), r.HoldBound, r.Turns)
 	}
 }
 

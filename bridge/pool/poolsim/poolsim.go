@@ -40,8 +40,9 @@ type Config struct {
 	BusyWindow                time.Duration
 	RefreshAhead, ReadyMargin time.Duration
 	TurnTimeout               time.Duration
-	// Turns makes the client signal turns as the stdio bridge does:
-	// TurnStarted when the client sends turn/start, TurnCompleted when the
+	// Turns makes the client signal turns: TurnStarted when the client
+	// sends turn/start (the stdio bridge signals it on the app-server's
+	// turn/started, once turn/start has gone on), TurnCompleted when the
 	// app-server sends turn/completed. Without it the client only sends
 	// requests (and a warm-up hint at each turn start when WarmHints).
 	Turns     bool
