@@ -96,6 +96,8 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	closing   bool
+	forced    bool           // Shutdown's context ended: close, do not serve
+	serving   sync.WaitGroup // Serve loops
 	wg        sync.WaitGroup // connection goroutines
 
 	draining context.Context // canceled by Shutdown: waits answer at once
@@ -157,11 +159,13 @@ func (s *Server) Serve(l net.Listener) error {
 		return ErrServerClosed
 	}
 	s.listeners[l] = struct{}{}
+	s.serving.Add(1)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, l)
 		s.mu.Unlock()
+		s.serving.Done()
 	}()
 
 	var backoff time.Duration
@@ -207,11 +211,15 @@ func (s *Server) accept(nc net.Conn) {
 	}
 	c := newConn(s, uc)
 	s.mu.Lock()
-	if s.closing {
+	if s.forced {
 		s.mu.Unlock()
 		uc.Close()
 		return
 	}
+	// A connection the listener handed over after Shutdown began is
+	// registered all the same: Shutdown waits for the Serve loops before
+	// it stops the connections, so this one gets its first line answered
+	// (see stopConnsLocked) instead of being closed unanswered.
 	if len(s.conns) >= s.cfg.MaxConns {
 		victim := s.longestIdleLocked()
 		if victim == nil {
@@ -268,34 +276,89 @@ func idleBefore(a, b *conn) bool {
 	return aa < ba
 }
 
+// FirstLineGrace is how long after its accept a connection that has not
+// sent a line yet may still send one once Shutdown has begun. A client
+// that dials and writes at once (attestd token, bridge/client) and meets
+// a shutdown in between gets its request answered, not a closed
+// connection; a silent connection delays Shutdown by this much at most.
+const FirstLineGrace = time.Second
+
 // Shutdown stops accepting, stops reading new requests, waits until every
 // request already read has been answered (each is bounded by the
-// deadline), then closes all connections. If ctx ends first, the remaining
-// connections are closed at once and ctx's error is returned.
+// deadline), then closes all connections. A connection accepted less than
+// FirstLineGrace ago that has not sent a line yet is read until its first
+// line, which is answered. If ctx ends first, the remaining connections
+// are closed at once and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	s.beginShutdownLocked()
+	s.mu.Unlock()
+	return s.finishShutdown(ctx)
+}
+
+// ShutdownIfIdle shuts the server down, as Shutdown does, only if no
+// connection is open, and reports whether it did. The check and the end
+// of accepting are one step, so a daemon that exits when idle never
+// closes a connection it has just accepted: one that the listener handed
+// over in between is answered its first line (FirstLineGrace), and under
+// launchd every connection not yet accepted waits in launchd's socket for
+// the next instance.
+func (s *Server) ShutdownIfIdle(ctx context.Context) (bool, error) {
+	s.mu.Lock()
+	if s.closing || len(s.conns) > 0 {
+		s.mu.Unlock()
+		return false, nil
+	}
+	s.beginShutdownLocked()
+	s.mu.Unlock()
+	return true, s.finishShutdown(ctx)
+}
+
+func (s *Server) beginShutdownLocked() {
 	s.closing = true
 	s.drainNow()
 	for l := range s.listeners {
 		l.Close()
 	}
-	for c := range s.conns {
-		c.stopReading()
-	}
-	s.mu.Unlock()
+}
 
+func (s *Server) finishShutdown(ctx context.Context) error {
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() {
+		// No connection is accepted once the Serve loops have returned,
+		// so the set stopped here is the whole set, and wg.Wait does not
+		// race an Add.
+		s.serving.Wait()
+		s.mu.Lock()
+		s.stopConnsLocked(time.Now())
+		s.mu.Unlock()
+		s.wg.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
+		s.forced = true
 		for c := range s.conns {
 			c.nc.Close()
 		}
 		s.mu.Unlock()
 		<-done
 		return ctx.Err()
+	}
+}
+
+// stopConnsLocked makes every connection stop reading: at once, or, for
+// one accepted less than FirstLineGrace before now that has sent nothing
+// yet, after its first line.
+func (s *Server) stopConnsLocked(now time.Time) {
+	for c := range s.conns {
+		if s.forced {
+			c.nc.Close()
+			continue
+		}
+		c.stopReadingAfterFirstLine(time.Unix(0, c.acceptedAt).Add(FirstLineGrace), now)
 	}
 }

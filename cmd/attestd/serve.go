@@ -132,27 +132,51 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) (err err
 		logger.Info("SIGHUP is ignored (nohup): a hangup will not stop the daemon")
 	}
 	var idleExit <-chan struct{}
+	watch := func() {}
 	if socketActivated && *exitIdle > 0 {
 		wctx, stopWatch := context.WithCancel(context.Background())
 		defer stopWatch()
-		idleExit = watchIdle(wctx, *exitIdle, func() bool { return srv.Conns() > 0 || p.Status().Warm })
+		watch = func() {
+			idleExit = watchIdle(wctx, *exitIdle, func() bool { return srv.Conns() > 0 || p.Status().Warm })
+		}
+		watch()
 	}
 
-	var serveErr error
-	select {
-	case <-ctx.Done():
-		logger.Info("stopping: draining requests in flight")
-	case sig := <-hup:
-		logger.Info("stopping on "+sig.String()+": draining requests in flight", "signal", sig.String())
-	case <-idleExit:
-		logger.Info("exiting: idle, no connection and the warm window over", "for", exitIdle.String())
-	case serveErr = <-errc:
-		logger.Error("listener failed", "err", serveErr)
+	var serveErr, drainErr error
+	for stopped := false; !stopped; {
+		shutdown := srv.Shutdown
+		select {
+		case <-ctx.Done():
+			logger.Info("stopping: draining requests in flight")
+		case sig := <-hup:
+			logger.Info("stopping on "+sig.String()+": draining requests in flight", "signal", sig.String())
+		case <-idleExit:
+			// Whether a connection is open and the end of accepting are
+			// decided in one step, so a client that connects now is
+			// served, here or by the next instance launchd starts.
+			shutdown = func(ctx context.Context) error {
+				idle, err := srv.ShutdownIfIdle(ctx)
+				if !idle {
+					return errNotIdle
+				}
+				logger.Info("exiting: idle, no connection and the warm window over", "for", exitIdle.String())
+				return err
+			}
+		case serveErr = <-errc:
+			logger.Error("listener failed", "err", serveErr)
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		drainErr = shutdown(sctx)
+		cancel()
+		if errors.Is(drainErr, errNotIdle) {
+			logger.Debug("staying: a connection came in as the daemon was about to exit")
+			watch()
+			continue
+		}
+		stopped = true
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		logger.Warn("drain did not finish; closed remaining connections", "err", err)
+	if drainErr != nil {
+		logger.Warn("drain did not finish; closed remaining connections", "err", drainErr)
 	}
 	closeListeners(listeners, logger)
 	logger.Info("attestd stopped")
@@ -161,6 +185,9 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) (err err
 	}
 	return nil
 }
+
+// errNotIdle says that an idle exit found a connection open after all.
+var errNotIdle = errors.New("not idle")
 
 // closeListeners closes the listeners (Shutdown already did, and ignored
 // the result) and says when the socket file was not removed because it is
