@@ -33,9 +33,9 @@ type conn struct {
 	sem        chan struct{}
 	handlers   sync.WaitGroup
 
-	rmu           sync.Mutex // guards stopping and the read deadline
-	stopping      bool
-	stopAfterLine atomic.Bool // stop once the next line has been read; set under rmu
+	rmu       sync.Mutex // guards stopping and the read deadline
+	stopping  bool
+	lingering atomic.Bool // read until the deadline set by stopReadingAt, then stop; set under rmu
 
 	q     pool.Queue   // this connection's waiting requests
 	turns []*pool.Turn // its running turns, oldest first; reader goroutine only
@@ -98,9 +98,6 @@ func (c *conn) serve() {
 		}
 		now := time.Now()
 		c.lastActive.Store(now.UnixNano())
-		if c.stopAfterLine.Load() {
-			c.stopReading() // the lines already buffered are still read
-		}
 		keep = c.dispatch(line, now)
 	}
 	c.handlers.Wait()
@@ -118,16 +115,16 @@ func (c *conn) checkPeer() error {
 }
 
 // armReadDeadline sets the read deadline to t unless the connection is
-// stopping or waits for its first line before it stops; it reports
-// whether to keep reading.
+// stopping or lingering until a set time; it reports whether to keep
+// reading.
 func (c *conn) armReadDeadline(t time.Time) bool {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	if c.stopping {
 		return false
 	}
-	if c.stopAfterLine.Load() {
-		return true // keep the deadline for the first line
+	if c.lingering.Load() {
+		return true // keep the deadline stopReadingAt set
 	}
 	c.nc.SetReadDeadline(t)
 	return true
@@ -142,28 +139,28 @@ func (c *conn) stopReading() {
 	c.nc.SetReadDeadline(time.Now())
 }
 
-// stopReadingAfterFirstLine stops reading at once if the connection has
-// sent a line or until has passed; otherwise it lets the reader read one
-// more line, until then, and stop after it.
-func (c *conn) stopReadingAfterFirstLine(until, now time.Time) {
+// stopReadingAt makes the reader stop at until: at once when until is
+// not after now (as stopReading), else it goes on reading and answering
+// lines until then and stops at the first read that reaches it.
+func (c *conn) stopReadingAt(until, now time.Time) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	if c.stopping {
 		return
 	}
-	if c.lastActive.Load() != 0 || !until.After(now) {
+	if !until.After(now) {
 		c.stopping = true
 		c.nc.SetReadDeadline(now)
 		return
 	}
-	c.stopAfterLine.Store(true)
+	c.lingering.Store(true)
 	c.nc.SetReadDeadline(until)
 }
 
 func (c *conn) isStopping() bool {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	return c.stopping || c.stopAfterLine.Load()
+	return c.stopping || c.lingering.Load()
 }
 
 // evict closes an idle connection to make room for a new one.

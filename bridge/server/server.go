@@ -180,7 +180,10 @@ func (s *Server) Serve(l net.Listener) error {
 				// EMFILE and friends: wait a little and keep serving.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.cfg.Logger.Warn("accept failed; retrying", "err", err, "in", backoff)
-				time.Sleep(backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.draining.Done(): // Shutdown waits for this loop
+				}
 				continue
 			}
 			return err
@@ -218,8 +221,8 @@ func (s *Server) accept(nc net.Conn) {
 	}
 	// A connection the listener handed over after Shutdown began is
 	// registered all the same: Shutdown waits for the Serve loops before
-	// it stops the connections, so this one gets its first line answered
-	// (see stopConnsLocked) instead of being closed unanswered.
+	// it stops the connections, so this one is read for StartGrace after
+	// its accept (see stopConnsLocked) instead of closed unanswered.
 	if len(s.conns) >= s.cfg.MaxConns {
 		victim := s.longestIdleLocked()
 		if victim == nil {
@@ -276,18 +279,19 @@ func idleBefore(a, b *conn) bool {
 	return aa < ba
 }
 
-// FirstLineGrace is how long after its accept a connection that has not
-// sent a line yet may still send one once Shutdown has begun. A client
-// that dials and writes at once (attestd token, bridge/client) and meets
-// a shutdown in between gets its request answered, not a closed
-// connection; a silent connection delays Shutdown by this much at most.
-const FirstLineGrace = time.Second
+// StartGrace is how long after its accept a connection is still read once
+// Shutdown has begun. A client that dials and writes at once (attestd
+// token, bridge/client, a hint and then a call) and meets a shutdown in
+// between gets its requests answered, not a closed connection; a
+// connection accepted earlier stops at once, and a silent new one delays
+// Shutdown by StartGrace at most.
+const StartGrace = time.Second
 
 // Shutdown stops accepting, stops reading new requests, waits until every
 // request already read has been answered (each is bounded by the
 // deadline), then closes all connections. A connection accepted less than
-// FirstLineGrace ago that has not sent a line yet is read until its first
-// line, which is answered. If ctx ends first, the remaining connections
+// StartGrace ago is read until StartGrace after its accept, and what it
+// sends by then is answered. If ctx ends first, the remaining connections
 // are closed at once and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
@@ -300,7 +304,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // connection is open, and reports whether it did. The check and the end
 // of accepting are one step, so a daemon that exits when idle never
 // closes a connection it has just accepted: one that the listener handed
-// over in between is answered its first line (FirstLineGrace), and under
+// over in between is served for StartGrace after its accept, and under
 // launchd every connection not yet accepted waits in launchd's socket for
 // the next instance.
 func (s *Server) ShutdownIfIdle(ctx context.Context) (bool, error) {
@@ -320,14 +324,16 @@ func (s *Server) beginShutdownLocked() {
 	for l := range s.listeners {
 		l.Close()
 	}
+	s.stopConnsLocked(time.Now())
 }
 
 func (s *Server) finishShutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
-		// No connection is accepted once the Serve loops have returned,
-		// so the set stopped here is the whole set, and wg.Wait does not
-		// race an Add.
+		// A Serve loop may still hand over a connection it had accepted
+		// before its listener closed; once the loops have returned no more
+		// come, the set stopped here is the whole set, and wg.Wait does
+		// not race an Add.
 		s.serving.Wait()
 		s.mu.Lock()
 		s.stopConnsLocked(time.Now())
@@ -351,14 +357,14 @@ func (s *Server) finishShutdown(ctx context.Context) error {
 }
 
 // stopConnsLocked makes every connection stop reading: at once, or, for
-// one accepted less than FirstLineGrace before now that has sent nothing
-// yet, after its first line.
+// one accepted less than StartGrace before now, at StartGrace after its
+// accept.
 func (s *Server) stopConnsLocked(now time.Time) {
 	for c := range s.conns {
 		if s.forced {
 			c.nc.Close()
 			continue
 		}
-		c.stopReadingAfterFirstLine(time.Unix(0, c.acceptedAt).Add(FirstLineGrace), now)
+		c.stopReadingAt(time.Unix(0, c.acceptedAt).Add(StartGrace), now)
 	}
 }

@@ -56,7 +56,7 @@ func listen(t *testing.T) (net.Listener, string) {
 }
 
 // waitStopsOrdered returns once every connection of srv has been told
-// to stop reading, at once or after its first line.
+// to stop reading, at once or at a set time.
 func waitStopsOrdered(t *testing.T, srv *Server) {
 	t.Helper()
 	poll.Until(t, "Shutdown to stop the connections", func() bool {
@@ -83,8 +83,9 @@ func expectToken(t *testing.T, c *rawConn) {
 }
 
 // A client that dials and writes just as Shutdown begins (the daemon's
-// idle exit, SIGTERM) gets its request answered, not a closed connection.
-func TestShutdownAnswersTheFirstLineOfAJustAcceptedConnection(t *testing.T) {
+// idle exit, SIGTERM) gets its requests answered, not a closed
+// connection, even when its first line is a notification.
+func TestShutdownAnswersAJustAcceptedConnection(t *testing.T) {
 	l, path := listen(t)
 	srv, served := startBare(t, l)
 	c := (&testServer{path: path}).dial(t)
@@ -92,7 +93,8 @@ func TestShutdownAnswersTheFirstLineOfAJustAcceptedConnection(t *testing.T) {
 
 	shut := make(chan error, 1)
 	go func() { shut <- srv.Shutdown(context.Background()) }()
-	waitStopsOrdered(t, srv) // the line below is written after Shutdown stopped reading
+	waitStopsOrdered(t, srv) // the lines below are written after Shutdown stopped reading
+	c.send(`{"method":"attestation/warm"}` + "\n")
 	expectToken(t, c)
 	c.expectClosed()
 	if err := <-shut; err != nil {
@@ -103,21 +105,20 @@ func TestShutdownAnswersTheFirstLineOfAJustAcceptedConnection(t *testing.T) {
 	}
 }
 
-// A connection that has sent a line is stopped at once; one still silent
-// is read until its first line or FirstLineGrace after its accept.
-func TestStopReadingAfterFirstLine(t *testing.T) {
-	now := time.Now()
+// A connection is stopped at once, or read on until the time it is given
+// when that is still ahead.
+func TestStopReadingAt(t *testing.T) {
 	tests := []struct {
-		name          string
-		sentALine     bool
-		acceptedAgo   time.Duration
-		wantStopNow   bool
-		wantFirstLine bool
+		name        string
+		sentALine   bool
+		ahead       time.Duration // until - now
+		wantStopNow bool
 	}{
-		{"silent, just accepted", false, 0, false, true},
-		{"silent, accepted within the grace", false, FirstLineGrace / 2, false, true},
-		{"silent, accepted before the grace", false, 2 * FirstLineGrace, true, false},
-		{"has sent a line", true, 0, true, false},
+		{"time ahead", false, time.Minute, false},
+		{"time ahead, has sent a line", true, time.Minute, false},
+		{"time passed", false, -time.Second, true},
+		{"time passed, has sent a line", true, -time.Second, true},
+		{"time is now", false, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,21 +129,25 @@ func TestStopReadingAfterFirstLine(t *testing.T) {
 				expectToken(t, client)
 			}
 			poll.Until(t, "the connection to be registered", func() bool { return srv.Conns() == 1 })
+			now := time.Now()
 			srv.mu.Lock()
 			for c := range srv.conns {
-				c.stopReadingAfterFirstLine(now.Add(-tt.acceptedAgo).Add(FirstLineGrace), now)
+				c.stopReadingAt(now.Add(tt.ahead), now)
 				c.rmu.Lock()
-				stopNow, firstLine := c.stopping, c.stopAfterLine.Load()
+				stopNow, lingering := c.stopping, c.lingering.Load()
 				c.rmu.Unlock()
-				if stopNow != tt.wantStopNow || firstLine != tt.wantFirstLine {
-					t.Errorf("stopping %v, after first line %v; want %v, %v", stopNow, firstLine, tt.wantStopNow, tt.wantFirstLine)
+				if stopNow != tt.wantStopNow || lingering == tt.wantStopNow {
+					t.Errorf("stopping %v, lingering %v; want stopping %v", stopNow, lingering, tt.wantStopNow)
 				}
 			}
 			srv.mu.Unlock()
-			if tt.wantFirstLine {
+			if tt.wantStopNow {
+				client.expectClosed()
+			} else {
+				expectToken(t, client) // still read and answered
 				expectToken(t, client)
+				client.nc.Close()
 			}
-			client.expectClosed()
 			if err := srv.Shutdown(context.Background()); err != nil {
 				t.Fatal(err)
 			}
