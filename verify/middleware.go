@@ -129,6 +129,15 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 			opts.Verifier.Observer.ObserveCheck(err, 0)
 		}
 		letThrough := err == nil || opts.Policy == Annotate || (opts.WhenAppleDown == AllowWhenDown && AppleDown(err))
+		if letThrough && res != nil && AppleDown(err) {
+			// Passed on without Apple's yes: Verify forgot the token (it
+			// admitted nothing there), so spend it here, or the same
+			// header would pass again. Of two requests racing with one
+			// token, one gets the replay.
+			if serr := opts.Verifier.Spend(r.Context(), &res.Attestation); serr != nil {
+				err, letThrough = serr, opts.Policy == Annotate
+			}
+		}
 		if err != nil && opts.Logger != nil {
 			attrs := []slog.Attr{slog.String("reason", Reason(err)), slog.Any("err", err)}
 			if res != nil {

@@ -339,3 +339,86 @@ func TestMiddlewareObservesEveryCheck(t *testing.T) {
 		t.Errorf("observed reasons %q, want %q", obs.reasons, want)
 	}
 }
+
+// A check that ends without Apple's verdict on the token admits nothing,
+// so the token is forgotten: the same header sent again once Apple is back
+// is checked, not refused as a replay. A token Apple refused stays spent.
+func TestRetryAfterNoVerdictIsCheckedAgain(t *testing.T) {
+	tests := []struct {
+		name   string
+		config func(*Config)
+		fail   func(*harness)
+		reason string // of the first check
+		second string // reason of the second check; "" for valid
+	}{
+		{"Apple 503", nil, func(h *harness) { h.apple.Respond(status(503, "")) }, "apple_unavailable", ""},
+		{"Apple 500", nil, func(h *harness) { h.apple.Respond(status(500, "")) }, "apple_server_error", ""},
+		{"Apple hangs", func(c *Config) { c.Timeout = 200 * time.Millisecond }, func(h *harness) { h.apple.SetLatency(time.Hour) }, "timeout", ""},
+		{"Apple 429", nil, func(h *harness) { h.apple.Respond(status(429, "")) }, "rate_limited", ""},
+		{"our key refused", nil, func(h *harness) { h.apple.Respond(status(401, devicechecktest.BodyBadAuthorization)) }, "bad_authorization", ""},
+		{"redirect", nil, func(h *harness) { h.apple.Redirect(302) }, "unexpected_response", ""},
+		{"200 with a page", nil, func(h *harness) { h.apple.SetSuccessBody("<html>") }, "unexpected_response", ""},
+		{"forged", nil, func(h *harness) { h.apple.ValidTokens(func([]byte) bool { return false }) }, "bad_device_token", "replay"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			configs := []func(*Config){func(c *Config) { c.MaxAttempts = 1 }}
+			if tt.config != nil {
+				configs = append(configs, tt.config)
+			}
+			h := newHarness(t, configs...)
+			v := &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
+			value := mustEncode(t, header.Value{Kind: "dc", Token: []byte("tok"), GeneratedAt: h.clock.Now()})
+			tt.fail(h)
+			if _, err := v.Verify(context.Background(), value); Reason(err) != tt.reason {
+				t.Fatalf("first check: %v, want reason %s", err, tt.reason)
+			}
+			h.apple.Respond(nil)
+			h.apple.Redirect(0)
+			h.apple.SetSuccessBody("")
+			h.apple.SetLatency(0)
+			res, err := v.Verify(context.Background(), value)
+			if tt.second == "" && (err != nil || !res.Valid) {
+				t.Fatalf("second check, Apple back: %v, want valid", err)
+			}
+			if tt.second != "" && Reason(err) != tt.second {
+				t.Fatalf("second check: %v, want reason %s", err, tt.second)
+			}
+		})
+	}
+}
+
+// What a middleware lets through without Apple's yes is spent, under
+// either policy: the same header is a replay afterwards, and the next
+// handler of an Annotate middleware sees that.
+func TestPassedWithoutVerdictIsSpent(t *testing.T) {
+	for _, opts := range []MiddlewareOptions{{WhenAppleDown: AllowWhenDown}, {Policy: Annotate}} {
+		h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
+		h.apple.Respond(status(503, ""))
+		opts.Verifier = &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
+		var reasons []string
+		mw := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, err := FromContext(r.Context())
+			reasons = append(reasons, Reason(err))
+		}), opts)
+		value := mustEncode(t, header.Value{Kind: "dc", Token: []byte("passed"), GeneratedAt: h.clock.Now()})
+		var codes []int
+		for i := range 2 {
+			if i == 1 {
+				h.apple.Respond(nil) // Apple is back: still a replay
+			}
+			req := httptest.NewRequest("POST", "/", nil)
+			req.Header.Set(HeaderName, value)
+			rec := httptest.NewRecorder()
+			mw.ServeHTTP(rec, req)
+			codes = append(codes, rec.Code)
+		}
+		want, wantReasons := "[200 403]", "[apple_unavailable]"
+		if opts.Policy == Annotate {
+			want, wantReasons = "[200 200]", "[apple_unavailable replay]"
+		}
+		if fmt.Sprint(codes) != want || fmt.Sprint(reasons) != wantReasons {
+			t.Errorf("policy %d/%d: answers %v, handler saw %v; want %s, %s", opts.Policy, opts.WhenAppleDown, codes, reasons, want, wantReasons)
+		}
+	}
+}

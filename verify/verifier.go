@@ -171,10 +171,14 @@ func (v *Verifier) verify(ctx context.Context, value string) (*Result, error) {
 	err = v.Client.ValidateDeviceToken(ctx, a.Token)
 	var ae *AppleError
 	res.AppleChecked = err == nil || (errors.As(err, &ae) && errors.Is(ae.Err, ErrBadDeviceToken))
-	if (errors.Is(err, ErrLimited) || errors.Is(err, errNotAsked)) && replays != nil {
-		// Apple never saw it: forget it, so a flood our own limit refuses,
-		// or whose senders hang up while waiting for it, takes no room in
-		// the store.
+	if err != nil && !res.AppleChecked && replays != nil {
+		// Apple gave no verdict on this token: our own limit kept it back,
+		// Apple did not answer or failed, refused our credentials, or the
+		// caller went away. Refused here, it admitted nothing, so forget
+		// it: a retry of the same header is checked again rather than
+		// refused as a replay, and a flood our limit refuses or an outage
+		// takes no room in the store. A caller that lets the request
+		// through all the same spends the token first (Spend).
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		if rerr := replays.Remove(rctx, key); rerr != nil {
 			v.observeStoreError(rerr)
@@ -186,6 +190,33 @@ func (v *Verifier) verify(ctx context.Context, value string) (*Result, error) {
 	}
 	res.Valid = true
 	return res, nil
+}
+
+// Spend records a's token as used, for a caller that admits a request
+// whose check failed without Apple's verdict on the token (AppleDown, or
+// any failure under the Annotate policy that the caller accepts). Verify
+// forgets such a token, so that a retry is checked again; a caller that
+// lets the request through must spend it, or the same header could be let
+// through again. Middleware does this for the requests WhenAppleDown lets
+// through. The error wraps ErrReplay when the token is already recorded
+// (another request used it meanwhile: refuse this one) and ErrReplayStore
+// when the store fails; with AllowReplays it is always nil.
+func (v *Verifier) Spend(ctx context.Context, a *Attestation) error {
+	replays := v.replays()
+	if replays == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, orDefault(v.Timeout, DefaultTimeout))
+	defer cancel()
+	added, err := replays.Add(ctx, ReplayKey(a.Token), v.replayTTL())
+	if err != nil {
+		v.observeStoreError(err)
+		return fmt.Errorf("token %s: %w: %w", a.Fingerprint(), ErrReplayStore, err)
+	}
+	if !added {
+		return fmt.Errorf("token %s: %w", a.Fingerprint(), ErrReplay)
+	}
+	return nil
 }
 
 // Check applies the Verifier's local policy (envelope status, kind and
