@@ -11,6 +11,7 @@ import (
 const (
 	DefaultStartBackoffMin = time.Second
 	DefaultStartBackoffMax = time.Minute
+	DefaultStartTimeout    = 10 * time.Second
 )
 
 // LazyConfig configures a Lazy provider. Kind and Start are required.
@@ -29,6 +30,13 @@ type LazyConfig struct {
 	// BackoffMin and BackoffMax bound the wait before another try: it
 	// doubles from BackoffMin after each failure, up to BackoffMax.
 	BackoffMin, BackoffMax time.Duration
+	// StartTimeout bounds the wait for an attempt: once one has run this
+	// long (on the real clock), Generate stops waiting for it and fails at
+	// once with reason provider_error, saying the start has not returned.
+	// The attempt itself cannot be stopped (a system call that hangs); if
+	// it ever returns, its result counts, and no other attempt starts
+	// while it runs.
+	StartTimeout time.Duration
 	// OnStart, when set, is called after every attempt with its result
 	// (nil when the provider started), outside any lock and before the
 	// callers waiting for that attempt go on.
@@ -51,6 +59,7 @@ type Lazy struct {
 	mu       sync.Mutex
 	p        Provider      // set once started
 	running  chan struct{} // closed when the attempt in progress ends; nil when none runs
+	runSince time.Time     // when the attempt in progress began, on the real clock
 	err      error         // the last failure to start
 	errAt    time.Time
 	attempts int
@@ -79,6 +88,9 @@ func NewLazy(cfg LazyConfig) *Lazy {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = DefaultStartTimeout
 	}
 	return &Lazy{cfg: cfg}
 }
@@ -111,7 +123,7 @@ func (l *Lazy) startLocked() chan struct{} {
 		return nil
 	}
 	done := make(chan struct{})
-	l.running = done
+	l.running, l.runSince = done, time.Now()
 	go l.attempt(done)
 	return done
 }
@@ -157,18 +169,28 @@ func (l *Lazy) start() (p Provider, err error) {
 }
 
 // Generate returns a token from the started provider. Before the provider
-// has started it waits (until ctx ends) for an attempt in progress, and
-// otherwise fails at once with the last start error, which keeps that
-// error's reason and hint.
+// has started it waits (until ctx ends, and no longer than StartTimeout
+// after the attempt began) for an attempt in progress, and otherwise fails
+// at once with the last start error, which keeps that error's reason and
+// hint.
 func (l *Lazy) Generate(ctx context.Context) ([]byte, error) {
 	l.mu.Lock()
 	done := l.startLocked()
+	since := l.runSince
 	l.mu.Unlock()
 	if done != nil {
+		wctx, cancel := context.WithDeadline(ctx, since.Add(l.cfg.StartTimeout))
 		select {
 		case <-done:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%s is still starting: %w", l.cfg.Name, ctx.Err())
+			cancel()
+		case <-wctx.Done():
+			cancel()
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%s is still starting: %w", l.cfg.Name, ctx.Err())
+			}
+			return nil, &Error{Reason: ReasonProviderError,
+				Msg:  fmt.Sprintf("starting %s has not returned after %v", l.cfg.Name, time.Since(since).Round(time.Millisecond)),
+				Hint: "restart the daemon; if it happens again, \"attestd selftest\" shows which step hangs"}
 		}
 	}
 	l.mu.Lock()

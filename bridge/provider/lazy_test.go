@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -147,5 +148,42 @@ func TestLazyStartPanicIsAnError(t *testing.T) {
 	l = NewLazy(LazyConfig{Kind: header.KindDev, Start: func() (Provider, error) { return nil, nil }})
 	if _, err := l.Generate(context.Background()); ReasonOf(err) != ReasonProviderError {
 		t.Fatalf("Generate after a start that returned nothing = %v", err)
+	}
+}
+
+// A start that does not return (a system call that hangs) fails callers
+// at once after StartTimeout, with a reason and a hint, and starts no
+// second attempt; if it returns after all, its provider is used.
+func TestLazyStartThatHangsFailsCallersAtOnce(t *testing.T) {
+	release, ended := make(chan struct{}), make(chan error, 1)
+	var calls atomic.Int32
+	l := NewLazy(LazyConfig{
+		Kind: header.KindDev, Name: "DeviceCheck",
+		StartTimeout: time.Nanosecond, // passed as soon as the attempt begins
+		Start: func() (Provider, error) {
+			calls.Add(1)
+			<-release
+			return Dev{}, nil
+		},
+		OnStart: func(err error) { ended <- err },
+	})
+	for range 3 {
+		_, err := l.Generate(context.Background())
+		if ReasonOf(err) != ReasonProviderError || HintOf(err) == "" || !strings.Contains(err.Error(), "starting DeviceCheck has not returned") {
+			t.Fatalf("Generate while the start hangs = %v (reason %q, hint %q)", err, ReasonOf(err), HintOf(err))
+		}
+	}
+	if st := l.State(); !st.Starting || st.Started {
+		t.Fatalf("State while the start hangs = %+v", st)
+	}
+	close(release)
+	if err := <-ended; err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("Start ran %d times; no second attempt may begin while the first hangs", n)
+	}
+	if _, err := l.Generate(context.Background()); err != nil {
+		t.Fatalf("Generate after the start returned = %v", err)
 	}
 }
