@@ -110,6 +110,11 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 		name = HeaderName
 	}
 	challenge := fmt.Sprintf("Attestation header=%q", name)
+	// keep says which checks that end without Apple's verdict leave the
+	// token spent: those whose request may still be let through. A token
+	// refused with 503 admitted nothing and is forgotten, so the client's
+	// retry is checked again.
+	keep := keepFor(opts)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var (
 			res *Result
@@ -120,7 +125,7 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 		case 0:
 			err = ErrMissing
 		case 1:
-			res, err = opts.Verifier.Verify(r.Context(), vals[0])
+			res, err = opts.Verifier.check(r.Context(), vals[0], keep)
 		default:
 			err = errors.Join(ErrMalformed, errors.New("more than one attestation header"))
 		}
@@ -129,15 +134,6 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 			opts.Verifier.Observer.ObserveCheck(err, 0)
 		}
 		letThrough := err == nil || opts.Policy == Annotate || (opts.WhenAppleDown == AllowWhenDown && AppleDown(err))
-		if letThrough && res != nil && AppleDown(err) {
-			// Passed on without Apple's yes: Verify forgot the token (it
-			// admitted nothing there), so spend it here, or the same
-			// header would pass again. Of two requests racing with one
-			// token, one gets the replay.
-			if serr := opts.Verifier.Spend(r.Context(), &res.Attestation); serr != nil {
-				err, letThrough = serr, opts.Policy == Annotate
-			}
-		}
 		if err != nil && opts.Logger != nil {
 			attrs := []slog.Attr{slog.String("reason", Reason(err)), slog.Any("err", err)}
 			if res != nil {
@@ -201,4 +197,21 @@ func retryAfterSeconds(err error) int {
 		return int(math.Ceil(min(ae.RetryAfter, time.Minute).Seconds()))
 	}
 	return 1
+}
+
+// keepFor returns the failures without Apple's verdict after which the
+// middleware may let a request through, and so must keep its token spent:
+// under Annotate every one in which Apple was asked (the next handler
+// decides; one our own limit kept back, or whose caller left before Apple
+// was asked, is forgotten so that a flood takes no room, and a handler
+// that admits those calls Verifier.Spend), under AllowWhenDown those for
+// which AppleDown holds, and none otherwise.
+func keepFor(opts MiddlewareOptions) func(error) bool {
+	switch {
+	case opts.Policy == Annotate:
+		return func(err error) bool { return !errors.Is(err, ErrLimited) && !errors.Is(err, errNotAsked) }
+	case opts.WhenAppleDown == AllowWhenDown:
+		return AppleDown
+	}
+	return nil
 }

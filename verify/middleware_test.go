@@ -388,37 +388,80 @@ func TestRetryAfterNoVerdictIsCheckedAgain(t *testing.T) {
 	}
 }
 
-// What a middleware lets through without Apple's yes is spent, under
-// either policy: the same header is a replay afterwards, and the next
-// handler of an Annotate middleware sees that.
-func TestPassedWithoutVerdictIsSpent(t *testing.T) {
-	for _, opts := range []MiddlewareOptions{{WhenAppleDown: AllowWhenDown}, {Policy: Annotate}} {
-		h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
-		h.apple.Respond(status(503, ""))
-		opts.Verifier = &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
-		var reasons []string
-		mw := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, err := FromContext(r.Context())
-			reasons = append(reasons, Reason(err))
-		}), opts)
-		value := mustEncode(t, header.Value{Kind: "dc", Token: []byte("passed"), GeneratedAt: h.clock.Now()})
-		var codes []int
-		for i := range 2 {
-			if i == 1 {
-				h.apple.Respond(nil) // Apple is back: still a replay
+// What a middleware may let through without Apple's yes stays spent: the
+// same header afterwards is a replay, Apple back or not, and the next
+// handler of an Annotate middleware sees that. What it refuses with 503
+// admitted nothing and is checked again.
+func TestMiddlewareSpendsWhatItMayLetThrough(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    MiddlewareOptions
+		apple   int    // Apple's answer to the first check
+		codes   string // the middleware's answers to the two requests
+		reasons string // what the next handler saw
+	}{
+		{"AllowWhenDown, Apple down", MiddlewareOptions{WhenAppleDown: AllowWhenDown}, 503, "[200 403]", "[apple_unavailable]"},
+		{"AllowWhenDown, Apple 429", MiddlewareOptions{WhenAppleDown: AllowWhenDown}, 429, "[503 200]", "[]"},
+		{"RefuseWhenDown, Apple down", MiddlewareOptions{}, 503, "[503 200]", "[]"},
+		{"Annotate, Apple down", MiddlewareOptions{Policy: Annotate}, 503, "[200 200]", "[apple_unavailable replay]"},
+		{"Annotate, Apple 429", MiddlewareOptions{Policy: Annotate}, 429, "[200 200]", "[rate_limited replay]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
+			h.apple.Respond(status(tt.apple, ""))
+			opts := tt.opts
+			opts.Verifier = &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
+			reasons := []string{}
+			mw := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, err := FromContext(r.Context())
+				if err != nil {
+					reasons = append(reasons, Reason(err))
+				}
+			}), opts)
+			value := mustEncode(t, header.Value{Kind: "dc", Token: []byte("passed"), GeneratedAt: h.clock.Now()})
+			var codes []int
+			for i := range 2 {
+				if i == 1 {
+					h.apple.Respond(nil) // Apple is back
+				}
+				req := httptest.NewRequest("POST", "/", nil)
+				req.Header.Set(HeaderName, value)
+				rec := httptest.NewRecorder()
+				mw.ServeHTTP(rec, req)
+				codes = append(codes, rec.Code)
 			}
-			req := httptest.NewRequest("POST", "/", nil)
-			req.Header.Set(HeaderName, value)
-			rec := httptest.NewRecorder()
-			mw.ServeHTTP(rec, req)
-			codes = append(codes, rec.Code)
-		}
-		want, wantReasons := "[200 403]", "[apple_unavailable]"
-		if opts.Policy == Annotate {
-			want, wantReasons = "[200 200]", "[apple_unavailable replay]"
-		}
-		if fmt.Sprint(codes) != want || fmt.Sprint(reasons) != wantReasons {
-			t.Errorf("policy %d/%d: answers %v, handler saw %v; want %s, %s", opts.Policy, opts.WhenAppleDown, codes, reasons, want, wantReasons)
-		}
+			if fmt.Sprint(codes) != tt.codes || fmt.Sprint(reasons) != tt.reasons {
+				t.Errorf("answers %v, handler saw %v; want %s, %s", codes, reasons, tt.codes, tt.reasons)
+			}
+		})
+	}
+}
+
+// A caller of Verify that lets a request through without Apple's yes
+// spends the token: once, and afterwards the header is a replay.
+func TestSpend(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
+	h.apple.Respond(status(503, ""))
+	v := &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
+	value := mustEncode(t, header.Value{Kind: "dc", Token: []byte("spent"), GeneratedAt: h.clock.Now()})
+	res, err := v.Verify(context.Background(), value)
+	if !AppleDown(err) {
+		t.Fatalf("Verify = %v, want Apple down", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a caller that has hung up still spends it
+	if err := v.Spend(ctx, &res.Attestation); err != nil {
+		t.Fatalf("Spend = %v", err)
+	}
+	if err := v.Spend(context.Background(), &res.Attestation); !errors.Is(err, ErrReplay) {
+		t.Fatalf("second Spend = %v, want ErrReplay", err)
+	}
+	h.apple.Respond(nil)
+	if _, err := v.Verify(context.Background(), value); !errors.Is(err, ErrReplay) {
+		t.Fatalf("Verify after Spend = %v, want ErrReplay", err)
+	}
+	if err := (&Verifier{AllowReplays: true}).Spend(context.Background(), &res.Attestation); err != nil {
+		t.Fatalf("Spend with AllowReplays = %v, want nil", err)
 	}
 }

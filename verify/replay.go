@@ -36,9 +36,12 @@ type ReplayCache interface {
 	// It must be atomic: of two concurrent calls with one key, at most one
 	// gets true.
 	Add(ctx context.Context, key string, ttl time.Duration) (added bool, err error)
-	// Remove forgets key. A Verifier calls it for a token it recorded but
-	// then did not send to Apple because of the Client's own limit, so
-	// that a flood of such tokens takes no room.
+	// Remove forgets key. A Verifier calls it for a token it recorded
+	// when the check then ended without Apple's verdict (our own limit,
+	// Apple down, the caller gone): that token admitted nothing, so a
+	// retry is checked again and a flood of such tokens takes no room. A
+	// store shared by several instances deletes only a record its own Add
+	// made, never another instance's.
 	Remove(ctx context.Context, key string) error
 }
 

@@ -127,15 +127,24 @@ type Result struct {
 // e.g. ErrBadDeviceToken) or ctx.Err(). Rejected, AppleDown and Reason
 // classify them.
 func (v *Verifier) Verify(ctx context.Context, value string) (*Result, error) {
+	return v.check(ctx, value, nil)
+}
+
+// check is Verify; keep, when set, says which failures without Apple's
+// verdict leave the token recorded, because the caller will let the
+// request through all the same (Middleware's policies). Keeping it in the
+// same step as the check, rather than forgetting it and recording it again,
+// leaves no moment in which another request can take the token.
+func (v *Verifier) check(ctx context.Context, value string, keep func(error) bool) (*Result, error) {
 	start := time.Now()
-	res, err := v.verify(ctx, value)
+	res, err := v.verify(ctx, value, keep)
 	if v.Observer != nil {
 		v.Observer.ObserveCheck(err, time.Since(start))
 	}
 	return res, err
 }
 
-func (v *Verifier) verify(ctx context.Context, value string) (*Result, error) {
+func (v *Verifier) verify(ctx context.Context, value string, keep func(error) bool) (*Result, error) {
 	a, err := Parse(value)
 	if a == nil {
 		return nil, err
@@ -171,14 +180,14 @@ func (v *Verifier) verify(ctx context.Context, value string) (*Result, error) {
 	err = v.Client.ValidateDeviceToken(ctx, a.Token)
 	var ae *AppleError
 	res.AppleChecked = err == nil || (errors.As(err, &ae) && errors.Is(ae.Err, ErrBadDeviceToken))
-	if err != nil && !res.AppleChecked && replays != nil {
+	if err != nil && !res.AppleChecked && replays != nil && (keep == nil || !keep(err)) {
 		// Apple gave no verdict on this token: our own limit kept it back,
 		// Apple did not answer or failed, refused our credentials, or the
-		// caller went away. Refused here, it admitted nothing, so forget
-		// it: a retry of the same header is checked again rather than
-		// refused as a replay, and a flood our limit refuses or an outage
-		// takes no room in the store. A caller that lets the request
-		// through all the same spends the token first (Spend).
+		// caller went away. Refused, it admitted nothing, so forget it: a
+		// retry of the same header is checked again rather than refused
+		// as a replay, and a flood our limit refuses or an outage takes no
+		// room in the store. A caller that lets the request through all
+		// the same spends the token (Spend; Middleware keeps it instead).
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		if rerr := replays.Remove(rctx, key); rerr != nil {
 			v.observeStoreError(rerr)
@@ -197,8 +206,8 @@ func (v *Verifier) verify(ctx context.Context, value string) (*Result, error) {
 // any failure under the Annotate policy that the caller accepts). Verify
 // forgets such a token, so that a retry is checked again; a caller that
 // lets the request through must spend it, or the same header could be let
-// through again. Middleware does this for the requests WhenAppleDown lets
-// through. The error wraps ErrReplay when the token is already recorded
+// through again. Middleware needs no Spend: it keeps the token recorded
+// whenever it may let the request through. The error wraps ErrReplay when the token is already recorded
 // (another request used it meanwhile: refuse this one) and ErrReplayStore
 // when the store fails; with AllowReplays it is always nil.
 func (v *Verifier) Spend(ctx context.Context, a *Attestation) error {
@@ -206,7 +215,9 @@ func (v *Verifier) Spend(ctx context.Context, a *Attestation) error {
 	if replays == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, orDefault(v.Timeout, DefaultTimeout))
+	// Not cut short by a caller that hangs up: the request may already
+	// have been let through.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), orDefault(v.Timeout, DefaultTimeout))
 	defer cancel()
 	added, err := replays.Add(ctx, ReplayKey(a.Token), v.replayTTL())
 	if err != nil {

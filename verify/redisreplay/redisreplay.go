@@ -2,7 +2,7 @@
 // by every instance of a service, so that a header replayed to another
 // instance is refused too.
 //
-// Each check is one atomic command, SET key 1 NX PX ttl: the key is new
+// Each check is one atomic command, SET key ID NX PX ttl: the key is new
 // (the token was not seen) or it is not, and Redis's own clock expires it.
 // When Redis cannot answer, Add returns the error and the check fails
 // closed (verify.ErrReplayStore: 503 from the middleware, "could not
@@ -15,6 +15,7 @@ package redisreplay
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/url"
@@ -47,7 +48,8 @@ type Options struct {
 type Store struct {
 	rdb   redis.UniversalClient
 	opts  Options
-	owned bool // Close closes rdb
+	owned bool   // Close closes rdb
+	id    string // the value of the keys this Store sets, so Remove deletes only its own
 }
 
 // New returns a Store using rdb. Set ContextTimeoutEnabled on rdb's
@@ -58,7 +60,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
-	return &Store{rdb: rdb, opts: opts}
+	return &Store{rdb: rdb, opts: opts, id: rand.Text()}
 }
 
 // Open connects to the Redis at rawURL (redis://[user:password@]host:port/db,
@@ -86,13 +88,14 @@ func Open(rawURL string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Add implements verify.ReplayCache with SET key 1 NX PX ttl.
+// Add implements verify.ReplayCache with SET key ID NX PX ttl, where ID
+// is this Store's own random identifier.
 func (s *Store) Add(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if ttl <= 0 {
 		return false, fmt.Errorf("redis replay store: ttl %v is not positive", ttl)
 	}
 	ms := max(1, ttl.Milliseconds())
-	err := s.rdb.Do(ctx, "SET", s.opts.Prefix+key, 1, "PX", ms, "NX").Err()
+	err := s.rdb.Do(ctx, "SET", s.opts.Prefix+key, s.id, "PX", ms, "NX").Err()
 	switch {
 	case err == nil:
 		return true, nil
@@ -109,9 +112,17 @@ func (s *Store) Add(ctx context.Context, key string, ttl time.Duration) (bool, e
 	return false, err
 }
 
-// Remove implements verify.ReplayCache with DEL key.
+// removeOwn deletes KEYS[1] only if its value is ARGV[1].
+var removeOwn = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+
+// Remove implements verify.ReplayCache: it deletes key only if this Store
+// set it, in one atomic script. A Verifier removes a token it recorded
+// when Apple gave no verdict; if this Store's Add had fallen back to
+// Fallback meanwhile while another instance recorded the token in Redis
+// (and perhaps let it through), a plain DEL would erase that instance's
+// record and let the header pass again.
 func (s *Store) Remove(ctx context.Context, key string) error {
-	err := s.rdb.Del(ctx, s.opts.Prefix+key).Err()
+	err := removeOwn.Run(ctx, s.rdb, []string{s.opts.Prefix + key}, s.id).Err()
 	if s.opts.Fallback != nil {
 		s.opts.Fallback.Remove(ctx, key)
 	}

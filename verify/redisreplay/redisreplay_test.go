@@ -165,3 +165,28 @@ func TestOpenRefusesBadURL(t *testing.T) {
 		}
 	}
 }
+
+// Remove deletes only what this instance recorded: an instance whose Add
+// went to its Fallback while Redis failed must not erase the record
+// another instance made of the same token.
+func TestRemoveLeavesAnotherInstancesRecord(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := open(t, srv, Options{}), open(t, srv, Options{})
+	ctx := context.Background()
+	key := verify.ReplayKey([]byte("recorded by a"))
+	if ok, err := a.Add(ctx, key, time.Hour); !ok || err != nil {
+		t.Fatalf("a.Add = %v, %v", ok, err)
+	}
+	if err := b.Remove(ctx, key); err != nil {
+		t.Fatalf("b.Remove = %v", err)
+	}
+	if ok, err := b.Add(ctx, key, time.Hour); ok || err != nil {
+		t.Fatalf("b.Add after b.Remove = %v, %v; want a's record kept", ok, err)
+	}
+	if err := a.Remove(ctx, key); err != nil {
+		t.Fatalf("a.Remove = %v", err)
+	}
+	if ok, err := b.Add(ctx, key, time.Hour); !ok || err != nil {
+		t.Fatalf("b.Add after a.Remove = %v, %v; want it forgotten", ok, err)
+	}
+}
