@@ -556,7 +556,7 @@ func TestTwoBits(t *testing.T) {
 }
 
 func TestAppleErrorsHideToken(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
+	h := newHarness(t, oneAttempt)
 	secret := []byte("SECRET-DEVICE-TOKEN")
 	for _, status := range []int{400, 401, 403, 429, 500} {
 		h.apple.Respond(func(devicechecktest.Request) *devicechecktest.Response {

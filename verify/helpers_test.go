@@ -67,6 +67,11 @@ type harness struct {
 	sleeps []time.Duration
 }
 
+// oneAttempt configures a Client that asks Apple once per check.
+func oneAttempt(c *Config) { c.MaxAttempts = 1 }
+
+// newHarness starts a fake Apple and a Client for it, configured by each
+// non-nil function of configure in turn.
 func newHarness(t *testing.T, configure ...func(*Config)) *harness {
 	t.Helper()
 	h := &harness{key: newKey(t), clock: newFakeClock()}
@@ -75,7 +80,9 @@ func newHarness(t *testing.T, configure ...func(*Config)) *harness {
 	t.Cleanup(h.apple.Close)
 	cfg := Config{TeamID: testTeamID, KeyID: testKeyID, Key: h.key, BaseURL: h.apple.URL}
 	for _, f := range configure {
-		f(&cfg)
+		if f != nil {
+			f(&cfg)
+		}
 	}
 	c, err := NewClient(cfg)
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 )
 
 func TestMiddleware(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
+	h := newHarness(t, oneAttempt)
 	h.apple.ValidTokens(func(tok []byte) bool { return string(tok) != "forged" })
 	h.apple.Respond(func(r devicechecktest.Request) *devicechecktest.Response {
 		if string(r.DeviceToken) == "outage" {
@@ -198,11 +198,7 @@ func TestMiddlewareWhenAppleDown(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			configs := []func(*Config){func(c *Config) { c.MaxAttempts = 1 }}
-			if tt.config != nil {
-				configs = append(configs, tt.config)
-			}
-			h := newHarness(t, configs...)
+			h := newHarness(t, oneAttempt, tt.config)
 			if tt.setup != nil {
 				tt.setup(h)
 			}
@@ -244,7 +240,7 @@ func TestMiddlewareWhenAppleDown(t *testing.T) {
 // A token let through during an outage is spent: sent again, it is a
 // replay and refused, outage or not.
 func TestMiddlewareWhenAppleDownRefusesReplays(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
+	h := newHarness(t, oneAttempt)
 	h.apple.Respond(status(503, ""))
 	v := &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
 	mw := Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), MiddlewareOptions{Verifier: v, WhenAppleDown: AllowWhenDown})
@@ -266,7 +262,7 @@ func TestMiddlewareWhenAppleDownRefusesReplays(t *testing.T) {
 // seconds and at most a minute.
 func TestMiddlewareRetryAfter(t *testing.T) {
 	for _, tt := range []struct{ apple, want string }{{"", "1"}, {"7", "7"}, {"3600", "60"}} {
-		h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
+		h := newHarness(t, oneAttempt)
 		h.apple.Respond(func(devicechecktest.Request) *devicechecktest.Response {
 			return &devicechecktest.Response{Status: 503, Header: http.Header{"Retry-After": {tt.apple}}}
 		})
@@ -362,11 +358,7 @@ func TestRetryAfterNoVerdictIsCheckedAgain(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			configs := []func(*Config){func(c *Config) { c.MaxAttempts = 1 }}
-			if tt.config != nil {
-				configs = append(configs, tt.config)
-			}
-			h := newHarness(t, configs...)
+			h := newHarness(t, oneAttempt, tt.config)
 			v := &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
 			value := mustEncode(t, header.Value{Kind: "dc", Token: []byte("tok"), GeneratedAt: h.clock.Now()})
 			tt.fail(h)
@@ -408,7 +400,7 @@ func TestMiddlewareSpendsWhatItMayLetThrough(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
+			h := newHarness(t, oneAttempt)
 			h.apple.Respond(status(tt.apple, ""))
 			opts := tt.opts
 			opts.Verifier = &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
@@ -441,7 +433,7 @@ func TestMiddlewareSpendsWhatItMayLetThrough(t *testing.T) {
 // A caller of Verify that lets a request through without Apple's yes
 // spends the token: once, and afterwards the header is a replay.
 func TestSpend(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
+	h := newHarness(t, oneAttempt)
 	h.apple.Respond(status(503, ""))
 	v := &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
 	value := mustEncode(t, header.Value{Kind: "dc", Token: []byte("spent"), GeneratedAt: h.clock.Now()})

@@ -94,7 +94,7 @@ func TestAppleCheckedIsHonest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
+			h := newHarness(t, oneAttempt)
 			tt.setup(h)
 			v := &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
 			res, err := v.Verify(context.Background(), mustEncode(t, header.Value{Kind: "dc", Token: []byte("tok"), GeneratedAt: h.clock.Now()}))

@@ -12,7 +12,7 @@ import (
 )
 
 func TestVerify(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
+	h := newHarness(t, oneAttempt)
 	h.apple.ValidTokens(func(tok []byte) bool { return string(tok) != "forged" })
 	now := h.clock.Now()
 	enc := func(kind, tok string, gen time.Time) string {
@@ -90,7 +90,7 @@ func TestVerifyAge(t *testing.T) {
 }
 
 func TestReason(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxAttempts = 1 })
+	h := newHarness(t, oneAttempt)
 	h.apple.Respond(func(devicechecktest.Request) *devicechecktest.Response {
 		return &devicechecktest.Response{Status: 503}
 	})
