@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -346,76 +347,93 @@ func TestDaemonHintKeepsTheSourcesMethods(t *testing.T) {
 	}
 }
 
-// maxRSS returns the peak resident memory of an exited process (its own
-// or its reaped children's, whichever is larger), in bytes.
-func maxRSS(t *testing.T, st *os.ProcessState) int64 {
+// peakRSS returns the peak resident memory of the running process pid, in
+// bytes: VmHWM, the high-water mark of the address space it got at exec.
+// The exited process's rusage is no measure here: Linux carries into its
+// ru_maxrss the resident memory of the test process that started it,
+// which grows over a run (-count=20 reached 139 MiB).
+func peakRSS(t *testing.T, pid int) int64 {
 	t.Helper()
-	ru, ok := st.SysUsage().(*syscall.Rusage)
-	if !ok {
-		t.Skipf("no rusage on %s", runtime.GOOS)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc/PID/status on %s: %v", runtime.GOOS, err)
 	}
-	if runtime.GOOS == "darwin" {
-		return ru.Maxrss // bytes
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatalf("VmHWM %q: %v", v, err)
+			}
+			return kib << 10
+		}
 	}
-	return ru.Maxrss << 10 // KiB
+	t.Fatalf("no VmHWM in /proc/%d/status:\n%s", pid, b)
+	return 0
 }
 
 // A 100 MiB line through the bridge process, in either direction, is
 // streamed: the process's peak memory stays a small fraction of the line
-// (when it gathered whole lines it was about 240 MiB).
+// (when it gathered whole lines it was about 240 MiB). Each child waits
+// for the client's end of input before it exits, so the bridge is still
+// running when its peak is read, after the whole line has passed.
 func TestBridgeProcessMemoryIsBoundedForA100MiBLine(t *testing.T) {
 	const size = 100 << 20
 	const limit = 64 << 20
 	fill := fmt.Sprintf(`head -c %d /dev/zero | tr '\0' x`, size)
+	count := func(input string) string { // the child counts the client's line: input, the fill and `"}}\n`
+		return fmt.Sprintf(`head -c %d | wc -c | tr -d ' '; read _ || :`, len(input)+size+4)
+	}
+	const turnStart, methodLast = `{"id":3,"method":"turn/start","params":{"threadId":"t","image":"`, `{"id":4,"params":{"image":"`
 	cases := []struct {
 		name   string
 		script string // the child
 		input  string // the start of the client's line, "" for none
-		want   string // what the client gets: the line's start; "" for the child's count
+		want   string // what the client gets first: the line's start, or the child's count
+		rest   int64  // the bytes that follow it, up to and including the newline
 	}{
 		// The baseline: the same process passing a short line.
-		{"baseline", `printf '{"method":"item/agentMessage/delta","params":{"delta":"xxx"}}\n'`,
-			"", `{"method":"item/agentMessage/delta","params":{"delta":"xxx`},
-		{"child-to-client", `printf '{"method":"item/agentMessage/delta","params":{"delta":"'; ` + fill + `; printf '"}}\n'`,
-			"", `{"method":"item/agentMessage/delta","params":{"delta":"xxx`},
-		{"client-to-child turn/start", `wc -c | tr -d ' '`,
-			`{"id":3,"method":"turn/start","params":{"threadId":"t","image":"`, ""},
-		{"client-to-child method last", `wc -c | tr -d ' '`,
-			`{"id":4,"params":{"image":"`, ""},
+		{"baseline", `printf '{"method":"item/agentMessage/delta","params":{"delta":"xxx"}}\n'; read _ || :`,
+			"", `{"method":"item/agentMessage/delta","params":{"delta":"xxx`, 4},
+		{"child-to-client", `printf '{"method":"item/agentMessage/delta","params":{"delta":"'; ` + fill + `; printf '"}}\n'; read _ || :`,
+			"", `{"method":"item/agentMessage/delta","params":{"delta":"xxx`, size - 3 + 4},
+		{"client-to-child turn/start", count(turnStart), turnStart, fmt.Sprint(len(turnStart) + size + 4), 1},
+		{"client-to-child method last", count(methodLast), methodLast, fmt.Sprint(len(methodLast) + size + 4), 1},
 	}
 	for _, c := range cases {
-		if c.want == "" {
-			c.want = fmt.Sprint(len(c.input) + size + 4)
-		}
 		t.Run(c.name, func(t *testing.T) {
 			cmd, stdin, stdout, stderr := startBridgeCmd(t, c.script)
+			sent := make(chan struct{})
 			go func() {
-				if c.input != "" {
-					io.WriteString(stdin, c.input)
-					chunk := bytes.Repeat([]byte("x"), 1<<20)
-					for range size >> 20 {
-						if _, err := stdin.Write(chunk); err != nil {
-							break
-						}
-					}
-					io.WriteString(stdin, `"}}`+"\n")
+				defer close(sent)
+				if c.input == "" {
+					return
 				}
-				stdin.Close()
+				io.WriteString(stdin, c.input)
+				chunk := bytes.Repeat([]byte("x"), 1<<20)
+				for range size >> 20 {
+					if _, err := stdin.Write(chunk); err != nil {
+						return
+					}
+				}
+				io.WriteString(stdin, `"}}`+"\n")
 			}()
-			// The client reads the line's start and counts the rest.
 			br := bufio.NewReaderSize(stdout, 64<<10)
 			start := make([]byte, len(c.want))
 			if _, err := io.ReadFull(br, start); err != nil || string(start) != c.want {
 				t.Fatalf("client got %q, %v; want %q; stderr: %s", start, err, c.want, stderr)
 			}
-			n, _ := io.Copy(io.Discard, br)
-			if c.name == "child-to-client" && n != size-3+4 {
-				t.Errorf("client got %d more bytes, want %d", n, size-3+4)
+			if n, err := io.CopyN(io.Discard, br, c.rest); err != nil {
+				t.Fatalf("client got %d more bytes, want %d: %v", n, c.rest, err)
+			}
+			<-sent
+			rss := peakRSS(t, cmd.Process.Pid) // the whole line has passed; the bridge still runs
+			stdin.Close()                      // the child's read ends, and so does the bridge
+			if n, _ := io.Copy(io.Discard, br); n != 0 {
+				t.Errorf("client got %d bytes after the line", n)
 			}
 			if err := cmd.Wait(); err != nil {
 				t.Fatalf("bridge: %v; stderr: %s", err, stderr)
 			}
-			rss := maxRSS(t, cmd.ProcessState)
 			if c.name == "baseline" {
 				t.Logf("peak RSS %.1f MiB for a short line", float64(rss)/(1<<20))
 				return
