@@ -164,13 +164,8 @@ func (v *Verifier) verify(ctx context.Context, value string, keep func(error) bo
 	defer cancel()
 	key, replays := ReplayKey(a.Token), v.replays()
 	if replays != nil {
-		added, err := replays.Add(ctx, key, v.replayTTL())
-		if err != nil {
-			v.observeStoreError(err)
-			return res, fmt.Errorf("token %s: %w: %w", a.Fingerprint(), ErrReplayStore, err)
-		}
-		if !added {
-			return res, fmt.Errorf("token %s: %w", a.Fingerprint(), ErrReplay)
+		if err := v.record(ctx, replays, key, a); err != nil {
+			return res, err
 		}
 	}
 	if local {
@@ -207,9 +202,10 @@ func (v *Verifier) verify(ctx context.Context, value string, keep func(error) bo
 // forgets such a token, so that a retry is checked again; a caller that
 // lets the request through must spend it, or the same header could be let
 // through again. Middleware needs no Spend: it keeps the token recorded
-// whenever it may let the request through. The error wraps ErrReplay when the token is already recorded
-// (another request used it meanwhile: refuse this one) and ErrReplayStore
-// when the store fails; with AllowReplays it is always nil.
+// whenever it may let the request through. The error wraps ErrReplay when
+// the token is already recorded (another request used it meanwhile:
+// refuse this one) and ErrReplayStore when the store fails; with
+// AllowReplays it is always nil.
 func (v *Verifier) Spend(ctx context.Context, a *Attestation) error {
 	replays := v.replays()
 	if replays == nil {
@@ -219,7 +215,14 @@ func (v *Verifier) Spend(ctx context.Context, a *Attestation) error {
 	// have been let through.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), orDefault(v.Timeout, DefaultTimeout))
 	defer cancel()
-	added, err := replays.Add(ctx, ReplayKey(a.Token), v.replayTTL())
+	return v.record(ctx, replays, ReplayKey(a.Token), a)
+}
+
+// record adds a's token, whose ReplayKey is key, to replays: nil when it
+// is new, else an error wrapping ErrReplay, or ErrReplayStore when the
+// store fails.
+func (v *Verifier) record(ctx context.Context, replays ReplayCache, key string, a *Attestation) error {
+	added, err := replays.Add(ctx, key, v.replayTTL())
 	if err != nil {
 		v.observeStoreError(err)
 		return fmt.Errorf("token %s: %w: %w", a.Fingerprint(), ErrReplayStore, err)
