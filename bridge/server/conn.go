@@ -33,9 +33,9 @@ type conn struct {
 	sem        chan struct{}
 	handlers   sync.WaitGroup
 
-	rmu       sync.Mutex // guards stopping and the read deadline
+	rmu       sync.Mutex // guards stopping, lingering and the read deadline
 	stopping  bool
-	lingering atomic.Bool // read until the deadline set by stopReadingAt, then stop; set under rmu
+	lingering bool // read until the deadline stopReadingAt set, then stop
 
 	q     pool.Queue   // this connection's waiting requests
 	turns []*pool.Turn // its running turns, oldest first; reader goroutine only
@@ -123,7 +123,7 @@ func (c *conn) armReadDeadline(t time.Time) bool {
 	if c.stopping {
 		return false
 	}
-	if c.lingering.Load() {
+	if c.lingering {
 		return true // keep the deadline stopReadingAt set
 	}
 	c.nc.SetReadDeadline(t)
@@ -153,14 +153,14 @@ func (c *conn) stopReadingAt(until, now time.Time) {
 		c.nc.SetReadDeadline(now)
 		return
 	}
-	c.lingering.Store(true)
+	c.lingering = true
 	c.nc.SetReadDeadline(until)
 }
 
 func (c *conn) isStopping() bool {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	return c.stopping || c.lingering.Load()
+	return c.stopping || c.lingering
 }
 
 // evict closes an idle connection to make room for a new one.

@@ -134,7 +134,7 @@ func TestStopReadingAt(t *testing.T) {
 			for c := range srv.conns {
 				c.stopReadingAt(now.Add(tt.ahead), now)
 				c.rmu.Lock()
-				stopNow, lingering := c.stopping, c.lingering.Load()
+				stopNow, lingering := c.stopping, c.lingering
 				c.rmu.Unlock()
 				if stopNow != tt.wantStopNow || lingering == tt.wantStopNow {
 					t.Errorf("stopping %v, lingering %v; want stopping %v", stopNow, lingering, tt.wantStopNow)

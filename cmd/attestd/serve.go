@@ -142,38 +142,40 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) (err err
 		watch()
 	}
 
+	withGrace := func(drain func(context.Context) error) error {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		return drain(sctx)
+	}
 	var serveErr, drainErr error
-	for stopped := false; !stopped; {
-		shutdown := srv.Shutdown
+wait:
+	for {
 		select {
 		case <-ctx.Done():
 			logger.Info("stopping: draining requests in flight")
 		case sig := <-hup:
 			logger.Info("stopping on "+sig.String()+": draining requests in flight", "signal", sig.String())
+		case serveErr = <-errc:
+			logger.Error("listener failed", "err", serveErr)
 		case <-idleExit:
 			// Whether a connection is open and the end of accepting are
 			// decided in one step, so a client that connects now is
 			// served, here or by the next instance launchd starts.
-			shutdown = func(ctx context.Context) error {
-				idle, err := srv.ShutdownIfIdle(ctx)
-				if !idle {
-					return errNotIdle
-				}
-				logger.Info("exiting: idle, no connection and the warm window over", "for", exitIdle.String())
+			var idle bool
+			drainErr = withGrace(func(ctx context.Context) (err error) {
+				idle, err = srv.ShutdownIfIdle(ctx)
 				return err
+			})
+			if !idle {
+				logger.Debug("staying: a connection came in as the daemon was about to exit")
+				watch()
+				continue
 			}
-		case serveErr = <-errc:
-			logger.Error("listener failed", "err", serveErr)
+			logger.Info("exiting: idle, no connection and the warm window over", "for", exitIdle.String())
+			break wait
 		}
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		drainErr = shutdown(sctx)
-		cancel()
-		if errors.Is(drainErr, errNotIdle) {
-			logger.Debug("staying: a connection came in as the daemon was about to exit")
-			watch()
-			continue
-		}
-		stopped = true
+		drainErr = withGrace(srv.Shutdown)
+		break
 	}
 	if drainErr != nil {
 		logger.Warn("drain did not finish; closed remaining connections", "err", drainErr)
@@ -185,9 +187,6 @@ func runServe(ctx context.Context, s *stdio, c *command, args []string) (err err
 	}
 	return nil
 }
-
-// errNotIdle says that an idle exit found a connection open after all.
-var errNotIdle = errors.New("not idle")
 
 // closeListeners closes the listeners (Shutdown already did, and ignored
 // the result) and says when the socket file was not removed because it is
