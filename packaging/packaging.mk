@@ -56,7 +56,7 @@ OSX_SIGN_EB27 := 2.4.0
 
 # pkg-tool: the Go program behind these targets (built for this machine; cached).
 pkg-tool:
-	@CGO_ENABLED=0 $(GO) build -o $(PKG) ./packaging/cmd/attestd-pkg
+	@CGO_ENABLED=0 $(GO) build -o $(PKG) ./cmd/attestd-pkg
 
 ## universal: darwin/arm64 + darwin/amd64 joined into $(DIST)/attestd.
 universal: pkg-tool

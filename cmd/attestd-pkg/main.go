@@ -1,6 +1,6 @@
 // Command attestd-pkg builds, signs, notarizes and verifies the attestd
 // helper bundle. packaging/packaging.mk drives it; run
-// "go run ./packaging/cmd/attestd-pkg help" for its subcommands.
+// "go run ./cmd/attestd-pkg help" for its subcommands.
 package main
 
 import (
@@ -15,7 +15,7 @@ import (
 	"github.com/attestd/attestd/packaging/bundle"
 	"github.com/attestd/attestd/packaging/plists"
 	"github.com/attestd/attestd/packaging/sign"
-	"github.com/attestd/attestd/packaging/verify"
+	"github.com/attestd/attestd/packaging/bundlecheck"
 )
 
 type subcommand struct {
@@ -144,7 +144,7 @@ func runBundle(_ context.Context, stdout, stderr io.Writer, args []string) error
 
 func runVerify(_ context.Context, stdout, stderr io.Writer, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	var c verify.Config
+	var c bundlecheck.Config
 	fs.StringVar(&c.Bundle, "bundle", "dist/"+bundle.Dir, "helper bundle")
 	fs.StringVar(&c.LaunchAgent, "agent", "", "LaunchAgent plist (default dist/LaunchAgents/LABEL.plist)")
 	fs.StringVar(&c.Entitlements, "entitlements", "dist/"+bundle.EntitlementsFile, "entitlements the bundle is signed with")
@@ -158,7 +158,7 @@ func runVerify(_ context.Context, stdout, stderr io.Writer, args []string) error
 	if c.LaunchAgent == "" {
 		c.LaunchAgent = "dist/LaunchAgents/" + c.Label + ".plist"
 	}
-	r, err := verify.Verify(c)
+	r, err := bundlecheck.Verify(c)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package verify
+package bundlecheck
 
 import (
 	"crypto/sha256"

@@ -1,7 +1,7 @@
-// Package verify checks a built, signed helper bundle and its LaunchAgent
+// Package bundlecheck checks a built, signed helper bundle and its LaunchAgent
 // plist on any OS, reading the Mach-O signature with go-macho, and says
 // for each failure how to fix it.
-package verify
+package bundlecheck
 
 import (
 	"fmt"

@@ -51,7 +51,7 @@ func TestRun(t *testing.T) {
 // repoRoot is the module root, where the Makefile is.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
+	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
