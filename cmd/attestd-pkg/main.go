@@ -13,9 +13,9 @@ import (
 	"os/signal"
 
 	"github.com/attestd/attestd/packaging/bundle"
+	"github.com/attestd/attestd/packaging/bundlecheck"
 	"github.com/attestd/attestd/packaging/plists"
 	"github.com/attestd/attestd/packaging/sign"
-	"github.com/attestd/attestd/packaging/bundlecheck"
 )
 
 type subcommand struct {
