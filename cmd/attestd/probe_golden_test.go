@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/attestd/attestd/internal/probe/probetest"
 	"github.com/attestd/attestd/verify/devicechecktest"
 )
 
@@ -22,6 +23,7 @@ import (
 // run go test ./cmd/attestd -run TestProbeGolden -update and review the
 // diff.
 func TestProbeGolden(t *testing.T) {
+	t.Parallel()
 	// A search through every kind of answer: the fresh token valid, its
 	// reuse refused, the made-up token refused, 10s unavailable (503),
 	// 20s a 200 with a body (both inconclusive), 40s valid, 1m20s
@@ -64,14 +66,12 @@ func TestProbeGolden(t *testing.T) {
 		{"latency-json", latencyOnly, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			key := mustKey(t)
 			srv := devicechecktest.NewServer(&key.PublicKey, "TEAMID1234", "KEY1234567")
 			t.Cleanup(srv.Close)
-			clock := newStepClock()
+			clock := probetest.NewStepClock()
 			srv.Now = clock.Now
-			old := probeClockNow
-			probeClockNow = clock
-			t.Cleanup(func() { probeClockNow = old })
 
 			args := append([]string{"probe", "--provider", "dev"}, tc.setup(srv)...)
 			if tc.json {
@@ -84,7 +84,7 @@ func TestProbeGolden(t *testing.T) {
 			for i, a := range args {
 				run[i] = strings.NewReplacer("KEYFILE", writeProbeKey(t, key), "APPLE", srv.URL).Replace(a)
 			}
-			code, out, stderr := runCLI(t, nil, "", run...)
+			code, out, stderr := runProbeCLI(t, clock, run[1:]...)
 			got := fmt.Sprintf("$ attestd %s\nexit %d\n--- stdout\n%s--- stderr\n%s", strings.Join(args, " "), code, out, stderr)
 			got = normalizeProbeOutput(got, srv.URL)
 			checkGolden(t, filepath.Join("testdata", "probe", tc.name+".txt"), got)
