@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/attestd/attestd/internal/logsetup"
 	"github.com/attestd/attestd/packaging/plists"
 )
 
@@ -169,7 +170,7 @@ func agentInstall(ctx context.Context, s *stdio, label, sockPath, provider, peer
 		return err
 	}
 	logPath, _ := plists.FlagValue(a.ProgramArguments, "log-file")
-	if p, err := expandHome(logPath, agentHomeDir); err == nil {
+	if p, err := logsetup.ExpandHome(logPath, agentHomeDir); err == nil {
 		logPath = p
 	}
 	b, err := plists.Marshal(a)

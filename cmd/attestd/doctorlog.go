@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/attestd/attestd/internal/logsetup"
 	"github.com/attestd/attestd/packaging/plists"
 )
 
@@ -31,7 +32,7 @@ func agentLogFile(label string) (string, string) {
 	if label == "" {
 		return "", ""
 	}
-	p, err := expandHome(plists.LogFile(label), userHome)
+	p, err := logsetup.ExpandHome(plists.LogFile(label), logsetup.UserHome)
 	if err != nil {
 		return label, ""
 	}
@@ -51,7 +52,7 @@ func logCheck(opts doctorOptions) check {
 	default:
 		c.Status = statusPass
 		c.Detail = fmt.Sprintf("the agent %s logs to %s (%d bytes, last written %s); fatal crashes to %s",
-			opts.agentLabel, opts.logFile, fi.Size(), fi.ModTime().Format(time.RFC3339), crashPath(opts.logFile))
+			opts.agentLabel, opts.logFile, fi.Size(), fi.ModTime().Format(time.RFC3339), logsetup.CrashPath(opts.logFile))
 	}
 	return c
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,122 +17,67 @@ import (
 	"github.com/attestd/attestd/bridge/header"
 )
 
-func TestExpandHome(t *testing.T) {
-	home := func() (string, error) { return "/Users/me", nil }
-	for _, tc := range []struct{ in, want, err string }{
-		{in: "~/Library/Logs/a.log", want: "/Users/me/Library/Logs/a.log"},
-		{in: "~", want: "/Users/me"},
-		{in: "/var/log/a.log", want: "/var/log/a.log"},
-		{in: "rel/a.log", want: "rel/a.log"},
-		{in: "~other/a.log", err: "only ~/"},
-	} {
-		got, err := expandHome(tc.in, home)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("expandHome(%q) = %q, %v; want an error with %q", tc.in, got, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("expandHome(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-		}
-	}
-	if _, err := expandHome("~/x", func() (string, error) { return "", errors.New("no HOME") }); err == nil {
-		t.Error("expandHome without a home directory succeeded")
-	}
-	if got := crashPath("/L/com.example.attestd.log"); got != "/L/com.example.attestd.crash.log" {
-		t.Errorf("crashPath = %q", got)
-	}
-}
-
-// logFiles lists the log file and its rotated copies in dir.
-func logFiles(t *testing.T, dir, stem string) []os.FileInfo {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []os.FileInfo
-	for _, e := range ents {
-		if e.Name() == stem+".log" || (strings.HasPrefix(e.Name(), stem+"-") && strings.HasSuffix(e.Name(), ".log")) {
-			fi, err := e.Info()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, fi)
-		}
-	}
-	return out
-}
-
-// TestLogFileRotationCap writes five times the size cap through the tee
-// and checks that no file exceeds the cap and that at most the configured
-// number of rotated files stays beside the log.
-func TestLogFileRotationCap(t *testing.T) {
-	oldMax, oldBackups := logFileMaxMB, logFileBackups
-	t.Cleanup(func() { logFileMaxMB, logFileBackups = oldMax, oldBackups })
-	logFileMaxMB, logFileBackups = 1, 2
-
-	dir := t.TempDir()
-	path := filepath.Join(dir, "Logs", "cap.log") // the directory is created
-	var stderr bytes.Buffer
-	s := &stdio{err: &stderr}
-	detach, err := attachLogFile(s, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	line := []byte(strings.Repeat("x", 1023) + "\n")
-	for range 5 << 10 { // 5 MiB in 1 KiB lines
-		s.err.Write(line)
-	}
-	detach(nil)
-	if s.err != &stderr {
-		t.Error("detach did not restore stderr")
-	}
-	if stderr.Len() != 5<<20 {
-		t.Errorf("stderr got %d bytes, want every one of %d", stderr.Len(), 5<<20)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("log mode %v, want 0600", fi.Mode().Perm())
-	}
-	// lumberjack removes old copies in its own goroutine after a rotation:
-	// wait for that, boundedly.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		files := logFiles(t, filepath.Dir(path), "cap")
-		for _, f := range files {
-			if f.Size() > 1<<20 {
-				t.Fatalf("%s is %d bytes, over the 1 MiB cap", f.Name(), f.Size())
-			}
-		}
-		if len(files) <= 1+2 {
-			if len(files) < 2 {
-				t.Fatalf("%d files: the log never rotated", len(files))
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d log files still there, want at most 3 (the log and 2 rotated)", len(files))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestLogFileErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	notDir := filepath.Join(dir, "file")
 	os.WriteFile(notDir, nil, 0o644)
-	for _, tc := range []struct{ path, want string }{
-		{"~nobody/x.log", "only ~/"},
-		{filepath.Join(notDir, "x.log"), "--log-file"},
+	// A link to where nothing can be made: not even root can open it.
+	dangling := filepath.Join(dir, "dangling.log")
+	if err := os.Symlink(filepath.Join(dir, "missing", "x.log"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want, hint string }{
+		{"~nobody/x.log", "only ~/", "give an absolute path or one starting with ~/"},
+		{filepath.Join(notDir, "x.log"), "--log-file", ""},
+		{dangling, "--log-file " + dangling + ": ", "choose a file this user can write, e.g. ~/Library/Logs/LABEL.log"},
 	} {
 		s := &stdio{err: &bytes.Buffer{}}
-		if _, err := attachLogFile(s, tc.path); err == nil || !strings.Contains(err.Error(), tc.want) {
+		_, err := attachLogFile(s, tc.path)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("attachLogFile(%q) = %v, want an error with %q", tc.path, err, tc.want)
+		}
+		hint := ""
+		var h *hintError
+		if errors.As(err, &h) {
+			hint = h.hint
+		}
+		if hint != tc.hint {
+			t.Errorf("attachLogFile(%q): hint %q, want %q", tc.path, hint, tc.hint)
+		}
+	}
+}
+
+// TestAttachLogFileDetach: the log file gets what stderr gets, detach
+// restores stderr, and a failure is the file's last line, with its hint.
+func TestAttachLogFileDetach(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err  error
+		last string
+	}{
+		{nil, ""},
+		{exitCode(3), ""},
+		{withHint(errors.New("fd 97 is not a socket"), "check the plist"), "attestd: error: fd 97 is not a socket\nattestd: hint: check the plist\n"},
+	} {
+		path := filepath.Join(t.TempDir(), "Logs", "a.log")
+		var stderr bytes.Buffer
+		s := &stdio{err: &stderr}
+		detach, err := attachLogFile(s, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(s.err, "attestd serving\n")
+		detach(tc.err)
+		if s.err != &stderr {
+			t.Error("detach did not restore stderr")
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(data) != "attestd serving\n"+tc.last || stderr.String() != "attestd serving\n" {
+			t.Errorf("detach(%v): the file holds %q, stderr %q", tc.err, data, stderr.String())
 		}
 	}
 }

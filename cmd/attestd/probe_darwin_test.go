@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/attestd/attestd/darwin"
+	"github.com/attestd/attestd/internal/probe"
 )
 
 // TestProbeDeviceCheckOnMac times a few real DeviceCheck calls through
@@ -28,7 +29,7 @@ func TestProbeDeviceCheckOnMac(t *testing.T) {
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
 		t.Fatalf("probe died: %v\n%s", err, out)
 	}
-	var r probeReport
+	var r probe.Report
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}

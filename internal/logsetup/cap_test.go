@@ -1,4 +1,4 @@
-package main
+package logsetup
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ type stringer string
 func (s stringer) String() string { return string(s) }
 
 func TestLogStringsAreCapped(t *testing.T) {
+	t.Parallel()
 	huge := strings.Repeat("m", 512<<10)
 	for _, format := range []string{"text", "json"} {
 		for _, tc := range []struct {
@@ -30,8 +31,9 @@ func TestLogStringsAreCapped(t *testing.T) {
 			{"twice", func(l *slog.Logger) { l.Info("request failed", "method", huge, "err", errors.New(huge)) }},
 		} {
 			t.Run(format+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
 				var buf bytes.Buffer
-				l, err := newLogger(&buf, format, "debug")
+				l, err := New(&buf, format, "debug")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -46,8 +48,9 @@ func TestLogStringsAreCapped(t *testing.T) {
 }
 
 func TestLogCapKeepsShortValues(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
-	l, _ := newLogger(&buf, "json", "info")
+	l, _ := New(&buf, "json", "info")
 	l.Info("token served", "id", "7", "n", 42, "ok", true, "fingerprint", "d314056a0eac")
 	want := `"msg":"token served","id":"7","n":42,"ok":true,"fingerprint":"d314056a0eac"}`
 	if !strings.HasSuffix(strings.TrimSpace(buf.String()), want) {
@@ -56,6 +59,7 @@ func TestLogCapKeepsShortValues(t *testing.T) {
 }
 
 func TestCapStringCutsAtARune(t *testing.T) {
+	t.Parallel()
 	s := strings.Repeat("a", maxLogString-1) + "é" + strings.Repeat("b", 100)
 	got := capString(s)
 	if !utf8.ValidString(got) || !strings.HasPrefix(got, strings.Repeat("a", maxLogString-1)+"…") {
@@ -63,5 +67,22 @@ func TestCapStringCutsAtARune(t *testing.T) {
 	}
 	if capString("short") != "short" {
 		t.Fatal("a short string was changed")
+	}
+}
+
+func TestNewRefusesUnknownOptions(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ format, level, want string }{
+		{"text", "loud", `unknown log level "loud"; want debug, info, warn or error`},
+		{"xml", "info", `unknown log format "xml"; want text or json`},
+	} {
+		l, err := New(&bytes.Buffer{}, tc.format, tc.level)
+		var opt *OptionError
+		if l != nil || !errors.As(err, &opt) || err.Error() != tc.want {
+			t.Errorf("New(%q, %q) = %v, %v; want the *OptionError %q", tc.format, tc.level, l, err, tc.want)
+		}
+	}
+	if _, err := New(&bytes.Buffer{}, "json", "WARN"); err != nil {
+		t.Errorf("New with an upper-case level: %v", err)
 	}
 }
