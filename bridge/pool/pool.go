@@ -32,6 +32,7 @@ import (
 
 	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/bridge/internal/clock"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/provider"
 )
 
@@ -185,7 +186,7 @@ type Pool struct {
 	retryAt    time.Time
 	lastErr    error
 	lastErrAt  time.Time
-	counters   Counters
+	counters   protocol.PoolCounters
 	closed     bool
 
 	wake    chan struct{} // buffered 1: the loop has something to look at

@@ -3,4 +3,8 @@
 // the status shape with every type it embeds. The server, the client, the
 // stdio bridge and the pool share these types, so a client needs neither
 // the server nor the pool to speak to the daemon.
+//
+// Messages are newline-delimited JSON-RPC 2.0 (package jsonrpc frames
+// them). Every type here encodes to the same bytes as before it moved
+// here; wire_test.go pins them.
 package protocol

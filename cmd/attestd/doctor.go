@@ -16,8 +16,8 @@ import (
 
 	"github.com/attestd/attestd/bridge/client"
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/provider"
-	"github.com/attestd/attestd/bridge/server"
 	"github.com/attestd/attestd/bridge/socket"
 	"github.com/attestd/attestd/darwin"
 )
@@ -69,7 +69,7 @@ type doctorEnv struct {
 	identity     func() (darwin.Identity, error)
 	activate     func(name string) ([]net.Listener, error)
 	newProvider  func(darwin.DeviceCheckOptions) (provider.Provider, error)
-	status       func(ctx context.Context, path string) (server.StatusResult, error)
+	status       func(ctx context.Context, path string) (protocol.StatusResult, error)
 }
 
 // systemDoctorEnv asks the real system; a func var so tests can swap it.
@@ -91,7 +91,7 @@ var systemDoctorEnv = func() doctorEnv {
 }
 
 // daemonStatus asks the daemon on path for attestation/status.
-func daemonStatus(ctx context.Context, path string) (server.StatusResult, error) {
+func daemonStatus(ctx context.Context, path string) (protocol.StatusResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	c := client.New(path)

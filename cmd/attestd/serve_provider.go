@@ -6,6 +6,7 @@ import (
 
 	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/bridge/pool"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/darwin"
 )
@@ -66,7 +67,7 @@ type serveTokens struct {
 }
 
 // Status returns the pool's status with the provider's start failure.
-func (t serveTokens) Status() pool.Status {
+func (t serveTokens) Status() protocol.PoolStatus {
 	st := t.Pool.Status()
 	if t.lazy == nil {
 		return st
@@ -76,7 +77,7 @@ func (t serveTokens) Status() pool.Status {
 		return st
 	}
 	if st.LastError == nil || st.LastError.At.Before(ls.At) {
-		st.LastError = &pool.ErrorInfo{Reason: provider.ReasonOf(ls.Err), Message: ls.Err.Error(), At: ls.At}
+		st.LastError = &protocol.PoolFailure{Reason: provider.ReasonOf(ls.Err), Message: ls.Err.Error(), At: ls.At}
 	}
 	st.ConsecutiveFailures = max(st.ConsecutiveFailures, ls.Attempts)
 	return st

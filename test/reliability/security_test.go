@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/client"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/server"
 	"github.com/attestd/attestd/bridge/socket"
 )
@@ -162,7 +163,7 @@ func copyFile(from, to string, mode os.FileMode) error {
 }
 
 // serverStats asks the daemon for its counters, as a monitor would.
-func serverStats(t testing.TB, path string) server.ServerStats {
+func serverStats(t testing.TB, path string) protocol.ServerStats {
 	t.Helper()
 	cl := client.New(path)
 	defer cl.Close()
