@@ -267,7 +267,7 @@ func remoteError(e *jsonrpc.Error) error {
 		if data.Reason != "" {
 			pe.Reason = data.Reason
 		}
-		pe.Hint = data.Hint
+		pe.HintText = data.Hint
 		if data.DCErrorCode != nil {
 			pe.DCCode, pe.HasDCCode = *data.DCErrorCode, true
 		}
@@ -286,9 +286,9 @@ func (c *Client) unreachable(err error) error {
 		return remoteError(refusal)
 	}
 	return &provider.Error{Reason: provider.ReasonDaemonUnreachable,
-		Msg:  "attestd daemon at " + c.path + " is unreachable",
-		Hint: "start it with \"attestd serve\" (or register its LaunchAgent), or name it with --agent LABEL or --socket PATH",
-		Err:  err}
+		Msg:      "attestd daemon at " + c.path + " is unreachable",
+		HintText: "start it with \"attestd serve\" (or register its LaunchAgent), or name it with --agent LABEL or --socket PATH",
+		Err:      err}
 }
 
 // session returns the live connection, dialling a new one if needed.

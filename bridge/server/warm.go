@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/bridge/jsonrpc"
 	"github.com/attestd/attestd/bridge/pool"
 	"github.com/attestd/attestd/bridge/protocol"
@@ -138,7 +139,7 @@ func encodeResult(id jsonrpc.ID, v any) []byte {
 // attestationError turns a pool or provider error into the -32000 error
 // clients get, with its reason, hint and Apple error code.
 func attestationError(err error) *jsonrpc.Error {
-	data := protocol.ErrorData{Reason: provider.ReasonOf(err), Hint: provider.HintOf(err)}
+	data := protocol.ErrorData{Reason: provider.ReasonOf(err), Hint: hint.Of(err)}
 	if code, ok := provider.DCErrorCodeOf(err); ok {
 		data.DCErrorCode = &code
 	}

@@ -22,7 +22,7 @@ func TestAnswersOnTheWire(t *testing.T) {
 		{"deadline", fmt.Errorf("token source: %w", context.DeadlineExceeded),
 			`{"id":3,"error":{"code":-32000,"message":"attestation failed: token source: context deadline exceeded","data":{"reason":"timeout"}}}`},
 		{"Apple's code, no hint sent", &provider.Error{Reason: provider.ReasonUnsupported, Msg: "DeviceCheck: featureUnsupported",
-			Hint: "not sent", DCCode: 1, HasDCCode: true},
+			HintText: "not sent", DCCode: 1, HasDCCode: true},
 			`{"id":3,"error":{"code":-32000,"message":"attestation failed: DeviceCheck: featureUnsupported","data":{"dcErrorCode":1,"reason":"unsupported"}}}`},
 		{"the daemon's error as it came", fmt.Errorf("daemon: %w", jsonrpc.NewError(jsonrpc.CodeAttestation, "attestation failed: x <y>",
 			map[string]string{"reason": "provider_error", "hint": "h"})),

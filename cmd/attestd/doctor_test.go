@@ -302,7 +302,7 @@ func TestDoctorText(t *testing.T) {
 	for _, want := range []string{
 		"attestd doctor (darwin/arm64, attestd ",
 		"  fail     gui-session            this process's security session has no graphic access",
-		"                                  hint: " + provider.ErrNoGUISession.Hint,
+		"                                  hint: " + provider.NoGUISessionHint,
 		"  skipped  devicecheck-supported  not asked",
 		"  pass     team-id                signed by team ABCDE12345",
 		"\n1 check failed\n",
@@ -432,7 +432,7 @@ func TestDaemonCheck(t *testing.T) {
 	cannotStart := dc
 	cannotStart.Pool.LastError = &protocol.PoolFailure{Reason: provider.ReasonNoGUISession, Message: "DeviceCheck could not start"}
 	cannotStart.Pool.ConsecutiveFailures = 1
-	unreachable := &provider.Error{Reason: provider.ReasonDaemonUnreachable, Msg: "no daemon", Hint: "start it"}
+	unreachable := &provider.Error{Reason: provider.ReasonDaemonUnreachable, Msg: "no daemon", HintText: "start it"}
 	tests := []struct {
 		name     string
 		native   bool

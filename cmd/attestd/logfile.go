@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"gopkg.in/natefinch/lumberjack.v2"
+
+	"github.com/attestd/attestd/bridge/hint"
 )
 
 // A LaunchAgent's stderr goes to /dev/null unless its plist names a file,
@@ -143,9 +145,8 @@ func failureLine(err error) string {
 		return ""
 	}
 	line := fmt.Sprintf("attestd: error: %v\n", err)
-	var h *hintError
-	if errors.As(err, &h) && h.hint != "" {
-		line += fmt.Sprintf("attestd: hint: %s\n", h.hint)
+	if h := hint.Of(err); h != "" {
+		line += fmt.Sprintf("attestd: hint: %s\n", h)
 	}
 	return line
 }

@@ -127,7 +127,7 @@ func runProbe(ctx context.Context, s *stdio, c *command, args []string) error {
 	if keyFlags == 3 {
 		key, err := verify.LoadPrivateKey(*keyFile)
 		if err != nil {
-			return withHint(err, "give the .p8 file Apple let you download once when you created the key (Certificates, Identifiers & Profiles > Keys)")
+			return withHint(err, "%s", appleKeyHint)
 		}
 		apple, err = newAppleProbe(verify.Config{TeamID: *teamID, KeyID: *keyID, Key: key, BaseURL: baseURL, Timeout: *timeout})
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/verify"
 )
@@ -183,7 +184,7 @@ func searchLifetime(ctx context.Context, p provider.Provider, apple *appleProbe,
 			r.Aborted = fmt.Sprintf("could not make a token for age %s: %v", shortDuration(ages[i]), err)
 			r.Lifetime = "not measured"
 			r.Recommendation = "fix token generation first (attestd selftest)"
-			if h := provider.HintOf(err); h != "" {
+			if h := hint.Of(err); h != "" {
 				r.Recommendation += "; " + h
 			}
 			return r

@@ -44,7 +44,7 @@ func TestSocketPermissions(t *testing.T) {
 	if l, err := socket.Listen(filepath.Join(open, "attestd.sock")); err == nil {
 		l.Close()
 		t.Fatal("listened in a world-writable directory")
-	} else if !errors.As(err, &pe) || !strings.Contains(pe.Hint, "chmod 700") {
+	} else if !errors.As(err, &pe) || !strings.Contains(pe.HintText, "chmod 700") {
 		t.Fatalf("the refusal does not say what to do: %v", err)
 	}
 }
