@@ -5,6 +5,6 @@
 // the server nor the pool to speak to the daemon.
 //
 // Messages are newline-delimited JSON-RPC 2.0 (package jsonrpc frames
-// them). Every type here encodes to the same bytes as before it moved
-// here; wire_test.go pins them.
+// them); wire_test.go pins the exact JSON of every type, so a change to
+// what clients see shows up there first.
 package protocol
