@@ -70,7 +70,7 @@ func NewDCError(domain string, code int64, description string) *DCError {
 		pe.DCCode, pe.HasDCCode = int(code), true
 		if c, ok := dcCodes[code]; ok {
 			what = fmt.Sprintf("%s (%s)", c.name, what)
-			pe.Hint = c.hint
+			pe.HintText = c.hint
 		} else {
 			what = fmt.Sprintf("unknown DeviceCheck error (%s)", what)
 		}

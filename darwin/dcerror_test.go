@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/bridge/provider"
 )
 
@@ -46,7 +47,7 @@ func TestDCErrorMapping(t *testing.T) {
 			if ok != tt.wantDC || (ok && int64(code) != tt.code) {
 				t.Errorf("DCErrorCodeOf = %d, %v; want %d, %v", code, ok, tt.code, tt.wantDC)
 			}
-			if hint := provider.HintOf(err); (hint != "") != tt.wantHint {
+			if hint := hint.Of(err); (hint != "") != tt.wantHint {
 				t.Errorf("HintOf = %q, want a hint: %v", hint, tt.wantHint)
 			}
 			if !strings.Contains(err.Error(), tt.wantMsg) {

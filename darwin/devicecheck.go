@@ -47,10 +47,10 @@ func checkDeviceCheck(n dcNative) error {
 
 // errNotSupported is DCDevice.isSupported reporting false.
 var errNotSupported = &provider.Error{
-	Reason: provider.ReasonUnsupported,
-	Msg:    "DeviceCheck reports this Mac as unsupported (DCDevice.isSupported is false)",
-	Hint:   provider.MacOSRequirement + "; use --provider dev for development",
-	Err:    provider.ErrUnsupported,
+	Reason:   provider.ReasonUnsupported,
+	Msg:      "DeviceCheck reports this Mac as unsupported (DCDevice.isSupported is false)",
+	HintText: provider.UnsupportedHint,
+	Err:      provider.ErrUnsupported,
 }
 
 // checkGUI returns nil when the session has graphic access,
@@ -60,10 +60,10 @@ func checkGUI(n dcNative) error {
 	ok, err := n.guiSession()
 	if err != nil {
 		return &provider.Error{
-			Reason: provider.ReasonNoGUISession,
-			Msg:    "cannot tell whether this process has a GUI login session",
-			Hint:   provider.ErrNoGUISession.Hint,
-			Err:    err,
+			Reason:   provider.ReasonNoGUISession,
+			Msg:      "cannot tell whether this process has a GUI login session",
+			HintText: provider.NoGUISessionHint,
+			Err:      err,
 		}
 	}
 	if !ok {

@@ -88,7 +88,7 @@ func loadDevice() (objc.ID, error) {
 		}
 		if _, err := purego.Dlopen(deviceCheckPath, purego.RTLD_NOW|purego.RTLD_GLOBAL); err != nil {
 			device.err = &provider.Error{Reason: provider.ReasonUnsupported,
-				Msg: "cannot load DeviceCheck.framework", Hint: provider.MacOSRequirement,
+				Msg: "cannot load DeviceCheck.framework", HintText: provider.MacOSRequirement,
 				Err: fmt.Errorf("dlopen %s: %w", deviceCheckPath, err)}
 			return
 		}
@@ -96,7 +96,7 @@ func loadDevice() (objc.ID, error) {
 		class := objc.GetClass("DCDevice")
 		if class == 0 {
 			device.err = &provider.Error{Reason: provider.ReasonUnsupported,
-				Msg: "DeviceCheck.framework has no DCDevice class", Hint: provider.MacOSRequirement,
+				Msg: "DeviceCheck.framework has no DCDevice class", HintText: provider.MacOSRequirement,
 				Err: provider.ErrUnsupported}
 			return
 		}

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/bridge/provider"
 )
 
@@ -118,7 +119,7 @@ func TestCheckDeviceCheck(t *testing.T) {
 			if !errors.Is(err, tt.wantIs) {
 				t.Errorf("errors.Is(%v, %v) = false", err, tt.wantIs)
 			}
-			if tt.wantReason == provider.ReasonNoGUISession && provider.HintOf(err) == "" {
+			if tt.wantReason == provider.ReasonNoGUISession && hint.Of(err) == "" {
 				t.Errorf("no hint for %v", err)
 			}
 		})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/darwin"
 )
@@ -19,7 +20,7 @@ func ExampleNewDeviceCheck() {
 	p, err := darwin.NewDeviceCheck(darwin.DeviceCheckOptions{Timeout: 5 * time.Second})
 	if err != nil {
 		// "unsupported" off macOS, "no_gui_session" over SSH.
-		fmt.Println(provider.ReasonOf(err), provider.HintOf(err))
+		fmt.Println(provider.ReasonOf(err), hint.Of(err))
 		return
 	}
 	token, err := p.Generate(context.Background())
@@ -35,14 +36,14 @@ func ExampleNewDeviceCheck() {
 // launchd did not start the process.
 func ExampleActivateSocket() {
 	ls, err := darwin.ActivateSocket(darwin.DefaultLaunchdSocket)
-	var ae *darwin.ActivateError
 	switch {
 	case errors.Is(err, syscall.ESRCH):
 		fmt.Println("not started by launchd; listen on a socket of our own")
-	case errors.As(err, &ae):
-		fmt.Println(err, ae.Hint())
-	case err != nil:
-		fmt.Println(err) // darwin.ErrUnsupported off macOS
+	case err != nil: // an *ActivateError, or darwin.ErrUnsupported off macOS
+		fmt.Println(err)
+		if h := hint.Of(err); h != "" {
+			fmt.Println("hint:", h)
+		}
 	}
 	for _, l := range ls {
 		l.Close()

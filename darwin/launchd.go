@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"syscall"
+
+	"github.com/attestd/attestd/bridge/hint"
 )
 
 // DefaultLaunchdSocket is the Sockets key attestd's LaunchAgent plist uses.
@@ -34,7 +36,7 @@ func (e *ActivateError) Error() string {
 // Unwrap returns the errno, so errors.Is(err, syscall.ESRCH) works.
 func (e *ActivateError) Unwrap() error { return e.Errno }
 
-// Hint says what to do about the failure.
+// Hint says what to do about the failure, for hint.Of.
 func (e *ActivateError) Hint() string {
 	switch e.Errno {
 	case syscall.ENOENT:
@@ -46,6 +48,8 @@ func (e *ActivateError) Hint() string {
 	}
 	return ""
 }
+
+var _ hint.Hinter = (*ActivateError)(nil)
 
 // listenersFromFDs turns the descriptors launchd handed over into
 // listeners. Each descriptor is consumed: net.FileListener duplicates it,

@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/jsonrpc"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/provider"
-	"github.com/attestd/attestd/bridge/server"
 )
 
 // maxAnswerLine bounds one answer from the daemon.
@@ -66,8 +66,8 @@ func (c *Client) Path() string { return c.path }
 // reason: the daemon's data.reason, or daemon_unreachable when the socket
 // does not answer.
 func (c *Client) Token(ctx context.Context) (string, error) {
-	var res server.GenerateResult
-	if err := c.Call(ctx, server.MethodGenerate, struct{}{}, &res); err != nil {
+	var res protocol.GenerateResult
+	if err := c.Call(ctx, protocol.MethodGenerate, struct{}{}, &res); err != nil {
 		return "", err
 	}
 	if res.Token == "" {
@@ -77,28 +77,28 @@ func (c *Client) Token(ctx context.Context) (string, error) {
 }
 
 // Status returns the daemon's attestation/status result.
-func (c *Client) Status(ctx context.Context) (server.StatusResult, error) {
-	var res server.StatusResult
-	err := c.Call(ctx, server.MethodStatus, struct{}{}, &res)
+func (c *Client) Status(ctx context.Context) (protocol.StatusResult, error) {
+	var res protocol.StatusResult
+	err := c.Call(ctx, protocol.MethodStatus, struct{}{}, &res)
 	return res, err
 }
 
 // Warm tells the daemon, without waiting, to have tokens ready soon.
 // Failures are ignored: the following Token call reports them.
-func (c *Client) Warm() { c.hint(server.WarmParams{}) }
+func (c *Client) Warm() { c.hint(protocol.WarmParams{}) }
 
 // TurnStarted tells the daemon, without waiting, that a turn has begun,
 // so it keeps more tokens ready until TurnCompleted. Failures are
 // ignored.
-func (c *Client) TurnStarted() { c.hint(server.WarmParams{Turn: server.TurnStarted}) }
+func (c *Client) TurnStarted() { c.hint(protocol.WarmParams{Turn: protocol.TurnStarted}) }
 
 // TurnCompleted tells the daemon, without waiting, that the oldest turn
 // begun by TurnStarted has ended. Failures are ignored.
-func (c *Client) TurnCompleted() { c.hint(server.WarmParams{Turn: server.TurnCompleted}) }
+func (c *Client) TurnCompleted() { c.hint(protocol.WarmParams{Turn: protocol.TurnCompleted}) }
 
 // hint queues an attestation/warm notification for the sender goroutine.
-func (c *Client) hint(params server.WarmParams) {
-	line, err := jsonrpc.EncodeRequest(jsonrpc.ID{}, server.MethodWarm, params)
+func (c *Client) hint(params protocol.WarmParams) {
+	line, err := jsonrpc.EncodeRequest(jsonrpc.ID{}, protocol.MethodWarm, params)
 	if err != nil {
 		return
 	}
@@ -162,13 +162,13 @@ func (c *Client) WaitReady(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		timeout := server.MaxWaitTimeout
+		timeout := protocol.MaxWaitTimeout
 		if dl, ok := ctx.Deadline(); ok {
 			timeout = min(timeout, time.Until(dl))
 		}
 		ms := max(1, (timeout + time.Millisecond - 1).Milliseconds())
-		var res server.WarmResult
-		err := c.Call(ctx, server.MethodWarm, server.WarmParams{Wait: true, TimeoutMs: &ms}, &res)
+		var res protocol.WarmResult
+		err := c.Call(ctx, protocol.MethodWarm, protocol.WarmParams{Wait: true, TimeoutMs: &ms}, &res)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -262,12 +262,12 @@ func remoteError(e *jsonrpc.Error) error {
 	if e.Code != jsonrpc.CodeAttestation {
 		pe.Reason = "rpc_error"
 	}
-	var data server.ErrorData
+	var data protocol.ErrorData
 	if len(e.Data) > 0 && json.Unmarshal(e.Data, &data) == nil {
 		if data.Reason != "" {
 			pe.Reason = data.Reason
 		}
-		pe.Hint = data.Hint
+		pe.HintText = data.Hint
 		if data.DCErrorCode != nil {
 			pe.DCCode, pe.HasDCCode = *data.DCErrorCode, true
 		}
@@ -286,9 +286,9 @@ func (c *Client) unreachable(err error) error {
 		return remoteError(refusal)
 	}
 	return &provider.Error{Reason: provider.ReasonDaemonUnreachable,
-		Msg:  "attestd daemon at " + c.path + " is unreachable",
-		Hint: "start it with \"attestd serve\" (or register its LaunchAgent), or name it with --agent LABEL or --socket PATH",
-		Err:  err}
+		Msg:      "attestd daemon at " + c.path + " is unreachable",
+		HintText: "start it with \"attestd serve\" (or register its LaunchAgent), or name it with --agent LABEL or --socket PATH",
+		Err:      err}
 }
 
 // session returns the live connection, dialling a new one if needed.

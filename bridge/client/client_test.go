@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/bridge/pool"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/bridge/provider/providertest"
@@ -65,7 +66,7 @@ func TestUnreachableDaemon(t *testing.T) {
 	c := New(filepath.Join(t.TempDir(), "missing.sock"))
 	defer c.Close()
 	_, err := c.Token(context.Background())
-	if provider.ReasonOf(err) != provider.ReasonDaemonUnreachable || provider.HintOf(err) == "" {
+	if provider.ReasonOf(err) != provider.ReasonDaemonUnreachable || hint.Of(err) == "" {
 		t.Fatalf("err = %v (reason %s)", err, provider.ReasonOf(err))
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/attestd/attestd/bridge/internal/poll"
 	"github.com/attestd/attestd/bridge/jsonrpc"
 	"github.com/attestd/attestd/bridge/pool"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/bridge/provider/providertest"
 	"github.com/attestd/attestd/bridge/server"
@@ -114,7 +115,7 @@ func TestWaitReadyAgainstAnOlderDaemon(t *testing.T) {
 		sc := bufio.NewScanner(nc)
 		for sc.Scan() {
 			msg, id, err := jsonrpc.Decode(sc.Bytes())
-			if err != nil || msg.(*jsonrpc.Request).Method != server.MethodWarm {
+			if err != nil || msg.(*jsonrpc.Request).Method != protocol.MethodWarm {
 				return
 			}
 			line, _ := jsonrpc.EncodeResult(id, struct{}{})

@@ -32,6 +32,7 @@ import (
 
 	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/bridge/internal/clock"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/provider"
 )
 
@@ -70,8 +71,8 @@ var ErrClosed = &provider.Error{Reason: provider.ReasonShuttingDown, Msg: "token
 
 // ErrOverloaded is returned by Token when MaxWaiters requests already wait.
 var ErrOverloaded = &provider.Error{Reason: provider.ReasonOverloaded,
-	Msg:  "too many requests waiting for a token",
-	Hint: "ask for a token only when a request needs one; tokens are single-use and made one at a time"}
+	Msg:      "too many requests waiting for a token",
+	HintText: "ask for a token only when a request needs one; tokens are single-use and made one at a time"}
 
 // Config configures a Pool. Only Provider is required.
 type Config struct {
@@ -185,7 +186,7 @@ type Pool struct {
 	retryAt    time.Time
 	lastErr    error
 	lastErrAt  time.Time
-	counters   Counters
+	counters   protocol.PoolCounters
 	closed     bool
 
 	wake    chan struct{} // buffered 1: the loop has something to look at
@@ -293,9 +294,9 @@ func (p *Pool) TokenIn(ctx context.Context, q *Queue) (string, error) {
 	p.counters.Timeouts++
 	p.mu.Unlock()
 	return "", &provider.Error{Reason: provider.ReasonTimeout,
-		Msg:  "no token ready before the deadline (a generation is in flight)",
-		Hint: "tokens are made ahead of need; send a warm-up hint, or wait for readiness (attestation/warm with wait), before requests arrive",
-		Err:  ctx.Err()}
+		Msg:      "no token ready before the deadline (a generation is in flight)",
+		HintText: "tokens are made ahead of need; send a warm-up hint, or wait for readiness (attestation/warm with wait), before requests arrive",
+		Err:      ctx.Err()}
 }
 
 // backoffErrLocked is the error for a request that finds the pool

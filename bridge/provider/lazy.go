@@ -189,8 +189,8 @@ func (l *Lazy) Generate(ctx context.Context) ([]byte, error) {
 				return nil, fmt.Errorf("%s is still starting: %w", l.cfg.Name, ctx.Err())
 			}
 			return nil, &Error{Reason: ReasonProviderError,
-				Msg:  fmt.Sprintf("starting %s has not returned after %v", l.cfg.Name, time.Since(since).Round(time.Millisecond)),
-				Hint: "restart the daemon; if it happens again, \"attestd selftest\" shows which step hangs"}
+				Msg:      fmt.Sprintf("starting %s has not returned after %v", l.cfg.Name, time.Since(since).Round(time.Millisecond)),
+				HintText: "restart the daemon; if it happens again, \"attestd selftest\" shows which step hangs"}
 		}
 	}
 	l.mu.Lock()

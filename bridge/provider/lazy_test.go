@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/bridge/internal/clock"
 )
 
@@ -25,10 +26,10 @@ func startScript(calls *atomic.Int32, errs ...error) func() (Provider, error) {
 	}
 }
 
-var errNoSession = &Error{Reason: ReasonNoGUISession, Msg: "no GUI session", Hint: "log in"}
+var errNoSession = &Error{Reason: ReasonNoGUISession, Msg: "no GUI session", HintText: "log in"}
 
 func TestLazyUnsupportedFailsAtOnceAndForGood(t *testing.T) {
-	unsupported := &Error{Reason: ReasonUnsupported, Msg: "not here", Hint: "use --provider dev"}
+	unsupported := &Error{Reason: ReasonUnsupported, Msg: "not here", HintText: "use --provider dev"}
 	var calls atomic.Int32
 	clk := clock.NewFake(time.Unix(1000, 0))
 	l := NewLazy(LazyConfig{Kind: header.KindDeviceCheck, Name: "DeviceCheck", Start: startScript(&calls, unsupported), Now: clk.Now})
@@ -39,8 +40,8 @@ func TestLazyUnsupportedFailsAtOnceAndForGood(t *testing.T) {
 	for range 3 {
 		clk.Advance(time.Hour)
 		_, err := l.Generate(context.Background())
-		if ReasonOf(err) != ReasonUnsupported || HintOf(err) != "use --provider dev" || !errors.Is(err, unsupported) {
-			t.Fatalf("Generate = %v (reason %q, hint %q), want the start error with its reason and hint", err, ReasonOf(err), HintOf(err))
+		if ReasonOf(err) != ReasonUnsupported || hint.Of(err) != "use --provider dev" || !errors.Is(err, unsupported) {
+			t.Fatalf("Generate = %v (reason %q, hint %q), want the start error with its reason and hint", err, ReasonOf(err), hint.Of(err))
 		}
 	}
 	if n := calls.Load(); n != 1 {
@@ -70,7 +71,7 @@ func TestLazyRetriesWithBackoff(t *testing.T) {
 			t.Fatalf("after failure %d: retry in %v (attempts %d), want %v", i+1, got, st.Attempts, wait)
 		}
 		clk.Advance(wait - time.Millisecond)
-		if _, err := l.Generate(context.Background()); ReasonOf(err) != ReasonNoGUISession || HintOf(err) != "log in" {
+		if _, err := l.Generate(context.Background()); ReasonOf(err) != ReasonNoGUISession || hint.Of(err) != "log in" {
 			t.Fatalf("Generate during backoff = %v", err)
 		}
 		if n := int(calls.Load()); n != i+1 {
@@ -169,8 +170,8 @@ func TestLazyStartThatHangsFailsCallersAtOnce(t *testing.T) {
 	})
 	for range 3 {
 		_, err := l.Generate(context.Background())
-		if ReasonOf(err) != ReasonProviderError || HintOf(err) == "" || !strings.Contains(err.Error(), "starting DeviceCheck has not returned") {
-			t.Fatalf("Generate while the start hangs = %v (reason %q, hint %q)", err, ReasonOf(err), HintOf(err))
+		if ReasonOf(err) != ReasonProviderError || hint.Of(err) == "" || !strings.Contains(err.Error(), "starting DeviceCheck has not returned") {
+			t.Fatalf("Generate while the start hangs = %v (reason %q, hint %q)", err, ReasonOf(err), hint.Of(err))
 		}
 	}
 	if st := l.State(); !st.Starting || st.Started {

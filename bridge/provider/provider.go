@@ -6,6 +6,8 @@ package provider
 import (
 	"context"
 	"errors"
+
+	"github.com/attestd/attestd/bridge/hint"
 )
 
 // Provider generates raw attestation tokens, one per call.
@@ -50,7 +52,7 @@ var (
 	ErrUnsupported = &Error{Reason: ReasonUnsupported, Msg: "DeviceCheck is not available on this system"}
 	// ErrNoGUISession means the process has no graphical login session.
 	ErrNoGUISession = &Error{Reason: ReasonNoGUISession, Msg: "no GUI login session: DeviceCheck needs one",
-		Hint: "run attestd as a LaunchAgent in the user's Aqua session, not over SSH or as a LaunchDaemon"}
+		HintText: NoGUISessionHint}
 )
 
 // Error is a provider failure with a reason for clients, an optional hint for
@@ -58,7 +60,8 @@ var (
 type Error struct {
 	Reason string
 	Msg    string
-	Hint   string
+	// HintText says what to do about the failure; Hint returns it.
+	HintText string
 	// DCCode is Apple's DCError code when HasDCCode is set.
 	DCCode    int
 	HasDCCode bool
@@ -79,6 +82,11 @@ func (e *Error) Error() string {
 
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
+
+// Hint returns HintText, for hint.Of.
+func (e *Error) Hint() string { return e.HintText }
+
+var _ hint.Hinter = (*Error)(nil)
 
 // ReasonOf returns the failure reason for err: the Reason of the first
 // *Error in its chain, ReasonTimeout for a deadline, else
@@ -101,15 +109,4 @@ func DCErrorCodeOf(err error) (int, bool) {
 		return pe.DCCode, true
 	}
 	return 0, false
-}
-
-// HintOf returns the hint of the first *Error in err's chain that has one.
-func HintOf(err error) string {
-	for err != nil {
-		if pe, ok := err.(*Error); ok && pe.Hint != "" {
-			return pe.Hint
-		}
-		err = errors.Unwrap(err)
-	}
-	return ""
 }

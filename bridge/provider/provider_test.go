@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/hint"
 )
 
 func TestReasonCodeAndHintOf(t *testing.T) {
@@ -22,7 +23,7 @@ func TestReasonCodeAndHintOf(t *testing.T) {
 	}{
 		{"plain error", errors.New("boom"), ReasonProviderError, 0, false, ""},
 		{"deadline", fmt.Errorf("wait: %w", context.DeadlineExceeded), ReasonTimeout, 0, false, ""},
-		{"no GUI session, wrapped", fmt.Errorf("generate: %w", ErrNoGUISession), ReasonNoGUISession, 0, false, ErrNoGUISession.Hint},
+		{"no GUI session, wrapped", fmt.Errorf("generate: %w", ErrNoGUISession), ReasonNoGUISession, 0, false, NoGUISessionHint},
 		{"apple code, wrapped twice", fmt.Errorf("a: %w", fmt.Errorf("b: %w", dc)), ReasonUnsupported, 1, true, ""},
 		{"reason beats deadline", &Error{Reason: ReasonShuttingDown, Err: context.DeadlineExceeded}, ReasonShuttingDown, 0, false, ""},
 	} {
@@ -34,7 +35,7 @@ func TestReasonCodeAndHintOf(t *testing.T) {
 			if ok != tc.hasDC || code != tc.code {
 				t.Errorf("DCErrorCodeOf = %d, %v", code, ok)
 			}
-			if got := HintOf(tc.err); got != tc.hint {
+			if got := hint.Of(tc.err); got != tc.hint {
 				t.Errorf("HintOf = %q, want %q", got, tc.hint)
 			}
 		})

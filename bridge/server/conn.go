@@ -11,11 +11,12 @@ import (
 
 	"github.com/attestd/attestd/bridge/jsonrpc"
 	"github.com/attestd/attestd/bridge/pool"
+	"github.com/attestd/attestd/bridge/protocol"
 )
 
 var (
-	errTooManyConns = jsonrpc.NewError(jsonrpc.CodeInternal, "too many connections; try again", map[string]string{"reason": "too_many_connections"})
-	errPeerRefused  = jsonrpc.NewError(jsonrpc.CodeAttestation, "connection refused: peer not allowed", map[string]string{"reason": "peer_refused"})
+	errTooManyConns = jsonrpc.NewError(jsonrpc.CodeInternal, "too many connections; try again", protocol.ErrorData{Reason: "too_many_connections"})
+	errPeerRefused  = jsonrpc.NewError(jsonrpc.CodeAttestation, "connection refused: peer not allowed", protocol.ErrorData{Reason: "peer_refused"})
 )
 
 // conn is one client connection: a reader loop that decodes lines and a
@@ -201,11 +202,11 @@ func (c *conn) dispatch(line []byte, now time.Time) bool {
 		c.s.cfg.Logger.Debug("ignored a response from a client", "id", id.String())
 		return true
 	}
-	if req.Method == MethodWarm {
+	if req.Method == protocol.MethodWarm {
 		return c.warm(req)
 	}
 	if !req.IsCall {
-		if req.Method == MethodInitialize {
+		if req.Method == protocol.MethodInitialize {
 			c.s.cfg.Tokens.Warm()
 		}
 		return true // other notifications are ignored

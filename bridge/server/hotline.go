@@ -1,5 +1,7 @@
 package server
 
+import "github.com/attestd/attestd/bridge/protocol"
+
 // scanGenerate recognises the hot line, an attestation/generate call as
 // clients write it, without building a map:
 //
@@ -49,7 +51,7 @@ func scanGenerate(line []byte) ([]byte, bool) {
 			}
 		case "method":
 			bit = 2
-			if v, ok := s.plainString(); !ok || string(v) != MethodGenerate {
+			if v, ok := s.plainString(); !ok || string(v) != protocol.MethodGenerate {
 				return nil, false
 			}
 		case "jsonrpc":

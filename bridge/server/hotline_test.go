@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/attestd/attestd/bridge/jsonrpc"
+	"github.com/attestd/attestd/bridge/protocol"
 )
 
 var hotLines = []struct {
@@ -66,7 +67,7 @@ func checkLikeDecode(t *testing.T, line, id []byte) {
 		t.Fatalf("scanGenerate accepted %q, which Decode refuses: %v", line, err)
 	}
 	req, ok := msg.(*jsonrpc.Request)
-	if !ok || !req.IsCall || req.Method != MethodGenerate || req.ID.String() != string(id) || checkParams(req.Params) != nil {
+	if !ok || !req.IsCall || req.Method != protocol.MethodGenerate || req.ID.String() != string(id) || checkParams(req.Params) != nil {
 		t.Fatalf("scanGenerate accepted %q as call %s, Decode reads %+v", line, id, msg)
 	}
 }

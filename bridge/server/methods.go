@@ -12,68 +12,12 @@ import (
 	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/bridge/jsonrpc"
 	"github.com/attestd/attestd/bridge/pool"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/socket"
 )
 
-// Method names served.
-const (
-	MethodGenerate   = "attestation/generate"
-	MethodInitialize = "initialize"
-	MethodStatus     = "attestation/status"
-	MethodWarm       = "attestation/warm"
-)
-
-// ProtocolVersion is reported by initialize.
-const ProtocolVersion = 1
-
 // socketCheckPeerUID is a seam for tests that prove the uid check.
 var socketCheckPeerUID = socket.CheckPeerUID
-
-// GenerateResult is the result of attestation/generate, the same shape as
-// the app-server's AttestationGenerateResponse.
-type GenerateResult struct {
-	Token string `json:"token"`
-}
-
-// InitializeResult is the result of initialize.
-type InitializeResult struct {
-	ServerInfo      ServerInfo `json:"serverInfo"`
-	Provider        string     `json:"provider"`
-	ProtocolVersion int        `json:"protocolVersion"`
-}
-
-// ServerInfo names the server.
-type ServerInfo struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-}
-
-// StatusResult is the result of attestation/status.
-type StatusResult struct {
-	Version  string      `json:"version"`
-	Provider string      `json:"provider"`
-	Pool     pool.Status `json:"pool"`
-	Server   ServerStats `json:"server"`
-}
-
-// ServerStats counts connections and requests since start.
-type ServerStats struct {
-	Uptime            string `json:"uptime"`
-	ActiveConnections int64  `json:"activeConnections"`
-	Accepted          int64  `json:"accepted"`
-	Refused           int64  `json:"refused"`
-	Evicted           int64  `json:"evicted"`
-	Requests          int64  `json:"requests"`
-	TokensServed      int64  `json:"tokensServed"`
-	Errors            int64  `json:"errors"`
-}
-
-// ErrorData is the data member of an attestation failure.
-type ErrorData struct {
-	Reason      string `json:"reason"`
-	DCErrorCode *int   `json:"dcErrorCode,omitempty"`
-	Hint        string `json:"hint,omitempty"`
-}
 
 // answer runs one call and returns its answer line; q is the caller's
 // queue for tokens.
@@ -96,7 +40,7 @@ func (s *Server) answer(ctx context.Context, req *jsonrpc.Request, q *pool.Queue
 func reasonOf(err error) string {
 	var e *jsonrpc.Error
 	if errors.As(err, &e) && len(e.Data) > 0 {
-		var d ErrorData
+		var d protocol.ErrorData
 		if json.Unmarshal(e.Data, &d) == nil && d.Reason != "" {
 			return d.Reason
 		}
@@ -109,16 +53,16 @@ func (s *Server) call(ctx context.Context, req *jsonrpc.Request, q *pool.Queue) 
 		return nil, err
 	}
 	switch req.Method {
-	case MethodGenerate:
+	case protocol.MethodGenerate:
 		return s.generate(ctx, req, q)
-	case MethodInitialize:
+	case protocol.MethodInitialize:
 		s.cfg.Tokens.Warm()
-		return InitializeResult{
-			ServerInfo:      ServerInfo{Name: "attestd", Version: s.cfg.Version},
+		return protocol.InitializeResult{
+			ServerInfo:      protocol.ServerInfo{Name: "attestd", Version: s.cfg.Version},
 			Provider:        s.cfg.Tokens.Status().Provider,
-			ProtocolVersion: ProtocolVersion,
+			ProtocolVersion: protocol.Version,
 		}, nil
-	case MethodStatus:
+	case protocol.MethodStatus:
 		return s.status(), nil
 	}
 	return nil, fmt.Errorf("%w: %q", jsonrpc.ErrMethodNotFound, req.Method)
@@ -143,7 +87,7 @@ func (s *Server) generate(ctx context.Context, req *jsonrpc.Request, q *pool.Que
 		return nil, attestationError(err)
 	}
 	s.served([]byte(req.ID.String()), tok, start)
-	return GenerateResult{Token: tok}, nil
+	return protocol.GenerateResult{Token: tok}, nil
 }
 
 // served counts a token handed out and logs its fingerprint at debug
@@ -180,7 +124,7 @@ type readyTokens interface {
 // the request must take the ordinary path.
 func (s *Server) answerReady(req *jsonrpc.Request) ([]byte, bool) {
 	rt, ok := s.cfg.Tokens.(readyTokens)
-	if !ok || req.Method != MethodGenerate || checkParams(req.Params) != nil {
+	if !ok || req.Method != protocol.MethodGenerate || checkParams(req.Params) != nil {
 		return nil, false
 	}
 	start := time.Now()
@@ -215,13 +159,13 @@ func appendTokenAnswer(b, id []byte, tok string) []byte {
 	return append(b, "\"}}\n"...)
 }
 
-func (s *Server) status() StatusResult {
+func (s *Server) status() protocol.StatusResult {
 	ps := s.cfg.Tokens.Status()
-	return StatusResult{
+	return protocol.StatusResult{
 		Version:  s.cfg.Version,
 		Provider: ps.Provider,
 		Pool:     ps,
-		Server: ServerStats{
+		Server: protocol.ServerStats{
 			Uptime:            time.Since(s.started).Round(time.Second).String(),
 			ActiveConnections: s.stats.active.Load(),
 			Accepted:          s.stats.accepted.Load(),

@@ -5,7 +5,8 @@
 // Methods: attestation/generate ({"token":"v1.…"}), initialize,
 // attestation/status, and attestation/warm (a hint to have tokens ready,
 // also implied by initialize; with params it also signals a turn's start
-// and end, and waits until a token is ready: see warm.go). Every
+// and end, and waits until a token is ready); package protocol holds
+// their params and results. Every
 // connection's peer must run as the server's own user, and pass
 // Config.CheckPeer when set.
 //
@@ -29,11 +30,12 @@ import (
 
 	"github.com/attestd/attestd/bridge/jsonrpc"
 	"github.com/attestd/attestd/bridge/pool"
+	"github.com/attestd/attestd/bridge/protocol"
 )
 
 // Defaults for the zero fields of Config.
 const (
-	DefaultDeadline     = 80 * time.Millisecond
+	DefaultDeadline     = protocol.GenerateDeadline
 	DefaultIdleTimeout  = 5 * time.Minute
 	DefaultMaxConns     = 256
 	DefaultMaxInFlight  = 64
@@ -49,7 +51,7 @@ type Tokens interface {
 	// WaitReady returns once a token is ready, without taking it.
 	WaitReady(ctx context.Context) error
 	BeginTurn() *pool.Turn
-	Status() pool.Status
+	Status() protocol.PoolStatus
 }
 
 var _ Tokens = (*pool.Pool)(nil)

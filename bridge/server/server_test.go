@@ -16,6 +16,7 @@ import (
 	"github.com/attestd/attestd/bridge/internal/poll"
 	"github.com/attestd/attestd/bridge/jsonrpc"
 	"github.com/attestd/attestd/bridge/pool"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/bridge/provider/providertest"
 	"github.com/attestd/attestd/bridge/socket"
@@ -487,7 +488,7 @@ func TestTokenAnswerMatchesEncoder(t *testing.T) {
 		{jsonrpc.StringID("a<b>"), "v1.abc"},
 		{jsonrpc.IntID(-3), `odd"token\` + "\n"}, // never made by the pool; falls back to the encoder
 	} {
-		want, err := jsonrpc.EncodeResult(tc.id, GenerateResult{Token: tc.tok})
+		want, err := jsonrpc.EncodeResult(tc.id, protocol.GenerateResult{Token: tc.tok})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,59 +7,20 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/bridge/jsonrpc"
 	"github.com/attestd/attestd/bridge/pool"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/provider"
 )
 
-// attestation/warm takes optional params that make it more than a hint:
-//
-//	{"turn":"started"}                 a turn began on this connection:
-//	                                   the pool keeps more tokens ready
-//	{"turn":"completed"}               this connection's oldest turn ended
-//	{"wait":true,"timeoutMs":N}        answer only once a token is ready, or
-//	                                   after N ms (default 1000, at most
-//	                                   10000): {"ready":true|false,"waitedMs":M}
-//
-// The two combine ({"turn":"started","wait":true}). Turns belong to the
-// connection: they end when it closes, and one never completed ends
-// after the pool's turn timeout. A connection holds at most MaxTurns
-// turns; another "started" ends its oldest. In a notification, "wait" is
-// ignored. A provider failing or backing off answers a wait at once with
-// the attestation error (-32000, data.reason), as attestation/generate
-// would.
-
-// Limits of attestation/warm.
-const (
-	DefaultWaitTimeout = time.Second
-	MaxWaitTimeout     = 10 * time.Second
-	MaxTurns           = 16
-)
-
-// Turn values of attestation/warm.
-const (
-	TurnStarted   = "started"
-	TurnCompleted = "completed"
-)
-
-// WarmParams are the params of attestation/warm; every member is optional.
-type WarmParams struct {
-	Wait      bool   `json:"wait,omitempty"`
-	TimeoutMs *int64 `json:"timeoutMs,omitempty"`
-	Turn      string `json:"turn,omitempty"`
-}
-
-// WarmResult is the result of attestation/warm: empty without "wait";
-// with it, whether a token is ready (false: the timeout passed first) and
-// how long the call waited.
-type WarmResult struct {
-	Ready    *bool  `json:"ready,omitempty"`
-	WaitedMs *int64 `json:"waitedMs,omitempty"`
-}
+// MaxTurns is the most turns one connection holds (see
+// protocol.WarmParams); another "started" ends its oldest.
+const MaxTurns = 16
 
 // parseWarmParams decodes and checks the params of attestation/warm.
-func parseWarmParams(raw json.RawMessage) (WarmParams, time.Duration, error) {
-	var p WarmParams
+func parseWarmParams(raw json.RawMessage) (protocol.WarmParams, time.Duration, error) {
+	var p protocol.WarmParams
 	if err := checkParams(raw); err != nil {
 		return p, 0, err
 	}
@@ -69,15 +30,15 @@ func parseWarmParams(raw json.RawMessage) (WarmParams, time.Duration, error) {
 		}
 	}
 	switch p.Turn {
-	case "", TurnStarted, TurnCompleted:
+	case "", protocol.TurnStarted, protocol.TurnCompleted:
 	default:
-		return p, 0, fmt.Errorf("%w: turn must be %q or %q", jsonrpc.ErrInvalidParams, TurnStarted, TurnCompleted)
+		return p, 0, fmt.Errorf("%w: turn must be %q or %q", jsonrpc.ErrInvalidParams, protocol.TurnStarted, protocol.TurnCompleted)
 	}
-	timeout := DefaultWaitTimeout
+	timeout := protocol.DefaultWaitTimeout
 	if p.TimeoutMs != nil {
 		ms := *p.TimeoutMs
-		if ms < 0 || ms > MaxWaitTimeout.Milliseconds() {
-			return p, 0, fmt.Errorf("%w: timeoutMs must be between 0 and %d", jsonrpc.ErrInvalidParams, MaxWaitTimeout.Milliseconds())
+		if ms < 0 || ms > protocol.MaxWaitTimeout.Milliseconds() {
+			return p, 0, fmt.Errorf("%w: timeoutMs must be between 0 and %d", jsonrpc.ErrInvalidParams, protocol.MaxWaitTimeout.Milliseconds())
 		}
 		timeout = time.Duration(ms) * time.Millisecond
 	}
@@ -100,12 +61,12 @@ func (c *conn) warm(req *jsonrpc.Request) bool {
 	}
 	tokens := c.s.cfg.Tokens
 	switch p.Turn {
-	case TurnStarted:
+	case protocol.TurnStarted:
 		if len(c.turns) == MaxTurns {
 			c.endOldestTurn()
 		}
 		c.turns = append(c.turns, tokens.BeginTurn())
-	case TurnCompleted:
+	case protocol.TurnCompleted:
 		c.endOldestTurn()
 	default:
 		if !p.Wait || !req.IsCall {
@@ -116,7 +77,7 @@ func (c *conn) warm(req *jsonrpc.Request) bool {
 		return true
 	}
 	if !p.Wait {
-		return c.write(encodeResult(req.ID, WarmResult{}))
+		return c.write(encodeResult(req.ID, protocol.WarmResult{}))
 	}
 	return c.handle(func(ctx context.Context) []byte {
 		return encodeResult(req.ID, c.s.waitReady(ctx, req, timeout))
@@ -139,7 +100,7 @@ func (c *conn) endTurns() {
 }
 
 // waitReady runs the wait of attestation/warm; the result is a
-// WarmResult or an error.
+// protocol.WarmResult or an error.
 func (s *Server) waitReady(ctx context.Context, req *jsonrpc.Request, timeout time.Duration) any {
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, timeout)
@@ -150,11 +111,11 @@ func (s *Server) waitReady(ctx context.Context, req *jsonrpc.Request, timeout ti
 	waited := time.Since(start).Milliseconds()
 	switch {
 	case err == nil:
-		return WarmResult{Ready: ptr(true), WaitedMs: &waited}
+		return protocol.WarmResult{Ready: ptr(true), WaitedMs: &waited}
 	case s.draining.Err() != nil:
 		err = pool.ErrClosed
 	case errors.Is(err, context.DeadlineExceeded) && wctx.Err() != nil:
-		return WarmResult{Ready: ptr(false), WaitedMs: &waited}
+		return protocol.WarmResult{Ready: ptr(false), WaitedMs: &waited}
 	}
 	s.stats.errors.Add(1)
 	s.cfg.Logger.Info("wait for a token failed", "id", req.ID.String(), "reason", provider.ReasonOf(err), "err", err)
@@ -178,7 +139,7 @@ func encodeResult(id jsonrpc.ID, v any) []byte {
 // attestationError turns a pool or provider error into the -32000 error
 // clients get, with its reason, hint and Apple error code.
 func attestationError(err error) *jsonrpc.Error {
-	data := ErrorData{Reason: provider.ReasonOf(err), Hint: provider.HintOf(err)}
+	data := protocol.ErrorData{Reason: provider.ReasonOf(err), Hint: hint.Of(err)}
 	if code, ok := provider.DCErrorCodeOf(err); ok {
 		data.DCErrorCode = &code
 	}

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
+
+	"github.com/attestd/attestd/bridge/hint"
 )
 
 // Sentinels wrapped by *PathError.
@@ -24,14 +26,20 @@ type PathError struct {
 	What   string // "socket path" or "socket directory"
 	Path   string
 	Reason string // what is wrong, e.g. "is writable by others (mode 1777)"
-	Hint   string // what to do
-	Err    error  // ErrPathTooLong or ErrUnsafeDir
+	// HintText says what to do; Hint returns it.
+	HintText string
+	Err      error // ErrPathTooLong or ErrUnsafeDir
 }
 
 func (e *PathError) Error() string { return e.What + " " + e.Path + " " + e.Reason }
 
 // Unwrap returns the sentinel.
 func (e *PathError) Unwrap() error { return e.Err }
+
+// Hint returns HintText, for hint.Of.
+func (e *PathError) Hint() string { return e.HintText }
+
+var _ hint.Hinter = (*PathError)(nil)
 
 // otherPathHint is the advice shared by every refused path.
 const otherPathHint = "choose another path with --socket or $" + EnvVar
@@ -46,7 +54,7 @@ func checkLength(path string) error {
 	return &PathError{What: "socket path", Path: path, Err: ErrPathTooLong,
 		Reason: fmt.Sprintf("is %d bytes long; a Unix socket path on %s holds at most %d (sun_path is %d bytes with the final NUL)",
 			len(path), runtime.GOOS, MaxPathLen, MaxPathLen+1),
-		Hint: "use a shorter path: " + otherPathHint}
+		HintText: "use a shorter path: " + otherPathHint}
 }
 
 // prepareDir makes dir (0700) when it is missing, and then checks that it
@@ -69,8 +77,8 @@ func prepareDir(dir string) error {
 
 func checkDir(dir string) error {
 	uid := os.Getuid()
-	unsafe := func(reason, hint string) error {
-		return &PathError{What: "socket directory", Path: dir, Reason: reason, Hint: hint, Err: ErrUnsafeDir}
+	unsafe := func(reason, advice string) error {
+		return &PathError{What: "socket directory", Path: dir, Reason: reason, HintText: advice, Err: ErrUnsafeDir}
 	}
 	li, err := os.Lstat(dir)
 	if err != nil {
@@ -88,7 +96,7 @@ func checkDir(dir string) error {
 		return fmt.Errorf("socket directory: %w", err)
 	}
 	if !fi.IsDir() {
-		return &PathError{What: "socket directory", Path: dir, Reason: "is not a directory", Hint: otherPathHint, Err: ErrUnsafeDir}
+		return &PathError{What: "socket directory", Path: dir, Reason: "is not a directory", HintText: otherPathHint, Err: ErrUnsafeDir}
 	}
 	if owner, ok := ownerUID(fi); ok && owner != uid {
 		return unsafe(fmt.Sprintf("belongs to uid %d, not to this user (uid %d)", owner, uid),

@@ -213,7 +213,7 @@ func TestUnsafeDirectories(t *testing.T) {
 				t.Fatal("listened in an unsafe directory")
 			}
 			var pe *PathError
-			if !errors.Is(err, ErrUnsafeDir) || !errors.As(err, &pe) || pe.Hint == "" || !strings.Contains(err.Error(), tc.refuse) {
+			if !errors.Is(err, ErrUnsafeDir) || !errors.As(err, &pe) || pe.HintText == "" || !strings.Contains(err.Error(), tc.refuse) {
 				t.Fatalf("Listen = %v, want an ErrUnsafeDir PathError with a hint, saying %q", err, tc.refuse)
 			}
 			if _, err := os.Lstat(filepath.Join(dir, "s.sock")); !errors.Is(err, fs.ErrNotExist) {
@@ -269,7 +269,7 @@ func TestTooLongPathFailsFirst(t *testing.T) {
 	long := fits + "x"
 	_, err = Listen(long)
 	var pe *PathError
-	if !errors.Is(err, ErrPathTooLong) || !errors.As(err, &pe) || pe.Hint == "" || !strings.Contains(err.Error(), "at most") {
+	if !errors.Is(err, ErrPathTooLong) || !errors.As(err, &pe) || pe.HintText == "" || !strings.Contains(err.Error(), "at most") {
 		t.Fatalf("a %d-byte path: %v, want ErrPathTooLong saying the limit", len(long), err)
 	}
 	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {

@@ -52,7 +52,7 @@ func removeStale(path string) error {
 	}
 	if fi.Mode().Type() != fs.ModeSocket {
 		return &PathError{What: "socket path", Path: path, Reason: "exists and is not a socket",
-			Hint: "remove it, or " + otherPathHint, Err: fs.ErrExist}
+			HintText: "remove it, or " + otherPathHint, Err: fs.ErrExist}
 	}
 	stale, err := Stale(path)
 	switch {
@@ -63,8 +63,8 @@ func removeStale(path string) error {
 		return fmt.Errorf("%w: %s (its connection queue is full: it may be stopped or overloaded)", ErrAlreadyRunning, path)
 	default:
 		return &PathError{What: "socket path", Path: path, Err: err,
-			Reason: fmt.Sprintf("exists and cannot be probed (%v), so it may still be in use", err),
-			Hint:   "if no daemon uses it, remove it: rm " + path}
+			Reason:   fmt.Sprintf("exists and cannot be probed (%v), so it may still be in use", err),
+			HintText: "if no daemon uses it, remove it: rm " + path}
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove stale socket: %w", err)

@@ -8,10 +8,11 @@ import (
 	"github.com/attestd/attestd/bridge/jsonrpc"
 )
 
-// Methods the bridge acts on.
+// Methods of the app-server's protocol the bridge acts on, besides
+// protocol.MethodGenerate, which the app-server sends its client just as
+// socket clients send it to the daemon.
 const (
 	methodInitialize    = "initialize"
-	methodAttest        = "attestation/generate"
 	methodTurnStarted   = "turn/started"
 	methodTurnCompleted = "turn/completed"
 )

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/attestd/attestd/bridge/jsonrpc"
+	"github.com/attestd/attestd/bridge/protocol"
 )
 
 func TestOptIn(t *testing.T) {
@@ -80,17 +81,17 @@ func TestOptInLeavesOddLinesAlone(t *testing.T) {
 }
 
 func TestMatcherAndMethodOf(t *testing.T) {
-	m := newMatcher(methodAttest)
+	m := newMatcher(protocol.MethodGenerate)
 	cases := []struct {
 		line     string
 		may      bool
 		method   string
 		isMethod bool
 	}{
-		{`{"method":"attestation/generate","id":0,"params":{}}`, true, methodAttest, true},
-		{`{"id":0,"params":{},"method":"attestation/generate"}`, true, methodAttest, true},
-		{`{"method":"attestation\/generate","id":0}`, true, methodAttest, true},
-		{`{"method":"\u0061ttestation/generate","id":0}`, true, methodAttest, true},
+		{`{"method":"attestation/generate","id":0,"params":{}}`, true, protocol.MethodGenerate, true},
+		{`{"id":0,"params":{},"method":"attestation/generate"}`, true, protocol.MethodGenerate, true},
+		{`{"method":"attestation\/generate","id":0}`, true, protocol.MethodGenerate, true},
+		{`{"method":"\u0061ttestation/generate","id":0}`, true, protocol.MethodGenerate, true},
 		{`{"method":"item/agentMessage/delta","params":{"delta":"attestation/generate"}}`, true, "item/agentMessage/delta", true},
 		{`{"method":"item/agentMessage/delta","params":{"delta":"say \"attestation/generate\""}}`, false, "", false},
 		{`{"id":3,"result":{"ok":true}}`, false, "", false},
@@ -115,20 +116,20 @@ func TestMatcherAndMethodOf(t *testing.T) {
 }
 
 func TestMatcherMethod(t *testing.T) {
-	m := newMatcher(methodAttest)
+	m := newMatcher(protocol.MethodGenerate)
 	cases := []struct {
 		line   string
 		method string // "" when none of m's
 	}{
-		{`{"method":"attestation/generate","id":0,"params":{}}`, methodAttest},
-		{` { "id" : 7 , "method" : "attestation/generate" }`, methodAttest},
+		{`{"method":"attestation/generate","id":0,"params":{}}`, protocol.MethodGenerate},
+		{` { "id" : 7 , "method" : "attestation/generate" }`, protocol.MethodGenerate},
 		{`{"id":"a","method":"initialize"}`, ""},
-		{`{"params":{"p":"x"},"id":0,"method":"attestation/generate"}`, methodAttest},
-		{`{"m\u0065thod":"attestation/generate","id":0}`, methodAttest},
-		{`{"id":{"x":1},"method":"attestation/generate"}`, methodAttest},
+		{`{"params":{"p":"x"},"id":0,"method":"attestation/generate"}`, protocol.MethodGenerate},
+		{`{"m\u0065thod":"attestation/generate","id":0}`, protocol.MethodGenerate},
+		{`{"id":{"x":1},"method":"attestation/generate"}`, protocol.MethodGenerate},
 		{`{"id":3,"result":{"ok":true}}`, ""},
 		{`{"params":{"big":"attestation"},"method":"other"}`, ""},
-		{`{"method":"attestation\/generate"}`, methodAttest},
+		{`{"method":"attestation\/generate"}`, protocol.MethodGenerate},
 		{`[1,2]`, ""},
 	}
 	for _, c := range cases {
@@ -142,7 +143,7 @@ func TestMatcherMethod(t *testing.T) {
 // The start of a long line settles its method once the method member is
 // read, and not before.
 func TestMatcherMethodOfALinesStart(t *testing.T) {
-	m := newMatcher(methodAttest, "turn/start")
+	m := newMatcher(protocol.MethodGenerate, "turn/start")
 	cases := []struct {
 		start   string
 		method  string

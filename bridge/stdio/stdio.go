@@ -50,14 +50,13 @@ import (
 
 	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/bridge/jsonrpc"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/provider"
 )
 
-// DefaultDeadline bounds the wait for a token when Bridge.Deadline is zero.
-// codex app-server gives up after about 100 ms and then drops the answer,
-// recording a timeout; an error sent before that is recorded as a client
-// error, which tells the backend more.
-const DefaultDeadline = 80 * time.Millisecond
+// DefaultDeadline bounds the wait for a token when Bridge.Deadline is
+// zero: protocol.GenerateDeadline, under the app-server's own bound.
+const DefaultDeadline = protocol.GenerateDeadline
 
 // DefaultExitGrace is how long Run waits, once the child has exited, when
 // Bridge.ExitGrace is zero: for more output from a grandchild that kept
@@ -100,7 +99,7 @@ type Bridge struct {
 
 var (
 	clientMatcher = newMatcher(WarmMethods...) // initialize is among them
-	childMatcher  = newMatcher(methodAttest, methodTurnStarted, methodTurnCompleted)
+	childMatcher  = newMatcher(protocol.MethodGenerate, methodTurnStarted, methodTurnCompleted)
 )
 
 // Run starts cmd with its stdin and stdout connected to the bridge and
@@ -491,7 +490,7 @@ func (s *session) fromChild(clientOut io.Writer, childOut io.Reader) error {
 func (s *session) childLine(line []byte, whole bool) bool {
 	method, _ := childMatcher.method(line, whole)
 	switch method {
-	case methodAttest:
+	case protocol.MethodGenerate:
 		if !whole {
 			s.log.Warn("attestation/generate request passed on to the client: longer than the bridge reads whole", "limit", MaxInspect)
 			return false
@@ -507,7 +506,7 @@ func (s *session) childLine(line []byte, whole bool) bool {
 // the child, starting its answer if it is a call.
 func (s *session) intercept(line []byte) bool {
 	req := request(line)
-	if req == nil || req.Method != methodAttest {
+	if req == nil || req.Method != protocol.MethodGenerate {
 		return false // not a well-formed request: the client may make sense of it
 	}
 	if !req.IsCall {
@@ -550,7 +549,7 @@ func (s *session) answer(id jsonrpc.ID) {
 	var line []byte
 	if r.err == nil {
 		var err error
-		line, err = jsonrpc.EncodeResult(id, map[string]string{"token": r.token})
+		line, err = jsonrpc.EncodeResult(id, protocol.GenerateResult{Token: r.token})
 		if err != nil {
 			r.err = err
 		}

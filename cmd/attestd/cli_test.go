@@ -12,6 +12,7 @@ import (
 
 	"github.com/attestd/attestd/bridge/client"
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/bridge/provider"
 )
 
@@ -135,8 +136,8 @@ func TestDevicecheckProviderOffMacServesItsReason(t *testing.T) {
 		cancel()
 		// The client gives data.reason and data.hint of an attestation
 		// error (-32000) as the error's reason and hint.
-		if provider.ReasonOf(err) != provider.ReasonUnsupported || !strings.Contains(provider.HintOf(err), "--provider dev") {
-			t.Fatalf("generate: %v (reason %q, hint %q), want reason unsupported and a hint", err, provider.ReasonOf(err), provider.HintOf(err))
+		if provider.ReasonOf(err) != provider.ReasonUnsupported || !strings.Contains(hint.Of(err), "--provider dev") {
+			t.Fatalf("generate: %v (reason %q, hint %q), want reason unsupported and a hint", err, provider.ReasonOf(err), hint.Of(err))
 		}
 	}
 	out, err := exec.Command(attestdBinary(t), "status", "--socket", sock.path).Output()

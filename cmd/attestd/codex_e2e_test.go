@@ -624,6 +624,10 @@ func heldCalls(log string) (methods []string, held []time.Duration) {
 	return methods, held
 }
 
+// The bridge holds a cold turn only with a Source that can wait for a
+// ready token: with --provider, that is the pool.
+var _ bridgestdio.ReadyWaiter = (*pool.Pool)(nil)
+
 // A cold bridge in front of the real codex, whose tokens take 300 ms to
 // make, gets every model request attested: the first turn of a session,
 // and the turns and the compaction after gaps long enough for the pool to
@@ -634,11 +638,6 @@ func heldCalls(log string) (methods []string, held []time.Duration) {
 // machine cannot turn a slow generation into a missed token: this test is
 // about the hold, not its bound.
 func TestCodexE2EColdTurnsAreHeld(t *testing.T) {
-	if _, ok := any((*pool.Pool)(nil)).(bridgestdio.ReadyWaiter); !ok {
-		// The pool learns to wait for a ready token in another change;
-		// until both are in, the bridge can only warm it.
-		t.Skip("SKIPPING: *pool.Pool does not implement stdio.ReadyWaiter yet, so the bridge cannot hold a cold turn")
-	}
 	const gap = 3 * time.Second // > warm window + max age + a generation
 	b := newBackend(t)
 	c := startBridgeClient(t, codexHome(t, b, false), "--provider", "dev", "--dev-latency", "300ms",

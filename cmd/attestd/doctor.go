@@ -16,8 +16,9 @@ import (
 
 	"github.com/attestd/attestd/bridge/client"
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/hint"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/provider"
-	"github.com/attestd/attestd/bridge/server"
 	"github.com/attestd/attestd/bridge/socket"
 	"github.com/attestd/attestd/darwin"
 )
@@ -69,7 +70,7 @@ type doctorEnv struct {
 	identity     func() (darwin.Identity, error)
 	activate     func(name string) ([]net.Listener, error)
 	newProvider  func(darwin.DeviceCheckOptions) (provider.Provider, error)
-	status       func(ctx context.Context, path string) (server.StatusResult, error)
+	status       func(ctx context.Context, path string) (protocol.StatusResult, error)
 }
 
 // systemDoctorEnv asks the real system; a func var so tests can swap it.
@@ -91,7 +92,7 @@ var systemDoctorEnv = func() doctorEnv {
 }
 
 // daemonStatus asks the daemon on path for attestation/status.
-func daemonStatus(ctx context.Context, path string) (server.StatusResult, error) {
+func daemonStatus(ctx context.Context, path string) (protocol.StatusResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	c := client.New(path)
@@ -155,7 +156,7 @@ func diagnose(ctx context.Context, env doctorEnv, opts doctorOptions) doctorRepo
 	if !env.native {
 		add(check{Name: "platform", Status: statusSkip,
 			Detail: fmt.Sprintf("%s: DeviceCheck needs macOS, so the macOS checks are skipped", r.Platform),
-			Hint:   "use --provider dev for development on this system"})
+			Hint:   provider.UseDevProvider + " on this system"})
 		for _, name := range []string{"macos-version", "gui-session", "devicecheck-supported", "team-id", "hardened-runtime", "bundle-id", "launchd"} {
 			add(check{Name: name, Status: statusSkip, Detail: "macOS only"})
 		}
@@ -221,10 +222,10 @@ func guiCheck(env doctorEnv) check {
 	switch {
 	case err != nil:
 		c.Status, c.Detail = statusFail, err.Error()
-		c.Hint = provider.ErrNoGUISession.Hint
+		c.Hint = provider.NoGUISessionHint
 	case !ok:
 		c.Status, c.Detail = statusFail, "this process's security session has no graphic access (SSH, a LaunchDaemon or a headless CI job)"
-		c.Hint = provider.ErrNoGUISession.Hint
+		c.Hint = provider.NoGUISessionHint
 	default:
 		c.Status, c.Detail = statusPass, "the security session has graphic access"
 	}
@@ -240,10 +241,10 @@ func supportedCheck(env doctorEnv, gui check) check {
 	ok, err := env.dcSupported()
 	switch {
 	case err != nil:
-		c.Status, c.Detail, c.Hint = statusFail, err.Error(), provider.HintOf(err)
+		c.Status, c.Detail, c.Hint = statusFail, err.Error(), hint.Of(err)
 	case !ok:
 		c.Status, c.Detail = statusFail, "DCDevice.isSupported is false"
-		c.Hint = provider.MacOSRequirement + "; use --provider dev for development"
+		c.Hint = provider.UnsupportedHint
 	default:
 		c.Status, c.Detail = statusPass, "DCDevice.isSupported is true"
 	}
@@ -314,7 +315,7 @@ func launchdCheck(env doctorEnv, name string) check {
 		// answers ESRCH, or ENOENT when it counts the shell's app as the job.
 		c.Status, c.Detail = statusSkip, fmt.Sprintf("this process has no launchd socket named %q (normal when run from a shell; the daemon's own socket is checked below)", name)
 	case errors.As(err, &ae):
-		c.Status, c.Detail, c.Hint = statusFail, err.Error(), ae.Hint()
+		c.Status, c.Detail, c.Hint = statusFail, err.Error(), hint.Of(err)
 	default:
 		c.Status, c.Detail = statusFail, err.Error()
 	}
@@ -388,16 +389,16 @@ func daemonCheck(ctx context.Context, env doctorEnv, path string, sock check) ch
 	}
 	st, err := env.status(ctx, path)
 	if err != nil {
-		c.Status, c.Detail, c.Hint = statusFail, "attestation/status: "+err.Error(), provider.HintOf(err)
+		c.Status, c.Detail, c.Hint = statusFail, "attestation/status: "+err.Error(), hint.Of(err)
 		return c
 	}
 	c.Detail = fmt.Sprintf("attestd %s, provider %s, %d of %d tokens ready, %d served",
 		st.Version, st.Provider, st.Pool.Ready, st.Pool.Capacity, st.Pool.Counters.Served)
 	if e := st.Pool.LastError; e != nil {
 		c.Detail += fmt.Sprintf("; last error (%s): %s", e.Reason, e.Message)
-		if hint := cannotStartHint(e.Reason); hint != "" && st.Pool.ConsecutiveFailures > 0 {
+		if advice := cannotStartHint(e.Reason); advice != "" && st.Pool.ConsecutiveFailures > 0 {
 			// The daemon serves, but its provider cannot make tokens.
-			c.Status, c.Hint = statusFail, hint
+			c.Status, c.Hint = statusFail, advice
 			return c
 		}
 	}
@@ -416,9 +417,9 @@ func daemonCheck(ctx context.Context, env doctorEnv, path string, sock check) ch
 func cannotStartHint(reason string) string {
 	switch reason {
 	case provider.ReasonUnsupported:
-		return "DeviceCheck works only on macOS 12 or later; on other systems run the daemon with --provider dev"
+		return provider.DeviceCheckNeedsMacOS + "; on other systems run the daemon with --provider dev"
 	case provider.ReasonNoGUISession:
-		return provider.ErrNoGUISession.Hint
+		return provider.NoGUISessionHint
 	}
 	return ""
 }
@@ -427,12 +428,12 @@ func tokenCheck(ctx context.Context, env doctorEnv, timeout time.Duration) check
 	c := check{Name: "token"}
 	p, err := env.newProvider(darwin.DeviceCheckOptions{Timeout: timeout})
 	if err != nil {
-		c.Status, c.Detail, c.Hint = statusFail, err.Error(), provider.HintOf(err)
+		c.Status, c.Detail, c.Hint = statusFail, err.Error(), hint.Of(err)
 		return c
 	}
 	tok, err := p.Generate(ctx)
 	if err != nil {
-		c.Status, c.Detail, c.Hint = statusFail, err.Error(), joinHints(provider.HintOf(err), appIDHint)
+		c.Status, c.Detail, c.Hint = statusFail, err.Error(), joinHints(hint.Of(err), appIDHint)
 		if code, ok := provider.DCErrorCodeOf(err); ok {
 			c.Detail += fmt.Sprintf(" [dcErrorCode %d]", code)
 		}

@@ -12,9 +12,8 @@ import (
 	"testing"
 
 	"github.com/attestd/attestd/bridge/header"
-	"github.com/attestd/attestd/bridge/pool"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/provider"
-	"github.com/attestd/attestd/bridge/server"
 	"github.com/attestd/attestd/darwin"
 )
 
@@ -38,9 +37,9 @@ func macEnv(t *testing.T) *doctorEnv {
 		newProvider: func(darwin.DeviceCheckOptions) (provider.Provider, error) {
 			return provider.Func{K: header.KindDeviceCheck, F: func(context.Context) ([]byte, error) { return []byte("token"), nil }}, nil
 		},
-		status: func(context.Context, string) (server.StatusResult, error) {
+		status: func(context.Context, string) (protocol.StatusResult, error) {
 			t.Error("asked a daemon that does not answer")
-			return server.StatusResult{}, errors.New("unreachable")
+			return protocol.StatusResult{}, errors.New("unreachable")
 		},
 	}
 }
@@ -303,7 +302,7 @@ func TestDoctorText(t *testing.T) {
 	for _, want := range []string{
 		"attestd doctor (darwin/arm64, attestd ",
 		"  fail     gui-session            this process's security session has no graphic access",
-		"                                  hint: " + provider.ErrNoGUISession.Hint,
+		"                                  hint: " + provider.NoGUISessionHint,
 		"  skipped  devicecheck-supported  not asked",
 		"  pass     team-id                signed by team ABCDE12345",
 		"\n1 check failed\n",
@@ -424,21 +423,21 @@ func TestSocketCheck(t *testing.T) {
 
 func TestDaemonCheck(t *testing.T) {
 	healthy := check{Name: "socket", Status: statusPass}
-	dc := server.StatusResult{Version: "1.2.3", Provider: header.KindDeviceCheck,
-		Pool: pool.Status{Ready: 2, Capacity: 4, Counters: pool.Counters{Served: 7}}}
+	dc := protocol.StatusResult{Version: "1.2.3", Provider: header.KindDeviceCheck,
+		Pool: protocol.PoolStatus{Ready: 2, Capacity: 4, Counters: protocol.PoolCounters{Served: 7}}}
 	dev := dc
 	dev.Provider = header.KindDev
 	failing := dc
-	failing.Pool.LastError = &pool.ErrorInfo{Reason: provider.ReasonProviderError, Message: "invalidKey"}
+	failing.Pool.LastError = &protocol.PoolFailure{Reason: provider.ReasonProviderError, Message: "invalidKey"}
 	cannotStart := dc
-	cannotStart.Pool.LastError = &pool.ErrorInfo{Reason: provider.ReasonNoGUISession, Message: "DeviceCheck could not start"}
+	cannotStart.Pool.LastError = &protocol.PoolFailure{Reason: provider.ReasonNoGUISession, Message: "DeviceCheck could not start"}
 	cannotStart.Pool.ConsecutiveFailures = 1
-	unreachable := &provider.Error{Reason: provider.ReasonDaemonUnreachable, Msg: "no daemon", Hint: "start it"}
+	unreachable := &provider.Error{Reason: provider.ReasonDaemonUnreachable, Msg: "no daemon", HintText: "start it"}
 	tests := []struct {
 		name     string
 		native   bool
 		sock     check
-		st       server.StatusResult
+		st       protocol.StatusResult
 		err      error
 		want     string
 		detail   string
@@ -449,12 +448,12 @@ func TestDaemonCheck(t *testing.T) {
 		{"provider cannot start", true, healthy, cannotStart, nil, statusFail, "last error (no_gui_session): DeviceCheck could not start", true},
 		{"dev daemon on a Mac", true, healthy, dev, nil, statusFail, "does not serve DeviceCheck", true},
 		{"dev daemon elsewhere", false, healthy, dev, nil, statusPass, "provider dev", false},
-		{"unreachable", true, healthy, server.StatusResult{}, unreachable, statusFail, "no daemon", true},
+		{"unreachable", true, healthy, protocol.StatusResult{}, unreachable, statusFail, "no daemon", true},
 		{"no socket", true, check{Status: statusSkip}, dc, nil, statusSkip, "no daemon answers", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := doctorEnv{native: tt.native, status: func(context.Context, string) (server.StatusResult, error) {
+			env := doctorEnv{native: tt.native, status: func(context.Context, string) (protocol.StatusResult, error) {
 				if tt.sock.Status != statusPass {
 					t.Error("asked a daemon behind a socket that failed its check")
 				}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/internal/logsetup"
 )
 
@@ -45,9 +46,8 @@ func failureLine(err error) string {
 		return ""
 	}
 	line := fmt.Sprintf("attestd: error: %v\n", err)
-	var h *hintError
-	if errors.As(err, &h) && h.hint != "" {
-		line += fmt.Sprintf("attestd: hint: %s\n", h.hint)
+	if h := hint.Of(err); h != "" {
+		line += fmt.Sprintf("attestd: hint: %s\n", h)
 	}
 	return line
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/attestd/attestd/bridge/client"
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/hint"
 )
 
 func TestLogFileErrors(t *testing.T) {
@@ -37,13 +38,8 @@ func TestLogFileErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("attachLogFile(%q) = %v, want an error with %q", tc.path, err, tc.want)
 		}
-		hint := ""
-		var h *hintError
-		if errors.As(err, &h) {
-			hint = h.hint
-		}
-		if hint != tc.hint {
-			t.Errorf("attachLogFile(%q): hint %q, want %q", tc.path, hint, tc.hint)
+		if got := hint.Of(err); got != tc.hint {
+			t.Errorf("attachLogFile(%q): hint %q, want %q", tc.path, got, tc.hint)
 		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/attestd/attestd/bridge/hint"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=…".
@@ -27,7 +29,7 @@ type command struct {
 	summary string // one line for "attestd help"
 	usage   string // the synopsis after "attestd "
 	// run executes the command. args excludes the command name. An error
-	// is printed as "attestd: error: …" (plus a hint for *hintError) and
+	// is printed as "attestd: error: …" (plus its hint.Of, if any) and
 	// exits 1; use exitCode to exit otherwise without a message.
 	run func(ctx context.Context, io *stdio, args []string) error
 }
@@ -49,21 +51,10 @@ func register(c *command) {
 	commands[c.name] = c
 }
 
-// hintError is an error with advice on what to do about it.
-type hintError struct {
-	err  error
-	hint string
-}
-
-func (e *hintError) Error() string { return e.err.Error() }
-func (e *hintError) Unwrap() error { return e.err }
-
-// withHint attaches a hint to err; it returns nil for a nil err.
-func withHint(err error, hint string, args ...any) error {
-	if err == nil {
-		return nil
-	}
-	return &hintError{err: err, hint: fmt.Sprintf(hint, args...)}
+// withHint attaches a hint, formatted as by fmt.Sprintf, to err (see
+// hint.Wrap); it returns nil for a nil err.
+func withHint(err error, format string, args ...any) error {
+	return hint.Wrap(err, fmt.Sprintf(format, args...))
 }
 
 // exitCode makes the process exit with a code and no further message.
@@ -127,9 +118,8 @@ func runCommand(ctx context.Context, s *stdio, c *command, args []string) int {
 		return 2
 	}
 	fmt.Fprintf(s.err, "attestd: error: %v\n", err)
-	var h *hintError
-	if errors.As(err, &h) && h.hint != "" {
-		fmt.Fprintf(s.err, "attestd: hint: %s\n", h.hint)
+	if h := hint.Of(err); h != "" {
+		fmt.Fprintf(s.err, "attestd: hint: %s\n", h)
 	}
 	return 1
 }

@@ -126,7 +126,7 @@ func (f probeFlags) config(s *stdio) (probe.Config, error) {
 	}
 	key, err := verify.LoadPrivateKey(*f.keyFile)
 	if err != nil {
-		return probe.Config{}, withHint(err, "give the .p8 file Apple let you download once when you created the key (Certificates, Identifiers & Profiles > Keys)")
+		return probe.Config{}, withHint(err, "%s", appleKeyHint)
 	}
 	cfg.Lifetime = &probe.LifetimeConfig{TeamID: *f.teamID, KeyID: *f.keyID, Key: key, BaseURL: baseURL, Ages: ages}
 	return cfg, nil

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/darwin"
 )
@@ -65,12 +66,14 @@ func newProvider(name string, s *stdio, dev provider.Dev) (provider.Provider, er
 	return nil, usagef("unknown provider %q; want one of %s", name, providerNames)
 }
 
+// providerHint gives a provider's start failure a hint when it carries
+// none.
 func providerHint(err error) error {
-	if h := provider.HintOf(err); h != "" {
-		return withHint(err, "%s", h)
+	switch {
+	case hint.Of(err) != "":
+		return err
+	case errors.Is(err, darwin.ErrUnsupported) || errors.Is(err, provider.ErrUnsupported):
+		return hint.Wrap(err, provider.UnsupportedHint)
 	}
-	if errors.Is(err, darwin.ErrUnsupported) || errors.Is(err, provider.ErrUnsupported) {
-		return withHint(err, "%s; use --provider dev for development", provider.MacOSRequirement)
-	}
-	return withHint(err, "run \"attestd doctor\" to see which check fails")
+	return hint.Wrap(err, provider.DoctorHint)
 }

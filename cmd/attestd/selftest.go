@@ -16,6 +16,7 @@ import (
 
 	"github.com/attestd/attestd/bridge/client"
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/bridge/pool"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/bridge/server"
@@ -247,7 +248,7 @@ func socketCheckRoundTrip(ctx context.Context, env selftestEnv) stCheck {
 	c.took(env.now().Sub(start))
 	if err != nil {
 		c.set(statusFail, err.Error())
-		c.Hint = provider.HintOf(err)
+		c.Hint = hint.Of(err)
 		return c
 	}
 	v, err := header.Decode(value)
@@ -325,7 +326,7 @@ func selftestGUICheck(env selftestEnv) stCheck {
 	switch {
 	case err != nil:
 		c.set(statusFail, "SessionGetInfo: "+err.Error())
-		c.Hint = provider.ErrNoGUISession.Hint
+		c.Hint = provider.NoGUISessionHint
 	case !ok:
 		c.set(statusSkip, "this process's security session has no graphic access (SSH, a LaunchDaemon or a headless job): the DeviceCheck checks are skipped, since DCDevice would trap the process")
 		c.Hint = "run attestd selftest from Terminal in the logged-in desktop session (or add --launchd: the agent runs in the GUI session)"
@@ -458,10 +459,10 @@ func boundedSupportedCheck(ctx context.Context, env selftestEnv, gui stCheck, ti
 		c.Hint = "report this with the macOS version; attestd would hang at start-up on this Mac"
 	case r.err != nil:
 		c.set(statusFail, r.err.Error())
-		c.Hint = provider.HintOf(r.err)
+		c.Hint = hint.Of(r.err)
 	case !r.v:
 		c.set(statusFail, fmt.Sprintf("DCDevice.isSupported is false (after %v)", r.elapsed.Round(time.Microsecond)))
-		c.Hint = "DeviceCheck works on macOS 12 or later on real Macs; virtual machines may not support it"
+		c.Hint = "DeviceCheck works on " + provider.MinMacOS + " or later on real Macs; virtual machines may not support it"
 		c.fact("supported", false)
 	default:
 		c.set(statusPass, fmt.Sprintf("DCDevice.isSupported is true (answered in %v)", r.elapsed.Round(time.Microsecond)))
@@ -488,7 +489,7 @@ func tokenChecks(ctx context.Context, env selftestEnv, sup stCheck, sig darwin.S
 	}})
 	if err != nil {
 		tok.set(statusFail, err.Error())
-		tok.Hint = provider.HintOf(err)
+		tok.Hint = hint.Of(err)
 		where.set(statusSkip, "no token was asked for")
 		return tok, where
 	}
@@ -546,10 +547,10 @@ func judgeToken(expectToken bool, signing string, r bounded[[]byte], timeout tim
 		c.set(statusPass, fmt.Sprintf("Apple refused this %s binary cleanly in %v: %s [domain %s, code %d]", signing, took, r.err, dc.Domain, dc.Code))
 	case isDC:
 		c.set(statusFail, fmt.Sprintf("Apple refused the token in %v: %s [domain %s, code %d]", took, r.err, dc.Domain, dc.Code))
-		c.Hint = provider.HintOf(r.err)
+		c.Hint = hint.Of(r.err)
 	case r.err != nil:
 		c.set(statusFail, fmt.Sprintf("generateToken failed in %v without an NSError: %v", took, r.err))
-		c.Hint = provider.HintOf(r.err)
+		c.Hint = hint.Of(r.err)
 	default:
 		c.set(statusFail, "generateToken returned an empty token and no error")
 	}

@@ -114,16 +114,17 @@ func (a selftestAgent) run(ctx context.Context, env selftestEnv, timeout time.Du
 		// when ctx has ended.
 		bctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		byHand := "remove it by hand: launchctl bootout " + a.service
 		if out, err := env.launchctl(bctx, "bootout", a.service); err != nil {
 			failed = true
 			steps = append(steps, fmt.Sprintf("launchctl bootout %s: %v: %s", a.service, err, strings.TrimSpace(string(out))))
-			c.Hint = "remove it by hand: launchctl bootout " + a.service
+			c.Hint = byHand
 			return
 		}
 		if _, err := env.launchctl(bctx, "print", a.service); err == nil {
 			failed = true
 			steps = append(steps, a.service+" is still loaded after bootout")
-			c.Hint = "remove it by hand: launchctl bootout " + a.service
+			c.Hint = byHand
 			return
 		}
 		steps = append(steps, "booted out (launchctl print no longer finds it)")

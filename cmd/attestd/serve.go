@@ -218,12 +218,12 @@ func listen(s *stdio, path string, fd int, launchdName string) ([]net.Listener, 
 		return []net.Listener{l}, l.Addr().String(), nil
 	case launchdName != "":
 		ls, err := darwin.ActivateSocket(launchdName)
+		var ae *darwin.ActivateError
+		if err != nil && !errors.As(err, &ae) { // an *ActivateError has its own hint
+			err = withHint(err, "--launchd works only when launchd started attestd from a LaunchAgent whose Sockets has the key %q", launchdName)
+		}
 		if err != nil {
-			var ae *darwin.ActivateError
-			if errors.As(err, &ae) {
-				return nil, "", withHint(err, "%s", ae.Hint())
-			}
-			return nil, "", withHint(err, "--launchd works only when launchd started attestd from a LaunchAgent whose Sockets has the key %q", launchdName)
+			return nil, "", err
 		}
 		return ls, "launchd:" + launchdName, nil
 	}
@@ -231,15 +231,11 @@ func listen(s *stdio, path string, fd int, launchdName string) ([]net.Listener, 
 		path = socket.DefaultPath(s.getenv)
 	}
 	l, err := socket.Listen(path)
+	if errors.Is(err, socket.ErrAlreadyRunning) {
+		return nil, "", withHint(err, "stop the other daemon first, or check it with: attestd status --socket %s", path)
+	}
 	if err != nil {
-		var pe *socket.PathError
-		switch {
-		case errors.Is(err, socket.ErrAlreadyRunning):
-			return nil, "", withHint(err, "stop the other daemon first, or check it with: attestd status --socket %s", path)
-		case errors.As(err, &pe) && pe.Hint != "":
-			return nil, "", withHint(err, "%s", pe.Hint)
-		}
-		return nil, "", err
+		return nil, "", err // a *socket.PathError carries its own hint
 	}
 	return []net.Listener{l}, path, nil
 }

@@ -5,7 +5,9 @@ import (
 	"runtime"
 
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/bridge/pool"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/darwin"
 )
@@ -34,7 +36,7 @@ func (f providerFlags) serveProvider(s *stdio, logger *slog.Logger) (prov provid
 					return
 				}
 				logger.Warn("provider cannot start; answering every request with its reason",
-					"provider", "devicecheck", "reason", provider.ReasonOf(err), "err", err, "hint", provider.HintOf(err))
+					"provider", "devicecheck", "reason", provider.ReasonOf(err), "err", err, "hint", hint.Of(err))
 			},
 		})
 		return lazy, lazy, nil
@@ -47,12 +49,12 @@ func (f providerFlags) serveProvider(s *stdio, logger *slog.Logger) (prov provid
 // hint when it has none, since clients see that hint in data.hint.
 func startDeviceCheck() (provider.Provider, error) {
 	p, err := darwin.NewDeviceCheck(darwin.DeviceCheckOptions{})
-	if err != nil && provider.HintOf(err) == "" {
-		hint := "run \"attestd doctor\" to see which check fails"
+	if err != nil && hint.Of(err) == "" {
+		advice := provider.DoctorHint
 		if provider.ReasonOf(err) == provider.ReasonUnsupported {
-			hint = "DeviceCheck works only on macOS 12 or later; use --provider dev for development"
+			advice = provider.DeviceCheckNeedsMacOS + "; " + provider.UseDevProvider
 		}
-		err = &provider.Error{Reason: provider.ReasonOf(err), Hint: hint, Err: err}
+		err = &provider.Error{Reason: provider.ReasonOf(err), HintText: advice, Err: err}
 	}
 	return p, err
 }
@@ -66,7 +68,7 @@ type serveTokens struct {
 }
 
 // Status returns the pool's status with the provider's start failure.
-func (t serveTokens) Status() pool.Status {
+func (t serveTokens) Status() protocol.PoolStatus {
 	st := t.Pool.Status()
 	if t.lazy == nil {
 		return st
@@ -76,7 +78,7 @@ func (t serveTokens) Status() pool.Status {
 		return st
 	}
 	if st.LastError == nil || st.LastError.At.Before(ls.At) {
-		st.LastError = &pool.ErrorInfo{Reason: provider.ReasonOf(ls.Err), Message: ls.Err.Error(), At: ls.At}
+		st.LastError = &protocol.PoolFailure{Reason: provider.ReasonOf(ls.Err), Message: ls.Err.Error(), At: ls.At}
 	}
 	st.ConsecutiveFailures = max(st.ConsecutiveFailures, ls.Attempts)
 	return st

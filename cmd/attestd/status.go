@@ -30,7 +30,7 @@ func init() {
 		defer cl.Close()
 		st, err := cl.Status(ctx)
 		if err != nil {
-			return clientHint(err)
+			return err
 		}
 		enc := json.NewEncoder(s.out)
 		enc.SetIndent("", "  ")

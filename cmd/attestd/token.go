@@ -32,7 +32,7 @@ func init() {
 		defer cl.Close()
 		tok, err := tokenWithRetry(ctx, cl)
 		if err != nil {
-			return clientHint(err)
+			return err
 		}
 		fmt.Fprintln(s.out, tok)
 		return nil
@@ -59,12 +59,4 @@ func tokenWithRetry(ctx context.Context, cl *client.Client) (string, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// clientHint attaches the hint a failed daemon call carries.
-func clientHint(err error) error {
-	if h := provider.HintOf(err); h != "" {
-		return withHint(err, "%s", h)
-	}
-	return err
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/verify"
 	"github.com/attestd/attestd/verify/redisreplay"
 )
@@ -116,8 +117,7 @@ func runVerify(ctx context.Context, s *stdio, c *command, args []string) error {
 		if kerr != nil {
 			out.fill(res, kerr)
 			out.Reason = "bad_key"
-			return printVerify(s, out, exitNotChecked, fmt.Errorf("could not check the token: %w", kerr),
-				"give the .p8 file Apple let you download once when you created the key (Certificates, Identifiers & Profiles > Keys)")
+			return printVerify(s, out, exitNotChecked, withHint(fmt.Errorf("could not check the token: %w", kerr), "%s", appleKeyHint))
 		}
 		client, cerr := verify.NewClient(verify.Config{TeamID: *teamID, KeyID: *keyID, Key: key, BaseURL: baseURL, Timeout: *timeout})
 		if cerr != nil {
@@ -132,7 +132,7 @@ func runVerify(ctx context.Context, s *stdio, c *command, args []string) error {
 	if code == exitNotChecked {
 		err = fmt.Errorf("could not check the token: %w", err)
 	}
-	return printVerify(s, out, code, err, verifyHint(err, *replayRedis))
+	return printVerify(s, out, code, withHint(err, "%s", verifyHint(err, *replayRedis)))
 }
 
 // checkLocally parses in and applies v's local policy, without Apple or
@@ -169,9 +169,9 @@ func verifyExitCode(err error, asked bool) int {
 var outcomes = map[int]string{0: "valid", 1: "not_valid", exitNotValidated: "decoded_only", exitNotChecked: "not_checked"}
 
 // printVerify prints out as JSON and, unless the token is valid, what
-// went wrong and a hint on standard error; it returns what makes the
-// process exit with code.
-func printVerify(s *stdio, out *verifyOutput, code int, err error, hint string) error {
+// went wrong (err) and its hint on standard error; it returns what makes
+// the process exit with code.
+func printVerify(s *stdio, out *verifyOutput, code int, err error) error {
 	out.Outcome = outcomes[code]
 	enc := json.NewEncoder(s.out)
 	enc.SetIndent("", "  ")
@@ -187,8 +187,8 @@ func printVerify(s *stdio, out *verifyOutput, code int, err error, hint string) 
 		return exitCode(code)
 	}
 	fmt.Fprintf(s.err, "attestd: error: %v\n", err)
-	if hint != "" {
-		fmt.Fprintf(s.err, "attestd: hint: %s\n", hint)
+	if h := hint.Of(err); h != "" {
+		fmt.Fprintf(s.err, "attestd: hint: %s\n", h)
 	}
 	return exitCode(code)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/bridge/provider"
 )
 
@@ -87,7 +88,7 @@ func (s *lifetimeSearch) makeTokens(p provider.Provider, ages []time.Duration) (
 			s.r.Aborted = fmt.Sprintf("could not make a token for age %s: %v", shortDuration(ages[i]), err)
 			s.r.Lifetime = "not measured"
 			s.r.Recommendation = "fix token generation first (attestd selftest)"
-			if h := provider.HintOf(err); h != "" {
+			if h := hint.Of(err); h != "" {
 				s.r.Recommendation += "; " + h
 			}
 			return nil, nil, false

@@ -62,6 +62,10 @@ type AgentWant struct {
 	Executable string
 }
 
+// regen is the fix for a LaunchAgent plist that differs from what
+// packaging/plists writes.
+const regen = "make bundle (regenerates dist/LaunchAgents/LABEL.plist with packaging/plists)"
+
 // CheckLaunchAgent applies the agent rules to a parsed LaunchAgent plist
 // meant for Host.app/Contents/Library/LaunchAgents.
 func CheckLaunchAgent(a map[string]any, want AgentWant) []Finding {
@@ -69,7 +73,6 @@ func CheckLaunchAgent(a map[string]any, want AgentWant) []Finding {
 	add := func(r Rule, fix, format string, args ...any) {
 		out = append(out, Finding{Rule: r, Subject: "LaunchAgent", Problem: fmt.Sprintf(format, args...), Fix: fix})
 	}
-	const regen = "make bundle (regenerates dist/LaunchAgents/LABEL.plist with packaging/plists)"
 	if l, _ := a["Label"].(string); l != want.Label {
 		add(RuleAgentLabel, "make bundle LABEL="+want.Label, "Label is %v, want %q (LABEL)", a["Label"], want.Label)
 	}
@@ -160,10 +163,10 @@ func checkAgentArgs(argv []string, want AgentWant) []Finding {
 	}
 	switch lf, ok := plists.FlagValue(argv, "log-file"); {
 	case !ok:
-		add(RuleAgentLog, "make bundle (regenerates dist/LaunchAgents/LABEL.plist with packaging/plists)",
+		add(RuleAgentLog, regen,
 			"no --log-file: launchd sends the helper's stderr to /dev/null, so a failing helper leaves no trace (want %s)", plists.LogFile(want.Label))
 	case !strings.HasPrefix(lf, "~/"):
-		add(RuleAgentLog, "make bundle (regenerates dist/LaunchAgents/LABEL.plist with packaging/plists)",
+		add(RuleAgentLog, regen,
 			"--log-file %q is not under the user's home (~/…): every user of the Mac would share it", lf)
 	}
 	return out

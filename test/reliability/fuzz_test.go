@@ -11,6 +11,7 @@ import (
 
 	"github.com/attestd/attestd/bridge/jsonrpc"
 	"github.com/attestd/attestd/bridge/pool"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/server"
 )
 
@@ -120,8 +121,8 @@ func expectedAnswers(in []byte, maxLine int) (want []string, tooLong bool) {
 			switch p := bytes.TrimSpace(req.Params); {
 			case len(p) > 0 && p[0] != '{': // checked first, for any method
 				code = jsonrpc.CodeInvalidParams
-			case req.Method != server.MethodGenerate && req.Method != server.MethodInitialize &&
-				req.Method != server.MethodStatus && req.Method != server.MethodWarm:
+			case req.Method != protocol.MethodGenerate && req.Method != protocol.MethodInitialize &&
+				req.Method != protocol.MethodStatus && req.Method != protocol.MethodWarm:
 				code = jsonrpc.CodeMethodNotFound
 			}
 			want = append(want, answerKey(id.String(), code != 0, code))

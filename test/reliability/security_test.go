@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/client"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/server"
 	"github.com/attestd/attestd/bridge/socket"
 )
@@ -43,7 +44,7 @@ func TestSocketPermissions(t *testing.T) {
 	if l, err := socket.Listen(filepath.Join(open, "attestd.sock")); err == nil {
 		l.Close()
 		t.Fatal("listened in a world-writable directory")
-	} else if !errors.As(err, &pe) || !strings.Contains(pe.Hint, "chmod 700") {
+	} else if !errors.As(err, &pe) || !strings.Contains(pe.HintText, "chmod 700") {
 		t.Fatalf("the refusal does not say what to do: %v", err)
 	}
 }
@@ -162,7 +163,7 @@ func copyFile(from, to string, mode os.FileMode) error {
 }
 
 // serverStats asks the daemon for its counters, as a monitor would.
-func serverStats(t testing.TB, path string) server.ServerStats {
+func serverStats(t testing.TB, path string) protocol.ServerStats {
 	t.Helper()
 	cl := client.New(path)
 	defer cl.Close()

@@ -28,7 +28,7 @@ import (
 
 	"github.com/attestd/attestd/bridge/internal/clock"
 	"github.com/attestd/attestd/bridge/pool"
-	"github.com/attestd/attestd/bridge/server"
+	"github.com/attestd/attestd/bridge/protocol"
 )
 
 // Config is the pool configuration, how the client signals demand, and
@@ -295,7 +295,7 @@ func Run(cfg Config) (Result, error) {
 }
 
 func (s *sim) run() error {
-	deadline := server.DefaultDeadline // what the daemon gives each request
+	deadline := protocol.GenerateDeadline // what the daemon gives each request
 	for {
 		s.mu.Lock()
 		var at time.Time
@@ -409,7 +409,7 @@ func (s *sim) forward(i int, t time.Time) {
 	heap.Push(&s.q, event{at: t.Add(tu.offsets[len(tu.offsets)-1] + tu.complete), kind: evComplete, turn: i})
 }
 
-func (s *sim) result(st pool.Status, seed uint64) Result {
+func (s *sim) result(st protocol.PoolStatus, seed uint64) Result {
 	res := Result{Turns: len(s.turns)}
 	var took, holds []time.Duration
 	var holdSum time.Duration
@@ -446,7 +446,7 @@ func (s *sim) result(st pool.Status, seed uint64) Result {
 		if l <= Budget {
 			res.OnDemandHits++
 		}
-		od = append(od, min(l, server.DefaultDeadline))
+		od = append(od, min(l, protocol.GenerateDeadline))
 	}
 	res.OnDemandP99 = Percentile(od, 0.99)
 	return res
