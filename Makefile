@@ -59,27 +59,10 @@ test: lint vet-darwin codex osx-sign
 	$(GO) mod download
 	CODEX_BIN=$(abspath $(CODEX_BIN)) OSX_SIGN_DIR=$(abspath $(OSX_SIGN_DIR)) $(GO) test -race -count=1 -timeout 20m ./...
 
-## redis-server: the real Redis the replay-store tests start (Debian's
-## redis-server package), installed when missing; sudo only when not root.
-## The tests run their own redis-server on a private socket. Installing the
-## package also enables and starts Debian's system service (on port 6379,
-## and again at every boot) wherever services may start, so a redis-server
-## this target installs has that service stopped and disabled: make test
-## leaves nothing running behind it.
-.PHONY: redis-server
-test: redis-server
-redis-server:
-	@command -v redis-server >/dev/null 2>&1 || { \
-	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-	  echo "installing redis-server (Debian package) for the replay-store tests"; \
-	  { $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server || \
-	    { $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; }; } && \
-	  { if [ -d /run/systemd/system ]; then \
-	      $$sudo systemctl disable --now redis-server.service >/dev/null 2>&1 || true; \
-	    elif [ -x /etc/init.d/redis-server ]; then \
-	      $$sudo /etc/init.d/redis-server stop >/dev/null 2>&1 || true; \
-	      $$sudo update-rc.d redis-server disable >/dev/null 2>&1 || true; \
-	    fi; echo "stopped and disabled the redis-server system service the package started"; }; }
+## redis-server, nginx, caddy: the real servers the tests start, installed
+## when missing (Debian packages, or Homebrew on a Mac) with the system
+## services they start stopped and disabled again (see test/servers.mk).
+include test/servers.mk
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -26,7 +26,7 @@ FUZZMINIMIZETIME ?= 10s
 
 # The packages whose tests start processes, sockets or timers: where a
 # test can pass alone and fail once in twenty, or on a busy machine.
-FLAKY_PKGS  ?= ./test/reliability ./bridge/stdio ./cmd/attestd ./bridge/server ./bridge/client ./bridge/pool ./bridge/socket ./bridge/provider ./verify/redisreplay ./packaging/sign
+FLAKY_PKGS  ?= ./test/reliability ./bridge/stdio ./cmd/attestd ./bridge/server ./bridge/client ./bridge/pool ./bridge/socket ./bridge/provider ./verify/redisreplay ./verify/redisreplay/redistest ./internal/proxytest ./packaging/sign
 FLAKY_COUNT ?= 20
 FLAKY_RUN   ?= .
 BUSY        ?= 0
@@ -50,7 +50,7 @@ fuzz-ci:
 # committing a test that starts processes, sockets or timers, run e.g.
 #   make flaky FLAKY_PKGS=./bridge/socket FLAKY_RUN='TestNewThing' BUSY=1
 # BUSY=1 runs one spinning shell loop per core meanwhile (stopped on exit).
-flaky: codex redis-server
+flaky: codex redis-server nginx caddy
 	@set -e; hogs=""; \
 	if [ "$(BUSY)" = 1 ]; then \
 	  for i in $$(seq $$(getconf _NPROCESSORS_ONLN)); do (while :; do :; done) & hogs="$$hogs $$!"; done; \

@@ -1,10 +1,12 @@
 // Package redistest runs a private redis-server for tests: its own
-// process, listening only on a Unix socket in a temporary directory,
-// stopped when the test ends. It never touches a system Redis.
+// process, listening only on a Unix socket in a temporary directory (Start)
+// or on a free port on 127.0.0.1 (StartWith), stopped when the test ends.
+// StartCluster runs a three-node Redis Cluster the same way. It never
+// touches a system Redis.
 //
 // Tests that need it fail, rather than skip, when redis-server is not
 // installed: "make test" installs the Debian package redis-server when it
-// is missing, so CI always runs them.
+// is missing (and Homebrew's redis on a Mac), so CI always runs them.
 package redistest
 
 import (
@@ -25,6 +27,9 @@ import (
 type Server struct {
 	// Socket is the path of the server's Unix socket.
 	Socket string
+	// Addr is the server's 127.0.0.1:port when it listens on TCP
+	// (StartWith with TCP, StartCluster); "" when it does not.
+	Addr string
 
 	cmd      *exec.Cmd
 	done     chan struct{} // closed once the process has exited
@@ -117,8 +122,14 @@ func Start(tb testing.TB) *Server {
 }
 
 // URL returns the server's address in the form go-redis's ParseURL and
-// "attestd verify --replay-redis" take: unix:///path/to/redis.sock.
-func (s *Server) URL() string { return "unix://" + s.Socket }
+// "attestd verify --replay-redis" take: unix:///path/to/redis.sock, or
+// redis://127.0.0.1:port for a server on TCP.
+func (s *Server) URL() string {
+	if s.Addr != "" {
+		return "redis://" + s.Addr
+	}
+	return "unix://" + s.Socket
+}
 
 // Stop stops the server (SIGTERM, then SIGKILL if it lingers) and waits
 // for it to exit. Later connections fail. It is safe to call more than
@@ -145,4 +156,9 @@ func (s *Server) Log() string {
 }
 
 // String describes the server for test messages.
-func (s *Server) String() string { return fmt.Sprintf("redis-server at %s", s.Socket) }
+func (s *Server) String() string {
+	if s.Addr != "" {
+		return "redis-server at " + s.Addr
+	}
+	return fmt.Sprintf("redis-server at %s", s.Socket)
+}
