@@ -40,25 +40,9 @@ func init() {
 	register(c)
 }
 
-// tokenWithRetry asks until a token comes or ctx ends. The daemon answers
-// within its short deadline, so a cold pool says "timeout" while it makes
-// the first token; the request itself warmed it, and a retry soon succeeds.
+// tokenWithRetry asks until a token comes or ctx ends (client.WaitToken).
 func tokenWithRetry(ctx context.Context, cl *client.Client) (string, error) {
-	cl.Warm()
-	for {
-		tok, err := cl.Token(ctx)
-		if err == nil {
-			return tok, nil
-		}
-		if provider.ReasonOf(err) != provider.ReasonTimeout || ctx.Err() != nil {
-			return "", err
-		}
-		select {
-		case <-ctx.Done():
-			return "", err
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return cl.WaitToken(ctx)
 }
 
 // clientHint attaches the hint a failed daemon call carries.
