@@ -1,7 +1,9 @@
-package main
+package diag
 
 import (
+	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -9,7 +11,6 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,19 +18,23 @@ import (
 	"github.com/attestd/attestd/bridge/pool"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/bridge/server"
+	"github.com/attestd/attestd/darwin"
 )
 
 // The golden tests pin what "attestd doctor" and "attestd selftest" print,
-// text and --json, byte for byte, for a few fake machines: moving the
-// engines must not change a report. What differs from run to run (the
+// text (Render) and --json (WriteJSON), byte for byte, for a few fake
+// machines. They were written against the commands before the two
+// engines became this package, and still pass unchanged. What differs from run to run (the
 // temporary directory, the Go version, the uid, the random development
 // tokens' fingerprints, a file's modification time) is replaced with a
 // placeholder by scrub. After an intended change, run
-// go test ./cmd/attestd -run Golden -update and review the diff.
+// go test ./internal/diag -run Golden -update and review the diff.
 
 // goldenTokens are the fake DeviceCheck tokens, whose fingerprints the
 // reports keep; every other fingerprint is of a random development token.
 var goldenTokens = []string{"token", "apple-token-bytes"}
+
+var updateGolden = flag.Bool("update", false, "rewrite testdata/golden from the current output")
 
 var (
 	fingerprintRE = regexp.MustCompile(`\b[0-9a-f]{12}\b`)
@@ -59,11 +64,11 @@ func scrub(s, root string) string {
 	})
 }
 
-// checkGolden compares got with testdata/diag/name, or rewrites the file
-// with -update.
+// checkGolden compares got with testdata/golden/name, or rewrites the
+// file with -update.
 func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "diag", name)
+	path := filepath.Join("testdata", "golden", name)
 	if *updateGolden {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
@@ -117,42 +122,36 @@ func liveSocket(t *testing.T, path string) {
 	}()
 }
 
-// tickClock is a clock that moves 1.5 ms each time it is read, so the
-// durations a report shows are the same on every run.
-type tickClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTickClock() *tickClock {
-	return &tickClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *tickClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(1500 * time.Microsecond)
-	return c.t
-}
-
 // healthyStatus is what a DeviceCheck daemon with a warm pool answers.
 var healthyStatus = server.StatusResult{Version: "1.2.3", Provider: header.KindDeviceCheck,
 	Pool: pool.Status{Ready: 2, Capacity: 4, Counters: pool.Counters{Served: 7}}}
 
+// goldenDoctorConfig is doctor's configuration with its flags' defaults,
+// the daemon's socket at sock and the agent label's log under root.
+func goldenDoctorConfig(root, sock, label string) DoctorConfig {
+	cfg := DoctorConfig{Version: "dev", Launchd: darwin.DefaultLaunchdSocket, Timeout: darwin.DefaultTimeout,
+		Socket: sock, AgentLabel: label}
+	if label != "" {
+		cfg.LogFile = filepath.Join(root, "Library", "Logs", label+".log")
+		cfg.CrashFile = filepath.Join(root, "Library", "Logs", label+".crash.log")
+	}
+	return cfg
+}
+
+// doctorGolden is a golden case of doctor: setup makes the machine in
+// root and returns its environment and doctor's configuration.
 type doctorGolden struct {
-	name string
-	// setup makes the machine in root and returns its environment and
-	// doctor's arguments after "--json" or nothing.
-	setup func(t *testing.T, root string) (*doctorEnv, []string)
-	code  int
+	name  string
+	setup func(t *testing.T, root string) (*fakeEnv, DoctorConfig)
+	ok    bool
 }
 
 var doctorGoldens = []doctorGolden{
-	{name: "linux", code: 0, setup: func(t *testing.T, root string) (*doctorEnv, []string) {
-		return &doctorEnv{goos: "linux", goarch: "amd64", uid: os.Getuid()},
-			[]string{"--socket", filepath.Join(root, "run", "attestd.sock")}
+	{name: "linux", ok: true, setup: func(t *testing.T, root string) (*fakeEnv, DoctorConfig) {
+		return &fakeEnv{goos: "linux", goarch: "amd64", uid: os.Getuid()},
+			goldenDoctorConfig(root, filepath.Join(root, "run", "attestd.sock"), "dev.attestd.agent")
 	}},
-	{name: "mac-pass", code: 0, setup: func(t *testing.T, root string) (*doctorEnv, []string) {
+	{name: "mac-pass", ok: true, setup: func(t *testing.T, root string) (*fakeEnv, DoctorConfig) {
 		env := macEnv(t)
 		env.activate = func(string) ([]net.Listener, error) {
 			l, err := net.Listen("unix", filepath.Join(root, "l"))
@@ -164,104 +163,103 @@ var doctorGoldens = []doctorGolden{
 		sock := filepath.Join(root, "attestd.sock")
 		liveSocket(t, sock)
 		env.status = func(context.Context, string) (server.StatusResult, error) { return healthyStatus, nil }
-		logs := filepath.Join(root, "Library", "Logs")
-		if err := os.MkdirAll(logs, 0o755); err != nil {
+		cfg := goldenDoctorConfig(root, sock, "com.example.Host.attestd")
+		if err := os.MkdirAll(filepath.Dir(cfg.LogFile), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(logs, "com.example.Host.attestd.log"), []byte("time=… msg=\"attestd serving\"\n"), 0o600); err != nil {
+		if err := os.WriteFile(cfg.LogFile, []byte("time=… msg=\"attestd serving\"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		return env, []string{"--socket", sock, "--agent", "com.example.Host.attestd"}
+		return env, cfg
 	}},
-	{name: "mac-no-gui", code: 1, setup: func(t *testing.T, root string) (*doctorEnv, []string) {
+	{name: "mac-no-gui", ok: false, setup: func(t *testing.T, root string) (*fakeEnv, DoctorConfig) {
 		env := macEnv(t)
 		env.guiSession = func() (bool, error) { return false, nil }
 		env.dcSupported = func() (bool, error) { panic("DeviceCheck asked without a GUI session") }
-		env.newProvider = nil
-		return env, []string{"--socket", filepath.Join(root, "absent.sock"), "--agent", "ATTESTD_SOCKET_x"}
+		env.newDeviceCheck = nil
+		return env, goldenDoctorConfig(root, filepath.Join(root, "absent.sock"), "") // --agent ATTESTD_SOCKET_x
 	}},
-	{name: "daemon-cannot-start", code: 1, setup: func(t *testing.T, root string) (*doctorEnv, []string) {
+	{name: "daemon-cannot-start", ok: false, setup: func(t *testing.T, root string) (*fakeEnv, DoctorConfig) {
 		sock := filepath.Join(root, "attestd.sock")
 		liveSocket(t, sock)
 		st := healthyStatus
 		st.Pool.Ready, st.Pool.Counters.Served = 0, 0
 		st.Pool.LastError = &pool.ErrorInfo{Reason: provider.ReasonUnsupported, Message: "DeviceCheck is not available on this system"}
 		st.Pool.ConsecutiveFailures = 3
-		return &doctorEnv{goos: "linux", goarch: "amd64", uid: os.Getuid(),
+		return &fakeEnv{goos: "linux", goarch: "amd64", uid: os.Getuid(),
 			status: func(context.Context, string) (server.StatusResult, error) { return st, nil },
-		}, []string{"--socket", sock}
+		}, goldenDoctorConfig(root, sock, "dev.attestd.agent")
 	}},
-}
-
-func TestDoctorGolden(t *testing.T) {
-	for _, g := range doctorGoldens {
-		for _, asJSON := range []bool{false, true} {
-			name, args := "doctor-"+g.name+".txt", []string{"doctor"}
-			if asJSON {
-				name, args = "doctor-"+g.name+".json", []string{"doctor", "--json"}
-			}
-			t.Run(name, func(t *testing.T) {
-				root := goldenRoot(t)
-				t.Setenv("HOME", root)
-				env, extra := g.setup(t, root)
-				useDoctorEnv(t, env)
-				code, out, stderr := runCLI(t, nil, "", append(args, extra...)...)
-				if code != g.code || stderr != "" {
-					t.Errorf("exit %d, stderr %q; want exit %d and nothing on stderr", code, stderr, g.code)
-				}
-				checkGolden(t, name, scrub(out, root))
-			})
-		}
-	}
 }
 
 type selftestGolden struct {
-	name  string
-	setup func(t *testing.T) selftestEnv
-	args  []string
-	code  int
+	name    string
+	setup   func(t *testing.T) *fakeEnv
+	launchd bool
+	ok      bool
 }
 
 var selftestGoldens = []selftestGolden{
-	{name: "linux", code: 0, setup: func(*testing.T) selftestEnv {
-		return selftestEnv{goos: "linux", goarch: "amd64", uid: os.Getuid()}
+	{name: "linux", ok: true, setup: func(*testing.T) *fakeEnv {
+		return &fakeEnv{goos: "linux", goarch: "amd64", uid: os.Getuid()}
 	}},
-	{name: "mac-pass", code: 0, setup: func(t *testing.T) selftestEnv { return newSelftestMac().env(t) }},
-	{name: "mac-no-gui", code: 0, setup: func(t *testing.T) selftestEnv {
+	{name: "mac-pass", ok: true, setup: func(t *testing.T) *fakeEnv { return newSelftestMac().env(t) }},
+	{name: "mac-no-gui", ok: true, setup: func(t *testing.T) *fakeEnv {
 		m := newSelftestMac()
 		m.gui = false
 		return m.env(t)
 	}},
-	{name: "launchd-pass", code: 0, args: []string{"--launchd"}, setup: func(t *testing.T) selftestEnv {
+	{name: "launchd-pass", ok: true, launchd: true, setup: func(t *testing.T) *fakeEnv {
 		return launchdEnv(t, newFakeLaunchd(t))
 	}},
-	{name: "launchd-fail", code: 1, args: []string{"--launchd"}, setup: func(t *testing.T) selftestEnv {
+	{name: "launchd-fail", ok: false, launchd: true, setup: func(t *testing.T) *fakeEnv {
 		f := newFakeLaunchd(t)
 		f.failBootstrap = true
 		return launchdEnv(t, f)
 	}},
 }
 
-func TestSelftestGolden(t *testing.T) {
+// TestGolden runs every golden case of both lists.
+func TestGolden(t *testing.T) {
+	t.Parallel()
+	type golden struct {
+		name string
+		ok   bool
+		run  func(t *testing.T, root string) Report
+	}
+	var cases []golden
+	for _, g := range doctorGoldens {
+		cases = append(cases, golden{"doctor-" + g.name, g.ok, func(t *testing.T, root string) Report {
+			env, cfg := g.setup(t, root)
+			return Doctor(context.Background(), env, cfg)
+		}})
+	}
 	for _, g := range selftestGoldens {
-		for _, asJSON := range []bool{false, true} {
-			name, args := "selftest-"+g.name+".txt", []string{"selftest"}
-			if asJSON {
-				name, args = "selftest-"+g.name+".json", []string{"selftest", "--json"}
+		cases = append(cases, golden{"selftest-" + g.name, g.ok, func(t *testing.T, root string) Report {
+			env := g.setup(t)
+			env.pid, env.now = 4321, newTickClock().now
+			// The command's defaults, and launchctl polled every
+			// millisecond as the launchd tests do.
+			cfg := SelftestConfig{Version: "dev", Timeout: DefaultSelftestTimeout, Launchd: g.launchd,
+				TempDir: root, PollEvery: time.Millisecond}
+			return Selftest(context.Background(), env, cfg)
+		}})
+	}
+	for _, g := range cases {
+		t.Run(g.name, func(t *testing.T) {
+			t.Parallel()
+			root := goldenRoot(t)
+			r := g.run(t, root)
+			if r.OK != g.ok {
+				t.Errorf("ok %v, want %v", r.OK, g.ok)
 			}
-			t.Run(name, func(t *testing.T) {
-				root := goldenRoot(t)
-				env := g.setup(t)
-				env.pid, env.now, env.tempDir = 4321, newTickClock().now, root
-				old := systemSelftestEnv
-				systemSelftestEnv = func() selftestEnv { return env }
-				t.Cleanup(func() { systemSelftestEnv = old })
-				code, out, stderr := runCLI(t, nil, "", append(args, g.args...)...)
-				if code != g.code || stderr != "" {
-					t.Errorf("exit %d, stderr %q; want exit %d and nothing on stderr", code, stderr, g.code)
-				}
-				checkGolden(t, name, scrub(out, root))
-			})
-		}
+			var text, js bytes.Buffer
+			r.Render(&text)
+			if err := r.WriteJSON(&js); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, g.name+".txt", scrub(text.String(), root))
+			checkGolden(t, g.name+".json", scrub(js.String(), root))
+		})
 	}
 }
