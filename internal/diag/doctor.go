@@ -12,27 +12,6 @@ import (
 	"github.com/attestd/attestd/darwin"
 )
 
-const doctorCommand = "doctor"
-
-// DoctorConfig says what Doctor checks.
-type DoctorConfig struct {
-	// Version is attestd's version, for the report's heading.
-	Version string
-	// Launchd is the name of the socket in the LaunchAgent plist's
-	// Sockets dictionary that the launchd check asks for.
-	Launchd string
-	// Socket is the daemon's socket path; "" skips the socket check.
-	Socket string
-	// Timeout bounds the test token.
-	Timeout time.Duration
-	// NoToken skips asking DeviceCheck for a test token.
-	NoToken bool
-	// AgentLabel names the LaunchAgent whose log LogFile is. LogFile is ""
-	// when the agent is known only by its socket key; CrashFile is where
-	// that agent's fatal crashes go.
-	AgentLabel, LogFile, CrashFile string
-}
-
 // Doctor checks whether this Mac and this helper can get DeviceCheck
 // tokens: the Mac, the session, the signature, launchd, the daemon's
 // socket and what the daemon serves, then, when everything passed, one

@@ -19,7 +19,7 @@ type Report struct {
 	// Platform is GOOS/GOARCH.
 	Platform string `json:"platform"`
 	// Go and Time, the Go version and when the run started (RFC 3339,
-	// UTC), are set by Selftest only.
+	// UTC), are set by the selftest only.
 	Go   string `json:"go"`
 	Time string `json:"time"`
 	// Failed and Skipped count the checks with those statuses.
@@ -101,7 +101,7 @@ func (r Report) Render(w io.Writer) {
 	fmt.Fprintln(w, r.summary())
 }
 
-// summary is the report's last line. Doctor's keeps its first wording:
+// summary is the report's last line. The doctor's keeps its first wording:
 // it counts skipped checks only when none failed, and says "all checks
 // passed" when none was skipped either.
 func (r Report) summary() string {

@@ -10,28 +10,6 @@ import (
 	"github.com/attestd/attestd/darwin"
 )
 
-// DefaultSelftestTimeout bounds each Apple call of the selftest.
-const DefaultSelftestTimeout = 20 * time.Second
-
-// SelftestConfig says how Selftest runs.
-type SelftestConfig struct {
-	// Version is attestd's version, for the report and the servers the
-	// selftest starts.
-	Version string
-	// Timeout bounds each call into Apple (isSupported, generateToken)
-	// and the launchd round trip; zero means DefaultSelftestTimeout.
-	Timeout time.Duration
-	// Launchd opts in to the launchd-agent check, which bootstraps a
-	// temporary LaunchAgent in gui/$UID for a moment.
-	Launchd bool
-	// TempDir is where the temporary sockets and plist go; "" is the
-	// system's temporary directory.
-	TempDir string
-	// PollEvery is how often the launchd check asks launchctl for the
-	// agent's socket while the agent starts; zero means 100 ms.
-	PollEvery time.Duration
-}
-
 // Selftest runs every check that decides whether attestd works on this
 // machine: the portable ones everywhere (a token through a private
 // socket), and on a Mac its version, the GUI session, the main run loop,
@@ -49,7 +27,7 @@ func Selftest(ctx context.Context, env Env, cfg SelftestConfig) Report {
 
 func selftestList(cfg SelftestConfig, platform string) list {
 	var dc deviceCheckRun // what devicecheck-token found, for completion-queue
-	return list{command: "selftest", offMac: fmt.Sprintf("macOS only (this is %s)", platform), steps: []step{
+	return list{command: selftestCommand, offMac: fmt.Sprintf("macOS only (this is %s)", platform), steps: []step{
 		{name: "platform", check: func(r *run) Check { return platformCheck(r.env, cfg.Version) }},
 		{name: "socket-roundtrip", check: func(r *run) Check { return socketCheckRoundTrip(r.ctx, r.env, cfg) }},
 		{name: "macos", macOnly: true, check: func(r *run) Check { return macosCheck(r.env) }},
@@ -62,8 +40,8 @@ func selftestList(cfg SelftestConfig, platform string) list {
 		{name: "devicecheck-supported", macOnly: true, check: func(r *run) Check {
 			return boundedSupportedCheck(r.ctx, r.env, r.result("gui-session"), cfg.Timeout)
 		}},
-		{name: "devicecheck-token", macOnly: true, check: func(r *run) Check { return dc.tokenCheck(r, cfg.Timeout) }},
-		{name: "completion-queue", macOnly: true, check: dc.completionCheck},
+		{name: "devicecheck-token", macOnly: true, check: func(r *run) Check { return dc.token(r, cfg.Timeout) }},
+		{name: "completion-queue", macOnly: true, check: dc.completionQueue},
 		{name: "peer-requirement", macOnly: true, check: func(r *run) Check {
 			sig, err := r.signature()
 			return peerRequirementCheck(r.ctx, r.env, cfg, sig, err)

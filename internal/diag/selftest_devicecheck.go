@@ -80,8 +80,8 @@ type deviceCheckRun struct {
 	completion *darwin.Completion // nil when the handler was not seen
 }
 
-// tokenCheck asks DeviceCheck for one real token.
-func (d *deviceCheckRun) tokenCheck(r *run, timeout time.Duration) Check {
+// token asks DeviceCheck for one real token.
+func (d *deviceCheckRun) token(r *run, timeout time.Duration) Check {
 	c := newCheck("devicecheck-token")
 	if r.result("devicecheck-supported").Status != Pass {
 		c.set(Skipped, "not asked: DeviceCheck is not available here (see devicecheck-supported)")
@@ -112,9 +112,9 @@ func (d *deviceCheckRun) tokenCheck(r *run, timeout time.Duration) Check {
 	return c
 }
 
-// completionCheck reports where Apple ran the completion handler of the
+// completionQueue reports where Apple ran the completion handler of the
 // token call, and, when it never ran, whether the main queue could be why.
-func (d *deviceCheckRun) completionCheck(r *run) Check {
+func (d *deviceCheckRun) completionQueue(r *run) Check {
 	if !d.asked {
 		c := newCheck("completion-queue")
 		c.set(Skipped, "no token was asked for")
