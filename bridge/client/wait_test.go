@@ -189,3 +189,36 @@ func TestExpiredCallLeavesTheConnectionAlone(t *testing.T) {
 		t.Fatalf("wait: %v, want its own cancellation", err)
 	}
 }
+
+// TestWaitTokenOutlastsAColdPool: the first generation is held until the
+// daemon has answered "timeout" at least once; WaitToken asks again and
+// gets the token, where a single Token call fails.
+func TestWaitTokenOutlastsAColdPool(t *testing.T) {
+	release := make(chan struct{})
+	prov := &providertest.Scripted{Script: func(n int) providertest.Step {
+		if n == 0 {
+			return providertest.Step{Release: release}
+		}
+		return providertest.Step{}
+	}}
+	path, p := daemonWithPool(t, prov)
+	c := New(path)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Token(ctx); provider.ReasonOf(err) != provider.ReasonTimeout {
+		t.Fatalf("Token on a cold pool = %v, want reason timeout", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := c.WaitToken(ctx)
+		got <- err
+	}()
+	// Let the held generation go only once WaitToken has itself been
+	// told "timeout", so that only a retry can bring its token.
+	poll.Until(t, "WaitToken to hear timeout", func() bool { return p.Status().Counters.Timeouts >= 2 })
+	close(release)
+	if err := <-got; err != nil {
+		t.Fatalf("WaitToken = %v, want a token", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/bridge/provider"
+	"github.com/attestd/attestd/internal/diag"
 )
 
 func TestHelpListsCommands(t *testing.T) {
@@ -145,11 +146,11 @@ func TestDevicecheckProviderOffMacServesItsReason(t *testing.T) {
 		t.Fatalf("status does not show why no token comes: %v\n%s", err, out)
 	}
 	out, _ = exec.Command(attestdBinary(t), "doctor", "--json", "--socket", sock.path).Output()
-	var report doctorReport
+	var report diag.Report
 	if err := json.Unmarshal(out, &report); err != nil {
 		t.Fatalf("doctor --json: %v\n%s", err, out)
 	}
-	if c := find(report, "daemon"); c.Status != statusFail || !strings.Contains(c.Detail, "unsupported") || c.Hint == "" {
+	if c := find(report, "daemon"); c.Status != diag.Fail || !strings.Contains(c.Detail, "unsupported") || c.Hint == "" {
 		t.Fatalf("doctor.s daemon check: %+v, want a failure saying unsupported, with a hint\n%s", c, out)
 	}
 	select {

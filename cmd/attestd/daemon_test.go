@@ -249,7 +249,7 @@ func TestServeInheritedFD(t *testing.T) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := tokenWithRetry(ctx, cl); err != nil {
+	if _, err := cl.WaitToken(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

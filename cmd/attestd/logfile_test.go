@@ -111,7 +111,7 @@ func TestServeLogFile(t *testing.T) {
 	var tokens []string
 	for range 5 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		tok, err := tokenWithRetry(ctx, cl)
+		tok, err := cl.WaitToken(ctx)
 		cancel()
 		if err != nil {
 			t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/client"
-	"github.com/attestd/attestd/bridge/provider"
 )
 
 func init() {
@@ -30,7 +29,7 @@ func init() {
 		}
 		cl := client.New(sock.Path)
 		defer cl.Close()
-		tok, err := tokenWithRetry(ctx, cl)
+		tok, err := cl.WaitToken(ctx)
 		if err != nil {
 			return err
 		}
@@ -38,25 +37,4 @@ func init() {
 		return nil
 	}
 	register(c)
-}
-
-// tokenWithRetry asks until a token comes or ctx ends. The daemon answers
-// within its short deadline, so a cold pool says "timeout" while it makes
-// the first token; the request itself warmed it, and a retry soon succeeds.
-func tokenWithRetry(ctx context.Context, cl *client.Client) (string, error) {
-	cl.Warm()
-	for {
-		tok, err := cl.Token(ctx)
-		if err == nil {
-			return tok, nil
-		}
-		if provider.ReasonOf(err) != provider.ReasonTimeout || ctx.Err() != nil {
-			return "", err
-		}
-		select {
-		case <-ctx.Done():
-			return "", err
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }

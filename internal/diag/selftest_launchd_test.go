@@ -1,4 +1,4 @@
-package main
+package diag
 
 import (
 	"context"
@@ -154,14 +154,20 @@ func (f *fakeLaunchd) bootstrap(domain, plistPath string) ([]byte, error) {
 	return nil, nil
 }
 
-func launchdEnv(t *testing.T, f *fakeLaunchd) selftestEnv {
+func launchdEnv(t *testing.T, f *fakeLaunchd) *fakeEnv {
 	env := newSelftestMac().env(t)
 	env.launchctl = f.launchctl
-	env.pollEvery = time.Millisecond
 	return env
 }
 
+// launchdConfig is the selftest's configuration for the launchd check:
+// its own temporary directory, launchctl asked every millisecond.
+func launchdConfig(t *testing.T, timeout time.Duration) SelftestConfig {
+	return SelftestConfig{Timeout: timeout, Launchd: true, TempDir: t.TempDir(), PollEvery: time.Millisecond}
+}
+
 func TestLaunchdAgentCheck(t *testing.T) {
+	t.Parallel()
 	refusing := provider.Func{K: "dc", F: func(context.Context) ([]byte, error) {
 		return nil, &provider.Error{Reason: provider.ReasonProviderError, Msg: "DeviceCheck: invalidKey", DCCode: 3, HasDCCode: true}
 	}}
@@ -169,13 +175,13 @@ func TestLaunchdAgentCheck(t *testing.T) {
 		name      string
 		fault     func(f *fakeLaunchd)
 		timeout   time.Duration
-		status    string
+		status    Status
 		contains  []string
 		bootouts  int
 		hint      string
 		wantFacts map[string]any
 	}{
-		{name: "token through launchd", status: statusPass, bootouts: 1,
+		{name: "token through launchd", status: Pass, bootouts: 1,
 			contains:  []string{"bootstrapped gui/", "from launchctl getenv ATTESTD_SOCKET_dev_attestd_selftest_", "launchd started the helper (pid 4242)", "a dev token came back through launchd", "booted out"},
 			wantFacts: map[string]any{"bootedOut": true, "kind": "dev", "pid": 4242}},
 		// The agent runs "serve" with its defaults: a cold pool cannot
@@ -183,27 +189,28 @@ func TestLaunchdAgentCheck(t *testing.T) {
 		// the first request only warms it. A token still comes back.
 		{name: "cold helper at the daemon's deadline", fault: func(f *fakeLaunchd) {
 			f.provider, f.deadline = provider.Dev{Latency: 300 * time.Millisecond}, server.DefaultDeadline
-		}, status: statusPass, bootouts: 1,
+		}, status: Pass, bootouts: 1,
 			contains:  []string{"a dev token came back through launchd", "booted out"},
 			wantFacts: map[string]any{"kind": "dev"}},
 		{name: "helper never makes a token", fault: func(f *fakeLaunchd) {
 			f.provider, f.deadline = provider.Dev{Latency: time.Hour}, server.DefaultDeadline
-		}, timeout: 500 * time.Millisecond, status: statusFail, bootouts: 1,
+		}, timeout: 500 * time.Millisecond, status: Fail, bootouts: 1,
 			contains: []string{"no token through the socket within", "booted out"}},
-		{name: "socket found with print", fault: func(f *fakeLaunchd) { f.noGetenv = true }, status: statusPass, bootouts: 1,
+		{name: "socket found with print", fault: func(f *fakeLaunchd) { f.noGetenv = true }, status: Pass, bootouts: 1,
 			contains: []string{"(from launchctl print gui/"}},
-		{name: "helper answers with DeviceCheck's refusal", fault: func(f *fakeLaunchd) { f.provider = refusing }, status: statusPass, bootouts: 1,
+		{name: "helper answers with DeviceCheck's refusal", fault: func(f *fakeLaunchd) { f.provider = refusing }, status: Pass, bootouts: 1,
 			contains:  []string{"answered through launchd with an error (reason provider_error)"},
 			wantFacts: map[string]any{"dcErrorCode": 3}},
-		{name: "bootstrap fails", fault: func(f *fakeLaunchd) { f.failBootstrap = true }, status: statusFail, bootouts: 0,
+		{name: "bootstrap fails", fault: func(f *fakeLaunchd) { f.failBootstrap = true }, status: Fail, bootouts: 0,
 			contains: []string{"launchctl bootstrap gui/", "Domain does not support"}, hint: "logged in at the desktop"},
 		{name: "no socket exported", fault: func(f *fakeLaunchd) { f.noSocket = true }, timeout: 50 * time.Millisecond,
-			status: statusFail, bootouts: 1, contains: []string{"launchd exported no socket path", "booted out"}},
-		{name: "agent stays loaded", fault: func(f *fakeLaunchd) { f.stuck = true }, status: statusFail, bootouts: 1,
+			status: Fail, bootouts: 1, contains: []string{"launchd exported no socket path", "booted out"}},
+		{name: "agent stays loaded", fault: func(f *fakeLaunchd) { f.stuck = true }, status: Fail, bootouts: 1,
 			contains: []string{"still loaded after bootout"}, hint: "launchctl bootout gui/"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			f := newFakeLaunchd(t)
 			if tt.fault != nil {
 				tt.fault(f)
@@ -212,8 +219,8 @@ func TestLaunchdAgentCheck(t *testing.T) {
 			if timeout == 0 {
 				timeout = 10 * time.Second
 			}
-			env := launchdEnv(t, f)
-			c := launchdAgentCheck(context.Background(), env, timeout)
+			env, cfg := launchdEnv(t, f), launchdConfig(t, timeout)
+			c := launchdAgentCheck(context.Background(), env, cfg)
 			if c.Status != tt.status {
 				t.Errorf("status %s, want %s: %s", c.Status, tt.status, c.Detail)
 			}
@@ -249,7 +256,7 @@ func TestLaunchdAgentCheck(t *testing.T) {
 				}
 			}
 			// The temporary plist and its directory are gone.
-			if m, _ := filepath.Glob(filepath.Join(env.tempDir, "attestd-st-agent-*")); len(m) != 0 {
+			if m, _ := filepath.Glob(filepath.Join(cfg.TempDir, "attestd-st-agent-*")); len(m) != 0 {
 				t.Errorf("left behind %q", m)
 			}
 		})
@@ -259,13 +266,13 @@ func TestLaunchdAgentCheck(t *testing.T) {
 // TestSelftestLaunchdFlag runs the whole selftest with --launchd on the
 // fake Mac and its fake launchd.
 func TestSelftestLaunchdFlag(t *testing.T) {
+	t.Parallel()
 	f := newFakeLaunchd(t)
-	env := launchdEnv(t, f)
-	r := selftest(context.Background(), env, selftestOptions{timeout: 10 * time.Second, launchd: true})
-	if c := stFind(t, r, "launchd-agent"); c.Status != statusPass {
+	r := Selftest(context.Background(), launchdEnv(t, f), launchdConfig(t, 10*time.Second))
+	if c := mustFind(t, r, "launchd-agent"); c.Status != Pass {
 		t.Errorf("launchd-agent = %s: %s", c.Status, c.Detail)
 	}
 	if !r.OK {
-		t.Errorf("selftest --launchd failed: %v", stStatuses(r))
+		t.Errorf("selftest --launchd failed: %v", statuses(r))
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package diag
 
 import (
 	"context"
@@ -26,10 +26,10 @@ type selftestAgent struct {
 	dir, plistPath, logPath           string
 }
 
-func newSelftestAgent(env selftestEnv, dir string) selftestAgent {
+func newSelftestAgent(env Env, dir string) selftestAgent {
 	a := selftestAgent{
-		label:  fmt.Sprintf("dev.attestd.selftest.%d", env.pid),
-		domain: fmt.Sprintf("gui/%d", env.uid),
+		label:  fmt.Sprintf("dev.attestd.selftest.%d", env.PID()),
+		domain: fmt.Sprintf("gui/%d", env.UID()),
 		dir:    dir,
 	}
 	// The label is reverse-DNS, so it always has a key of its own.
@@ -57,19 +57,19 @@ func (a selftestAgent) plist(exe string) ([]byte, error) {
 // launchdAgentCheck bootstraps the temporary agent in gui/$UID, finds its
 // socket, asks for a token through it (launchd starts the helper on the
 // connection), and boots the agent out again, checking that it is gone.
-func launchdAgentCheck(ctx context.Context, env selftestEnv, timeout time.Duration) stCheck {
+func launchdAgentCheck(ctx context.Context, env Env, cfg SelftestConfig) Check {
 	c := newCheck("launchd-agent")
-	exe, err := env.executable()
+	exe, err := env.Executable()
 	if err != nil {
-		c.set(statusFail, "find this executable: "+err.Error())
+		c.set(Fail, "find this executable: "+err.Error())
 		return c
 	}
 	if p, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = p
 	}
-	dir, err := os.MkdirTemp(env.tempDir, "attestd-st-agent-")
+	dir, err := os.MkdirTemp(cfg.TempDir, "attestd-st-agent-")
 	if err != nil {
-		c.set(statusFail, "make a directory for the plist: "+err.Error())
+		c.set(Fail, "make a directory for the plist: "+err.Error())
 		return c
 	}
 	defer os.RemoveAll(dir)
@@ -78,23 +78,23 @@ func launchdAgentCheck(ctx context.Context, env selftestEnv, timeout time.Durati
 	c.fact("program", exe)
 	b, err := a.plist(exe)
 	if err != nil {
-		c.set(statusFail, "build the plist: "+err.Error())
+		c.set(Fail, "build the plist: "+err.Error())
 		return c
 	}
 	if err := os.WriteFile(a.plistPath, b, 0o644); err != nil {
-		c.set(statusFail, "write the plist: "+err.Error())
+		c.set(Fail, "write the plist: "+err.Error())
 		return c
 	}
 
-	steps, failed := a.run(ctx, env, timeout, &c)
+	steps, failed := a.run(ctx, env, cfg, &c)
 	if failed {
 		if log, err := os.ReadFile(a.logPath); err == nil && len(log) > 0 {
 			steps = append(steps, "agent log: "+lastLines(string(log), 5))
 		}
 	}
-	status := statusPass
+	status := Pass
 	if failed {
-		status = statusFail
+		status = Fail
 	}
 	c.set(status, strings.Join(steps, "; "))
 	return c
@@ -102,8 +102,8 @@ func launchdAgentCheck(ctx context.Context, env selftestEnv, timeout time.Durati
 
 // run does the launchd round trip and always boots the agent out again;
 // it returns what happened, step by step, and whether a step failed.
-func (a selftestAgent) run(ctx context.Context, env selftestEnv, timeout time.Duration, c *stCheck) (steps []string, failed bool) {
-	out, err := env.launchctl(ctx, "bootstrap", a.domain, a.plistPath)
+func (a selftestAgent) run(ctx context.Context, env Env, cfg SelftestConfig, c *Check) (steps []string, failed bool) {
+	out, err := env.Launchctl(ctx, "bootstrap", a.domain, a.plistPath)
 	if err != nil {
 		c.Hint = "gui/$UID exists only for a user logged in at the desktop; over SSH log in at the Mac first"
 		return []string{fmt.Sprintf("launchctl bootstrap %s %s: %v: %s", a.domain, a.plistPath, err, strings.TrimSpace(string(out)))}, true
@@ -115,13 +115,13 @@ func (a selftestAgent) run(ctx context.Context, env selftestEnv, timeout time.Du
 		bctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		byHand := "remove it by hand: launchctl bootout " + a.service
-		if out, err := env.launchctl(bctx, "bootout", a.service); err != nil {
+		if out, err := env.Launchctl(bctx, "bootout", a.service); err != nil {
 			failed = true
 			steps = append(steps, fmt.Sprintf("launchctl bootout %s: %v: %s", a.service, err, strings.TrimSpace(string(out))))
 			c.Hint = byHand
 			return
 		}
-		if _, err := env.launchctl(bctx, "print", a.service); err == nil {
+		if _, err := env.Launchctl(bctx, "print", a.service); err == nil {
 			failed = true
 			steps = append(steps, a.service+" is still loaded after bootout")
 			c.Hint = byHand
@@ -131,9 +131,9 @@ func (a selftestAgent) run(ctx context.Context, env selftestEnv, timeout time.Du
 		c.fact("bootedOut", true)
 	}()
 
-	tctx, cancel := context.WithTimeout(ctx, timeout)
+	tctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	path, how, err := a.socketPath(tctx, env)
+	path, how, err := a.socketPath(tctx, env, cfg.PollEvery)
 	if err != nil {
 		return append(steps, err.Error()), true
 	}
@@ -143,12 +143,12 @@ func (a selftestAgent) run(ctx context.Context, env selftestEnv, timeout time.Du
 	// The helper serves with its defaults: a cold pool answers "timeout"
 	// within its 80 ms deadline while it makes the first token, so ask
 	// again until one comes, as "attestd token" does.
-	start := env.now()
+	start := env.Now()
 	cl := client.New(path)
-	value, err := tokenWithRetry(tctx, cl)
+	value, err := cl.WaitToken(tctx)
 	cl.Close()
-	c.took(env.now().Sub(start))
-	if out, perr := env.launchctl(ctx, "print", a.service); perr == nil {
+	c.took(env.Now().Sub(start))
+	if out, perr := env.Launchctl(ctx, "print", a.service); perr == nil {
 		if pid, ok := launchctlPID(string(out)); ok {
 			c.fact("pid", pid)
 			steps = append(steps, fmt.Sprintf("launchd started the helper (pid %d)", pid))
@@ -166,7 +166,7 @@ func (a selftestAgent) run(ctx context.Context, env selftestEnv, timeout time.Du
 	case reason == provider.ReasonDaemonUnreachable:
 		return append(steps, "no answer through the socket: "+err.Error()), true
 	case reason == provider.ReasonTimeout || errors.Is(err, context.DeadlineExceeded):
-		return append(steps, fmt.Sprintf("no token through the socket within %v: %v", timeout, err)), true
+		return append(steps, fmt.Sprintf("no token through the socket within %v: %v", cfg.Timeout, err)), true
 	default:
 		// The helper ran under launchd and answered; DeviceCheck refused
 		// (an unsigned helper, say). The launchd path works.
@@ -183,20 +183,19 @@ func (a selftestAgent) run(ctx context.Context, env selftestEnv, timeout time.Du
 // named by SecureSocketWithKey in the user's launchd environment
 // (launchctl getenv), else the path launchctl print shows, polling until
 // ctx ends while the agent loads.
-func (a selftestAgent) socketPath(ctx context.Context, env selftestEnv) (path, how string, err error) {
-	every := env.pollEvery
+func (a selftestAgent) socketPath(ctx context.Context, env Env, every time.Duration) (path, how string, err error) {
 	if every <= 0 {
 		every = 100 * time.Millisecond
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if out, err := env.launchctl(ctx, "getenv", a.socketEnv); err == nil {
+		if out, err := env.Launchctl(ctx, "getenv", a.socketEnv); err == nil {
 			if p := strings.TrimSpace(string(out)); p != "" {
 				return p, "launchctl getenv " + a.socketEnv, nil
 			}
 		}
-		if out, err := env.launchctl(ctx, "print", a.service); err == nil {
+		if out, err := env.Launchctl(ctx, "print", a.service); err == nil {
 			if p, ok := launchctlSocketPath(string(out)); ok {
 				return p, "launchctl print " + a.service, nil
 			}
