@@ -127,7 +127,7 @@ func runDoctor(ctx context.Context, s *stdio, args []string) error {
 		return err
 	}
 	opts.socket = sock.Path
-	opts.agentLabel, opts.logFile = agentLogFile(where.agentLabel())
+	opts.agentLabel, opts.logFile = agentLogFile(where.agentLabel(s))
 	r := diagnose(ctx, systemDoctorEnv(), opts)
 	if *jsonOut {
 		enc := json.NewEncoder(s.out)

@@ -534,10 +534,14 @@ func TestDoctorLog(t *testing.T) {
 
 	// The attestd inside a host's bundle knows its own agent.
 	exe := helperBundleFor(t, filepath.Join(t.TempDir(), "Host.app", "Contents", "Helpers"), "com.example.Host.attestd")
-	old := ownExecutable
-	t.Cleanup(func() { ownExecutable = old })
-	ownExecutable = func() (string, error) { return exe, nil }
-	_, r := runDoctorJSON(t, sock)
+	_, out, stderr := runCLIFrom(t, exe, sock, "", "doctor", "--json")
+	if stderr != "" {
+		t.Errorf("stderr: %s", stderr)
+	}
+	var r doctorReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("doctor --json printed %q: %v", out, err)
+	}
 	if c := find(r, "log"); c.Status != statusPass || !strings.Contains(c.Detail, "com.example.Host.attestd.log") {
 		t.Errorf("from the bundle: log %s %q", c.Status, c.Detail)
 	}
