@@ -3,8 +3,9 @@
 // listeners are taken, an exit when idle for a socket-activated daemon,
 // and a bounded drain when it stops.
 //
-// Opening the listeners, signals, GOMAXPROCS and exit codes are the
-// command's (cmd/attestd serve); Run is the daemon's whole life between.
+// Opening the listeners, signals, GOMAXPROCS and exit codes belong to the
+// command (cmd/attestd serve); Run is the rest of the daemon's life, from
+// open listeners to its exit.
 package daemon
 
 import (
@@ -68,10 +69,10 @@ type Config struct {
 // Run serves cfg's token pool on listeners until ctx ends, a signal comes
 // on cfg.Stop, a listener fails, or (with cfg.ExitIdle) the daemon has
 // been idle long enough. Stopping, it stops accepting, answers every
-// request already read within cfg.ShutdownGrace, and closes the
-// listeners, which removes a socket file the daemon bound itself. It
-// returns nil after a stop or an idle exit, and the error of a listener
-// that failed.
+// request already read (closing the connections still open after
+// cfg.ShutdownGrace), and closes the listeners, which removes a socket
+// file the daemon bound itself. It returns nil after a stop or an idle
+// exit, and the error of a listener that failed.
 func Run(ctx context.Context, cfg Config, listeners []net.Listener) error {
 	if len(listeners) == 0 {
 		return errors.New("daemon: no listener to serve")
