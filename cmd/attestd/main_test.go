@@ -64,10 +64,13 @@ func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (
 }
 
 // runCLIFrom is runCLI for an attestd whose executable is exe, as one
-// inside a host's bundle.
+// inside a host's bundle; "" is this test binary.
 func runCLIFrom(t *testing.T, exe string, env map[string]string, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	executable := func() (string, error) { return exe, nil }
+	var executable func() (string, error)
+	if exe != "" {
+		executable = func() (string, error) { return exe, nil }
+	}
 	return runIn(env, executable, stdin, func(s *stdio) int { return runMain(context.Background(), s, args) })
 }
 

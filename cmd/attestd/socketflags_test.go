@@ -30,10 +30,7 @@ func TestClientsFindTheirOwnHost(t *testing.T) {
 	exe := ""
 	run := func(env map[string]string, args ...string) (int, string, string) {
 		t.Helper()
-		if exe != "" {
-			return runCLIFrom(t, exe, env, "", args...)
-		}
-		return runCLI(t, env, "", args...)
+		return runCLIFrom(t, exe, env, "", args...)
 	}
 	capacity := func(env map[string]string, args ...string) float64 {
 		t.Helper()
