@@ -16,8 +16,11 @@ import (
 	"github.com/attestd/attestd/packaging/plists"
 )
 
-func init() {
-	register(&command{
+func init() { register(newAgentCommand(systemAgentEnv())) }
+
+// newAgentCommand returns the agent command acting on env.
+func newAgentCommand(env agentEnv) *command {
+	c := &command{
 		name: "agent",
 		summary: "Install, remove or inspect a development LaunchAgent for this helper (macOS).\n\n" +
 			"install writes ~/Library/LaunchAgents/LABEL.plist running this executable\n" +
@@ -30,39 +33,56 @@ func init() {
 			"Shipping apps register the plist in Contents/Library/LaunchAgents with\n" +
 			"SMAppService instead (see packaging/README.md).",
 		usage: "agent install|uninstall|status [--label LABEL] [install flags]",
-		run:   runAgent,
-	})
+	}
+	c.run = func(ctx context.Context, s *stdio, args []string) error { return runAgent(ctx, s, c, env, args) }
+	return c
 }
 
-// Seams for tests.
-var (
-	agentGOOS       = runtime.GOOS
-	agentExecutable = os.Executable
-	agentHomeDir    = os.UserHomeDir
-	agentUID        = os.Getuid
-	agentRetryDelay = 200 * time.Millisecond
-	agentLaunchctl  = func(ctx context.Context, args ...string) ([]byte, error) {
-		return exec.CommandContext(ctx, "launchctl", args...).CombinedOutput()
+// agentEnv is what "attestd agent" needs from the system; tests give it a
+// fake Mac.
+type agentEnv struct {
+	goos       string
+	executable func() (string, error)
+	homeDir    func() (string, error)
+	uid        func() int
+	// launchctl runs launchctl with args and returns its combined output.
+	launchctl func(ctx context.Context, args ...string) ([]byte, error)
+	// retryDelay is the wait before bootstrap is tried again after a
+	// bootout.
+	retryDelay time.Duration
+}
+
+// systemAgentEnv is the real system.
+func systemAgentEnv() agentEnv {
+	return agentEnv{
+		goos:       runtime.GOOS,
+		executable: os.Executable,
+		homeDir:    os.UserHomeDir,
+		uid:        os.Getuid,
+		launchctl: func(ctx context.Context, args ...string) ([]byte, error) {
+			return exec.CommandContext(ctx, "launchctl", args...).CombinedOutput()
+		},
+		retryDelay: 200 * time.Millisecond,
 	}
-)
+}
 
 // errAgentUnsupported reports "attestd agent" off macOS.
 var errAgentUnsupported = errors.New("LaunchAgents exist only on macOS")
 
-func runAgent(ctx context.Context, s *stdio, args []string) error {
+func runAgent(ctx context.Context, s *stdio, agent *command, env agentEnv, args []string) error {
 	if len(args) == 0 {
 		return usagef("agent: want a subcommand: install, uninstall or status")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
 	case "-h", "-help", "--help", "help":
-		newFlagSet(s, commands["agent"]).Usage()
+		newFlagSet(s, agent).Usage()
 		return nil
 	case "install", "uninstall", "status":
 	default:
 		return usagef("agent: unknown subcommand %q; want install, uninstall or status", sub)
 	}
-	c := &command{name: "agent " + sub, usage: "agent " + sub + " [flags]", summary: commands["agent"].summary}
+	c := &command{name: "agent " + sub, usage: "agent " + sub + " [flags]", summary: agent.summary}
 	fs := newFlagSet(s, c)
 	label := fs.String("label", plists.DefaultLabel, "launchd label; the plist is ~/Library/LaunchAgents/LABEL.plist")
 	var sockPath, provider, peerReq *string
@@ -86,7 +106,7 @@ func runAgent(ctx context.Context, s *stdio, args []string) error {
 		return usagef("agent install: unknown provider %q; want one of %s", *provider, providerNames)
 	}
 	if sub == "install" && *printOnly {
-		a, err := agentPlist(s, *label, *sockPath, *provider, *peerReq)
+		a, err := env.plist(s, *label, *sockPath, *provider, *peerReq)
 		if err != nil {
 			return err
 		}
@@ -97,32 +117,32 @@ func runAgent(ctx context.Context, s *stdio, args []string) error {
 		_, err = s.out.Write(b)
 		return err
 	}
-	if agentGOOS != "darwin" {
-		return withHint(fmt.Errorf("agent %s: %w (this is %s)", sub, errAgentUnsupported, agentGOOS),
-			"on %s run the daemon directly: attestd serve --provider dev (or make run); \"attestd agent install --print\" shows the plist", agentGOOS)
+	if env.goos != "darwin" {
+		return withHint(fmt.Errorf("agent %s: %w (this is %s)", sub, errAgentUnsupported, env.goos),
+			"on %s run the daemon directly: attestd serve --provider dev (or make run); \"attestd agent install --print\" shows the plist", env.goos)
 	}
-	home, err := agentHomeDir()
+	home, err := env.homeDir()
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	plistPath := filepath.Join(home, "Library", "LaunchAgents", *label+".plist")
-	domain := fmt.Sprintf("gui/%d", agentUID())
+	domain := fmt.Sprintf("gui/%d", env.uid())
 	service := domain + "/" + *label
 	switch sub {
 	case "install":
-		return agentInstall(ctx, s, *label, *sockPath, *provider, *peerReq, plistPath, domain, service)
+		return env.install(ctx, s, *label, *sockPath, *provider, *peerReq, plistPath, domain, service)
 	case "uninstall":
-		return agentUninstall(ctx, s, plistPath, service)
+		return env.uninstall(ctx, s, plistPath, service)
 	default:
-		return agentStatus(ctx, s, plistPath, domain, service)
+		return env.status(ctx, s, plistPath, domain, service)
 	}
 }
 
-// agentPlist builds the development LaunchAgent for the running
-// executable, with the plist generator the packaging uses: the same
-// arguments, socket key rule and log file as a shipped agent.
-func agentPlist(s *stdio, label, sockPath, provider, peerReq string) (*plists.LaunchAgent, error) {
-	exe, err := agentExecutable()
+// plist builds the development LaunchAgent for the running executable,
+// with the plist generator the packaging uses: the same arguments, socket
+// key rule and log file as a shipped agent.
+func (env agentEnv) plist(s *stdio, label, sockPath, provider, peerReq string) (*plists.LaunchAgent, error) {
+	exe, err := env.executable()
 	if err != nil {
 		return nil, fmt.Errorf("agent: find this executable: %w", err)
 	}
@@ -164,13 +184,14 @@ func bundleOf(exe string) string {
 	return ""
 }
 
-func agentInstall(ctx context.Context, s *stdio, label, sockPath, provider, peerReq, plistPath, domain, service string) error {
-	a, err := agentPlist(s, label, sockPath, provider, peerReq)
+// install writes the agent's plist and loads it, replacing a loaded copy.
+func (env agentEnv) install(ctx context.Context, s *stdio, label, sockPath, provider, peerReq, plistPath, domain, service string) error {
+	a, err := env.plist(s, label, sockPath, provider, peerReq)
 	if err != nil {
 		return err
 	}
 	logPath, _ := plists.FlagValue(a.ProgramArguments, "log-file")
-	if p, err := logsetup.ExpandHome(logPath, agentHomeDir); err == nil {
+	if p, err := logsetup.ExpandHome(logPath, env.homeDir); err == nil {
 		logPath = p
 	}
 	b, err := plists.Marshal(a)
@@ -195,17 +216,17 @@ func agentInstall(ctx context.Context, s *stdio, label, sockPath, provider, peer
 		return fmt.Errorf("agent install: %w", err)
 	}
 	// Replace a loaded copy; "not loaded" is the usual answer and fine.
-	_, bootoutErr := agentLaunchctl(ctx, "bootout", service)
-	out, err := agentLaunchctl(ctx, "bootstrap", domain, plistPath)
+	_, bootoutErr := env.launchctl(ctx, "bootout", service)
+	out, err := env.launchctl(ctx, "bootstrap", domain, plistPath)
 	// launchd may still be tearing down a copy it just booted out
 	// ("Bootstrap failed: 5"); give it a moment, a bounded number of times.
 	for i := 0; err != nil && bootoutErr == nil && i < 5; i++ {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(agentRetryDelay):
+		case <-time.After(env.retryDelay):
 		}
-		out, err = agentLaunchctl(ctx, "bootstrap", domain, plistPath)
+		out, err = env.launchctl(ctx, "bootstrap", domain, plistPath)
 	}
 	if err != nil {
 		return withHint(fmt.Errorf("agent install: launchctl bootstrap %s %s: %v: %s", domain, plistPath, err, strings.TrimSpace(string(out))),
@@ -228,8 +249,9 @@ func agentInstall(ctx context.Context, s *stdio, label, sockPath, provider, peer
 	return nil
 }
 
-func agentUninstall(ctx context.Context, s *stdio, plistPath, service string) error {
-	out, bootErr := agentLaunchctl(ctx, "bootout", service)
+// uninstall unloads the agent and removes its plist.
+func (env agentEnv) uninstall(ctx context.Context, s *stdio, plistPath, service string) error {
+	out, bootErr := env.launchctl(ctx, "bootout", service)
 	rmErr := os.Remove(plistPath)
 	switch {
 	case rmErr != nil && !errors.Is(rmErr, os.ErrNotExist):
@@ -245,9 +267,10 @@ func agentUninstall(ctx context.Context, s *stdio, plistPath, service string) er
 	return nil
 }
 
-func agentStatus(ctx context.Context, s *stdio, plistPath, domain, service string) error {
+// status prints what launchctl knows of the agent.
+func (env agentEnv) status(ctx context.Context, s *stdio, plistPath, domain, service string) error {
 	_, statErr := os.Stat(plistPath)
-	out, err := agentLaunchctl(ctx, "print", service)
+	out, err := env.launchctl(ctx, "print", service)
 	if err != nil {
 		if statErr != nil {
 			return withHint(fmt.Errorf("agent status: %s is not installed (no %s)", service, plistPath),

@@ -37,22 +37,27 @@ func (f *fakeLaunchctl) run(_ context.Context, args ...string) ([]byte, error) {
 	return nil, nil
 }
 
-// fakeMac makes the agent command believe it runs on a Mac as uid 501,
-// from exe, with home as the home directory.
-func fakeMac(t *testing.T, goos, exe, home string) *fakeLaunchctl {
-	t.Helper()
+// fakeMac returns the environment of an agent command that believes it
+// runs on goos as uid 501, from exe, with home as the home directory, and
+// the launchctl it calls.
+func fakeMac(goos, exe, home string) (*agentEnv, *fakeLaunchctl) {
 	f := &fakeLaunchctl{fail: map[string]string{}}
-	oldGOOS, oldExe, oldHome, oldUID, oldCtl, oldDelay := agentGOOS, agentExecutable, agentHomeDir, agentUID, agentLaunchctl, agentRetryDelay
-	t.Cleanup(func() {
-		agentGOOS, agentExecutable, agentHomeDir, agentUID, agentLaunchctl, agentRetryDelay = oldGOOS, oldExe, oldHome, oldUID, oldCtl, oldDelay
-	})
-	agentGOOS = goos
-	agentExecutable = func() (string, error) { return exe, nil }
-	agentHomeDir = func() (string, error) { return home, nil }
-	agentUID = func() int { return 501 }
-	agentLaunchctl = f.run
-	agentRetryDelay = 0
-	return f
+	return &agentEnv{
+		goos:       goos,
+		executable: func() (string, error) { return exe, nil },
+		homeDir:    func() (string, error) { return home, nil },
+		uid:        func() int { return 501 },
+		launchctl:  f.run,
+	}, f
+}
+
+// runAgentCLI runs "attestd agent args..." in-process on env.
+func runAgentCLI(t *testing.T, env *agentEnv, args ...string) (int, string, string) {
+	t.Helper()
+	if len(args) == 0 || args[0] != "agent" {
+		t.Fatalf("runAgentCLI %q: not an agent command", args)
+	}
+	return runCommandCLI(t, newAgentCommand(*env), "", args[1:]...)
 }
 
 // helperBundle makes dir/Attestd.app with an Info.plist and returns its
@@ -69,9 +74,10 @@ func helperBundle(t *testing.T, dir string) string {
 }
 
 func TestAgentOffMacOS(t *testing.T) {
-	fakeMac(t, "linux", "/usr/local/bin/attestd", t.TempDir())
+	t.Parallel()
+	env, _ := fakeMac("linux", "/usr/local/bin/attestd", t.TempDir())
 	for _, sub := range []string{"install", "uninstall", "status"} {
-		code, _, errOut := runCLI(t, nil, "", "agent", sub)
+		code, _, errOut := runAgentCLI(t, env, "agent", sub)
 		if code != 1 || !strings.Contains(errOut, "only on macOS (this is linux)") || !strings.Contains(errOut, "hint: on linux run the daemon directly") {
 			t.Errorf("agent %s: exit %d\n%s", sub, code, errOut)
 		}
@@ -79,7 +85,8 @@ func TestAgentOffMacOS(t *testing.T) {
 }
 
 func TestAgentUsage(t *testing.T) {
-	fakeMac(t, "darwin", "/x/attestd", t.TempDir())
+	t.Parallel()
+	env, _ := fakeMac("darwin", "/x/attestd", t.TempDir())
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -94,7 +101,7 @@ func TestAgentUsage(t *testing.T) {
 		{[]string{"agent", "status", "--label", ""}, 2, `bad label ""`},
 		{[]string{"agent", "install", "-h"}, 0, "usage: attestd agent install"},
 	} {
-		code, _, errOut := runCLI(t, nil, "", tc.args...)
+		code, _, errOut := runAgentCLI(t, env, tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%q: exit %d, want %d with %q\n%s", tc.args, code, tc.code, tc.want, errOut)
 		}
@@ -102,9 +109,10 @@ func TestAgentUsage(t *testing.T) {
 }
 
 func TestAgentPrintAnyOS(t *testing.T) {
+	t.Parallel()
 	dir := realTempDir(t)
-	fakeMac(t, "linux", helperBundle(t, dir), dir)
-	code, out, errOut := runCLI(t, nil, "", "agent", "install", "--print", "--provider", "dev")
+	env, _ := fakeMac("linux", helperBundle(t, dir), dir)
+	code, out, errOut := runAgentCLI(t, env, "agent", "install", "--print", "--provider", "dev")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
@@ -129,6 +137,7 @@ func stringsOf(v any) ([]string, bool) {
 }
 
 func TestAgentInstall(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		args      []string
@@ -160,6 +169,7 @@ func TestAgentInstall(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			home := realTempDir(t)
 			exe := filepath.Join(home, "bin", "attestd")
 			if tc.inBundle {
@@ -175,8 +185,8 @@ func TestAgentInstall(t *testing.T) {
 					args[i] = sock
 				}
 			}
-			f := fakeMac(t, "darwin", exe, home)
-			code, out, errOut := runCLI(t, nil, "", args...)
+			env, f := fakeMac("darwin", exe, home)
+			code, out, errOut := runAgentCLI(t, env, args...)
 			if code != 0 {
 				t.Fatalf("exit %d\n%s%s", code, out, errOut)
 			}
@@ -244,27 +254,29 @@ func TestAgentInstall(t *testing.T) {
 }
 
 func TestAgentInstallBootstrapFails(t *testing.T) {
+	t.Parallel()
 	home := realTempDir(t)
-	f := fakeMac(t, "darwin", helperBundle(t, home), home)
+	env, f := fakeMac("darwin", helperBundle(t, home), home)
 	f.fail["bootstrap"] = "Bootstrap failed: 5: Input/output error"
-	code, _, errOut := runCLI(t, nil, "", "agent", "install")
+	code, _, errOut := runAgentCLI(t, env, "agent", "install")
 	if code != 1 || !strings.Contains(errOut, "Bootstrap failed: 5") || !strings.Contains(errOut, "hint: check the plist with: plutil -lint") {
 		t.Errorf("exit %d\n%s", code, errOut)
 	}
 	// Not loaded before (bootout failed): no retries.
 	f.fail["bootout"] = "Boot-out failed: 3: No such process"
 	f.calls = nil
-	runCLI(t, nil, "", "agent", "install")
+	runAgentCLI(t, env, "agent", "install")
 	if len(f.calls) != 2 {
 		t.Errorf("calls %q, want bootout and one bootstrap", f.calls)
 	}
 }
 
 func TestAgentInstallRetriesAfterBootout(t *testing.T) {
+	t.Parallel()
 	home := realTempDir(t)
-	f := fakeMac(t, "darwin", helperBundle(t, home), home)
+	env, f := fakeMac("darwin", helperBundle(t, home), home)
 	failures := 2
-	agentLaunchctl = func(ctx context.Context, args ...string) ([]byte, error) {
+	env.launchctl = func(ctx context.Context, args ...string) ([]byte, error) {
 		if args[0] == "bootstrap" && failures > 0 {
 			failures--
 			f.calls = append(f.calls, args)
@@ -272,7 +284,7 @@ func TestAgentInstallRetriesAfterBootout(t *testing.T) {
 		}
 		return f.run(ctx, args...)
 	}
-	if code, _, errOut := runCLI(t, nil, "", "agent", "install"); code != 0 {
+	if code, _, errOut := runAgentCLI(t, env, "agent", "install"); code != 0 {
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
 	if len(f.calls) != 4 {
@@ -281,21 +293,22 @@ func TestAgentInstallRetriesAfterBootout(t *testing.T) {
 }
 
 func TestAgentUninstallAndStatus(t *testing.T) {
+	t.Parallel()
 	home := realTempDir(t)
-	f := fakeMac(t, "darwin", helperBundle(t, home), home)
+	env, f := fakeMac("darwin", helperBundle(t, home), home)
 	plistPath := filepath.Join(home, "Library", "LaunchAgents", plists.DefaultLabel+".plist")
 	service := "gui/501/" + plists.DefaultLabel
 
-	if code, _, errOut := runCLI(t, nil, "", "agent", "install"); code != 0 {
+	if code, _, errOut := runAgentCLI(t, env, "agent", "install"); code != 0 {
 		t.Fatalf("install: exit %d\n%s", code, errOut)
 	}
-	code, out, errOut := runCLI(t, nil, "", "agent", "status")
+	code, out, errOut := runAgentCLI(t, env, "agent", "status")
 	if code != 0 || !strings.Contains(out, "plist: "+plistPath) || !strings.Contains(out, service+" = {") {
 		t.Errorf("status: exit %d\n%s%s", code, out, errOut)
 	}
 
 	f.calls = nil
-	code, out, _ = runCLI(t, nil, "", "agent", "uninstall")
+	code, out, _ = runAgentCLI(t, env, "agent", "uninstall")
 	if code != 0 || !strings.Contains(out, "removed "+service) {
 		t.Errorf("uninstall: exit %d\n%s", code, out)
 	}
@@ -308,11 +321,11 @@ func TestAgentUninstallAndStatus(t *testing.T) {
 
 	f.fail["print"] = "Could not find service"
 	f.fail["bootout"] = "Boot-out failed: 3: No such process"
-	code, _, errOut = runCLI(t, nil, "", "agent", "status")
+	code, _, errOut = runAgentCLI(t, env, "agent", "status")
 	if code != 1 || !strings.Contains(errOut, "is not installed") || !strings.Contains(errOut, "hint: install it with: attestd agent install") {
 		t.Errorf("status after uninstall: exit %d\n%s", code, errOut)
 	}
-	code, out, _ = runCLI(t, nil, "", "agent", "uninstall")
+	code, out, _ = runAgentCLI(t, env, "agent", "uninstall")
 	if code != 0 || !strings.Contains(out, "was not installed") {
 		t.Errorf("second uninstall: exit %d\n%s", code, out)
 	}
@@ -320,13 +333,14 @@ func TestAgentUninstallAndStatus(t *testing.T) {
 	// Installed but not loaded.
 	os.MkdirAll(filepath.Dir(plistPath), 0o755)
 	os.WriteFile(plistPath, []byte("x"), 0o644)
-	code, _, errOut = runCLI(t, nil, "", "agent", "status")
+	code, _, errOut = runAgentCLI(t, env, "agent", "status")
 	if code != 1 || !strings.Contains(errOut, "is not loaded") || !strings.Contains(errOut, "launchctl bootstrap gui/501 "+plistPath) {
 		t.Errorf("status, not loaded: exit %d\n%s", code, errOut)
 	}
 }
 
 func TestBundleOf(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ exe, want string }{
 		{"/A/Host.app/Contents/Helpers/Attestd.app/Contents/MacOS/attestd", "/A/Host.app/Contents/Helpers/Attestd.app"},
 		{"/usr/local/bin/attestd", ""},
@@ -353,6 +367,7 @@ func realTempDir(t *testing.T) string {
 // TestAgentNamesMatchDaemon pins the names the LaunchAgent plist shares
 // with the daemon and its clients.
 func TestAgentNamesMatchDaemon(t *testing.T) {
+	t.Parallel()
 	if plists.DefaultSocketName != darwin.DefaultLaunchdSocket {
 		t.Errorf("plist socket %q, serve --launchd default %q", plists.DefaultSocketName, darwin.DefaultLaunchdSocket)
 	}

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/attestd/attestd/bridge/client"
 	"github.com/attestd/attestd/bridge/pool"
@@ -16,20 +19,29 @@ import (
 	bridgestdio "github.com/attestd/attestd/bridge/stdio"
 )
 
-// bridgeProvider lets tests wrap the in-process provider of "attestd
-// bridge --provider", e.g. to make it slow.
-var bridgeProvider = func(p provider.Provider) provider.Provider { return p }
-
-// runBridgeChild runs the configured bridge; tests swap it to see the
-// Bridge that the flags made.
-var runBridgeChild = func(b *bridgestdio.Bridge, cmd *exec.Cmd, in io.Reader, out io.Writer, sigs <-chan os.Signal) (int, error) {
-	return b.Run(cmd, in, out, sigs)
-}
-
 // bridgeSignals are forwarded to the child.
 var bridgeSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
 
-func init() {
+// bridgeSeams are what tests of "attestd bridge" replace; a nil field
+// means the real one.
+type bridgeSeams struct {
+	// runChild runs the configured Bridge in front of cmd (Bridge.Run).
+	runChild func(b *bridgestdio.Bridge, cmd *exec.Cmd, in io.Reader, out io.Writer, sigs <-chan os.Signal) (int, error)
+	// wrapProvider wraps the in-process provider of --provider, e.g. to
+	// make it slow.
+	wrapProvider func(provider.Provider) provider.Provider
+}
+
+func init() { register(newBridgeCommand(bridgeSeams{})) }
+
+// newBridgeCommand returns the bridge command running with seams.
+func newBridgeCommand(seams bridgeSeams) *command {
+	if seams.runChild == nil {
+		seams.runChild = (*bridgestdio.Bridge).Run
+	}
+	if seams.wrapProvider == nil {
+		seams.wrapProvider = func(p provider.Provider) provider.Provider { return p }
+	}
 	c := &command{
 		name: "bridge",
 		summary: "Run codex app-server (or COMMAND) behind a stdio bridge that answers its attestation requests.\n\n" +
@@ -39,38 +51,62 @@ func init() {
 			"--provider, an in-process token pool. Stderr, exit status and signals pass through.",
 		usage: "bridge [--socket PATH | --agent LABEL|KEY | --provider " + providerNames + "] [--deadline D] [--hold D] -- COMMAND [ARGS...]",
 	}
-	c.run = func(ctx context.Context, s *stdio, args []string) error { return runBridge(ctx, s, c, args) }
-	register(c)
+	c.run = func(ctx context.Context, s *stdio, args []string) error { return runBridge(ctx, s, c, seams, args) }
+	return c
 }
 
-func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
+// bridgeFlags are the flags of "attestd bridge".
+type bridgeFlags struct {
+	where    *clientFlags
+	provider providerFlags
+	pool     poolFlags
+	hold     *time.Duration
+	log      logFlags
+}
+
+func addBridgeFlags(fs *flag.FlagSet) *bridgeFlags {
+	return &bridgeFlags{
+		where:    addClientFlags(fs),
+		provider: addProviderFlags(fs, "", "make tokens in-process with this provider instead of asking the daemon: "+providerNames),
+		pool: addPoolFlags(fs, bridgestdio.DefaultDeadline, poolFlagUsage{
+			prefetch:   "with --provider: tokens kept ready while a turn runs",
+			maxAge:     "with --provider: discard a ready token older than this",
+			warmWindow: "with --provider: keep tokens ready for this long after the last demand",
+			deadline:   "longest wait for a token per attestation/generate (keep under the app-server's 100ms)",
+		}),
+		hold: fs.Duration("hold", bridgestdio.DefaultHold, "longest a client call that starts model requests (turn/start, …) waits for a token to be ready; 0 turns holding off"),
+		log:  addLogFlags(fs, "warn"),
+	}
+}
+
+// check says when the flags do not go together.
+func (f *bridgeFlags) check(argv []string) error {
+	if len(argv) == 0 {
+		return usagef("no command to run; e.g. attestd bridge -- codex app-server")
+	}
+	if f.where.socket != "" && *f.provider.name != "" {
+		return usagef("give only one of --socket and --provider")
+	}
+	if f.where.agent != "" && *f.provider.name != "" {
+		return usagef("give only one of --agent and --provider")
+	}
+	if !f.pool.valid() || *f.hold < 0 {
+		return usagef("--deadline, --max-age and --warm-window must be positive, --hold not negative, and --prefetch at least 1")
+	}
+	return nil
+}
+
+func runBridge(ctx context.Context, s *stdio, c *command, seams bridgeSeams, args []string) error {
 	fs := newFlagSet(s, c)
-	where := addClientFlags(fs)
-	provFlags := addProviderFlags(fs, "", "make tokens in-process with this provider instead of asking the daemon: "+providerNames)
-	prefetch := fs.Int("prefetch", pool.DefaultSize, "with --provider: tokens kept ready while a turn runs")
-	maxAge := fs.Duration("max-age", pool.DefaultMaxAge, "with --provider: discard a ready token older than this")
-	warmWindow := fs.Duration("warm-window", pool.DefaultWarmWindow, "with --provider: keep tokens ready for this long after the last demand")
-	deadline := fs.Duration("deadline", bridgestdio.DefaultDeadline, "longest wait for a token per attestation/generate (keep under the app-server's 100ms)")
-	hold := fs.Duration("hold", bridgestdio.DefaultHold, "longest a client call that starts model requests (turn/start, …) waits for a token to be ready; 0 turns holding off")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn or error")
+	f := addBridgeFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	argv := fs.Args()
-	if len(argv) == 0 {
-		return usagef("no command to run; e.g. attestd bridge -- codex app-server")
+	if err := f.check(argv); err != nil {
+		return err
 	}
-	if where.socket != "" && *provFlags.name != "" {
-		return usagef("give only one of --socket and --provider")
-	}
-	if where.agent != "" && *provFlags.name != "" {
-		return usagef("give only one of --agent and --provider")
-	}
-	if *deadline <= 0 || *prefetch < 1 || *maxAge <= 0 || *warmWindow <= 0 || *hold < 0 {
-		return usagef("--deadline, --max-age and --warm-window must be positive, --hold not negative, and --prefetch at least 1")
-	}
-	logger, err := newLogger(s.err, *logFormat, *logLevel)
+	logger, err := f.log.logger(s)
 	if err != nil {
 		return err
 	}
@@ -82,25 +118,11 @@ func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
 	signal.Notify(sigs, bridgeSignals...)
 	defer signal.Stop(sigs)
 
-	var src bridgestdio.Source
-	if *provFlags.name != "" {
-		prov, err := provFlags.newProvider(s)
-		if err != nil {
-			return err
-		}
-		p := pool.New(pool.Config{Provider: bridgeProvider(prov), Size: *prefetch, MaxAge: *maxAge, WarmWindow: *warmWindow, Logger: logger})
-		defer p.Close()
-		src = p
-	} else {
-		sock, err := where.resolve(ctx, s)
-		if err != nil {
-			return err
-		}
-		path := sock.Path
-		cl := client.New(path)
-		defer cl.Close()
-		src = withDaemonHint(cl, s.err, path)
+	src, closeSource, err := f.source(ctx, s, seams, logger)
+	if err != nil {
+		return err
 	}
+	defer closeSource()
 
 	if _, err := exec.LookPath(argv[0]); err != nil {
 		return withHint(err, "give the full path of the program, or put it on PATH")
@@ -120,11 +142,11 @@ func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
 	signal.Notify(pipes, syscall.SIGPIPE)
 	defer signal.Stop(pipes)
 
-	b := &bridgestdio.Bridge{Source: src, Deadline: *deadline, Hold: *hold, Log: logger}
-	if *hold == 0 {
+	b := &bridgestdio.Bridge{Source: src, Deadline: *f.pool.deadline, Hold: *f.hold, Log: logger}
+	if *f.hold == 0 {
 		b.Hold = -1 // off; the zero Bridge.Hold means the default
 	}
-	code, err := runBridgeChild(b, cmd, s.in, s.out, sigs)
+	code, err := seams.runChild(b, cmd, s.in, s.out, sigs)
 	if err != nil {
 		return err
 	}
@@ -133,6 +155,25 @@ func runBridge(ctx context.Context, s *stdio, c *command, args []string) error {
 		return exitCode(code)
 	}
 	return nil
+}
+
+// source returns where the bridge gets its tokens: an in-process pool
+// with --provider, else the daemon's socket; call closeSource when done.
+func (f *bridgeFlags) source(ctx context.Context, s *stdio, seams bridgeSeams, logger *slog.Logger) (src bridgestdio.Source, closeSource func(), err error) {
+	if *f.provider.name != "" {
+		prov, err := f.provider.newProvider(s)
+		if err != nil {
+			return nil, nil, err
+		}
+		p := pool.New(f.pool.poolConfig(seams.wrapProvider(prov), logger))
+		return p, p.Close, nil
+	}
+	sock, err := f.where.resolve(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl := client.New(sock.Path)
+	return withDaemonHint(cl, s.err, sock.Path), func() { cl.Close() }, nil
 }
 
 // withDaemonHint wraps the daemon's client so that it says once, on

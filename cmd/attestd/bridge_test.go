@@ -21,6 +21,7 @@ import (
 )
 
 func TestBridgeUsageErrors(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		args []string
 		code int
@@ -42,6 +43,7 @@ func TestBridgeUsageErrors(t *testing.T) {
 }
 
 func TestBridgeRewritesInitializeInProcess(t *testing.T) {
+	t.Parallel()
 	in := `{"id":1,"method":"initialize","params":{"clientInfo":{"name":"x","version":"1"}}}` + "\n" +
 		`{"method":"initialized"}` + "\n"
 	code, out, stderr := runCLI(t, nil, in, "bridge", "--provider", "dev", "--", "cat")
@@ -235,13 +237,12 @@ func TestBridgeProcessSurvivesAClientThatHangsUp(t *testing.T) {
 // The flags reach the Bridge: --hold 0 turns holding off, which the
 // Bridge spells as a negative Hold (its zero means the default).
 func TestBridgeHoldFlag(t *testing.T) {
+	t.Parallel()
 	var got *bridgestdio.Bridge
-	orig := runBridgeChild
-	runBridgeChild = func(b *bridgestdio.Bridge, _ *exec.Cmd, _ io.Reader, _ io.Writer, _ <-chan os.Signal) (int, error) {
+	bridge := newBridgeCommand(bridgeSeams{runChild: func(b *bridgestdio.Bridge, _ *exec.Cmd, _ io.Reader, _ io.Writer, _ <-chan os.Signal) (int, error) {
 		got = b
 		return 0, nil
-	}
-	t.Cleanup(func() { runBridgeChild = orig })
+	}})
 	for _, c := range []struct {
 		args []string
 		want time.Duration
@@ -250,8 +251,8 @@ func TestBridgeHoldFlag(t *testing.T) {
 		{[]string{"--hold", "0"}, -1},
 		{[]string{"--hold", "2s"}, 2 * time.Second},
 	} {
-		args := append(append([]string{"bridge", "--provider", "dev"}, c.args...), "--", "cat")
-		if code, _, stderr := runCLI(t, nil, "", args...); code != 0 {
+		args := append(append([]string{"--provider", "dev"}, c.args...), "--", "cat")
+		if code, _, stderr := runCommandCLI(t, bridge, "", args...); code != 0 {
 			t.Fatalf("attestd %v: exit %d: %s", args, code, stderr)
 		}
 		if got.Hold != c.want {

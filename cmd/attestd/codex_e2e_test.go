@@ -245,6 +245,13 @@ func (b *lockedBuffer) String() string {
 
 func startBridgeClient(t *testing.T, home string, bridgeArgs ...string) *appClient {
 	t.Helper()
+	return startBridgeClientOf(t, commands["bridge"], home, bridgeArgs...)
+}
+
+// startBridgeClientOf is startBridgeClient with the bridge command given,
+// one made with test seams.
+func startBridgeClientOf(t *testing.T, bridge *command, home string, bridgeArgs ...string) *appClient {
+	t.Helper()
 	codex := codexBinary(t)
 	t.Setenv("CODEX_HOME", home)
 	for _, k := range []string{"OPENAI_API_KEY", "CODEX_API_KEY"} {
@@ -274,10 +281,10 @@ func startBridgeClient(t *testing.T, home string, bridgeArgs ...string) *appClie
 		stderr:  &lockedBuffer{},
 	}
 	s := &stdio{in: inR, out: outW, err: c.stderr, getenv: os.Getenv}
-	args := append([]string{"bridge", "--log-level", "debug"}, bridgeArgs...)
+	args := append([]string{"--log-level", "debug"}, bridgeArgs...)
 	args = append(args, "--", codex, "app-server")
 	go func() {
-		code := runMain(context.Background(), s, args)
+		code := runCommand(context.Background(), s, bridge, args)
 		outW.Close()
 		c.exited <- code
 	}()
@@ -550,14 +557,12 @@ func (p slowProvider) Generate(ctx context.Context) ([]byte, error) {
 
 func TestCodexE2ESlowProviderIsWarmedUp(t *testing.T) {
 	made := make(chan struct{}, 16)
-	orig := bridgeProvider
-	bridgeProvider = func(p provider.Provider) provider.Provider {
+	slow := newBridgeCommand(bridgeSeams{wrapProvider: func(p provider.Provider) provider.Provider {
 		return slowProvider{Provider: p, d: 300 * time.Millisecond, made: made}
-	}
-	t.Cleanup(func() { bridgeProvider = orig })
+	}})
 
 	b := newBackend(t)
-	c := startBridgeClient(t, codexHome(t, b, false), "--provider", "dev")
+	c := startBridgeClientOf(t, slow, codexHome(t, b, false), "--provider", "dev")
 	thread := c.session(t.TempDir())
 	// Nothing has asked for a token yet: only the warm-up hints from
 	// initialize and thread/start can have started one. (A person typing

@@ -41,7 +41,7 @@ func runDoctor(ctx context.Context, s *stdio, c *command, env diag.Env, args []s
 		return err
 	}
 	cfg.Socket = sock.Path
-	cfg.AgentLabel, cfg.LogFile = agentLogFile(where.agentLabel())
+	cfg.AgentLabel, cfg.LogFile = agentLogFile(where.agentLabel(s))
 	if cfg.LogFile != "" {
 		cfg.CrashFile = logsetup.CrashPath(cfg.LogFile)
 	}

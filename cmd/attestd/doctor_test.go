@@ -22,8 +22,18 @@ func (offMac) Native() bool { return false }
 // asking env, and returns the exit code and the report.
 func runDoctorJSON(t *testing.T, env diag.Env, getenv map[string]string, args ...string) (int, diag.Report) {
 	t.Helper()
+	return runDoctorJSONFrom(t, "", env, getenv, args...)
+}
+
+// runDoctorJSONFrom is runDoctorJSON for an attestd whose executable is
+// exe ("" for this test binary).
+func runDoctorJSONFrom(t *testing.T, exe string, env diag.Env, getenv map[string]string, args ...string) (int, diag.Report) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	s := &stdio{in: strings.NewReader(""), out: &out, err: &errb, getenv: func(k string) string { return getenv[k] }}
+	if exe != "" {
+		s.executable = func() (string, error) { return exe, nil }
+	}
 	code := runCommand(context.Background(), s, newDoctorCommand(env), append([]string{"--json"}, args...))
 	if errb.Len() > 0 {
 		t.Errorf("stderr: %s", errb.String())
@@ -113,10 +123,7 @@ func TestDoctorLog(t *testing.T) {
 
 	// The attestd inside a host's bundle knows its own agent.
 	exe := helperBundleFor(t, filepath.Join(t.TempDir(), "Host.app", "Contents", "Helpers"), "com.example.Host.attestd")
-	old := ownExecutable
-	t.Cleanup(func() { ownExecutable = old })
-	ownExecutable = func() (string, error) { return exe, nil }
-	_, r = runDoctorJSON(t, env, sock)
+	_, r = runDoctorJSONFrom(t, exe, env, sock)
 	if c := find(r, "log"); c.Status != diag.Pass || !strings.Contains(c.Detail, "com.example.Host.attestd.log") {
 		t.Errorf("from the bundle: log %s %q", c.Status, c.Detail)
 	}

@@ -40,6 +40,9 @@ type stdio struct {
 	in       io.Reader
 	out, err io.Writer
 	getenv   func(string) string
+	// executable is os.Executable when nil; tests point it into a fake
+	// bundle.
+	executable func() (string, error)
 }
 
 var commands = map[string]*command{}

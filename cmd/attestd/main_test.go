@@ -60,8 +60,30 @@ func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
 // the exit code, stdout and stderr.
 func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {
 	t.Helper()
+	return runIn(env, nil, stdin, func(s *stdio) int { return runMain(context.Background(), s, args) })
+}
+
+// runCLIFrom is runCLI for an attestd whose executable is exe, as one
+// inside a host's bundle; "" is this test binary.
+func runCLIFrom(t *testing.T, exe string, env map[string]string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var executable func() (string, error)
+	if exe != "" {
+		executable = func() (string, error) { return exe, nil }
+	}
+	return runIn(env, executable, stdin, func(s *stdio) int { return runMain(context.Background(), s, args) })
+}
+
+// runCommandCLI runs the command c (one made with test seams) in-process
+// as runCLI runs "attestd NAME args...".
+func runCommandCLI(t *testing.T, c *command, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	return runIn(nil, nil, stdin, func(s *stdio) int { return runCommand(context.Background(), s, c, args) })
+}
+
+func runIn(env map[string]string, executable func() (string, error), stdin string, run func(*stdio) int) (int, string, string) {
 	var out, errb bytes.Buffer
-	s := &stdio{in: strings.NewReader(stdin), out: &out, err: &errb, getenv: func(k string) string { return env[k] }}
-	code := runMain(context.Background(), s, args)
+	s := &stdio{in: strings.NewReader(stdin), out: &out, err: &errb, getenv: func(k string) string { return env[k] }, executable: executable}
+	code := run(s)
 	return code, out.String(), errb.String()
 }

@@ -2,23 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"runtime"
 	"time"
 
-	"github.com/attestd/attestd/bridge/pool"
+	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/bridge/server"
-	"github.com/attestd/attestd/bridge/socket"
 	"github.com/attestd/attestd/darwin"
+	"github.com/attestd/attestd/internal/daemon"
 )
-
-// shutdownGrace bounds the drain after SIGTERM.
-const shutdownGrace = 5 * time.Second
 
 func init() {
 	c := &command{
@@ -30,212 +25,177 @@ func init() {
 	register(c)
 }
 
+// runServe turns the flags into a daemon.Config, opens the listeners and
+// runs the daemon on them. Signals and GOMAXPROCS are set here, for the
+// whole process.
 func runServe(ctx context.Context, s *stdio, c *command, args []string) (err error) {
 	// Before anything that must be undone on the way out (the socket).
 	hup, hupIgnored, stopSignals := serveSignals()
 	defer stopSignals()
 
 	fs := newFlagSet(s, c)
-	sockPath := fs.String("socket", "", "listen on this Unix socket path (default $ATTESTD_SOCKET or the per-user runtime path)")
-	listenFD := fs.Int("listen-fd", -1, "serve an inherited listening Unix socket on this file descriptor")
-	launchd := fs.String("launchd", "", "serve the launchd socket of this name from the LaunchAgent's Sockets (macOS; usually \"Listeners\")")
-	provFlags := addProviderFlags(fs, "auto", "token provider: "+providerNames)
-	prefetch := fs.Int("prefetch", pool.DefaultSize, "tokens kept ready while a turn runs")
-	maxAge := fs.Duration("max-age", pool.DefaultMaxAge, "discard a ready token older than this")
-	deadline := fs.Duration("deadline", server.DefaultDeadline, "longest wait for a token per request (keep under the app-server's 100ms)")
-	warmWindow := fs.Duration("warm-window", pool.DefaultWarmWindow, "keep one token ready (two from a 60s max age) for this long after the last turn, request or hint")
-	idle := fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close a connection idle for this long")
-	exitIdle := fs.Duration("exit-idle", defaultExitIdle, "exit 0 once the warm window is over and no connection has been open for this long (0: never); default 1m with --launchd, off with --listen-fd unless given (a parent that is not launchd may not start the daemon again)")
-	maxConns := fs.Int("max-conns", server.DefaultMaxConns, "most open connections")
-	peerReq := fs.String("peer-requirement", "", "admit only peers whose code signature satisfies this requirement (macOS), e.g. 'anchor apple generic and certificate leaf[subject.OU] = \"TEAMID\"'")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	logFile := fs.String("log-file", "", "also write the log to this file, size-capped with rotation; a leading ~/ is this user's home (launchd expands neither ~ nor variables)")
+	f := addServeFlags(fs)
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
-	detachLog, err := attachLogFile(s, *logFile)
+	detachLog, err := attachLogFile(s, *f.logFile)
 	if err != nil {
 		return err
 	}
 	defer func() { detachLog(err) }()
+	exitIdle, err := f.exitIdle(fs)
+	if err != nil {
+		return err
+	}
+	logger, err := f.log.logger(s)
+	if err != nil {
+		return err
+	}
+	cfg, err := f.daemonConfig(s, logger)
+	if err != nil {
+		return err
+	}
+	cfg.ExitIdle, cfg.Stop = exitIdle, hup
+	if hupIgnored {
+		cfg.Serving = func() { logger.Info("SIGHUP is ignored (nohup): a hangup will not stop the daemon") }
+	}
+
+	// The socket first, then the provider (daemon.Run starts it): a
+	// provider that cannot start is reported on the socket, not by an exit
+	// that launchd answers with a restart on the next connection.
+	listeners, where, err := listen(s, *f.socket, *f.listenFD, *f.launchd)
+	if err != nil {
+		return err
+	}
+	cfg.Where = where
+	setGOMAXPROCS(s.getenv)
+	return daemon.Run(ctx, cfg, listeners)
+}
+
+// serveFlags are the flags of "attestd serve".
+type serveFlags struct {
+	socket, launchd, peerRequirement, logFile *string
+	listenFD, maxConns                        *int
+	idleTimeout, exitIdleAfter                *time.Duration
+	provider                                  providerFlags
+	pool                                      poolFlags
+	log                                       logFlags
+}
+
+func addServeFlags(fs *flag.FlagSet) *serveFlags {
+	return &serveFlags{
+		socket:   fs.String("socket", "", "listen on this Unix socket path (default $ATTESTD_SOCKET or the per-user runtime path)"),
+		listenFD: fs.Int("listen-fd", -1, "serve an inherited listening Unix socket on this file descriptor"),
+		launchd:  fs.String("launchd", "", "serve the launchd socket of this name from the LaunchAgent's Sockets (macOS; usually \"Listeners\")"),
+		provider: addProviderFlags(fs, "auto", "token provider: "+providerNames),
+		pool: addPoolFlags(fs, server.DefaultDeadline, poolFlagUsage{
+			prefetch:   "tokens kept ready while a turn runs",
+			maxAge:     "discard a ready token older than this",
+			deadline:   "longest wait for a token per request (keep under the app-server's 100ms)",
+			warmWindow: "keep one token ready (two from a 60s max age) for this long after the last turn, request or hint",
+		}),
+		idleTimeout:     fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close a connection idle for this long"),
+		exitIdleAfter:   fs.Duration("exit-idle", daemon.DefaultExitIdle, "exit 0 once the warm window is over and no connection has been open for this long (0: never); default 1m with --launchd, off with --listen-fd unless given (a parent that is not launchd may not start the daemon again)"),
+		maxConns:        fs.Int("max-conns", server.DefaultMaxConns, "most open connections"),
+		peerRequirement: fs.String("peer-requirement", "", "admit only peers whose code signature satisfies this requirement (macOS), e.g. 'anchor apple generic and certificate leaf[subject.OU] = \"TEAMID\"'"),
+		log:             addLogFlags(fs, "info"),
+		logFile:         fs.String("log-file", "", "also write the log to this file, size-capped with rotation; a leading ~/ is this user's home (launchd expands neither ~ nor variables)"),
+	}
+}
+
+// exitIdle checks that the flags go together and returns the idle exit in
+// force (see exitIdleFor).
+func (f *serveFlags) exitIdle(fs *flag.FlagSet) (time.Duration, error) {
 	sources := 0
-	for _, set := range []bool{*sockPath != "", *listenFD >= 0, *launchd != ""} {
+	for _, set := range []bool{*f.socket != "", *f.listenFD >= 0, *f.launchd != ""} {
 		if set {
 			sources++
 		}
 	}
 	if sources > 1 {
-		return usagef("give only one of --socket, --listen-fd and --launchd")
+		return 0, usagef("give only one of --socket, --listen-fd and --launchd")
 	}
-	if *prefetch < 1 || *maxAge <= 0 || *deadline <= 0 || *warmWindow <= 0 || *idle <= 0 || *maxConns < 1 || *exitIdle < 0 {
-		return usagef("--prefetch and --max-conns must be at least 1, durations positive, and --exit-idle not negative")
+	if !f.pool.valid() || *f.idleTimeout <= 0 || *f.maxConns < 1 || *f.exitIdleAfter < 0 {
+		return 0, usagef("--prefetch and --max-conns must be at least 1, durations positive, and --exit-idle not negative")
 	}
-	socketActivated := *listenFD >= 0 || *launchd != ""
-	*exitIdle = exitIdleFor(*launchd != "", *exitIdle, flagSet(fs, "exit-idle"))
-	if !socketActivated && flagSet(fs, "exit-idle") && *exitIdle > 0 {
-		return usagef("--exit-idle needs --launchd or --listen-fd: nothing would start a daemon that made its own socket again")
+	socketActivated := *f.listenFD >= 0 || *f.launchd != ""
+	exitIdle := exitIdleFor(*f.launchd != "", *f.exitIdleAfter, flagGiven(fs, "exit-idle"))
+	if !socketActivated && flagGiven(fs, "exit-idle") && exitIdle > 0 {
+		return 0, usagef("--exit-idle needs --launchd or --listen-fd: nothing would start a daemon that made its own socket again")
 	}
-	logger, err := newLogger(s.err, *logFormat, *logLevel)
-	if err != nil {
-		return err
-	}
-	prov, lazy, err := provFlags.serveProvider(s, logger)
-	if err != nil {
-		return err
-	}
-	var checkPeer func(*net.UnixConn) error
-	if *peerReq != "" {
-		chk, err := darwin.NewPeerRequirement(*peerReq)
-		if err != nil {
-			return withHint(fmt.Errorf("--peer-requirement: %w", err), "check the requirement with: codesign -v -R '%s' /path/to/client.app", *peerReq)
-		}
-		checkPeer = chk
-	}
-	var id darwin.Identity
-	if runtime.GOOS == "darwin" {
-		if id, err = darwin.SelfIdentity(); err != nil {
-			logger.Warn("cannot read own signing identity; header b and m stay empty", "err", err)
-		}
-	}
-
-	// The socket first, then the provider: a provider that cannot start is
-	// reported on the socket, not by an exit that launchd answers with a
-	// restart on the next connection.
-	listeners, where, err := listen(s, *sockPath, *listenFD, *launchd)
-	if err != nil {
-		return err
-	}
-	if lazy != nil {
-		lazy.Start()
-	}
-
-	serveProcs(s.getenv)
-	p := pool.New(pool.Config{
-		Provider: prov, BundleID: id.BundleID, TeamID: id.TeamID,
-		Size: *prefetch, MaxAge: *maxAge, WarmWindow: *warmWindow, Logger: logger,
-	})
-	defer p.Close()
-	tokens := serveTokens{Pool: p, lazy: lazy}
-	srv := server.New(server.Config{
-		Tokens: tokens, Version: version, Deadline: *deadline, IdleTimeout: *idle,
-		MaxConns: *maxConns, CheckPeer: checkPeer, Logger: logger,
-	})
-
-	errc := make(chan error, len(listeners))
-	for _, l := range listeners {
-		go func() { errc <- srv.Serve(l) }()
-	}
-	logger.Info("attestd serving", "version", version, "socket", where, "provider", prov.Kind(),
-		"bundleId", id.BundleID, "teamId", id.TeamID, "pid", os.Getpid())
-	if hupIgnored {
-		logger.Info("SIGHUP is ignored (nohup): a hangup will not stop the daemon")
-	}
-	var idleExit <-chan struct{}
-	watch := func() {}
-	if socketActivated && *exitIdle > 0 {
-		wctx, stopWatch := context.WithCancel(context.Background())
-		defer stopWatch()
-		watch = func() {
-			idleExit = watchIdle(wctx, *exitIdle, func() bool { return srv.Conns() > 0 || p.Status().Warm })
-		}
-		watch()
-	}
-
-	withGrace := func(drain func(context.Context) error) error {
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		defer cancel()
-		return drain(sctx)
-	}
-	var serveErr, drainErr error
-wait:
-	for {
-		select {
-		case <-ctx.Done():
-			logger.Info("stopping: draining requests in flight")
-		case sig := <-hup:
-			logger.Info("stopping on "+sig.String()+": draining requests in flight", "signal", sig.String())
-		case serveErr = <-errc:
-			logger.Error("listener failed", "err", serveErr)
-		case <-idleExit:
-			// Whether a connection is open and the end of accepting are
-			// decided in one step, so a client that connects now is
-			// served, here or by the next instance launchd starts.
-			var idle bool
-			drainErr = withGrace(func(ctx context.Context) (err error) {
-				idle, err = srv.ShutdownIfIdle(ctx)
-				return err
-			})
-			if !idle {
-				logger.Debug("staying: a connection came in as the daemon was about to exit")
-				watch()
-				continue
-			}
-			logger.Info("exiting: idle, no connection and the warm window over", "for", exitIdle.String())
-			break wait
-		}
-		drainErr = withGrace(srv.Shutdown)
-		break
-	}
-	if drainErr != nil {
-		logger.Warn("drain did not finish; closed remaining connections", "err", drainErr)
-	}
-	closeListeners(listeners, logger)
-	logger.Info("attestd stopped")
-	if serveErr != nil && !errors.Is(serveErr, server.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", serveErr)
-	}
-	return nil
+	return exitIdle, nil
 }
 
-// closeListeners closes the listeners (Shutdown already did, and ignored
-// the result) and says when the socket file was not removed because it is
-// no longer the one this daemon bound.
-func closeListeners(listeners []net.Listener, logger *slog.Logger) {
-	for _, l := range listeners {
-		err := l.Close()
-		if sl, ok := l.(*socket.Listener); ok && errors.Is(err, socket.ErrReplaced) {
-			logger.Warn("left the socket path alone: it no longer names this daemon's socket", "socket", sl.Path(), "err", err)
-		}
+// exitIdleFor returns the idle exit in force: the --exit-idle value when
+// given, else daemon.DefaultExitIdle under launchd and 0 (never)
+// otherwise, since a parent other than launchd may not start the daemon
+// again.
+func exitIdleFor(launchd bool, value time.Duration, given bool) time.Duration {
+	if given || launchd {
+		return value
 	}
+	return 0
 }
 
-// flagSet reports whether the flag called name was given.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
-}
-
-// listen opens the listeners chosen by the flags and says where they are.
-func listen(s *stdio, path string, fd int, launchdName string) ([]net.Listener, string, error) {
-	switch {
-	case fd >= 0:
-		l, err := socket.ListenFD(fd)
-		if err != nil {
-			return nil, "", withHint(err, "--listen-fd must name a listening Unix socket inherited from the parent process")
-		}
-		return []net.Listener{l}, l.Addr().String(), nil
-	case launchdName != "":
-		ls, err := darwin.ActivateSocket(launchdName)
-		var ae *darwin.ActivateError
-		if err != nil && !errors.As(err, &ae) { // an *ActivateError has its own hint
-			err = withHint(err, "--launchd works only when launchd started attestd from a LaunchAgent whose Sockets has the key %q", launchdName)
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		return ls, "launchd:" + launchdName, nil
-	}
-	if path == "" {
-		path = socket.DefaultPath(s.getenv)
-	}
-	l, err := socket.Listen(path)
-	if errors.Is(err, socket.ErrAlreadyRunning) {
-		return nil, "", withHint(err, "stop the other daemon first, or check it with: attestd status --socket %s", path)
-	}
+// daemonConfig returns the daemon the flags describe, but for where it
+// listens, when it exits idle and what stops it.
+func (f *serveFlags) daemonConfig(s *stdio, logger *slog.Logger) (daemon.Config, error) {
+	prov, err := f.provider.serveProvider(s, logger)
 	if err != nil {
-		return nil, "", err // a *socket.PathError carries its own hint
+		return daemon.Config{}, err
 	}
-	return []net.Listener{l}, path, nil
+	checkPeer, err := peerRequirement(*f.peerRequirement)
+	if err != nil {
+		return daemon.Config{}, err
+	}
+	id := selfIdentity(logger)
+	pc := f.pool.poolConfig(prov, logger)
+	pc.BundleID, pc.TeamID = id.BundleID, id.TeamID
+	return daemon.Config{
+		Pool: pc,
+		Server: server.Config{Version: version, Deadline: *f.pool.deadline, IdleTimeout: *f.idleTimeout,
+			MaxConns: *f.maxConns, CheckPeer: checkPeer, Logger: logger},
+		Logger: logger,
+	}, nil
+}
+
+// serveProvider returns the provider the daemon serves. DeviceCheck
+// (--provider devicecheck, or auto on macOS) comes as daemon.DeviceCheck
+// makes it, started only once the daemon has its socket; the development
+// provider needs no start.
+func (f providerFlags) serveProvider(s *stdio, logger *slog.Logger) (provider.Provider, error) {
+	if *f.devLatency < 0 {
+		return nil, usagef("--dev-latency must not be negative")
+	}
+	if name := *f.name; name == "devicecheck" || name == "auto" && runtime.GOOS == "darwin" {
+		return daemon.DeviceCheck(logger), nil
+	}
+	return f.newProvider(s)
+}
+
+// peerRequirement returns the check of --peer-requirement, or nil when
+// none is given.
+func peerRequirement(req string) (func(*net.UnixConn) error, error) {
+	if req == "" {
+		return nil, nil
+	}
+	chk, err := darwin.NewPeerRequirement(req)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("--peer-requirement: %w", err), "check the requirement with: codesign -v -R '%s' /path/to/client.app", req)
+	}
+	return chk, nil
+}
+
+// selfIdentity returns the bundle and team this executable is signed as,
+// for the header's b and m: on macOS only, and empty (with a warning)
+// when the signature cannot be read.
+func selfIdentity(logger *slog.Logger) darwin.Identity {
+	if runtime.GOOS != "darwin" {
+		return darwin.Identity{}
+	}
+	id, err := darwin.SelfIdentity()
+	if err != nil {
+		logger.Warn("cannot read own signing identity; header b and m stay empty", "err", err)
+	}
+	return id
 }

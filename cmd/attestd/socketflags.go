@@ -24,14 +24,20 @@ func addClientFlags(fs *flag.FlagSet) *clientFlags {
 	return c
 }
 
-// ownExecutable is os.Executable; tests point it into a fake bundle.
-var ownExecutable = os.Executable
+// ownExecutable returns the path of the running executable: s.executable's
+// answer, or os.Executable's when it is nil.
+func (s *stdio) ownExecutable() (string, error) {
+	if s.executable == nil {
+		return os.Executable()
+	}
+	return s.executable()
+}
 
 // ownAgent returns the LaunchAgent label and socket key that the
 // Info.plist of the bundle this executable runs from names (make bundle
 // writes them), or "" when it runs outside a bundle.
-func ownAgent() (label, key string) {
-	exe, err := ownExecutable()
+func ownAgent(s *stdio) (label, key string) {
+	exe, err := s.ownExecutable()
 	if err != nil {
 		return "", ""
 	}
@@ -61,7 +67,7 @@ func ownAgent() (label, key string) {
 func (c *clientFlags) lookup(s *stdio) socket.Lookup {
 	l := socket.Lookup{Path: c.socket, Agent: c.agent, Getenv: s.getenv}
 	if l.Path == "" && l.Agent == "" {
-		if _, key := ownAgent(); key != "" {
+		if _, key := ownAgent(s); key != "" {
 			l.Agent = key
 		}
 	}
@@ -81,14 +87,14 @@ func (c *clientFlags) resolve(ctx context.Context, s *stdio) (socket.Found, erro
 // log file's name: --agent when it is a label, else this bundle's, else
 // the development agent's when no agent is named; "" when only a key is
 // known.
-func (c *clientFlags) agentLabel() string {
+func (c *clientFlags) agentLabel(s *stdio) string {
 	switch {
 	case c.agent != "" && socket.IsLabel(c.agent):
 		return c.agent
 	case c.agent != "":
 		return ""
 	}
-	if label, key := ownAgent(); label != "" || key != "" {
+	if label, key := ownAgent(s); label != "" || key != "" {
 		return label
 	}
 	return socket.DefaultLabel

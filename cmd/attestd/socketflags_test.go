@@ -16,6 +16,7 @@ import (
 // host's Attestd.app) by its Info.plist with no flag at all, and never
 // the other host's through $ATTESTD_SOCKET.
 func TestClientsFindTheirOwnHost(t *testing.T) {
+	t.Parallel()
 	dir, err := os.MkdirTemp("", "hosts") // short: macOS caps socket paths at 104 bytes
 	if err != nil {
 		t.Fatal(err)
@@ -25,9 +26,15 @@ func TestClientsFindTheirOwnHost(t *testing.T) {
 	// Told apart by their pool capacity in attestation/status.
 	startDaemon(t, mine, "--prefetch", "3")
 	startDaemon(t, other, "--prefetch", "5")
+	// exe is the attestd that runs status and token: "" for this test binary.
+	exe := ""
+	run := func(env map[string]string, args ...string) (int, string, string) {
+		t.Helper()
+		return runCLIFrom(t, exe, env, "", args...)
+	}
 	capacity := func(env map[string]string, args ...string) float64 {
 		t.Helper()
-		code, out, errOut := runCLI(t, env, "", append([]string{"status"}, args...)...)
+		code, out, errOut := run(env, append([]string{"status"}, args...)...)
 		if code != 0 {
 			t.Fatalf("status %q: exit %d\n%s", args, code, errOut)
 		}
@@ -65,10 +72,7 @@ func TestClientsFindTheirOwnHost(t *testing.T) {
 		t.Errorf("status with no agent named reached capacity %v, not $ATTESTD_SOCKET's daemon (5)", c)
 	}
 	// … but the attestd inside my host's bundle asks my daemon only.
-	exe := helperBundleFor(t, filepath.Join(dir, "Host.app", "Contents", "Helpers"), "com.example.Host.attestd")
-	old := ownExecutable
-	t.Cleanup(func() { ownExecutable = old })
-	ownExecutable = func() (string, error) { return exe, nil }
+	exe = helperBundleFor(t, filepath.Join(dir, "Host.app", "Contents", "Helpers"), "com.example.Host.attestd")
 	if c := capacity(env); c != 3 {
 		t.Errorf("status from the bundle reached the daemon of capacity %v, not mine (3)", c)
 	}
@@ -79,7 +83,7 @@ func TestClientsFindTheirOwnHost(t *testing.T) {
 	// falls to the default path, never to $ATTESTD_SOCKET.
 	delete(env, "ATTESTD_SOCKET_com_example_Host_attestd")
 	env["XDG_RUNTIME_DIR"] = filepath.Join(dir, "nothing")
-	code, _, errOut := runCLI(t, env, "", "token", "--timeout", "1s")
+	code, _, errOut := run(env, "token", "--timeout", "1s")
 	if code != 1 || !strings.Contains(errOut, filepath.Join(dir, "nothing", "attestd", "attestd.sock")) {
 		t.Errorf("token from the bundle without its variable: exit %d\n%s", code, errOut)
 	}

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 )
 
 func TestIdleTimer(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(0, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	type obs struct {
@@ -25,6 +26,7 @@ func TestIdleTimer(t *testing.T) {
 		{"one idle look is not enough", []obs{{0, true, false}, {500, false, false}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			it := idleTimer{after: 100 * time.Millisecond}
 			for _, o := range tc.obs {
 				if got := it.observe(at(o.ms), o.busy); got != o.exit {
@@ -42,6 +44,7 @@ func TestIdleTimer(t *testing.T) {
 }
 
 func TestWatchIdle(t *testing.T) {
+	t.Parallel()
 	var busy atomic.Bool
 	busy.Store(true)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -66,27 +69,5 @@ func TestWatchIdle(t *testing.T) {
 	case <-never:
 		t.Fatal("a watch whose context ended reported idle")
 	default:
-	}
-}
-
-// Only launchd is sure to start an exited daemon again: the default idle
-// exit is for --launchd; --listen-fd exits only when asked to.
-func TestExitIdleFor(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		launchd bool
-		value   time.Duration
-		given   bool
-		want    time.Duration
-	}{
-		{"launchd, default", true, defaultExitIdle, false, defaultExitIdle},
-		{"launchd, given", true, 5 * time.Second, true, 5 * time.Second},
-		{"launchd, turned off", true, 0, true, 0},
-		{"listen-fd, default", false, defaultExitIdle, false, 0},
-		{"listen-fd, given", false, 5 * time.Second, true, 5 * time.Second},
-	} {
-		if got := exitIdleFor(tc.launchd, tc.value, tc.given); got != tc.want {
-			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
-		}
 	}
 }

@@ -1,29 +1,19 @@
-package main
+package daemon
 
 import (
 	"context"
 	"time"
 )
 
-// defaultExitIdle is how long a daemon started by launchd (--launchd)
-// stays after it has become idle: its warm window over and no connection
-// open. With --listen-fd idle exit is off unless --exit-idle is given,
-// since a parent other than launchd may not start the daemon again. A
-// restart costs one exec and start-up, under 20 ms (BENCHMARKS.md, "Restart after
-// an idle exit"), and once the warm window is over the pool stops
-// refilling and its last tokens expire within --max-age, so a request
-// after an idle minute is cold with or without a restart. A minute is also
-// well above launchd's 10 s ThrottleInterval, so the restart is immediate.
-const defaultExitIdle = time.Minute
-
-// exitIdleFor returns the idle exit in force: the --exit-idle value when
-// given, else defaultExitIdle under launchd and 0 (never) otherwise.
-func exitIdleFor(launchd bool, value time.Duration, given bool) time.Duration {
-	if given || launchd {
-		return value
-	}
-	return 0
-}
+// DefaultExitIdle is how long a daemon started by launchd stays after it
+// has become idle: its warm window over and no connection open. A
+// restart costs one exec and start-up, under 20 ms (BENCHMARKS.md,
+// "Restart after an idle exit"), and once the warm window is over the
+// pool stops refilling and its last tokens expire within the maximum age,
+// so a request after an idle minute is cold with or without a restart. A
+// minute is also well above launchd's 10 s ThrottleInterval, so the
+// restart is immediate.
+const DefaultExitIdle = time.Minute
 
 // idleTimer decides when a daemon has been idle long enough to exit.
 type idleTimer struct {
