@@ -2,7 +2,7 @@
 // request is answered within the app-server's ~100 ms deadline although a
 // DeviceCheck token can take longer than that to make.
 //
-// Rules (see DESIGN.md, "The token pool"):
+// Rules (the README's "Defaults, and why" gives each default's reason):
 //   - ready tokens are handed out once each, oldest first, and dropped once
 //     older than MaxAge;
 //   - how many are kept ready follows demand (see demand.go): Size while a
@@ -53,12 +53,11 @@ const (
 
 // DefaultWarmSize is how many tokens to keep ready between turns for a
 // token lifetime: one below a minute, two from a minute on. In the
-// simulation, a second token between turns lifts the share of requests
-// served in time from 99.5% to 99.8% at a 20 s maximum age but costs 3.5
-// tokens made per token served instead of 2.6; from 60 s on it costs
-// little (1.67 against 1.56) and reaches 99.9% (BENCHMARKS.md, Pareto
-// table). So --max-age is the one setting to change once Apple's token
-// lifetime is measured.
+// simulation a second token between turns serves a few more requests in
+// time but, with short-lived tokens, costs many more tokens made per token
+// served; with tokens that live a minute or more it costs little
+// (BENCHMARKS.md, "Pareto table", has the figures). So --max-age is the
+// one setting to change once Apple's token lifetime is measured.
 func DefaultWarmSize(maxAge time.Duration) int {
 	if maxAge >= time.Minute {
 		return 2

@@ -9,13 +9,12 @@ import (
 )
 
 // DefaultHold bounds how long a line is held for a token when Bridge.Hold
-// is zero. A DeviceCheck token takes about 300 ms to make (the pool's
-// simulation, bridge/pool/poolsim, draws a log-normal with a 300 ms
-// median), and 1 s covers 99% of such latencies. In that simulation's
-// codex-like traffic a 1 s bound serves 99.5% of all requests in time for
-// a mean hold of 41 ms per turn, where 500 ms serves 99.2% for 37 ms and
-// 2 s adds little but doubles the worst case (BENCHMARKS.md, "Hold
-// bound"). Past the bound the line goes on without a token.
+// is zero. The bound covers nearly all of DeviceCheck's latencies as the
+// pool's simulation (bridge/pool/poolsim) draws them: a shorter bound
+// serves fewer requests in time for little less hold, a longer one adds
+// little but lengthens the worst case ("go run ./test/bench -only holds"
+// measures each bound; BENCHMARKS.md says how). Past the bound the line
+// goes on without a token.
 const DefaultHold = time.Second
 
 // ReadyWaiter is a Source that can say when a token is ready.

@@ -7,8 +7,8 @@ import (
 
 // DefaultExitIdle is how long a daemon started by launchd stays after it
 // has become idle: its warm window over and no connection open. A
-// restart costs one exec and start-up, under 20 ms (BENCHMARKS.md,
-// "Restart after an idle exit"), and once the warm window is over the
+// restart costs one exec and start-up, a few milliseconds (BENCHMARKS.md,
+// "Restart after an idle exit", has the figure), and once the warm window is over the
 // pool stops refilling and its last tokens expire within the maximum age,
 // so a request after an idle minute is cold with or without a restart. A
 // minute is also well above launchd's 10 s ThrottleInterval, so the
