@@ -29,7 +29,8 @@ type DeviceCheckOptions struct {
 }
 
 // Completion says where Apple ran one completion handler of
-// generateTokenWithCompletionHandler:, which Apple does not document.
+// generateTokenWithCompletionHandler: or of an App Attest method, which
+// Apple does not document.
 type Completion struct {
 	// MainThread reports pthread_main_np() == 1 in the handler: Apple
 	// called it on the process's main thread.

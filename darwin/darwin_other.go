@@ -34,3 +34,9 @@ func mainLoopRunning() (bool, string) { return false, "not macOS: there is no ma
 func pingMainQueue(context.Context) error { return ErrUnsupported }
 
 func translated() (bool, error) { return false, ErrUnsupported }
+
+func newAppAttest(AppAttestOptions) (AppAttestService, error) { return nil, ErrUnsupported }
+
+func appAttestSupported() (bool, error) { return false, ErrUnsupported }
+
+func newKeychainNative() (keychainNative, error) { return nil, ErrUnsupported }

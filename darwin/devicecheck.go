@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"time"
 
 	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/bridge/provider"
@@ -15,9 +13,7 @@ import (
 // Apple calls; deviceCheckNative implements it with purego on darwin and
 // tests implement it with channels.
 type dcNative interface {
-	// guiSession reports whether the caller's security session has
-	// graphic access (Security's SessionGetInfo).
-	guiSession() (bool, error)
+	guiChecker
 	// supported loads DeviceCheck and returns DCDevice.isSupported. It
 	// is only called after guiSession reported true.
 	supported() (bool, error)
@@ -53,10 +49,17 @@ var errNotSupported = &provider.Error{
 	Err:      provider.ErrUnsupported,
 }
 
+// guiChecker is the GUI-session check every native seam starts with.
+type guiChecker interface {
+	// guiSession reports whether the caller's security session has
+	// graphic access (Security's SessionGetInfo).
+	guiSession() (bool, error)
+}
+
 // checkGUI returns nil when the session has graphic access,
 // provider.ErrNoGUISession when it has none, and an error with the reason
 // no_gui_session when SessionGetInfo fails.
-func checkGUI(n dcNative) error {
+func checkGUI(n guiChecker) error {
 	ok, err := n.guiSession()
 	if err != nil {
 		return &provider.Error{
@@ -83,15 +86,9 @@ func supportedVia(n dcNative) (bool, error) {
 // deviceCheck is the DeviceCheck provider: serialized calls with a timeout
 // on top of a dcNative.
 type deviceCheck struct {
-	native  dcNative
-	timeout time.Duration
-	// slot holds a value while an Apple request is outstanding. It is
-	// emptied when Apple calls the completion handler, not when Generate
-	// returns.
-	slot chan struct{}
-	// timer returns a channel that fires once the provider's timeout has
-	// passed, and a func that stops it; tests replace it.
-	timer func(time.Duration) (<-chan time.Time, func())
+	native dcNative
+	// calls runs one generateToken request at a time.
+	calls *serialCalls
 	// observe, when set, is told where each completion handler ran.
 	observe func(Completion)
 }
@@ -108,7 +105,7 @@ func newDeviceCheckWith(n dcNative, opts DeviceCheckOptions) (*deviceCheck, erro
 	if err := checkDeviceCheck(n); err != nil {
 		return nil, err
 	}
-	return &deviceCheck{native: n, timeout: opts.Timeout, slot: make(chan struct{}, 1), timer: realTimer,
+	return &deviceCheck{native: n, calls: newSerialCalls("devicecheck", "DeviceCheck", opts.Timeout),
 		observe: opts.OnCompletion}, nil
 }
 
@@ -123,70 +120,20 @@ type dcResult struct {
 }
 
 // Generate implements provider.Provider: one generateToken call, bounded by
-// ctx and the provider's timeout.
+// ctx and the provider's timeout (serialCalls).
 func (d *deviceCheck) Generate(ctx context.Context) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("devicecheck: not asking DeviceCheck: %w", err)
-	}
-	expired, stop := d.timer(d.timeout)
-	defer stop()
-
-	select {
-	case d.slot <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("devicecheck: waiting for the previous DeviceCheck request: %w", ctx.Err())
-	case <-expired:
-		return nil, d.timeoutErr("the previous DeviceCheck request is still outstanding")
-	}
-
-	// Room for one value: a completion that comes after Generate gave up
-	// must never block Apple's thread.
-	results := make(chan dcResult, 1)
-	var once sync.Once
-	done := func(r dcResult) {
-		if d.observe != nil {
-			d.observe(r.where)
-		}
-		once.Do(func() {
-			results <- r
-			<-d.slot
+	r, err := await(ctx, d.calls, func(deliver func(dcResult)) error {
+		return d.native.request(func(r dcResult) {
+			if d.observe != nil {
+				d.observe(r.where) // every completion, even a late or second one
+			}
+			deliver(r)
 		})
-	}
-	if err := d.native.request(done); err != nil {
-		<-d.slot
+	})
+	if err != nil {
 		return nil, err
 	}
-
-	var err error
-	select {
-	case r := <-results:
-		return r.value()
-	case <-ctx.Done():
-		err = fmt.Errorf("devicecheck: no answer from DeviceCheck: %w", ctx.Err())
-	case <-expired:
-		err = d.timeoutErr("no answer from DeviceCheck")
-	}
-	select {
-	case r := <-results: // arrived together with the deadline: use it
-		return r.value()
-	default:
-		return nil, err
-	}
-}
-
-// timeoutErr reports the provider's own timeout.
-func (d *deviceCheck) timeoutErr(what string) error {
-	return &provider.Error{
-		Reason: provider.ReasonTimeout,
-		Msg:    fmt.Sprintf("devicecheck: %s after %v", what, d.timeout),
-		Err:    context.DeadlineExceeded,
-	}
-}
-
-// realTimer is deviceCheck.timer outside tests.
-func realTimer(d time.Duration) (<-chan time.Time, func()) {
-	t := time.NewTimer(d)
-	return t.C, func() { t.Stop() }
+	return r.value()
 }
 
 // errNoToken is a completion with neither a token nor an error.

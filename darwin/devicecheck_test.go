@@ -228,7 +228,7 @@ func TestGenerate(t *testing.T) {
 // the returned channel, and fires when the test closes it.
 func manualTimers(d *deviceCheck) <-chan chan time.Time {
 	timers := make(chan chan time.Time, 16)
-	d.timer = func(time.Duration) (<-chan time.Time, func()) {
+	d.calls.timer = func(time.Duration) (<-chan time.Time, func()) {
 		c := make(chan time.Time)
 		timers <- c
 		return c, func() {}
@@ -398,8 +398,8 @@ func TestNewDeviceCheckOptions(t *testing.T) {
 		t.Error("negative timeout accepted")
 	}
 	d := newTestProvider(t, f, 0)
-	if d.timeout != DefaultTimeout {
-		t.Errorf("timeout = %v, want %v", d.timeout, DefaultTimeout)
+	if d.calls.timeout != DefaultTimeout {
+		t.Errorf("timeout = %v, want %v", d.calls.timeout, DefaultTimeout)
 	}
 }
 

@@ -2,6 +2,7 @@ package darwin_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -65,4 +66,47 @@ func ExampleNewPeerRequirement() {
 		// … answer requests …
 	}
 	_ = serve
+}
+
+// App Attest: one key per install, kept in the login Keychain, attested
+// once, then an assertion for each request. Where App Attest cannot be
+// used, DeviceCheck tokens serve instead.
+func ExampleNewAppAttest() {
+	ctx := context.Background()
+	aa, err := darwin.NewAppAttest(darwin.AppAttestOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		// "unsupported" before macOS 27, "no_gui_session" over SSH.
+		fmt.Println(provider.ReasonOf(err), hint.Of(err))
+		return
+	}
+	store, err := darwin.NewKeychain(darwin.KeychainOptions{
+		Service: darwin.KeychainService("com.example.host.attestd", "com.example.attestd"),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	keyID, err := store.Get(ctx)
+	if errors.Is(err, darwin.ErrNotFound) {
+		if keyID, err = aa.GenerateKey(ctx); err == nil {
+			err = store.Set(ctx, keyID)
+		}
+		// Then register it: a challenge from the server,
+		// aa.AttestKey(ctx, keyID, SHA-256(challenge)), and the
+		// attestation posted back.
+	}
+	if err != nil {
+		fmt.Println(err, hint.Of(err))
+		return
+	}
+	clientDataHash := sha256.Sum256([]byte("what the request signs"))
+	assertion, err := aa.GenerateAssertion(ctx, keyID, clientDataHash[:])
+	switch {
+	case errors.Is(err, darwin.ErrInvalidKey):
+		_ = store.Delete(ctx) // make a new key and register it again
+	case err != nil:
+		fmt.Println(provider.ReasonOf(err), err)
+	default:
+		fmt.Println("assertion", header.Fingerprint(assertion))
+	}
 }

@@ -32,3 +32,18 @@ const (
 	auditTokenWords   = 8
 	auditTokenPIDWord = 5
 )
+
+// OSStatus values of SecItem calls (Security/SecBase.h) that the Keychain
+// item names. Their texts, quoted from the header's comments, are in
+// osStatusText.
+const (
+	errSecSuccess               = 0
+	errSecUserCanceled          = -128
+	errSecNotAvailable          = -25291
+	errSecAuthFailed            = -25293
+	errSecNoSuchKeychain        = -25294
+	errSecDuplicateItem         = -25299
+	errSecItemNotFound          = -25300
+	errSecNoDefaultKeychain     = -25307
+	errSecInteractionNotAllowed = -25308
+)

@@ -1,6 +1,8 @@
 package darwin
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -43,6 +45,9 @@ func TestConstantsMatchHeaders(t *testing.T) {
 		{"kCFNumberSInt64Type", kCFNumberSInt64Type, 4, "CFNumber.h: kCFNumberSInt64Type = 4"},
 
 		// DeviceCheck/DCError.h: NS_ERROR_ENUM(DCErrorDomain, DCError) {
+		// (DCAppAttestService's completion handlers report the same codes;
+		// macOS 27 adds at least one whose value is not public, which
+		// NewAppAttestError maps to ErrUnknownDCErrorCode with its number.)
 		// DCErrorUnknownSystemFailure, DCErrorFeatureUnsupported,
 		// DCErrorInvalidInput, DCErrorInvalidKey, DCErrorServerUnavailable }
 		// (iOS 16.1 SDK copy in xybp888/iOS-SDKs; the macOS 10.15 SDK has
@@ -52,6 +57,17 @@ func TestConstantsMatchHeaders(t *testing.T) {
 		{"DCErrorInvalidInput", DCErrorInvalidInput, 2, "DCError.h: third enumerator"},
 		{"DCErrorInvalidKey", DCErrorInvalidKey, 3, "DCError.h: fourth enumerator"},
 		{"DCErrorServerUnavailable", DCErrorServerUnavailable, 4, "DCError.h: fifth enumerator"},
+
+		// Security/SecBase.h: CF_ENUM(OSStatus) { … } (macOS 11.3 SDK)
+		{"errSecSuccess", errSecSuccess, 0, "SecBase.h: errSecSuccess = 0, /* No error. */"},
+		{"errSecUserCanceled", errSecUserCanceled, -128, "SecBase.h: errSecUserCanceled = -128, /* User canceled the operation. */"},
+		{"errSecNotAvailable", errSecNotAvailable, -25291, "SecBase.h: errSecNotAvailable = -25291, /* No keychain is available. … */"},
+		{"errSecAuthFailed", errSecAuthFailed, -25293, "SecBase.h: errSecAuthFailed = -25293, /* The user name or passphrase you entered is not correct. */"},
+		{"errSecNoSuchKeychain", errSecNoSuchKeychain, -25294, "SecBase.h: errSecNoSuchKeychain = -25294, /* The specified keychain could not be found. */"},
+		{"errSecDuplicateItem", errSecDuplicateItem, -25299, "SecBase.h: errSecDuplicateItem = -25299, /* The specified item already exists in the keychain. */"},
+		{"errSecItemNotFound", errSecItemNotFound, -25300, "SecBase.h: errSecItemNotFound = -25300, /* The specified item could not be found in the keychain. */"},
+		{"errSecNoDefaultKeychain", errSecNoDefaultKeychain, -25307, "SecBase.h: errSecNoDefaultKeychain = -25307, /* A default keychain could not be found. */"},
+		{"errSecInteractionNotAllowed", errSecInteractionNotAllowed, -25308, "SecBase.h: errSecInteractionNotAllowed = -25308, /* User interaction is not allowed. */"},
 
 		// audit_token_t: mach/message.h typedef struct { unsigned int
 		// val[8]; } audit_token_t; bsm/libbsm.h audit_token_to_pid reads
@@ -77,6 +93,35 @@ func TestStringsMatchApple(t *testing.T) {
 	} {
 		if tt.got != tt.want {
 			t.Errorf("%s = %q, want %q (%s)", tt.name, tt.got, tt.want, tt.source)
+		}
+	}
+}
+
+// TestStatusTextsMatchHeader checks the texts osStatusText gives for the
+// Keychain's OSStatus values against the comments beside them in
+// Security/SecBase.h (macOS 11.3 SDK), which is where Security's own
+// SecErrorMessages.strings come from.
+func TestStatusTextsMatchHeader(t *testing.T) {
+	for _, tt := range []struct {
+		status int32
+		line   string
+	}{
+		{errSecUserCanceled, "errSecUserCanceled                       = -128,    /* User canceled the operation. */"},
+		{errSecNotAvailable, "errSecNotAvailable                       = -25291,    /* No keychain is available. You may need to restart your computer. */"},
+		{errSecAuthFailed, "errSecAuthFailed                         = -25293,    /* The user name or passphrase you entered is not correct. */"},
+		{errSecNoSuchKeychain, "errSecNoSuchKeychain                     = -25294,    /* The specified keychain could not be found. */"},
+		{errSecDuplicateItem, "errSecDuplicateItem                      = -25299,    /* The specified item already exists in the keychain. */"},
+		{errSecItemNotFound, "errSecItemNotFound                       = -25300,    /* The specified item could not be found in the keychain. */"},
+		{errSecNoDefaultKeychain, "errSecNoDefaultKeychain                  = -25307,    /* A default keychain could not be found. */"},
+		{errSecInteractionNotAllowed, "errSecInteractionNotAllowed              = -25308,    /* User interaction is not allowed. */"},
+	} {
+		_, comment, ok := strings.Cut(tt.line, "/* ")
+		comment = strings.TrimSuffix(comment, " */")
+		if !ok || osStatusText[tt.status] != comment {
+			t.Errorf("osStatusText[%d] = %q, SecBase.h says %q", tt.status, osStatusText[tt.status], tt.line)
+		}
+		if want := fmt.Sprintf("= %d,", tt.status); !strings.Contains(tt.line, want) {
+			t.Errorf("%q does not declare %d", tt.line, tt.status)
 		}
 	}
 }

@@ -1,12 +1,15 @@
 package darwin
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
 	"sync"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+
+	"github.com/attestd/attestd/bridge/provider"
 )
 
 // Libraries, opened on first use. dyld finds the frameworks in its shared
@@ -72,6 +75,19 @@ func (l *lib) constant(name string) uintptr {
 	}
 	// sym is the address of a C global that holds the value; read it
 	// through a pointer to sym so that no uintptr becomes a Go pointer.
+	return **(**uintptr)(unsafe.Pointer(&sym))
+}
+
+// optionalConstant is constant for a symbol the layer can do without: a
+// missing one gives 0 and is not recorded as a failure.
+func (l *lib) optionalConstant(name string) uintptr {
+	if l.err != nil {
+		return 0
+	}
+	sym, err := purego.Dlsym(l.handle, name)
+	if err != nil || sym == 0 {
+		return 0
+	}
 	return **(**uintptr)(unsafe.Pointer(&sym))
 }
 
@@ -146,6 +162,12 @@ var (
 	cfStringCreateWithBytes func(alloc uintptr, bytes []byte, numBytes int64, encoding uint32, isExternalRepresentation bool) uintptr
 	// CFDataRef CFDataCreate(CFAllocatorRef allocator, const UInt8 *bytes, CFIndex length);
 	cfDataCreate func(alloc uintptr, bytes []byte, length int64) uintptr
+	// CFTypeID CFDataGetTypeID(void);
+	cfDataGetTypeID func() uint64
+	// CFIndex CFDataGetLength(CFDataRef theData);
+	cfDataGetLength func(data uintptr) int64
+	// const UInt8 *CFDataGetBytePtr(CFDataRef theData);
+	cfDataGetBytePtr func(data uintptr) unsafe.Pointer
 	// CFDictionaryRef CFDictionaryCreate(CFAllocatorRef allocator, const void **keys,
 	//     const void **values, CFIndex numValues,
 	//     const CFDictionaryKeyCallBacks *keyCallBacks,
@@ -171,6 +193,8 @@ var (
 	cfTypeDictionaryKeyCallBacks uintptr
 	// const CFDictionaryValueCallBacks kCFTypeDictionaryValueCallBacks;
 	cfTypeDictionaryValueCallBacks uintptr
+	// const CFBooleanRef kCFBooleanTrue;
+	cfBooleanTrue uintptr
 )
 
 func loadCoreFoundation() error {
@@ -185,6 +209,9 @@ func loadCoreFoundation() error {
 		l.fn(&cfStringGetCString, "CFStringGetCString")
 		l.fn(&cfStringCreateWithBytes, "CFStringCreateWithBytes")
 		l.fn(&cfDataCreate, "CFDataCreate")
+		l.fn(&cfDataGetTypeID, "CFDataGetTypeID")
+		l.fn(&cfDataGetLength, "CFDataGetLength")
+		l.fn(&cfDataGetBytePtr, "CFDataGetBytePtr")
 		l.fn(&cfDictionaryCreate, "CFDictionaryCreate")
 		l.fn(&cfDictionaryGetValue, "CFDictionaryGetValue")
 		l.fn(&cfNumberGetValue, "CFNumberGetValue")
@@ -195,6 +222,7 @@ func loadCoreFoundation() error {
 		l.fn(&cfRunLoopStop, "CFRunLoopStop")
 		cfTypeDictionaryKeyCallBacks = l.addr("kCFTypeDictionaryKeyCallBacks")
 		cfTypeDictionaryValueCallBacks = l.addr("kCFTypeDictionaryValueCallBacks")
+		cfBooleanTrue = l.constant("kCFBooleanTrue")
 		cfErr = l.err
 	})
 	return cfErr
@@ -234,6 +262,48 @@ func cfInt64(ref uintptr) (int64, bool) {
 // newCFString returns a CFStringRef the caller must CFRelease, or 0.
 func newCFString(s string) uintptr {
 	return cfStringCreateWithBytes(0, []byte(s), int64(len(s)), kCFStringEncodingUTF8, false)
+}
+
+// newCFData returns a CFDataRef holding a copy of b that the caller must
+// CFRelease, or 0.
+func newCFData(b []byte) uintptr {
+	if len(b) == 0 {
+		// CFDataRef CFDataCreate(CFAllocatorRef allocator, const UInt8 *bytes, CFIndex length);
+		return cfDataCreate(0, nil, 0)
+	}
+	return cfDataCreate(0, b, int64(len(b)))
+}
+
+// cfDataBytes copies a CFDataRef's bytes; 0 or a non-data gives false.
+func cfDataBytes(ref uintptr) ([]byte, bool) {
+	// CFTypeID CFDataGetTypeID(void);
+	if ref == 0 || cfGetTypeID(ref) != cfDataGetTypeID() {
+		return nil, false
+	}
+	// CFIndex CFDataGetLength(CFDataRef theData);
+	n := cfDataGetLength(ref)
+	if n <= 0 {
+		return []byte{}, true
+	}
+	// const UInt8 *CFDataGetBytePtr(CFDataRef theData);
+	p := cfDataGetBytePtr(ref)
+	if p == nil {
+		return nil, false
+	}
+	return bytes.Clone(unsafe.Slice((*byte)(p), n)), true
+}
+
+// newCFDictionary returns an immutable CFDictionaryRef of the pairs, which
+// it retains (kCFType callbacks), or 0. The caller must CFRelease it.
+func newCFDictionary(keys, values []uintptr) uintptr {
+	if len(keys) == 0 || len(keys) != len(values) {
+		return 0
+	}
+	// CFDictionaryRef CFDictionaryCreate(CFAllocatorRef allocator, const void **keys,
+	//     const void **values, CFIndex numValues,
+	//     const CFDictionaryKeyCallBacks *keyCallBacks,
+	//     const CFDictionaryValueCallBacks *valueCallBacks);
+	return cfDictionaryCreate(0, &keys[0], &values[0], int64(len(keys)), cfTypeDictionaryKeyCallBacks, cfTypeDictionaryValueCallBacks)
 }
 
 // Security.framework.
@@ -314,12 +384,79 @@ func loadPeerSecurity() error {
 
 // statusError wraps a failed Security call's OSStatus with Apple's text.
 func statusError(op string, status int32) error {
-	e := &OSStatusError{Op: op, Status: status}
-	if msg := secCopyErrorMessageString(status, 0); msg != 0 {
-		e.Msg = cfString(msg)
-		cfRelease(msg)
+	return &OSStatusError{Op: op, Status: status, Msg: secErrorMessage(status)}
+}
+
+// secErrorMessage returns Security's text for status, or "".
+func secErrorMessage(status int32) string {
+	// CFStringRef SecCopyErrorMessageString(OSStatus status, void *reserved);
+	msg := secCopyErrorMessageString(status, 0)
+	if msg == 0 {
+		return ""
 	}
-	return e
+	defer cfRelease(msg)
+	return cfString(msg)
+}
+
+// Security's SecItem functions and keys, for the Keychain item; bound
+// apart so that a missing symbol there cannot break the other checks.
+var (
+	keychainOnce sync.Once
+	keychainErr  error
+
+	// OSStatus SecItemCopyMatching(CFDictionaryRef query, CFTypeRef *result);
+	secItemCopyMatching func(query uintptr, result *uintptr) int32
+	// OSStatus SecItemAdd(CFDictionaryRef attributes, CFTypeRef *result);
+	secItemAdd func(attributes uintptr, result *uintptr) int32
+	// OSStatus SecItemUpdate(CFDictionaryRef query, CFDictionaryRef attributesToUpdate);
+	secItemUpdate func(query, attributesToUpdate uintptr) int32
+	// OSStatus SecItemDelete(CFDictionaryRef query);
+	secItemDelete func(query uintptr) int32
+
+	// extern const CFStringRef kSecClass, kSecClassGenericPassword,
+	//     kSecAttrService, kSecAttrAccount, kSecAttrLabel, kSecValueData,
+	//     kSecReturnData, kSecMatchLimit, kSecMatchLimitOne;
+	kSecClass                uintptr
+	kSecClassGenericPassword uintptr
+	kSecAttrService          uintptr
+	kSecAttrAccount          uintptr
+	kSecAttrLabel            uintptr
+	kSecValueData            uintptr
+	kSecReturnData           uintptr
+	kSecMatchLimit           uintptr
+	kSecMatchLimitOne        uintptr
+	// extern const CFStringRef kSecUseAuthenticationUI,
+	//     kSecUseAuthenticationUIFail;
+	// Deprecated since macOS 11 but exported; optional, 0 when missing.
+	kSecUseAuthenticationUI     uintptr
+	kSecUseAuthenticationUIFail uintptr
+)
+
+func loadKeychain() error {
+	keychainOnce.Do(func() {
+		if err := loadSecurity(); err != nil {
+			keychainErr = err
+			return
+		}
+		l := open(securityPath)
+		l.fn(&secItemCopyMatching, "SecItemCopyMatching")
+		l.fn(&secItemAdd, "SecItemAdd")
+		l.fn(&secItemUpdate, "SecItemUpdate")
+		l.fn(&secItemDelete, "SecItemDelete")
+		kSecClass = l.constant("kSecClass")
+		kSecClassGenericPassword = l.constant("kSecClassGenericPassword")
+		kSecAttrService = l.constant("kSecAttrService")
+		kSecAttrAccount = l.constant("kSecAttrAccount")
+		kSecAttrLabel = l.constant("kSecAttrLabel")
+		kSecValueData = l.constant("kSecValueData")
+		kSecReturnData = l.constant("kSecReturnData")
+		kSecMatchLimit = l.constant("kSecMatchLimit")
+		kSecMatchLimitOne = l.constant("kSecMatchLimitOne")
+		kSecUseAuthenticationUI = l.optionalConstant("kSecUseAuthenticationUI")
+		kSecUseAuthenticationUIFail = l.optionalConstant("kSecUseAuthenticationUIFail")
+		keychainErr = l.err
+	})
+	return keychainErr
 }
 
 // The Objective-C runtime, Foundation and DeviceCheck.
@@ -347,6 +484,28 @@ func loadObjC() error {
 		objcErr = open(foundationPath).err
 	})
 	return objcErr
+}
+
+// DeviceCheck.framework, opened once for both of its classes (DCDevice,
+// DCAppAttestService), after Foundation.
+var (
+	dcFrameworkOnce sync.Once
+	dcFrameworkErr  error
+)
+
+func loadDeviceCheckFramework() error {
+	dcFrameworkOnce.Do(func() {
+		if err := loadObjC(); err != nil {
+			dcFrameworkErr = err
+			return
+		}
+		if _, err := purego.Dlopen(deviceCheckPath, purego.RTLD_NOW|purego.RTLD_GLOBAL); err != nil {
+			dcFrameworkErr = &provider.Error{Reason: provider.ReasonUnsupported,
+				Msg: "cannot load DeviceCheck.framework", HintText: provider.MacOSRequirement,
+				Err: fmt.Errorf("dlopen %s: %w", deviceCheckPath, err)}
+		}
+	})
+	return dcFrameworkErr
 }
 
 // inAutoreleasePool runs f on a locked OS thread inside an autorelease

@@ -29,6 +29,16 @@ var osStatusText = map[int32]string{
 	errSecCSReqInvalid:      "invalid or corrupted code requirement",
 	errSecCSReqUnsupported:  "unsupported type or version of code requirement",
 	errSecCSReqFailed:       "code failed to satisfy specified code requirement(s)",
+
+	// Security/SecBase.h
+	errSecUserCanceled:          "User canceled the operation.",
+	errSecNotAvailable:          "No keychain is available. You may need to restart your computer.",
+	errSecAuthFailed:            "The user name or passphrase you entered is not correct.",
+	errSecNoSuchKeychain:        "The specified keychain could not be found.",
+	errSecDuplicateItem:         "The specified item already exists in the keychain.",
+	errSecItemNotFound:          "The specified item could not be found in the keychain.",
+	errSecNoDefaultKeychain:     "A default keychain could not be found.",
+	errSecInteractionNotAllowed: "User interaction is not allowed.",
 }
 
 // OSStatusError is a Security framework call that did not return

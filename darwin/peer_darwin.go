@@ -83,19 +83,12 @@ func validateGuestInPool(t auditToken, req uintptr) error {
 	for i, w := range t {
 		binary.NativeEndian.PutUint32(raw[4*i:], w)
 	}
-	// CFDataRef CFDataCreate(CFAllocatorRef allocator, const UInt8 *bytes, CFIndex length);
-	data := cfDataCreate(0, raw[:], int64(len(raw)))
+	data := newCFData(raw[:])
 	if data == 0 {
 		return errors.New("CFDataCreate failed")
 	}
 	defer cfRelease(data)
-	keys := []uintptr{kSecGuestAttributeAudit}
-	values := []uintptr{data}
-	// CFDictionaryRef CFDictionaryCreate(CFAllocatorRef allocator, const void **keys,
-	//     const void **values, CFIndex numValues,
-	//     const CFDictionaryKeyCallBacks *keyCallBacks,
-	//     const CFDictionaryValueCallBacks *valueCallBacks);
-	attrs := cfDictionaryCreate(0, &keys[0], &values[0], 1, cfTypeDictionaryKeyCallBacks, cfTypeDictionaryValueCallBacks)
+	attrs := newCFDictionary([]uintptr{kSecGuestAttributeAudit}, []uintptr{data})
 	if attrs == 0 {
 		return errors.New("CFDictionaryCreate failed")
 	}

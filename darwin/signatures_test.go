@@ -5,6 +5,8 @@ import (
 	"go/parser"
 	"go/token"
 	"go/types"
+	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -61,6 +63,12 @@ var cFuncs = map[string]cFunc{
 		"CFStringRef CFStringCreateWithBytes(CFAllocatorRef alloc, const UInt8 *bytes, CFIndex numBytes, CFStringEncoding encoding, Boolean isExternalRepresentation);"},
 	"CFDataCreate": {"CoreFoundation/CFData.h",
 		"CFDataRef CFDataCreate(CFAllocatorRef allocator, const UInt8 *bytes, CFIndex length);"},
+	// CFData.h: the macOS SDK's header is not in the mirror; quoted from
+	// Apple's CoreFoundation sources (swiftlang/swift-corelibs-foundation
+	// CoreFoundation/Collections.subproj/CFData.h, 10e9f2f).
+	"CFDataGetTypeID":  {"CoreFoundation/CFData.h", "CFTypeID CFDataGetTypeID(void);"},
+	"CFDataGetLength":  {"CoreFoundation/CFData.h", "CFIndex CFDataGetLength(CFDataRef theData);"},
+	"CFDataGetBytePtr": {"CoreFoundation/CFData.h", "const UInt8 *CFDataGetBytePtr(CFDataRef theData);"},
 	"CFDictionaryCreate": {"CoreFoundation/CFDictionary.h",
 		"CFDictionaryRef CFDictionaryCreate(CFAllocatorRef allocator, const void **keys, const void **values, CFIndex numValues, const CFDictionaryKeyCallBacks *keyCallBacks, const CFDictionaryValueCallBacks *valueCallBacks);"},
 	"CFDictionaryGetValue": {"CoreFoundation/CFDictionary.h",
@@ -87,6 +95,17 @@ var cFuncs = map[string]cFunc{
 		"OSStatus SecCodeCheckValidity(SecCodeRef code, SecCSFlags flags, SecRequirementRef requirement);"},
 	"SecRequirementCreateWithString": {"Security/SecRequirement.h",
 		"OSStatus SecRequirementCreateWithString(CFStringRef text, SecCSFlags flags, SecRequirementRef *requirement);"},
+	// Security/SecItem.h of the macOS 10.15 SDK (phracker/MacOSX-SDKs
+	// MacOSX10.15.sdk, 0c17980); the 11.3 SDK's copy is not in the mirror.
+	// The result parameters are "CFTypeRef * __nullable CF_RETURNS_RETAINED result".
+	"SecItemCopyMatching": {"Security/SecItem.h (macOS 10.15 SDK)",
+		"OSStatus SecItemCopyMatching(CFDictionaryRef query, CFTypeRef *result);"},
+	"SecItemAdd": {"Security/SecItem.h (macOS 10.15 SDK)",
+		"OSStatus SecItemAdd(CFDictionaryRef attributes, CFTypeRef *result);"},
+	"SecItemUpdate": {"Security/SecItem.h (macOS 10.15 SDK)",
+		"OSStatus SecItemUpdate(CFDictionaryRef query, CFDictionaryRef attributesToUpdate);"},
+	"SecItemDelete": {"Security/SecItem.h (macOS 10.15 SDK)",
+		"OSStatus SecItemDelete(CFDictionaryRef query);"},
 }
 
 // cCalledBySyscallN lists the functions called through purego.SyscallN
@@ -95,7 +114,7 @@ var cFuncs = map[string]cFunc{
 var cCalledBySyscallN = map[string]string{"getsockopt": "peer_darwin.go"}
 
 // cData lists the exported data symbols the layer reads or passes by
-// address (l.addr, l.constant).
+// address (l.addr, l.constant, l.optionalConstant).
 var cData = map[string]string{
 	"kCFTypeDictionaryKeyCallBacks":   "CoreFoundation/CFDictionary.h: const CFDictionaryKeyCallBacks kCFTypeDictionaryKeyCallBacks;",
 	"kCFTypeDictionaryValueCallBacks": "CoreFoundation/CFDictionary.h: const CFDictionaryValueCallBacks kCFTypeDictionaryValueCallBacks;",
@@ -104,7 +123,23 @@ var cData = map[string]string{
 	"kSecCodeInfoFlags":               "Security/SecCode.h: extern const CFStringRef kSecCodeInfoFlags;",
 	"kSecGuestAttributeAudit":         "Security/SecCode.h (macOS 10.15+ SDKs): extern const CFStringRef kSecGuestAttributeAudit;",
 	"getsockopt":                      "usr/include/sys/socket.h (called with purego.SyscallN)",
-	"_dispatch_main_q":                "usr/include/dispatch/queue.h: extern struct dispatch_queue_s _dispatch_main_q; (dispatch_get_main_queue() returns its address)",
+	// CoreFoundation/CFNumber.h (swiftlang/swift-corelibs-foundation):
+	// CF_EXPORT const CFBooleanRef kCFBooleanTrue;
+	"kCFBooleanTrue": "CoreFoundation/CFNumber.h: const CFBooleanRef kCFBooleanTrue;",
+	// Security/SecItem.h (macOS 10.15 SDK), each declared
+	// "extern const CFStringRef NAME API_AVAILABLE(...);"
+	"kSecClass":                   "Security/SecItem.h: extern const CFStringRef kSecClass;",
+	"kSecClassGenericPassword":    "Security/SecItem.h: extern const CFStringRef kSecClassGenericPassword;",
+	"kSecAttrService":             "Security/SecItem.h: extern const CFStringRef kSecAttrService;",
+	"kSecAttrAccount":             "Security/SecItem.h: extern const CFStringRef kSecAttrAccount;",
+	"kSecAttrLabel":               "Security/SecItem.h: extern const CFStringRef kSecAttrLabel;",
+	"kSecValueData":               "Security/SecItem.h: extern const CFStringRef kSecValueData;",
+	"kSecReturnData":              "Security/SecItem.h: extern const CFStringRef kSecReturnData;",
+	"kSecMatchLimit":              "Security/SecItem.h: extern const CFStringRef kSecMatchLimit;",
+	"kSecMatchLimitOne":           "Security/SecItem.h: extern const CFStringRef kSecMatchLimitOne;",
+	"kSecUseAuthenticationUI":     "Security/SecItem.h: extern const CFStringRef kSecUseAuthenticationUI API_AVAILABLE(macos(10.11), ios(9.0)); (deprecated from macOS 11)",
+	"kSecUseAuthenticationUIFail": "Security/SecItem.h: extern const CFStringRef kSecUseAuthenticationUIFail API_AVAILABLE(macos(10.11), ios(9.0));",
+	"_dispatch_main_q":            "usr/include/dispatch/queue.h: extern struct dispatch_queue_s _dispatch_main_q; (dispatch_get_main_queue() returns its address)",
 }
 
 // cToGo lists the Go types that may stand for each C type in a purego
@@ -141,6 +176,7 @@ var cToGo = map[string][]string{
 	"CFDataRef":                    {"uintptr"},
 	"CFDictionaryRef":              {"uintptr"},
 	"CFDictionaryRef *":            {"*uintptr"},
+	"CFTypeRef *":                  {"*uintptr"},
 	"CFNumberRef":                  {"uintptr"},
 	"CFBundleRef":                  {"uintptr"},
 	"CFRunLoopRef":                 {"uintptr"},
@@ -151,7 +187,8 @@ var cToGo = map[string][]string{
 	"SecRequirementRef *":          {"*uintptr"},
 	"void (return)":                {""},
 	"void * (return)":              {"uintptr"},
-	"const char * (return)":        {"string"}, // purego copies it; NULL gives ""
+	"UInt8 * (return)":             {"unsafe.Pointer"}, // const UInt8 *, inner pointer
+	"const char * (return)":        {"string"},         // purego copies it; NULL gives ""
 	"CFTypeID (return)":            {"uint64"},
 	"CFIndex (return)":             {"int64"},
 	"Boolean (return)":             {"bool"},
@@ -255,7 +292,7 @@ func readBindings(t *testing.T) bindings {
 			if u, ok := call.Args[0].(*ast.UnaryExpr); ok {
 				b.fn[types.ExprString(u.X)] = sym
 			}
-		case "addr", "constant":
+		case "addr", "constant", "optionalConstant":
 			b.data = append(b.data, sym)
 		}
 		return true
@@ -389,7 +426,7 @@ type objcDecl struct{ header, decl string }
 // objcSelectors lists every selector the layer sends, keyed by selector.
 var objcSelectors = map[string]objcDecl{
 	"currentDevice":                       {"DeviceCheck/DCDevice.h", "@property (class, readonly) DCDevice *currentDevice;"},
-	"isSupported":                         {"DeviceCheck/DCDevice.h", "@property (getter=isSupported, readonly) BOOL supported;"},
+	"isSupported":                         {"DeviceCheck/DCDevice.h and DeviceCheck/DCAppAttestService.h", "@property (getter=isSupported, readonly) BOOL supported;"},
 	"generateTokenWithCompletionHandler:": {"DeviceCheck/DCDevice.h", "- (void)generateTokenWithCompletionHandler:(void(^)(NSData * _Nullable token, NSError * _Nullable error))completion;"},
 	"length":                              {"Foundation/NSData.h", "@property (readonly) NSUInteger length;"},
 	"bytes":                               {"Foundation/NSData.h", "@property (readonly) const void *bytes NS_RETURNS_INNER_POINTER;"},
@@ -398,181 +435,493 @@ var objcSelectors = map[string]objcDecl{
 	"localizedDescription":                {"Foundation/NSError.h", "@property (readonly, copy) NSString *localizedDescription;"},
 	"UTF8String":                          {"Foundation/NSString.h", "@property (nullable, readonly) const char *UTF8String NS_RETURNS_INNER_POINTER;"},
 	"retain":                              {"usr/include/objc/NSObject.h", "- (instancetype)retain OBJC_ARC_UNAVAILABLE;"},
+	// @protocol NSObject; the same line in Apple's objc4-709
+	// runtime/NSObject.h (as mirrored in FannCyii/ReadingOpenSouces).
+	"respondsToSelector:": {"usr/include/objc/NSObject.h", "- (BOOL)respondsToSelector:(SEL)aSelector;"},
+	// DCAppAttestService.h, macOS 11.3 SDK; the iOS 16.1 SDK's copy
+	// (xybp888/iOS-SDKs) declares the same.
+	"sharedService": {"DeviceCheck/DCAppAttestService.h", "@property (class, readonly) DCAppAttestService *sharedService;"},
+	"generateKeyWithCompletionHandler:": {"DeviceCheck/DCAppAttestService.h",
+		"- (void)generateKeyWithCompletionHandler:(void (^)(NSString * _Nullable keyId, NSError * _Nullable error))completionHandler;"},
+	"attestKey:clientDataHash:completionHandler:": {"DeviceCheck/DCAppAttestService.h",
+		"- (void)attestKey:(NSString *)keyId clientDataHash:(NSData *)clientDataHash completionHandler:(void (^)(NSData * _Nullable attestationObject, NSError * _Nullable error))completionHandler;"},
+	"generateAssertion:clientDataHash:completionHandler:": {"DeviceCheck/DCAppAttestService.h",
+		"- (void)generateAssertion:(NSString *)keyId clientDataHash:(NSData *)clientDataHash completionHandler:(void (^)(NSData * _Nullable assertionObject, NSError * _Nullable error))completionHandler;"},
 }
 
 // objcClasses lists the classes looked up by name.
 var objcClasses = map[string]string{
-	"DCDevice": "DeviceCheck/DCDevice.h: @interface DCDevice : NSObject",
+	"DCDevice":           "DeviceCheck/DCDevice.h: @interface DCDevice : NSObject",
+	"DCAppAttestService": "DeviceCheck/DCAppAttestService.h: @interface DCAppAttestService : NSObject (API_AVAILABLE(macos(11.0), ios(14.0)))",
+}
+
+// objcSig is what a declaration says about a message: its selector, the Go
+// type its result must be read as (objc.ID from ID.Send for objects,
+// objc.Send[T] otherwise), and its parameters.
+type objcSig struct {
+	selector string
+	result   string
+	params   []objcParam
+}
+
+// objcParam is one parameter: the Go type its argument must have, and for
+// a block, the block's shape.
+type objcParam struct {
+	goType string
+	block  *blockShape
+}
+
+// blockShape is a block type: its return type and how many parameters it
+// takes, and whether all of them are object pointers.
+type blockShape struct {
+	ret        string
+	params     int
+	allObjects bool
 }
 
 var (
-	objcMethod   = regexp.MustCompile(`^[-+]\s*\(([^)]*(?:\([^)]*\)[^)]*)*)\)\s*(\w+)(:?)`)
+	objcMethod   = regexp.MustCompile(`^[-+]\s*\(([^)]*(?:\([^)]*\)[^)]*)*)\)\s*`)
 	objcProperty = regexp.MustCompile(`^@property\s*(?:\(([^)]*)\))?\s*([^;]+);`)
-	objcKeyword  = regexp.MustCompile(`(\w+):`)
 	trailingMacs = regexp.MustCompile(`\s+[A-Z][A-Z0-9_]+$`)
+	nullability  = regexp.MustCompile(`\b(_Nullable|_Nonnull|__nullable|__nonnull|nullable|nonnull)\b`)
+	objcBlock    = regexp.MustCompile(`^(.*?)\s*\(\s*\^\s*\)\s*\((.*)\)$`)
 )
 
-// objcSignature returns the selector a declaration declares and the Go
-// type its result must be read as: objc.ID (from ID.Send) for objects,
-// objc.Send[T] otherwise.
-func objcSignature(decl string) (selector, goType string, ok bool) {
+// objcGoType maps an Objective-C type to the Go type purego reads or
+// passes it as.
+func objcGoType(typ string) (string, bool) {
+	typ = strings.Join(strings.Fields(strings.ReplaceAll(nullability.ReplaceAllString(typ, " "), "*", " *")), " ")
+	switch typ {
+	case "BOOL":
+		return "bool", true
+	case "NSInteger":
+		return "int64", true
+	case "NSUInteger":
+		return "uint64", true
+	case "SEL":
+		return "objc.SEL", true
+	case "const void *":
+		return "unsafe.Pointer", true
+	case "const char *":
+		return "string", true
+	case "void", "instancetype", "id", "NSErrorDomain":
+		return "objc.ID", true
+	}
+	if strings.HasSuffix(typ, "*") {
+		return "objc.ID", true // an object
+	}
+	return "", false
+}
+
+// parseBlock reads a block type such as
+// "void (^)(NSData * _Nullable token, NSError * _Nullable error)".
+func parseBlock(typ string) (*blockShape, bool) {
+	m := objcBlock.FindStringSubmatch(strings.TrimSpace(typ))
+	if m == nil {
+		return nil, false
+	}
+	b := &blockShape{ret: strings.TrimSpace(m[1]), allObjects: true}
+	if p := strings.TrimSpace(m[2]); p != "" && p != "void" {
+		for _, p := range strings.Split(p, ",") {
+			b.params++
+			if p = strings.TrimSpace(p); !strings.Contains(p, "*") && !strings.HasPrefix(p, "id ") {
+				b.allObjects = false
+			}
+		}
+	}
+	return b, true
+}
+
+// balanced returns the text inside the parenthesis that s starts with,
+// and what follows it.
+func balanced(s string) (inside, rest string, ok bool) {
+	depth := 0
+	for i, r := range s {
+		switch r {
+		case '(':
+			depth++
+		case ')':
+			depth--
+			if depth == 0 {
+				return s[1:i], s[i+1:], true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// objcMethodParts reads "kw1:(T1)name1 kw2:(T2)name2" (or "name") into the
+// selector and the parameter types.
+func objcMethodParts(s string) (selector string, types []string, ok bool) {
+	s = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), ";"))
+	for s != "" {
+		i := strings.IndexFunc(s, func(r rune) bool {
+			return r != '_' && !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
+		})
+		if i < 0 {
+			i = len(s)
+		}
+		kw, rest := s[:i], strings.TrimSpace(s[i:])
+		if !strings.HasPrefix(rest, ":") {
+			if selector == "" { // a unary selector, perhaps followed by macros
+				return kw, nil, kw != ""
+			}
+			return selector, types, trailingMacs.ReplaceAllString(" "+s, "") == ""
+		}
+		inside, after, ok := balanced(strings.TrimSpace(rest[1:]))
+		if !ok {
+			return "", nil, false
+		}
+		selector += kw + ":"
+		types = append(types, inside)
+		after = strings.TrimSpace(after)
+		j := strings.IndexAny(after, " \t")
+		if j < 0 {
+			j = len(after)
+		}
+		s = strings.TrimSpace(after[j:]) // drop the parameter's name
+	}
+	return selector, types, selector != ""
+}
+
+// objcSignature reads a method or property declaration.
+func objcSignature(decl string) (objcSig, bool) {
+	var sig objcSig
 	var ret string
 	if m := objcProperty.FindStringSubmatch(decl); m != nil {
 		body := trailingMacs.ReplaceAllString(strings.TrimSpace(m[2]), "")
 		i := strings.LastIndexFunc(body, func(r rune) bool { return r == ' ' || r == '*' })
 		if i < 0 {
-			return "", "", false
+			return sig, false
 		}
-		ret, selector = strings.TrimSpace(body[:i+1]), body[i+1:]
+		ret, sig.selector = strings.TrimSpace(body[:i+1]), body[i+1:]
 		for _, attr := range strings.Split(m[1], ",") {
 			if g, found := strings.CutPrefix(strings.TrimSpace(attr), "getter="); found {
-				selector = g
+				sig.selector = g
 			}
 		}
 	} else if m := objcMethod.FindStringSubmatch(decl); m != nil {
 		ret = m[1]
-		if m[3] == "" {
-			selector = m[2]
-		} else {
-			for _, k := range objcKeyword.FindAllStringSubmatch(decl[len(m[0])-len(m[2])-1:], -1) {
-				selector += k[1] + ":"
+		sel, types, ok := objcMethodParts(decl[len(m[0]):])
+		if !ok {
+			return sig, false
+		}
+		sig.selector = sel
+		for _, typ := range types {
+			if b, isBlock := parseBlock(typ); isBlock {
+				sig.params = append(sig.params, objcParam{goType: "objc.Block", block: b})
+				continue
 			}
+			g, ok := objcGoType(typ)
+			if !ok {
+				return sig, false
+			}
+			sig.params = append(sig.params, objcParam{goType: g})
 		}
 	} else {
-		return "", "", false
+		return sig, false
 	}
-	ret = strings.Join(strings.Fields(strings.ReplaceAll(ret, "*", " *")), " ")
-	switch ret {
-	case "BOOL":
-		return selector, "bool", true
-	case "NSInteger":
-		return selector, "int64", true
-	case "NSUInteger":
-		return selector, "uint64", true
-	case "const void *":
-		return selector, "unsafe.Pointer", true
-	case "const char *":
-		return selector, "string", true
-	case "void", "instancetype", "NSErrorDomain":
-		return selector, "objc.ID", true
-	}
-	if strings.HasSuffix(ret, "*") {
-		return selector, "objc.ID", true // an object
-	}
-	return "", "", false
+	var ok bool
+	sig.result, ok = objcGoType(ret)
+	return sig, ok
 }
 
 func TestObjCSignature(t *testing.T) {
 	// The parser of this test, on the declarations above: each yields the
 	// selector it is listed under.
 	for sel, d := range objcSelectors {
-		got, _, ok := objcSignature(d.decl)
-		if !ok || got != sel {
-			t.Errorf("objcSignature(%q) = %q, %v; want %q", d.decl, got, ok, sel)
+		got, ok := objcSignature(d.decl)
+		if !ok || got.selector != sel {
+			t.Errorf("objcSignature(%q) = %q, %v; want %q", d.decl, got.selector, ok, sel)
 		}
 	}
-	for _, tt := range []struct{ decl, sel, goType string }{
-		{"- (void)a:(int)x b:(void (^)(id y))z;", "a:b:", "objc.ID"},
-		{"- (NSUInteger)count;", "count", "uint64"},
-		{"@property (readonly) BOOL on;", "on", "bool"},
+	twoObjects := &blockShape{ret: "void", params: 2, allObjects: true}
+	for _, tt := range []struct {
+		decl string
+		want objcSig
+	}{
+		{"- (void)a:(int *)x b:(void (^)(id y, NSError *e))z;",
+			objcSig{"a:b:", "objc.ID", []objcParam{{goType: "objc.ID"}, {"objc.Block", twoObjects}}}},
+		{"- (NSUInteger)count;", objcSig{"count", "uint64", nil}},
+		{"- (instancetype)retain OBJC_ARC_UNAVAILABLE;", objcSig{"retain", "objc.ID", nil}},
+		{"@property (readonly) BOOL on;", objcSig{"on", "bool", nil}},
+		{"- (BOOL)respondsToSelector:(SEL)aSelector;", objcSig{"respondsToSelector:", "bool", []objcParam{{goType: "objc.SEL"}}}},
+		{"- (void)attestKey:(NSString *)keyId clientDataHash:(NSData *)clientDataHash completionHandler:(void (^)(NSData * _Nullable attestationObject, NSError * _Nullable error))completionHandler;",
+			objcSig{"attestKey:clientDataHash:completionHandler:", "objc.ID",
+				[]objcParam{{goType: "objc.ID"}, {goType: "objc.ID"}, {"objc.Block", twoObjects}}}},
+		{"- (void)f:(void (^)(BOOL ok))done;",
+			objcSig{"f:", "objc.ID", []objcParam{{"objc.Block", &blockShape{ret: "void", params: 1}}}}},
 	} {
-		sel, goType, ok := objcSignature(tt.decl)
-		if !ok || sel != tt.sel || goType != tt.goType {
-			t.Errorf("objcSignature(%q) = %q, %q, %v; want %q, %q", tt.decl, sel, goType, ok, tt.sel, tt.goType)
+		got, ok := objcSignature(tt.decl)
+		if !ok || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("objcSignature(%q) = %+v, %v; want %+v", tt.decl, got, ok, tt.want)
+		}
+	}
+	for _, bad := range []string{"- (struct x)y;", "- (void)a:(int)x;", "int f(void);"} {
+		if got, ok := objcSignature(bad); ok {
+			t.Errorf("objcSignature(%q) = %+v, want it refused", bad, got)
 		}
 	}
 }
 
-// TestMessagesMatchHeaders checks, in devicecheck_darwin.go, that every
-// registered selector is one the SDK declares (objcSelectors), that every
-// message send reads its result as that declaration's type, and that the
-// classes looked up exist in the SDK.
-func TestMessagesMatchHeaders(t *testing.T) {
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "devicecheck_darwin.go", nil, parser.ParseComments)
+// darwinSources parses the package's non-test *_darwin.go files.
+func darwinSources(t *testing.T) (*token.FileSet, []*ast.File) {
+	t.Helper()
+	names, err := filepath.Glob("*_darwin.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{} // selector var -> Go result type
-	registered := map[string]bool{}
+	fset := token.NewFileSet()
+	var files []*ast.File
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	if len(files) < 5 {
+		t.Fatalf("found only %d *_darwin.go files", len(files))
+	}
+	return fset, files
+}
+
+// inspectWithFuncs walks f like ast.Inspect, passing each node with the
+// functions (declarations and literals) that enclose it, innermost last.
+func inspectWithFuncs(f *ast.File, visit func(n ast.Node, funcs []*ast.FuncType)) {
+	var stack []ast.Node
+	var funcs []*ast.FuncType
 	ast.Inspect(f, func(n ast.Node) bool {
-		vs, ok := n.(*ast.ValueSpec)
-		if !ok || len(vs.Values) != 1 {
+		if n == nil {
+			switch stack[len(stack)-1].(type) {
+			case *ast.FuncDecl, *ast.FuncLit:
+				funcs = funcs[:len(funcs)-1]
+			}
+			stack = stack[:len(stack)-1]
 			return true
 		}
-		call, ok := vs.Values[0].(*ast.CallExpr)
-		if !ok || types.ExprString(call.Fun) != "objc.RegisterName" || len(call.Args) != 1 {
-			return true
+		stack = append(stack, n)
+		switch fn := n.(type) {
+		case *ast.FuncDecl:
+			funcs = append(funcs, fn.Type)
+		case *ast.FuncLit:
+			funcs = append(funcs, fn.Type)
 		}
-		lit, ok := call.Args[0].(*ast.BasicLit)
-		if !ok {
-			t.Errorf("%s: selector name is not a literal", vs.Names[0].Name)
-			return true
-		}
-		sel, _ := strconv.Unquote(lit.Value)
-		registered[sel] = true
-		d, ok := objcSelectors[sel]
-		if !ok {
-			t.Errorf("%s registers %q, which has no quoted SDK declaration in objcSelectors", vs.Names[0].Name, sel)
-			return true
-		}
-		_, goType, ok := objcSignature(d.decl)
-		if !ok {
-			t.Errorf("objcSelectors[%q]: cannot read %q", sel, d.decl)
-			return true
-		}
-		want[vs.Names[0].Name] = goType
+		visit(n, funcs)
 		return true
 	})
+}
+
+// paramType returns the declared type of the parameter name in the
+// innermost enclosing function that has one, or "".
+func paramType(funcs []*ast.FuncType, name string) string {
+	for i := len(funcs) - 1; i >= 0; i-- {
+		for _, fld := range funcs[i].Params.List {
+			for _, n := range fld.Names {
+				if n.Name == name {
+					return types.ExprString(fld.Type)
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// objcSources is what the *_darwin.go files register, look up and send.
+type objcSources struct {
+	fset      *token.FileSet
+	files     []*ast.File
+	selectors map[string]objcSig // selector var -> the SDK's declaration
+	blocks    []blockShape       // the shapes of the objc.NewBlock funcs
+}
+
+func readObjCSources(t *testing.T) objcSources {
+	t.Helper()
+	fset, files := darwinSources(t)
+	s := objcSources{fset: fset, files: files, selectors: map[string]objcSig{}}
+	registered := map[string]bool{}
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.ValueSpec:
+				s.readSelector(t, n, registered)
+			case *ast.CallExpr:
+				if types.ExprString(n.Fun) == "objc.NewBlock" && len(n.Args) == 1 {
+					s.blocks = append(s.blocks, s.readBlock(t, n.Args[0]))
+				}
+			}
+			return true
+		})
+	}
 	for sel := range objcSelectors {
 		if !registered[sel] {
-			t.Errorf("objcSelectors has %q, which devicecheck_darwin.go does not register", sel)
+			t.Errorf("objcSelectors has %q, which no *_darwin.go file registers", sel)
 		}
 	}
+	return s
+}
+
+// readSelector records a selector var registered with objc.RegisterName.
+func (s objcSources) readSelector(t *testing.T, vs *ast.ValueSpec, registered map[string]bool) {
+	if len(vs.Values) != 1 {
+		return
+	}
+	call, ok := vs.Values[0].(*ast.CallExpr)
+	if !ok || types.ExprString(call.Fun) != "objc.RegisterName" || len(call.Args) != 1 {
+		return
+	}
+	lit, ok := call.Args[0].(*ast.BasicLit)
+	if !ok {
+		t.Errorf("%s: selector name is not a literal", vs.Names[0].Name)
+		return
+	}
+	sel, _ := strconv.Unquote(lit.Value)
+	registered[sel] = true
+	d, ok := objcSelectors[sel]
+	if !ok {
+		t.Errorf("%s registers %q, which has no quoted SDK declaration in objcSelectors", vs.Names[0].Name, sel)
+		return
+	}
+	sig, ok := objcSignature(d.decl)
+	if !ok || sig.selector != sel {
+		t.Errorf("objcSelectors[%q]: cannot read %q", sel, d.decl)
+		return
+	}
+	s.selectors[vs.Names[0].Name] = sig
+}
+
+// readBlock reads the shape of the Go func an objc.NewBlock call wraps:
+// objc.Block first (purego passes the block itself), then the block's
+// parameters, which must all be objects (objc.ID), and no result.
+func (s objcSources) readBlock(t *testing.T, arg ast.Expr) blockShape {
+	fl, ok := arg.(*ast.FuncLit)
+	if !ok {
+		t.Errorf("%s: objc.NewBlock of something other than a func literal", s.fset.Position(arg.Pos()))
+		return blockShape{}
+	}
+	var params []string
+	for _, fld := range fl.Type.Params.List {
+		for range max(len(fld.Names), 1) {
+			params = append(params, types.ExprString(fld.Type))
+		}
+	}
+	b := blockShape{ret: "void", allObjects: true}
+	if fl.Type.Results != nil && len(fl.Type.Results.List) > 0 {
+		b.ret = "non-void"
+	}
+	if len(params) == 0 || params[0] != "objc.Block" {
+		t.Errorf("%s: a block func must take objc.Block first, takes %q", s.fset.Position(fl.Pos()), params)
+		return blockShape{}
+	}
+	for _, p := range params[1:] {
+		b.params++
+		if p != "objc.ID" {
+			b.allObjects = false
+		}
+	}
+	return b
+}
+
+// TestMessagesMatchHeaders checks, in every *_darwin.go file, that every
+// registered selector is one the SDK declares (objcSelectors), that every
+// message send passes as many arguments as the declaration has
+// parameters, each of the Go type that parameter needs (a conversion to
+// that type, a parameter declared with it, or for a SEL a registered
+// selector), that it reads its result as the declaration's type, that a
+// block argument has the shape of a block func the layer makes
+// (objc.NewBlock), and that the classes looked up exist in the SDK.
+func TestMessagesMatchHeaders(t *testing.T) {
+	s := readObjCSources(t)
 	sends := 0
-	ast.Inspect(f, func(n ast.Node) bool {
-		call, ok := n.(*ast.CallExpr)
-		if !ok {
-			return true
-		}
-		var sel, got string
-		switch fun := call.Fun.(type) {
-		case *ast.IndexExpr: // objc.Send[T](id, sel, ...)
-			if types.ExprString(fun.X) != "objc.Send" || len(call.Args) < 2 {
-				return true
+	for _, f := range s.files {
+		inspectWithFuncs(f, func(n ast.Node, funcs []*ast.FuncType) {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return
 			}
-			got = types.ExprString(fun.Index)
-			sel = types.ExprString(call.Args[1])
-		case *ast.SelectorExpr:
-			switch {
-			case types.ExprString(fun) == "objc.GetClass" && len(call.Args) == 1:
-				lit, ok := call.Args[0].(*ast.BasicLit)
-				name, _ := strconv.Unquote(lit.Value)
-				if !ok || objcClasses[name] == "" {
-					t.Errorf("%s: looks up class %s, which has no quoted SDK declaration", fset.Position(call.Pos()), types.ExprString(call.Args[0]))
+			var selArg ast.Expr
+			var got string
+			var args []ast.Expr
+			switch fun := call.Fun.(type) {
+			case *ast.IndexExpr: // objc.Send[T](id, sel, ...)
+				if types.ExprString(fun.X) != "objc.Send" || len(call.Args) < 2 {
+					return
 				}
-				return true
-			case fun.Sel.Name == "Send" && len(call.Args) >= 1: // id.Send(sel, ...)
-				got = "objc.ID"
-				sel = types.ExprString(call.Args[0])
+				got, selArg, args = types.ExprString(fun.Index), call.Args[1], call.Args[2:]
+			case *ast.SelectorExpr:
+				switch {
+				case types.ExprString(fun) == "objc.GetClass" && len(call.Args) == 1:
+					lit, ok := call.Args[0].(*ast.BasicLit)
+					name, _ := strconv.Unquote(lit.Value)
+					if !ok || objcClasses[name] == "" {
+						t.Errorf("%s: looks up class %s, which has no quoted SDK declaration", s.fset.Position(call.Pos()), types.ExprString(call.Args[0]))
+					}
+					return
+				case fun.Sel.Name == "Send" && len(call.Args) >= 1: // id.Send(sel, ...)
+					got, selArg, args = "objc.ID", call.Args[0], call.Args[1:]
+				default:
+					return
+				}
 			default:
-				return true
+				return
 			}
-		default:
-			return true
-		}
-		sends++
-		w, ok := want[sel]
-		if !ok {
-			t.Errorf("%s: sends %s, which is not a registered selector with an SDK declaration", fset.Position(call.Pos()), sel)
-			return true
-		}
-		if got != w {
-			t.Errorf("%s: reads %s's result as %s, its SDK declaration returns %s", fset.Position(call.Pos()), sel, got, w)
-		}
-		return true
-	})
-	if sends < 8 {
+			sends++
+			s.checkSend(t, call, selArg, got, args, funcs)
+		})
+	}
+	if sends < 14 {
 		t.Errorf("found only %d message sends; did the parsing break?", sends)
 	}
+	for _, b := range s.blocks {
+		if b.ret != "void" || !b.allObjects {
+			t.Errorf("a block func has shape %+v; the layer's completion handlers return nothing and take objects", b)
+		}
+	}
+}
+
+// checkSend checks one message send against its selector's declaration.
+func (s objcSources) checkSend(t *testing.T, call *ast.CallExpr, selArg ast.Expr, got string, args []ast.Expr, funcs []*ast.FuncType) {
+	t.Helper()
+	pos := s.fset.Position(call.Pos())
+	selName := types.ExprString(selArg)
+	sig, ok := s.selectors[selName]
+	if !ok {
+		t.Errorf("%s: sends %s, which is not a registered selector with an SDK declaration", pos, selName)
+		return
+	}
+	if got != sig.result {
+		t.Errorf("%s: reads %s's result as %s, its SDK declaration returns %s", pos, sig.selector, got, sig.result)
+	}
+	if len(args) != len(sig.params) {
+		t.Errorf("%s: sends %s with %d arguments, its SDK declaration has %d", pos, sig.selector, len(args), len(sig.params))
+		return
+	}
+	for i, arg := range args {
+		p := sig.params[i]
+		if !s.argIs(arg, p.goType, funcs) {
+			t.Errorf("%s: %s argument %d is %s, not of the Go type %s its SDK declaration needs", pos, sig.selector, i+1, types.ExprString(arg), p.goType)
+		}
+		if p.block != nil && !slices.Contains(s.blocks, *p.block) {
+			t.Errorf("%s: %s takes a block of shape %+v; the layer makes blocks of shapes %+v", pos, sig.selector, *p.block, s.blocks)
+		}
+	}
+}
+
+// argIs reports whether arg is visibly of the Go type goType: a
+// conversion to it, a parameter of an enclosing function declared with
+// it, or, for objc.SEL, a registered selector var.
+func (s objcSources) argIs(arg ast.Expr, goType string, funcs []*ast.FuncType) bool {
+	switch a := arg.(type) {
+	case *ast.CallExpr:
+		return len(a.Args) == 1 && types.ExprString(a.Fun) == goType
+	case *ast.Ident:
+		if _, isSel := s.selectors[a.Name]; isSel {
+			return goType == "objc.SEL"
+		}
+		return paramType(funcs, a.Name) == goType
+	}
+	return false
 }
