@@ -34,7 +34,7 @@ func newAgentCommand(env agentEnv) *command {
 			"SMAppService instead (see packaging/README.md).",
 		usage: "agent install|uninstall|status [--label LABEL] [install flags]",
 	}
-	c.run = func(ctx context.Context, s *stdio, args []string) error { return runAgent(ctx, s, c, env, args) }
+	c.run = func(ctx context.Context, s *streams, args []string) error { return runAgent(ctx, s, c, env, args) }
 	return c
 }
 
@@ -69,7 +69,7 @@ func systemAgentEnv() agentEnv {
 // errAgentUnsupported reports "attestd agent" off macOS.
 var errAgentUnsupported = errors.New("LaunchAgents exist only on macOS")
 
-func runAgent(ctx context.Context, s *stdio, agent *command, env agentEnv, args []string) error {
+func runAgent(ctx context.Context, s *streams, agent *command, env agentEnv, args []string) error {
 	if len(args) == 0 {
 		return usagef("agent: want a subcommand: install, uninstall or status")
 	}
@@ -141,7 +141,7 @@ func runAgent(ctx context.Context, s *stdio, agent *command, env agentEnv, args 
 // plist builds the development LaunchAgent for the running executable,
 // with the plist generator the packaging uses: the same arguments, socket
 // key rule and log file as a shipped agent.
-func (env agentEnv) plist(s *stdio, label, sockPath, provider, peerReq string) (*plists.LaunchAgent, error) {
+func (env agentEnv) plist(s *streams, label, sockPath, provider, peerReq string) (*plists.LaunchAgent, error) {
 	exe, err := env.executable()
 	if err != nil {
 		return nil, fmt.Errorf("agent: find this executable: %w", err)
@@ -185,7 +185,7 @@ func bundleOf(exe string) string {
 }
 
 // install writes the agent's plist and loads it, replacing a loaded copy.
-func (env agentEnv) install(ctx context.Context, s *stdio, label, sockPath, provider, peerReq, plistPath, domain, service string) error {
+func (env agentEnv) install(ctx context.Context, s *streams, label, sockPath, provider, peerReq, plistPath, domain, service string) error {
 	a, err := env.plist(s, label, sockPath, provider, peerReq)
 	if err != nil {
 		return err
@@ -250,7 +250,7 @@ func (env agentEnv) install(ctx context.Context, s *stdio, label, sockPath, prov
 }
 
 // uninstall unloads the agent and removes its plist.
-func (env agentEnv) uninstall(ctx context.Context, s *stdio, plistPath, service string) error {
+func (env agentEnv) uninstall(ctx context.Context, s *streams, plistPath, service string) error {
 	out, bootErr := env.launchctl(ctx, "bootout", service)
 	rmErr := os.Remove(plistPath)
 	switch {
@@ -268,7 +268,7 @@ func (env agentEnv) uninstall(ctx context.Context, s *stdio, plistPath, service 
 }
 
 // status prints what launchctl knows of the agent.
-func (env agentEnv) status(ctx context.Context, s *stdio, plistPath, domain, service string) error {
+func (env agentEnv) status(ctx context.Context, s *streams, plistPath, domain, service string) error {
 	_, statErr := os.Stat(plistPath)
 	out, err := env.launchctl(ctx, "print", service)
 	if err != nil {

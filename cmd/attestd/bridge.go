@@ -16,7 +16,7 @@ import (
 	"github.com/attestd/attestd/bridge/client"
 	"github.com/attestd/attestd/bridge/pool"
 	"github.com/attestd/attestd/bridge/provider"
-	bridgestdio "github.com/attestd/attestd/bridge/stdio"
+	"github.com/attestd/attestd/bridge/stdio"
 )
 
 // bridgeSignals are forwarded to the child.
@@ -26,7 +26,7 @@ var bridgeSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
 // means the real one.
 type bridgeSeams struct {
 	// runChild runs the configured Bridge in front of cmd (Bridge.Run).
-	runChild func(b *bridgestdio.Bridge, cmd *exec.Cmd, in io.Reader, out io.Writer, sigs <-chan os.Signal) (int, error)
+	runChild func(b *stdio.Bridge, cmd *exec.Cmd, in io.Reader, out io.Writer, sigs <-chan os.Signal) (int, error)
 	// wrapProvider wraps the in-process provider of --provider, e.g. to
 	// make it slow.
 	wrapProvider func(provider.Provider) provider.Provider
@@ -37,7 +37,7 @@ func init() { register(newBridgeCommand(bridgeSeams{})) }
 // newBridgeCommand returns the bridge command running with seams.
 func newBridgeCommand(seams bridgeSeams) *command {
 	if seams.runChild == nil {
-		seams.runChild = (*bridgestdio.Bridge).Run
+		seams.runChild = (*stdio.Bridge).Run
 	}
 	if seams.wrapProvider == nil {
 		seams.wrapProvider = func(p provider.Provider) provider.Provider { return p }
@@ -51,7 +51,7 @@ func newBridgeCommand(seams bridgeSeams) *command {
 			"--provider, an in-process token pool. Stderr, exit status and signals pass through.",
 		usage: "bridge [--socket PATH | --agent LABEL|KEY | --provider " + providerNames + "] [--deadline D] [--hold D] -- COMMAND [ARGS...]",
 	}
-	c.run = func(ctx context.Context, s *stdio, args []string) error { return runBridge(ctx, s, c, seams, args) }
+	c.run = func(ctx context.Context, s *streams, args []string) error { return runBridge(ctx, s, c, seams, args) }
 	return c
 }
 
@@ -68,13 +68,13 @@ func addBridgeFlags(fs *flag.FlagSet) *bridgeFlags {
 	return &bridgeFlags{
 		where:    addClientFlags(fs),
 		provider: addProviderFlags(fs, "", "make tokens in-process with this provider instead of asking the daemon: "+providerNames),
-		pool: addPoolFlags(fs, bridgestdio.DefaultDeadline, poolFlagUsage{
+		pool: addPoolFlags(fs, stdio.DefaultDeadline, poolFlagUsage{
 			prefetch:   "with --provider: tokens kept ready while a turn runs",
 			maxAge:     "with --provider: discard a ready token older than this",
 			warmWindow: "with --provider: keep tokens ready for this long after the last demand",
 			deadline:   "longest wait for a token per attestation/generate (keep under the app-server's 100ms)",
 		}),
-		hold: fs.Duration("hold", bridgestdio.DefaultHold, "longest a client call that starts model requests (turn/start, …) waits for a token to be ready; 0 turns holding off"),
+		hold: fs.Duration("hold", stdio.DefaultHold, "longest a client call that starts model requests (turn/start, …) waits for a token to be ready; 0 turns holding off"),
 		log:  addLogFlags(fs, "warn"),
 	}
 }
@@ -96,7 +96,7 @@ func (f *bridgeFlags) check(argv []string) error {
 	return nil
 }
 
-func runBridge(ctx context.Context, s *stdio, c *command, seams bridgeSeams, args []string) error {
+func runBridge(ctx context.Context, s *streams, c *command, seams bridgeSeams, args []string) error {
 	fs := newFlagSet(s, c)
 	f := addBridgeFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -142,7 +142,7 @@ func runBridge(ctx context.Context, s *stdio, c *command, seams bridgeSeams, arg
 	signal.Notify(pipes, syscall.SIGPIPE)
 	defer signal.Stop(pipes)
 
-	b := &bridgestdio.Bridge{Source: src, Deadline: *f.pool.deadline, Hold: *f.hold, Log: logger}
+	b := &stdio.Bridge{Source: src, Deadline: *f.pool.deadline, Hold: *f.hold, Log: logger}
 	if *f.hold == 0 {
 		b.Hold = -1 // off; the zero Bridge.Hold means the default
 	}
@@ -159,7 +159,7 @@ func runBridge(ctx context.Context, s *stdio, c *command, seams bridgeSeams, arg
 
 // source returns where the bridge gets its tokens: an in-process pool
 // with --provider, else the daemon's socket; call closeSource when done.
-func (f *bridgeFlags) source(ctx context.Context, s *stdio, seams bridgeSeams, logger *slog.Logger) (src bridgestdio.Source, closeSource func(), err error) {
+func (f *bridgeFlags) source(ctx context.Context, s *streams, seams bridgeSeams, logger *slog.Logger) (src stdio.Source, closeSource func(), err error) {
 	if *f.provider.name != "" {
 		prov, err := f.provider.newProvider(s)
 		if err != nil {
@@ -181,26 +181,26 @@ func (f *bridgeFlags) source(ctx context.Context, s *stdio, seams bridgeSeams, l
 // records s=2 upstream, which no one sees. The wrapper keeps the client's
 // ReadyWaiter and TurnTracker methods, when it has them, so that the
 // bridge can hold cold turns and report turns through it.
-func withDaemonHint(src bridgestdio.Source, w io.Writer, path string) bridgestdio.Source {
+func withDaemonHint(src stdio.Source, w io.Writer, path string) stdio.Source {
 	h := &hintingSource{Source: src, w: w, path: path}
-	rw, canWait := src.(bridgestdio.ReadyWaiter)
-	tt, tracks := src.(bridgestdio.TurnTracker)
+	rw, canWait := src.(stdio.ReadyWaiter)
+	tt, tracks := src.(stdio.TurnTracker)
 	switch {
 	case canWait && tracks:
 		return struct {
 			*hintingSource
-			bridgestdio.ReadyWaiter
-			bridgestdio.TurnTracker
+			stdio.ReadyWaiter
+			stdio.TurnTracker
 		}{h, rw, tt}
 	case canWait:
 		return struct {
 			*hintingSource
-			bridgestdio.ReadyWaiter
+			stdio.ReadyWaiter
 		}{h, rw}
 	case tracks:
 		return struct {
 			*hintingSource
-			bridgestdio.TurnTracker
+			stdio.TurnTracker
 		}{h, tt}
 	}
 	return h
@@ -208,7 +208,7 @@ func withDaemonHint(src bridgestdio.Source, w io.Writer, path string) bridgestdi
 
 // hintingSource is the Source of withDaemonHint.
 type hintingSource struct {
-	bridgestdio.Source
+	stdio.Source
 	w    io.Writer
 	path string
 	once sync.Once
@@ -234,6 +234,6 @@ func describeExit(cmd *exec.Cmd, code int) string {
 }
 
 var (
-	_ bridgestdio.Source = (*pool.Pool)(nil)
-	_ bridgestdio.Source = (*client.Client)(nil)
+	_ stdio.Source = (*pool.Pool)(nil)
+	_ stdio.Source = (*client.Client)(nil)
 )

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/provider"
-	bridgestdio "github.com/attestd/attestd/bridge/stdio"
+	"github.com/attestd/attestd/bridge/stdio"
 )
 
 func TestBridgeUsageErrors(t *testing.T) {
@@ -238,8 +238,8 @@ func TestBridgeProcessSurvivesAClientThatHangsUp(t *testing.T) {
 // Bridge spells as a negative Hold (its zero means the default).
 func TestBridgeHoldFlag(t *testing.T) {
 	t.Parallel()
-	var got *bridgestdio.Bridge
-	bridge := newBridgeCommand(bridgeSeams{runChild: func(b *bridgestdio.Bridge, _ *exec.Cmd, _ io.Reader, _ io.Writer, _ <-chan os.Signal) (int, error) {
+	var got *stdio.Bridge
+	bridge := newBridgeCommand(bridgeSeams{runChild: func(b *stdio.Bridge, _ *exec.Cmd, _ io.Reader, _ io.Writer, _ <-chan os.Signal) (int, error) {
 		got = b
 		return 0, nil
 	}})
@@ -247,7 +247,7 @@ func TestBridgeHoldFlag(t *testing.T) {
 		args []string
 		want time.Duration
 	}{
-		{nil, bridgestdio.DefaultHold},
+		{nil, stdio.DefaultHold},
 		{[]string{"--hold", "0"}, -1},
 		{[]string{"--hold", "2s"}, 2 * time.Second},
 	} {
@@ -306,7 +306,7 @@ func TestDaemonHintKeepsTheSourcesMethods(t *testing.T) {
 	unreachable := &provider.Error{Reason: provider.ReasonDaemonUnreachable, Msg: "dial: no such file"}
 	for _, c := range []struct {
 		name          string
-		src           bridgestdio.Source
+		src           stdio.Source
 		waits, tracks bool
 	}{
 		{"plain", &plainSource{err: unreachable}, false, false},
@@ -317,8 +317,8 @@ func TestDaemonHintKeepsTheSourcesMethods(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var stderr bytes.Buffer
 			h := withDaemonHint(c.src, &stderr, "/x.sock")
-			rw, waits := h.(bridgestdio.ReadyWaiter)
-			tt, tracks := h.(bridgestdio.TurnTracker)
+			rw, waits := h.(stdio.ReadyWaiter)
+			tt, tracks := h.(stdio.TurnTracker)
 			if waits != c.waits || tracks != c.tracks {
 				t.Fatalf("wrapper is a ReadyWaiter %v and a TurnTracker %v; want %v and %v", waits, tracks, c.waits, c.tracks)
 			}

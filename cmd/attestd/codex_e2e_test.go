@@ -25,7 +25,7 @@ import (
 	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/bridge/pool"
 	"github.com/attestd/attestd/bridge/provider"
-	bridgestdio "github.com/attestd/attestd/bridge/stdio"
+	"github.com/attestd/attestd/bridge/stdio"
 )
 
 // e2ePatience bounds every wait on codex.
@@ -280,7 +280,7 @@ func startBridgeClientOf(t *testing.T, bridge *command, home string, bridgeArgs 
 		exited:  make(chan int, 1),
 		stderr:  &lockedBuffer{},
 	}
-	s := &stdio{in: inR, out: outW, err: c.stderr, getenv: os.Getenv}
+	s := &streams{in: inR, out: outW, err: c.stderr, getenv: os.Getenv}
 	args := append([]string{"--log-level", "debug"}, bridgeArgs...)
 	args = append(args, "--", codex, "app-server")
 	go func() {
@@ -631,7 +631,7 @@ func heldCalls(log string) (methods []string, held []time.Duration) {
 
 // The bridge holds a cold turn only with a Source that can wait for a
 // ready token: with --provider, that is the pool.
-var _ bridgestdio.ReadyWaiter = (*pool.Pool)(nil)
+var _ stdio.ReadyWaiter = (*pool.Pool)(nil)
 
 // A cold bridge in front of the real codex, whose tokens take 300 ms to
 // make, gets every model request attested: the first turn of a session,

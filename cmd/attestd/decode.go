@@ -19,7 +19,7 @@ func init() {
 			"Reads VALUE, or standard input when VALUE is - or absent. Nothing is checked with Apple.",
 		usage: "decode [VALUE|-]",
 	}
-	c.run = func(ctx context.Context, s *stdio, args []string) error {
+	c.run = func(ctx context.Context, s *streams, args []string) error {
 		fs := newFlagSet(s, c)
 		if err := parseFlags(fs, args); err != nil {
 			return err
@@ -53,7 +53,7 @@ var errInputTooLong = fmt.Errorf("input longer than %d bytes: not one attestatio
 
 // readValue returns arg, or standard input when arg is "" or "-". Input
 // longer than maxInput is refused with errInputTooLong.
-func readValue(s *stdio, arg string) (string, error) {
+func readValue(s *streams, arg string) (string, error) {
 	if arg != "" && arg != "-" {
 		if len(arg) > maxInput {
 			return "", errInputTooLong

@@ -21,11 +21,11 @@ func newDoctorCommand(env diag.Env) *command {
 			"DeviceCheck for one token and prints only its fingerprint.",
 		usage: "doctor [--json] [--launchd NAME] [--socket PATH | --agent LABEL|KEY] [--timeout DURATION] [--no-token]",
 	}
-	c.run = func(ctx context.Context, s *stdio, args []string) error { return runDoctor(ctx, s, c, env, args) }
+	c.run = func(ctx context.Context, s *streams, args []string) error { return runDoctor(ctx, s, c, env, args) }
 	return c
 }
 
-func runDoctor(ctx context.Context, s *stdio, c *command, env diag.Env, args []string) error {
+func runDoctor(ctx context.Context, s *streams, c *command, env diag.Env, args []string) error {
 	fs := newFlagSet(s, c)
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	cfg := diag.DoctorConfig{Version: version}

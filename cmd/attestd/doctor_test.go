@@ -30,7 +30,7 @@ func runDoctorJSON(t *testing.T, env diag.Env, getenv map[string]string, args ..
 func runDoctorJSONFrom(t *testing.T, exe string, env diag.Env, getenv map[string]string, args ...string) (int, diag.Report) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	s := &stdio{in: strings.NewReader(""), out: &out, err: &errb, getenv: func(k string) string { return getenv[k] }}
+	s := &streams{in: strings.NewReader(""), out: &out, err: &errb, getenv: func(k string) string { return getenv[k] }}
 	if exe != "" {
 		s.executable = func() (string, error) { return exe, nil }
 	}

@@ -60,7 +60,7 @@ func addLogFlags(fs *flag.FlagSet, level string) logFlags {
 }
 
 // logger returns the logger the flags ask for, writing to s's stderr.
-func (f logFlags) logger(s *stdio) (*slog.Logger, error) {
+func (f logFlags) logger(s *streams) (*slog.Logger, error) {
 	return newLogger(s.err, *f.format, *f.level)
 }
 

@@ -14,7 +14,7 @@ import (
 // detach is called with the command's result, which writes a failure as
 // the file's last line (launchd would drop it with stderr) and restores
 // s.err. An empty path attaches nothing.
-func attachLogFile(s *stdio, path string) (detach func(error), err error) {
+func attachLogFile(s *streams, path string) (detach func(error), err error) {
 	if path == "" {
 		return func(error) {}, nil
 	}

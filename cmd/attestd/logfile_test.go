@@ -33,7 +33,7 @@ func TestLogFileErrors(t *testing.T) {
 		{filepath.Join(notDir, "x.log"), "--log-file", ""},
 		{dangling, "--log-file " + dangling + ": ", "choose a file this user can write, e.g. ~/Library/Logs/LABEL.log"},
 	} {
-		s := &stdio{err: &bytes.Buffer{}}
+		s := &streams{err: &bytes.Buffer{}}
 		_, err := attachLogFile(s, tc.path)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("attachLogFile(%q) = %v, want an error with %q", tc.path, err, tc.want)
@@ -58,7 +58,7 @@ func TestAttachLogFileDetach(t *testing.T) {
 	} {
 		path := filepath.Join(t.TempDir(), "Logs", "a.log")
 		var stderr bytes.Buffer
-		s := &stdio{err: &stderr}
+		s := &streams{err: &stderr}
 		detach, err := attachLogFile(s, path)
 		if err != nil {
 			t.Fatal(err)

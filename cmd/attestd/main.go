@@ -31,12 +31,13 @@ type command struct {
 	// run executes the command. args excludes the command name. An error
 	// is printed as "attestd: error: …" (plus its hint.Of, if any) and
 	// exits 1; use exitCode to exit otherwise without a message.
-	run func(ctx context.Context, io *stdio, args []string) error
+	run func(ctx context.Context, s *streams, args []string) error
 }
 
-// stdio carries the process streams and environment, so tests can run
-// commands in-process.
-type stdio struct {
+// streams is what a command sees of its process: the standard streams,
+// the environment and the executable. Commands get it as an argument, so
+// tests run them in-process and in parallel.
+type streams struct {
 	in       io.Reader
 	out, err io.Writer
 	getenv   func(string) string
@@ -68,14 +69,14 @@ func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := onMainThread(os.Args[1:], func() int {
-		return runMain(ctx, &stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+		return runMain(ctx, &streams{in: os.Stdin, out: os.Stdout, err: os.Stderr, getenv: os.Getenv}, os.Args[1:])
 	})
 	stop()
 	os.Exit(code)
 }
 
 // runMain dispatches args to a command and returns the exit code.
-func runMain(ctx context.Context, s *stdio, args []string) int {
+func runMain(ctx context.Context, s *streams, args []string) int {
 	if len(args) == 0 {
 		printHelp(s.err)
 		return 2
@@ -103,7 +104,7 @@ func runMain(ctx context.Context, s *stdio, args []string) int {
 	return runCommand(ctx, s, c, args[1:])
 }
 
-func runCommand(ctx context.Context, s *stdio, c *command, args []string) int {
+func runCommand(ctx context.Context, s *streams, c *command, args []string) int {
 	err := c.run(ctx, s, args)
 	var code exitCode
 	switch {
@@ -138,7 +139,7 @@ func usagef(format string, args ...any) error {
 
 // newFlagSet returns a flag set for c whose -h output shows the synopsis,
 // the summary and the flags.
-func newFlagSet(s *stdio, c *command) *flag.FlagSet {
+func newFlagSet(s *streams, c *command) *flag.FlagSet {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	fs.SetOutput(s.err)
 	fs.Usage = func() {

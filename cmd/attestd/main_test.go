@@ -60,7 +60,7 @@ func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
 // the exit code, stdout and stderr.
 func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	return runIn(env, nil, stdin, func(s *stdio) int { return runMain(context.Background(), s, args) })
+	return runIn(env, nil, stdin, func(s *streams) int { return runMain(context.Background(), s, args) })
 }
 
 // runCLIFrom is runCLI for an attestd whose executable is exe, as one
@@ -71,19 +71,19 @@ func runCLIFrom(t *testing.T, exe string, env map[string]string, stdin string, a
 	if exe != "" {
 		executable = func() (string, error) { return exe, nil }
 	}
-	return runIn(env, executable, stdin, func(s *stdio) int { return runMain(context.Background(), s, args) })
+	return runIn(env, executable, stdin, func(s *streams) int { return runMain(context.Background(), s, args) })
 }
 
 // runCommandCLI runs the command c (one made with test seams) in-process
 // as runCLI runs "attestd NAME args...".
 func runCommandCLI(t *testing.T, c *command, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	return runIn(nil, nil, stdin, func(s *stdio) int { return runCommand(context.Background(), s, c, args) })
+	return runIn(nil, nil, stdin, func(s *streams) int { return runCommand(context.Background(), s, c, args) })
 }
 
-func runIn(env map[string]string, executable func() (string, error), stdin string, run func(*stdio) int) (int, string, string) {
+func runIn(env map[string]string, executable func() (string, error), stdin string, run func(*streams) int) (int, string, string) {
 	var out, errb bytes.Buffer
-	s := &stdio{in: strings.NewReader(stdin), out: &out, err: &errb, getenv: func(k string) string { return env[k] }, executable: executable}
+	s := &streams{in: strings.NewReader(stdin), out: &out, err: &errb, getenv: func(k string) string { return env[k] }, executable: executable}
 	code := run(s)
 	return code, out.String(), errb.String()
 }

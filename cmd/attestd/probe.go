@@ -30,7 +30,7 @@ func newProbeCommand(clock probe.Clock) *command {
 			"With --provider dev it runs anywhere; dev tokens go only to an --environment URL.",
 		usage: "probe [--count N] [--json] [--provider P] [--dev-latency D] [--timeout D] [--team-id T --key-id K --key FILE] [--environment E] [--ages LIST]",
 	}
-	c.run = func(ctx context.Context, s *stdio, args []string) error { return runProbe(ctx, s, c, clock, args) }
+	c.run = func(ctx context.Context, s *streams, args []string) error { return runProbe(ctx, s, c, clock, args) }
 	return c
 }
 
@@ -58,7 +58,7 @@ func addProbeFlags(fs *flag.FlagSet) probeFlags {
 	}
 }
 
-func runProbe(ctx context.Context, s *stdio, c *command, clock probe.Clock, args []string) error {
+func runProbe(ctx context.Context, s *streams, c *command, clock probe.Clock, args []string) error {
 	fs := newFlagSet(s, c)
 	f := addProbeFlags(fs)
 	if err := parseFlagsNoArgs(fs, args); err != nil {
@@ -89,7 +89,7 @@ func runProbe(ctx context.Context, s *stdio, c *command, clock probe.Clock, args
 }
 
 // config checks the flags and turns them into the probe's config.
-func (f probeFlags) config(s *stdio) (probe.Config, error) {
+func (f probeFlags) config(s *streams) (probe.Config, error) {
 	if *f.count < 0 || *f.timeout <= 0 {
 		return probe.Config{}, usagef("--count must not be negative and --timeout must be positive")
 	}

@@ -27,7 +27,7 @@ import (
 func runProbeCLI(t *testing.T, clock probe.Clock, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	s := &stdio{in: strings.NewReader(""), out: &out, err: &errb, getenv: func(string) string { return "" }}
+	s := &streams{in: strings.NewReader(""), out: &out, err: &errb, getenv: func(string) string { return "" }}
 	code := runCommand(context.Background(), s, newProbeCommand(clock), args)
 	return code, out.String(), errb.String()
 }

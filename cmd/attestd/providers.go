@@ -33,7 +33,7 @@ func addProviderFlags(fs *flag.FlagSet, def, usage string) providerFlags {
 // newProvider returns the token provider chosen by the flags. "auto" is
 // DeviceCheck on macOS and the development provider elsewhere, with one
 // warning line on stderr.
-func (f providerFlags) newProvider(s *stdio) (provider.Provider, error) {
+func (f providerFlags) newProvider(s *streams) (provider.Provider, error) {
 	if *f.devLatency < 0 {
 		return nil, usagef("--dev-latency must not be negative")
 	}
@@ -42,7 +42,7 @@ func (f providerFlags) newProvider(s *stdio) (provider.Provider, error) {
 
 // newProvider returns the provider called name; dev is the development
 // provider to use for "dev" (and for "auto" off macOS).
-func newProvider(name string, s *stdio, dev provider.Dev) (provider.Provider, error) {
+func newProvider(name string, s *streams, dev provider.Dev) (provider.Provider, error) {
 	switch name {
 	case "dev":
 		return dev, nil

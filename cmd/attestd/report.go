@@ -20,7 +20,7 @@ func writeReport(w io.Writer, asJSON bool, report any, render func(io.Writer)) e
 
 // printReport prints a diagnostics report (doctor's, selftest's), as JSON
 // or for people, and makes the command exit 1 when a check failed.
-func printReport(s *stdio, r diag.Report, asJSON bool) error {
+func printReport(s *streams, r diag.Report, asJSON bool) error {
 	if asJSON {
 		if err := r.WriteJSON(s.out); err != nil {
 			return err

@@ -23,11 +23,11 @@ func newSelftestCommand(env diag.Env) *command {
 			"fingerprints. Exit status 0 when no check failed (skipped checks do not fail).",
 		usage: "selftest [--json] [--timeout D] [--launchd]",
 	}
-	c.run = func(ctx context.Context, s *stdio, args []string) error { return runSelftest(ctx, s, c, env, args) }
+	c.run = func(ctx context.Context, s *streams, args []string) error { return runSelftest(ctx, s, c, env, args) }
 	return c
 }
 
-func runSelftest(ctx context.Context, s *stdio, c *command, env diag.Env, args []string) error {
+func runSelftest(ctx context.Context, s *streams, c *command, env diag.Env, args []string) error {
 	fs := newFlagSet(s, c)
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	cfg := diag.SelftestConfig{Version: version}

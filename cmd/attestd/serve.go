@@ -21,14 +21,14 @@ func init() {
 		summary: "Run the daemon: answer attestation/generate on a Unix socket.",
 		usage:   "serve [--socket PATH | --listen-fd N | --launchd NAME] [--provider " + providerNames + "] [flags]",
 	}
-	c.run = func(ctx context.Context, s *stdio, args []string) error { return runServe(ctx, s, c, args) }
+	c.run = func(ctx context.Context, s *streams, args []string) error { return runServe(ctx, s, c, args) }
 	register(c)
 }
 
 // runServe turns the flags into a daemon.Config, opens the listeners and
 // runs the daemon on them. Signals and GOMAXPROCS are set here, for the
 // whole process.
-func runServe(ctx context.Context, s *stdio, c *command, args []string) (err error) {
+func runServe(ctx context.Context, s *streams, c *command, args []string) (err error) {
 	// Before anything that must be undone on the way out (the socket).
 	hup, hupIgnored, stopSignals := serveSignals()
 	defer stopSignals()
@@ -139,7 +139,7 @@ func exitIdleFor(launchd bool, value time.Duration, given bool) time.Duration {
 
 // daemonConfig returns the daemon the flags describe, but for where it
 // listens, when it exits idle and what stops it.
-func (f *serveFlags) daemonConfig(s *stdio, logger *slog.Logger) (daemon.Config, error) {
+func (f *serveFlags) daemonConfig(s *streams, logger *slog.Logger) (daemon.Config, error) {
 	prov, err := f.provider.serveProvider(s, logger)
 	if err != nil {
 		return daemon.Config{}, err
@@ -163,7 +163,7 @@ func (f *serveFlags) daemonConfig(s *stdio, logger *slog.Logger) (daemon.Config,
 // (--provider devicecheck, or auto on macOS) comes as daemon.DeviceCheck
 // makes it, started only once the daemon has its socket; the development
 // provider needs no start.
-func (f providerFlags) serveProvider(s *stdio, logger *slog.Logger) (provider.Provider, error) {
+func (f providerFlags) serveProvider(s *streams, logger *slog.Logger) (provider.Provider, error) {
 	if *f.devLatency < 0 {
 		return nil, usagef("--dev-latency must not be negative")
 	}

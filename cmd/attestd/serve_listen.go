@@ -10,7 +10,7 @@ import (
 
 // listen opens the listeners chosen by the flags and says where they are.
 // Their errors get hints that name the flags.
-func listen(s *stdio, path string, fd int, launchdName string) ([]net.Listener, string, error) {
+func listen(s *streams, path string, fd int, launchdName string) ([]net.Listener, string, error) {
 	switch {
 	case fd >= 0:
 		l, err := socket.ListenFD(fd)

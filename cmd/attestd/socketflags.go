@@ -26,7 +26,7 @@ func addClientFlags(fs *flag.FlagSet) *clientFlags {
 
 // ownExecutable returns the path of the running executable: s.executable's
 // answer, or os.Executable's when it is nil.
-func (s *stdio) ownExecutable() (string, error) {
+func (s *streams) ownExecutable() (string, error) {
 	if s.executable == nil {
 		return os.Executable()
 	}
@@ -36,7 +36,7 @@ func (s *stdio) ownExecutable() (string, error) {
 // ownAgent returns the LaunchAgent label and socket key that the
 // Info.plist of the bundle this executable runs from names (make bundle
 // writes them), or "" when it runs outside a bundle.
-func ownAgent(s *stdio) (label, key string) {
+func ownAgent(s *streams) (label, key string) {
 	exe, err := s.ownExecutable()
 	if err != nil {
 		return "", ""
@@ -64,7 +64,7 @@ func ownAgent(s *stdio) (label, key string) {
 // lookup says which helper the flags name: --socket, else --agent, else
 // the agent this bundle ships with, else none (socket.Resolve then
 // honours $ATTESTD_SOCKET and looks for the development agent).
-func (c *clientFlags) lookup(s *stdio) socket.Lookup {
+func (c *clientFlags) lookup(s *streams) socket.Lookup {
 	l := socket.Lookup{Path: c.socket, Agent: c.agent, Getenv: s.getenv}
 	if l.Path == "" && l.Agent == "" {
 		if _, key := ownAgent(s); key != "" {
@@ -75,7 +75,7 @@ func (c *clientFlags) lookup(s *stdio) socket.Lookup {
 }
 
 // resolve finds the socket, as "Where the socket is" in the README says.
-func (c *clientFlags) resolve(ctx context.Context, s *stdio) (socket.Found, error) {
+func (c *clientFlags) resolve(ctx context.Context, s *streams) (socket.Found, error) {
 	f, err := socket.Resolve(ctx, c.lookup(s))
 	if err != nil {
 		return f, withHint(err, "name the helper by its LaunchAgent label (--agent com.example.Host.attestd) or its socket key (--agent ATTESTD_SOCKET_…), or give --socket PATH")
@@ -87,7 +87,7 @@ func (c *clientFlags) resolve(ctx context.Context, s *stdio) (socket.Found, erro
 // log file's name: --agent when it is a label, else this bundle's, else
 // the development agent's when no agent is named; "" when only a key is
 // known.
-func (c *clientFlags) agentLabel(s *stdio) string {
+func (c *clientFlags) agentLabel(s *streams) string {
 	switch {
 	case c.agent != "" && socket.IsLabel(c.agent):
 		return c.agent

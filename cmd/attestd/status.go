@@ -14,7 +14,7 @@ func init() {
 		summary: "Print the daemon's attestation/status as JSON: provider, pool, counters, last error.",
 		usage:   "status [--socket PATH | --agent LABEL|KEY]",
 	}
-	c.run = func(ctx context.Context, s *stdio, args []string) error {
+	c.run = func(ctx context.Context, s *streams, args []string) error {
 		fs := newFlagSet(s, c)
 		where := addClientFlags(fs)
 		if err := parseFlagsNoArgs(fs, args); err != nil {

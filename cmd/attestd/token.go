@@ -14,7 +14,7 @@ func init() {
 		summary: "Ask the daemon for one attestation header value and print it.",
 		usage:   "token [--socket PATH | --agent LABEL|KEY] [--timeout D]",
 	}
-	c.run = func(ctx context.Context, s *stdio, args []string) error {
+	c.run = func(ctx context.Context, s *streams, args []string) error {
 		fs := newFlagSet(s, c)
 		where := addClientFlags(fs)
 		timeout := fs.Duration("timeout", 15*time.Second, "give up after this long; a cold daemon may need a moment for its first token")

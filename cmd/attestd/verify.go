@@ -36,11 +36,11 @@ func init() {
 			"answer, our key refused or unreadable, the replay store down).",
 		usage: "verify [VALUE|-] [--team-id T --key-id K --key FILE] [--environment production|development|URL] [--allow-dev] [--max-age D] [--timeout D] [--replay-redis URL]",
 	}
-	c.run = func(ctx context.Context, s *stdio, args []string) error { return runVerify(ctx, s, c, args) }
+	c.run = func(ctx context.Context, s *streams, args []string) error { return runVerify(ctx, s, c, args) }
 	register(c)
 }
 
-func runVerify(ctx context.Context, s *stdio, c *command, args []string) error {
+func runVerify(ctx context.Context, s *streams, c *command, args []string) error {
 	fs := newFlagSet(s, c)
 	teamID := fs.String("team-id", "", "Apple developer team id (the JWT iss)")
 	keyID := fs.String("key-id", "", "id of the DeviceCheck key (the JWT kid)")
@@ -171,7 +171,7 @@ var outcomes = map[int]string{0: "valid", 1: "not_valid", exitNotValidated: "dec
 // printVerify prints out as JSON and, unless the token is valid, what
 // went wrong (err) and its hint on standard error; it returns what makes
 // the process exit with code.
-func printVerify(s *stdio, out *verifyOutput, code int, err error) error {
+func printVerify(s *streams, out *verifyOutput, code int, err error) error {
 	out.Outcome = outcomes[code]
 	enc := json.NewEncoder(s.out)
 	enc.SetIndent("", "  ")

@@ -322,7 +322,7 @@ func TestParseInterleaved(t *testing.T) {
 		{[]string{"-", "--allow-dev"}, "-"},
 		{[]string{"--allow-dev"}, ""},
 	} {
-		fs := newFlagSet(&stdio{err: &bytes.Buffer{}}, c)
+		fs := newFlagSet(&streams{err: &bytes.Buffer{}}, c)
 		allow := fs.Bool("allow-dev", false, "")
 		fs.Duration("max-age", 0, "")
 		pos, err := parseInterleaved(fs, tc.args)
