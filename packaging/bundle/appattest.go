@@ -68,7 +68,7 @@ func (a AppAttest) Resolve() (provider string, warnings []string, err error) {
 	bad := func(problem, fix string) (string, []string, error) {
 		return "", nil, &SettingsError{Problem: problem, Fix: fix}
 	}
-	const getProfile = "PROFILE=path/to/profile: a Developer ID provisioning profile for BUNDLE_ID whose App ID has the App Attest capability (packaging/README.md, \"App Attest\")"
+	const getProfile = "PROFILE=path/to/profile (a Developer ID provisioning profile for BUNDLE_ID whose App ID has the App Attest capability; packaging/README.md, \"App Attest\")"
 	provider = AgentProvider(a.Provider, a.Register)
 	switch {
 	case !slices.Contains(ShippedProviders, provider):

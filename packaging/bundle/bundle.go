@@ -99,20 +99,9 @@ func Assemble(c Config) (*Result, error) {
 	if c.BundleID == "" {
 		c.BundleID = plists.DefaultBundleID
 	}
-	if c.TeamID != "" && !teamIDRE.MatchString(c.TeamID) {
-		// It goes into the agent's peer requirement: a typo there would
-		// refuse every client.
-		return nil, fmt.Errorf("TEAM_ID %q is not an Apple team identifier (10 upper-case letters and digits, as in: security find-identity -v -p codesigning)", c.TeamID)
-	}
-	provider, warnings, err := AppAttest{Provider: c.Provider, Environment: c.AppAttestEnv,
-		Register: c.AppAttestRegister, Profile: c.Profile != ""}.Resolve()
+	provider, warnings, err := CheckSettings(c)
 	if err != nil {
 		return nil, err
-	}
-	if c.AppAttestEnv != "" {
-		if err := checkProfileGrants(c.Profile, c.AppAttestEnv); err != nil {
-			return nil, err
-		}
 	}
 	info, err := plists.NewInfoPlist(c.BundleID, Name, Executable, c.Version)
 	if err != nil {
@@ -148,6 +137,30 @@ func Assemble(c Config) (*Result, error) {
 			Fix: "ENTITLEMENTS=entitlements/attestd.profile.entitlements (the default with PROFILE)"}
 	}
 	return write(c, info, agent, ents, warnings)
+}
+
+// CheckSettings checks what can be checked of c before anything is built:
+// the team identifier's form and the App Attest settings (AppAttest.Resolve,
+// and that the profile grants APPATTEST_ENV). It returns the provider the
+// agent will run and warnings, as Assemble does; make bundle runs it first
+// so that a bad combination fails before the universal binary is built.
+func CheckSettings(c Config) (provider string, warnings []string, err error) {
+	if c.TeamID != "" && !teamIDRE.MatchString(c.TeamID) {
+		// It goes into the agent's peer requirement: a typo there would
+		// refuse every client.
+		return "", nil, fmt.Errorf("TEAM_ID %q is not an Apple team identifier (10 upper-case letters and digits, as in: security find-identity -v -p codesigning)", c.TeamID)
+	}
+	provider, warnings, err = AppAttest{Provider: c.Provider, Environment: c.AppAttestEnv,
+		Register: c.AppAttestRegister, Profile: c.Profile != ""}.Resolve()
+	if err != nil {
+		return "", nil, err
+	}
+	if c.AppAttestEnv != "" {
+		if err := checkProfileGrants(c.Profile, c.AppAttestEnv); err != nil {
+			return "", nil, err
+		}
+	}
+	return provider, warnings, nil
 }
 
 // write puts the bundle, the agent and the entitlements on disk.

@@ -150,6 +150,21 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// checkProvider reports whether provider is one attestd serve runs and
+// register a registration URL it may take.
+func checkProvider(provider, register string) error {
+	if !slices.Contains(Providers, provider) {
+		return fmt.Errorf("unknown provider %q; want one of %s", provider, strings.Join(Providers, ", "))
+	}
+	if register == "" {
+		return nil
+	}
+	if !UsesAppAttest(provider) {
+		return fmt.Errorf("provider %s does not use App Attest, so it takes no registration URL (use %s or %s)", provider, ProviderAuto, ProviderAppAttest)
+	}
+	return CheckAppAttestRegister(register)
+}
+
 // NewLaunchAgent returns the LaunchAgent for c: it runs
 // "attestd serve --launchd NAME --provider P [--appattest-register URL]
 // --log-file F [--peer-requirement R]" on demand in the Aqua session, with
@@ -162,16 +177,8 @@ func NewLaunchAgent(c AgentConfig) (*LaunchAgent, error) {
 	if c.Provider == "" {
 		c.Provider = DefaultProvider
 	}
-	if !slices.Contains(Providers, c.Provider) {
-		return nil, fmt.Errorf("launch agent: unknown provider %q; want one of %s", c.Provider, strings.Join(Providers, ", "))
-	}
-	if c.AppAttestRegister != "" {
-		if !UsesAppAttest(c.Provider) {
-			return nil, fmt.Errorf("launch agent: provider %s does not use App Attest, so it takes no registration URL (use %s or %s)", c.Provider, ProviderAuto, ProviderAppAttest)
-		}
-		if err := CheckAppAttestRegister(c.AppAttestRegister); err != nil {
-			return nil, fmt.Errorf("launch agent: %w", err)
-		}
+	if err := checkProvider(c.Provider, c.AppAttestRegister); err != nil {
+		return nil, fmt.Errorf("launch agent: %w", err)
 	}
 	if c.SocketName == "" {
 		c.SocketName = DefaultSocketName
