@@ -111,7 +111,7 @@ func Verify(c Config) (*Report, error) {
 		r.add(CheckConsistent(slices)...)
 	}
 	signed := signedEntitlements(slices, want.Entitlements)
-	r.checkProfile(c, signed)
+	r.checkProfile(c, signed, signingCertificateOf(slices))
 	if c.LaunchAgent != "" {
 		r.checkAgent(c, info, exe, signed)
 	}
@@ -121,7 +121,7 @@ func Verify(c Config) (*Report, error) {
 // checkProfile applies the provisioning-profile rule: an embedded profile
 // must grant what the signature claims; without one the signature may
 // claim nothing restricted.
-func (r *Report) checkProfile(c Config, signed plists.Entitlements) {
+func (r *Report) checkProfile(c Config, signed plists.Entitlements, signer *Certificate) {
 	profilePath := filepath.Join(c.Bundle, "Contents", bundle.ProfileName)
 	data, err := os.ReadFile(profilePath)
 	switch {
@@ -135,7 +135,8 @@ func (r *Report) checkProfile(c Config, signed plists.Entitlements) {
 		if c.Now != nil {
 			now = c.Now
 		}
-		r.add(CheckProfile(data, ProfileWant{BundleID: c.BundleID, TeamID: c.TeamID, Entitlements: signed, Now: now(), Roots: c.ProfileRoots})...)
+		r.add(CheckProfile(data, ProfileWant{BundleID: c.BundleID, TeamID: c.TeamID, Entitlements: signed,
+			Now: now(), Roots: c.ProfileRoots, Signer: signer})...)
 	}
 }
 
@@ -185,6 +186,17 @@ func signedEntitlements(slices []Slice, file plists.Entitlements) plists.Entitle
 		}
 	}
 	return file
+}
+
+// signingCertificateOf returns the certificate the first slice signed with
+// one was signed with; nil when none is (or it could not be read).
+func signingCertificateOf(slices []Slice) *Certificate {
+	for _, s := range slices {
+		if s.Signature != nil && s.Signature.Flags&FlagAdhoc == 0 && s.Signature.Leaf != nil {
+			return s.Signature.Leaf
+		}
+	}
+	return nil
 }
 
 // readSlices is ReadSlices; tests replace it with hand-filled data to

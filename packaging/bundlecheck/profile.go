@@ -1,6 +1,7 @@
 package bundlecheck
 
 import (
+	"bytes"
 	"crypto/x509"
 	"fmt"
 	"slices"
@@ -24,6 +25,9 @@ type ProfileWant struct {
 	Now time.Time
 	// Roots verify the profile's CMS signature; nil means Apple Root CA.
 	Roots *x509.CertPool
+	// Signer is the certificate the helper is signed with (from its code
+	// signature); nil before signing. The profile must list it.
+	Signer *Certificate
 }
 
 // The fixes for profile findings.
@@ -80,6 +84,10 @@ func CheckProfile(data []byte, want ProfileWant) []Finding {
 		add(fixProfileDownload, "a development profile: the helper would run only on the %d Macs it lists, and not with a Developer ID signature", len(p.ProvisionedDevices))
 	default:
 		add(fixProfileDownload, "an %s profile, which does not provision Developer ID code outside the Mac App Store", k)
+	}
+	if want.Signer != nil && len(want.Signer.Raw) > 0 && !slices.ContainsFunc(p.DeveloperCertificates, func(c []byte) bool { return bytes.Equal(c, want.Signer.Raw) }) {
+		add(`regenerate the profile with the certificate you sign with selected (Profiles > the profile > Edit), or make sign IDENTITY="<a certificate the profile lists>"`,
+			"the profile does not list the certificate the helper is signed with (%q) among its %d DeveloperCertificates: macOS refuses the profile", want.Signer.CommonName, len(p.DeveloperCertificates))
 	}
 	if want.Entitlements != nil {
 		out = append(out, checkProfileGrants(p, want.Entitlements, wantID)...)

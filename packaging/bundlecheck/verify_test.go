@@ -463,6 +463,8 @@ func TestCheckProfile(t *testing.T) {
 	prod := map[string]any{aa: "production"}
 	dev := map[string]any{aa: "development"}
 	now := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	signer := &Certificate{CommonName: devCert.Subject.CommonName, OrgUnit: teamID, Raw: devCert.Raw}
+	otherSigner := &Certificate{CommonName: "Developer ID Application: Other (ZZZZZ99999)", Raw: trusted.Root.Raw}
 	for _, tc := range []struct {
 		name    string
 		fields  profiletest.Fields
@@ -471,9 +473,14 @@ func TestCheckProfile(t *testing.T) {
 		data    []byte          // instead of a made profile
 		team    string          // TEAM_ID; "-" for none
 		ents    plists.Entitlements
-		problem string // in the one finding; "" for none
-		n       int    // findings when more than one
+		signer  *Certificate // the code signature's; nil: not signed yet
+		problem string       // in the one finding; "" for none
+		n       int          // findings when more than one
 	}{
+		{name: "lists the signing certificate", fields: profiletest.Fields{Certificates: [][]byte{trusted.Root.Raw, devCert.Raw}},
+			ents: signingEnts(nil), signer: signer},
+		{name: "does not list the signing certificate", fields: profiletest.Fields{Certificates: [][]byte{devCert.Raw}},
+			ents: signingEnts(nil), signer: otherSigner, problem: "does not list the certificate the helper is signed with"},
 		{name: "Developer ID profile, no App Attest", ents: signingEnts(nil)},
 		{name: "App Attest production, profile grants both", fields: profiletest.Fields{Entitlements: both}, ents: signingEnts(prod)},
 		{name: "App Attest development, profile grants both", fields: profiletest.Fields{Entitlements: both}, ents: signingEnts(dev)},
@@ -516,7 +523,7 @@ func TestCheckProfile(t *testing.T) {
 			if tc.team == "-" {
 				team = ""
 			}
-			got := CheckProfile(data, ProfileWant{BundleID: bundleID, TeamID: team, Entitlements: tc.ents, Now: now, Roots: trusted.Roots()})
+			got := CheckProfile(data, ProfileWant{BundleID: bundleID, TeamID: team, Entitlements: tc.ents, Now: now, Roots: trusted.Roots(), Signer: tc.signer})
 			want := tc.n
 			if want == 0 && tc.problem != "" {
 				want = 1
@@ -894,6 +901,7 @@ func TestVerifySignedAppAttestBundle(t *testing.T) {
 		ents    []byte          // the signature's; nil: as built
 		profile string          // embedded instead; "-" removes it
 		config  func(c *Config) // verified with
+		leaf    []byte          // the signing certificate's DER; nil: unknown
 		want    []Rule
 	}{
 		{name: "as built"},
@@ -906,6 +914,7 @@ func TestVerifySignedAppAttestBundle(t *testing.T) {
 			want: []Rule{RuleEntitlements, RuleAgentProvider, RuleAgentProvider}},
 		{name: "verified with PROVIDER=appattest", config: func(c *Config) { c.Provider = "appattest" }, want: []Rule{RuleAgentProvider}},
 		{name: "a test profile against Apple's root", config: func(c *Config) { c.ProfileRoots = nil }, want: []Rule{RuleProfile}},
+		{name: "signed with a certificate the profile does not list", leaf: trusted.Intermediate.Raw, want: []Rule{RuleProfile}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ents := asBuilt
@@ -913,6 +922,9 @@ func TestVerifySignedAppAttestBundle(t *testing.T) {
 				ents = tc.ents
 			}
 			s := signedAs(t, base, ents)
+			for i := range s {
+				s[i].Signature.Leaf.Raw = tc.leaf
+			}
 			readSlices = func(string) ([]Slice, error) { return s, nil }
 			switch tc.profile {
 			case "":

@@ -127,6 +127,9 @@ type Fields struct {
 	// one (ProvisionsAllDevices).
 	Devices  []string
 	Platform string // "OSX"
+	// Certificates are the DER certificates the profile lets sign the
+	// code (DeveloperCertificates).
+	Certificates [][]byte
 }
 
 // Plist returns the profile's property list, as Apple writes it.
@@ -160,6 +163,11 @@ func (f Fields) Plist() ([]byte, error) {
 		"Name": f.Name, "Platform": []any{f.Platform}, "TeamIdentifier": []any{f.TeamID},
 		"TeamName": "attestd tests", "UUID": "00000000-0000-4000-8000-000000000000", "Version": 1,
 	}
+	certs := make([]any, len(f.Certificates))
+	for i, c := range f.Certificates {
+		certs[i] = c
+	}
+	m["DeveloperCertificates"] = certs
 	if len(f.Devices) > 0 {
 		devs := make([]any, len(f.Devices))
 		for i, d := range f.Devices {
