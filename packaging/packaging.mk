@@ -24,6 +24,14 @@ SOCKET_KEY   ?=
 # team's (anchor apple generic and certificate leaf[subject.OU] = "TEAM_ID")
 # when TEAM_ID is set; none admits any process of the user.
 PEER_REQUIREMENT ?=
+# App Attest (packaging/README.md, "App Attest"). PROVIDER: the agent's provider,
+# auto, devicecheck or appattest; empty gives auto with APPATTEST_REGISTER, else
+# devicecheck. APPATTEST_ENV: development or production, the App Attest
+# environment the helper is entitled to (needs PROFILE); empty: none.
+# APPATTEST_REGISTER: the https base URL the agent registers its key with.
+PROVIDER           ?=
+APPATTEST_ENV      ?=
+APPATTEST_REGISTER ?=
 # SIGNER: codesign or rcodesign; empty picks codesign on macOS, else rcodesign.
 SIGNER       ?=
 # rcodesign signing credentials (Linux CI).
@@ -52,7 +60,7 @@ OSX_SIGN_DIR := .osx-sign
 OSX_SIGN_EB26 := 1.3.1
 OSX_SIGN_EB27 := 2.4.0
 
-.PHONY: universal bundle sign notarize verify-bundle pkg-tool no-socket-path osx-sign
+.PHONY: universal bundle bundle-settings sign notarize verify-bundle pkg-tool no-socket-path osx-sign
 
 # pkg-tool: the Go program behind these targets (built for this machine; cached).
 pkg-tool:
@@ -65,11 +73,19 @@ universal: pkg-tool
 	GOOS=darwin GOARCH=amd64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/attestd-darwin-amd64 ./cmd/attestd
 	$(PKG) fat -o $(DIST)/attestd $(DIST)/attestd-darwin-arm64 $(DIST)/attestd-darwin-amd64
 
+BUNDLE_FLAGS = -bundle-id '$(BUNDLE_ID)' -label '$(LABEL)' -version '$(VERSION)' \
+	-entitlements '$(ENTITLEMENTS)' -team-id '$(TEAM_ID)' -profile '$(PROFILE)' \
+	-socket-key '$(SOCKET_KEY)' -peer-requirement '$(PEER_REQUIREMENT)' \
+	-provider '$(PROVIDER)' -appattest-env '$(APPATTEST_ENV)' -appattest-register '$(APPATTEST_REGISTER)'
+
 ## bundle: $(DIST)/Attestd.app, $(DIST)/LaunchAgents/$(LABEL).plist, $(DIST)/Attestd.entitlements.
-bundle: no-socket-path universal pkg-tool
-	$(PKG) bundle -binary $(DIST)/attestd -out $(DIST) -bundle-id '$(BUNDLE_ID)' -label '$(LABEL)' \
-		-version '$(VERSION)' -entitlements '$(ENTITLEMENTS)' -team-id '$(TEAM_ID)' \
-		-profile '$(PROFILE)' -socket-key '$(SOCKET_KEY)' -peer-requirement '$(PEER_REQUIREMENT)'
+bundle: no-socket-path bundle-settings universal pkg-tool
+	$(PKG) bundle -binary $(DIST)/attestd -out $(DIST) $(BUNDLE_FLAGS)
+
+# bundle-settings: refuse a bad combination of settings (App Attest, TEAM_ID)
+# before the universal binary is built.
+bundle-settings: pkg-tool
+	@$(PKG) bundle -check $(BUNDLE_FLAGS)
 
 # no-socket-path: a shipped agent has no fixed socket path (SOCKET_PATH was
 # removed): launchd expands neither ~ nor variables, so every user of the Mac
@@ -93,11 +109,13 @@ notarize: pkg-tool
 		-keychain-profile '$(NOTARY_PROFILE)' -key '$(NOTARY_KEY)' -key-id '$(NOTARY_KEY_ID)' \
 		-issuer '$(NOTARY_ISSUER)' -api-key-json '$(NOTARY_API_KEY_JSON)'
 
-## verify-bundle: check slices, signatures, entitlements and the LaunchAgent (any OS).
+## verify-bundle: check slices, signatures, entitlements, the provisioning profile and the
+## LaunchAgent (any OS), against the same variables make bundle was given.
 verify-bundle: pkg-tool
 	$(PKG) verify -bundle $(DIST)/Attestd.app -agent $(DIST)/LaunchAgents/$(LABEL).plist \
 		-entitlements $(DIST)/Attestd.entitlements -bundle-id '$(BUNDLE_ID)' -team-id '$(TEAM_ID)' -label '$(LABEL)' \
-		-peer-requirement '$(PEER_REQUIREMENT)'
+		-peer-requirement '$(PEER_REQUIREMENT)' \
+		-provider '$(PROVIDER)' -appattest-env '$(APPATTEST_ENV)' -appattest-register '$(APPATTEST_REGISTER)'
 
 ## osx-sign: the pinned @electron/osx-sign versions, into a git-ignored folder.
 osx-sign: $(OSX_SIGN_DIR)/.installed-$(OSX_SIGN_EB26)-$(OSX_SIGN_EB27)

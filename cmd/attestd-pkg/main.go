@@ -116,11 +116,17 @@ func runBundle(_ context.Context, stdout, stderr io.Writer, args []string) error
 	fs.StringVar(&c.TeamID, "team-id", "", "team identifier (for the profile entitlements)")
 	fs.StringVar(&c.SocketKey, "socket-key", "", "the agent's SecureSocketWithKey variable (default: derived from the label)")
 	fs.StringVar(&c.PeerRequirement, "peer-requirement", "", `code requirement peers must satisfy; empty: the team's when -team-id is set; "none": any process of the user`)
+	appAttestFlags(fs, &c.Provider, &c.AppAttestEnv, &c.AppAttestRegister)
+	checkOnly := fs.Bool("check", false, "only check the settings (team, App Attest, profile); build nothing")
 	if err := parse(fs, stderr, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError("unexpected arguments")
+	}
+	if *checkOnly {
+		_, _, err := bundle.CheckSettings(c)
+		return err
 	}
 	r, err := bundle.Assemble(c)
 	if err != nil {
@@ -131,6 +137,14 @@ func runBundle(_ context.Context, stdout, stderr io.Writer, args []string) error
 		fmt.Fprintf(stdout, "wrote %s\n", r.Entitlements)
 	}
 	fmt.Fprintf(stdout, "socket key: %s (clients: attestd --agent %s, or launchctl getenv %s)\n", r.SocketKey, c.Label, r.SocketKey)
+	fmt.Fprintf(stdout, "provider: %s", r.Provider)
+	if c.AppAttestRegister != "" {
+		fmt.Fprintf(stdout, ", App Attest keys registered with %s", c.AppAttestRegister)
+	}
+	if c.AppAttestEnv != "" {
+		fmt.Fprintf(stdout, " (App Attest environment %s)", c.AppAttestEnv)
+	}
+	fmt.Fprintln(stdout)
 	if r.PeerRequirement != "" {
 		fmt.Fprintf(stdout, "peer requirement: %s\n", r.PeerRequirement)
 	} else {
@@ -152,6 +166,7 @@ func runVerify(_ context.Context, stdout, stderr io.Writer, args []string) error
 	fs.StringVar(&c.TeamID, "team-id", "", "expected Team ID (empty: any)")
 	fs.StringVar(&c.Label, "label", plists.DefaultLabel, "expected LaunchAgent label")
 	fs.StringVar(&c.PeerRequirement, "peer-requirement", "", `the PEER_REQUIREMENT the agent was built with (empty: the team's when -team-id is set; "none": none)`)
+	appAttestFlags(fs, &c.Provider, &c.AppAttestEnv, &c.AppAttestRegister)
 	if err := parse(fs, stderr, args); err != nil {
 		return err
 	}
@@ -170,6 +185,14 @@ func runVerify(_ context.Context, stdout, stderr io.Writer, args []string) error
 		return errFailed
 	}
 	return nil
+}
+
+// appAttestFlags are the PROVIDER, APPATTEST_ENV and APPATTEST_REGISTER
+// make variables, for bundle (to build with) and verify (to expect).
+func appAttestFlags(fs *flag.FlagSet, provider, env, register *string) {
+	fs.StringVar(provider, "provider", "", "the agent's provider: auto, devicecheck or appattest (empty: auto with -appattest-register, else devicecheck)")
+	fs.StringVar(env, "appattest-env", "", "App Attest environment the helper is entitled to: development or production (empty: none; needs -profile)")
+	fs.StringVar(register, "appattest-register", "", "https URL the agent registers its App Attest key with (--appattest-register)")
 }
 
 func signFlags(fs *flag.FlagSet, c *sign.Config, signer *string) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/attestd/attestd/packaging/plists"
+	"github.com/attestd/attestd/packaging/profile/profiletest"
 )
 
 func TestRun(t *testing.T) {
@@ -31,6 +33,11 @@ func TestRun(t *testing.T) {
 		{name: "fat of one", args: []string{"fat", "-o", filepath.Join(dir, "a"), filepath.Join(dir, "b")}, code: 1, want: "two or more", onlyIf: true},
 		{name: "verify nothing", args: []string{"verify", "-bundle", filepath.Join(dir, "Attestd.app"), "-agent", filepath.Join(dir, "x.plist")},
 			code: 1, want: "FAIL Info.plist [info-plist]", onlyIf: true},
+		{name: "App Attest without its entitlement", args: []string{"bundle", "-binary", filepath.Join(dir, "none"), "-provider", "appattest"},
+			code: 1, want: "PROVIDER=appattest needs the App Attest entitlement", onlyIf: true},
+		{name: "registration URL in the clear", args: []string{"bundle", "-check", "-appattest-register", "http://gate.example.com"},
+			code: 1, want: "plain http", onlyIf: true},
+		{name: "settings fine", args: []string{"bundle", "-check", "-appattest-register", "https://gate.example.com"}, code: 0, onlyIf: true},
 		{name: "sign without a tool", args: []string{"sign"}, code: 1, want: "install rcodesign", onlyIf: noSigner},
 		{name: "notarize without a tool", args: []string{"notarize"}, code: 1, want: "install rcodesign", onlyIf: noSigner},
 	} {
@@ -120,6 +127,98 @@ func TestMakeBundleTwoHosts(t *testing.T) {
 				t.Errorf("%s: %s", h.label, line)
 			}
 		}
+	}
+}
+
+// TestMakeBundleAppAttest builds an App Attest helper through make: the
+// profile is embedded, the helper is entitled to the environment, the
+// agent runs auto with the registration URL, and the verifier, given the
+// same variables, finds nothing wrong but the missing signature and a
+// profile that is not Apple's (a test CA signed it). A bad combination
+// fails before anything is built.
+func TestMakeBundleAppAttest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-builds the universal binary through make; skipped with -short")
+	}
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	root := repoRoot(t)
+	const bundleID, team, label, reg = "com.example.Host.attestd", "ABCDE12345", "com.example.Host.attestd", "https://gate.example.com/attestd"
+	ca, err := profiletest.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof, err := ca.Profile(profiletest.Fields{TeamID: team, BundleID: bundleID,
+		Entitlements: map[string]any{plists.AppAttestEnvironment: []any{"development", "production"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	profPath := filepath.Join(t.TempDir(), "attestd.provisionprofile")
+	if err := os.WriteFile(profPath, prof, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	refused := t.TempDir()
+	cmd := exec.Command("make", "-s", "bundle", "PROVIDER=appattest", "APPATTEST_REGISTER="+reg, "DIST="+refused)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "PROVIDER=appattest needs the App Attest entitlement") {
+		t.Errorf("make bundle PROVIDER=appattest alone: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(refused, "attestd")); err == nil {
+		t.Error("the refused build built the universal binary first")
+	}
+
+	dist := t.TempDir()
+	vars := []string{"BUNDLE_ID=" + bundleID, "TEAM_ID=" + team, "LABEL=" + label, "DIST=" + dist,
+		"APPATTEST_ENV=production", "APPATTEST_REGISTER=" + reg}
+	cmd = exec.Command("make", append([]string{"-s", "universal", "bundle", "VERSION=v1.2.3", "PROFILE=" + profPath}, vars...)...)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make bundle: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "provider: auto, App Attest keys registered with "+reg+" (App Attest environment production)") {
+		t.Errorf("make bundle does not say the provider:\n%s", out)
+	}
+	ents := readPlist(t, filepath.Join(dist, "Attestd.entitlements"))
+	if ents[plists.AppAttestEnvironment] != "production" || ents[plists.ApplicationIdentifier] != team+"."+bundleID {
+		t.Errorf("entitlements %v", ents)
+	}
+	agent := readPlist(t, filepath.Join(dist, "LaunchAgents", label+".plist"))
+	var argv []string
+	for _, a := range agent["ProgramArguments"].([]any) {
+		argv = append(argv, a.(string))
+	}
+	if p, _ := plists.FlagValue(argv, "provider"); p != "auto" {
+		t.Errorf("agent provider %q in %q", p, argv)
+	}
+	if r, _ := plists.FlagValue(argv, "appattest-register"); r != reg {
+		t.Errorf("agent registration URL %q in %q", r, argv)
+	}
+	embedded, err := os.ReadFile(filepath.Join(dist, "Attestd.app", "Contents", "embedded.provisionprofile"))
+	if err != nil || !bytes.Equal(embedded, prof) {
+		t.Errorf("embedded profile: %v", err)
+	}
+
+	cmd = exec.Command("make", append([]string{"-s", "verify-bundle"}, vars...)...)
+	cmd.Dir = root
+	out, _ = cmd.CombinedOutput()
+	var fails []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "FAIL") {
+			continue
+		}
+		fails = append(fails, line)
+		switch {
+		case strings.Contains(line, "[not-adhoc]"), strings.Contains(line, "[signed]"):
+		case strings.Contains(line, "[provisioning-profile]") && strings.Contains(line, "does not chain to Apple Root CA"):
+		default:
+			t.Errorf("verify-bundle: %s", line)
+		}
+	}
+	if len(fails) != 3 {
+		t.Errorf("verify-bundle failed %d checks, want the two signatures and the test profile's signer:\n%s", len(fails), out)
 	}
 }
 

@@ -57,6 +57,13 @@ type Config struct {
 	// with TeamID by plists.PeerRequirement: empty gives the team's
 	// requirement when TeamID is set, "none" switches it off.
 	PeerRequirement string
+	// Provider, AppAttestEnv and AppAttestRegister are the PROVIDER,
+	// APPATTEST_ENV and APPATTEST_REGISTER make variables (see
+	// AppAttest.Resolve): the agent's provider and registration URL, and
+	// the App Attest environment the helper is entitled to.
+	Provider          string
+	AppAttestEnv      string
+	AppAttestRegister string
 }
 
 // teamIDRE matches an Apple developer team identifier.
@@ -70,9 +77,11 @@ type Result struct {
 	LaunchAgent  string // OutDir/LaunchAgents/<Label>.plist
 	Entitlements string // OutDir/Attestd.entitlements, "" if none
 	// SocketKey is the variable launchd publishes the socket path in;
-	// PeerRequirement the one the agent admits peers by ("" for any).
+	// PeerRequirement the one the agent admits peers by ("" for any);
+	// Provider the provider the agent runs.
 	SocketKey       string
 	PeerRequirement string
+	Provider        string
 	// Warnings are problems that do not stop the build, such as a
 	// version that is not a release.
 	Warnings []string
@@ -81,6 +90,8 @@ type Result struct {
 // Assemble writes a fresh OutDir/Attestd.app (any previous one, with its
 // signature, is removed first), the LaunchAgent plist for
 // Host.app/Contents/Library/LaunchAgents, and the resolved entitlements.
+// Settings that cannot work together are refused (a *SettingsError)
+// before anything is written.
 func Assemble(c Config) (*Result, error) {
 	if c.Label == "" {
 		c.Label = plists.DefaultLabel
@@ -88,27 +99,27 @@ func Assemble(c Config) (*Result, error) {
 	if c.BundleID == "" {
 		c.BundleID = plists.DefaultBundleID
 	}
-	if c.TeamID != "" && !teamIDRE.MatchString(c.TeamID) {
-		// It goes into the agent's peer requirement: a typo there would
-		// refuse every client.
-		return nil, fmt.Errorf("TEAM_ID %q is not an Apple team identifier (10 upper-case letters and digits, as in: security find-identity -v -p codesigning)", c.TeamID)
+	provider, warnings, err := CheckSettings(c)
+	if err != nil {
+		return nil, err
 	}
 	info, err := plists.NewInfoPlist(c.BundleID, Name, Executable, c.Version)
 	if err != nil {
 		return nil, err
 	}
 	agent, err := plists.NewLaunchAgent(plists.AgentConfig{
-		Label:           c.Label,
-		BundleProgram:   BundleProgram,
-		SocketKey:       c.SocketKey,
-		PeerRequirement: plists.PeerRequirement(c.PeerRequirement, c.TeamID),
+		Label:             c.Label,
+		BundleProgram:     BundleProgram,
+		Provider:          provider,
+		AppAttestRegister: c.AppAttestRegister,
+		SocketKey:         c.SocketKey,
+		PeerRequirement:   plists.PeerRequirement(c.PeerRequirement, c.TeamID),
 	})
 	if err != nil {
 		return nil, err
 	}
 	key := agent.Sockets[plists.DefaultSocketName].SecureSocketWithKey
 	info.AttestdLaunchAgentLabel, info.AttestdSocketKey = c.Label, key
-	var warnings []string
 	if v := plists.BundleVersion(c.Version); v == "0.0.0" {
 		warnings = append(warnings, fmt.Sprintf("version %q is not a release (vX.Y.Z): the bundle version is 0.0.0, and macOS cannot tell this build from any other; tag the release (git tag v1.2.3) or pass VERSION=1.2.3", c.Version))
 	}
@@ -117,18 +128,51 @@ func Assemble(c Config) (*Result, error) {
 	}
 	var ents []byte
 	if c.Entitlements != "" {
-		ents, err = resolveEntitlements(c.Entitlements, c.TeamID, c.BundleID)
+		ents, err = resolveEntitlements(c.Entitlements, c.TeamID, c.BundleID, c.AppAttestEnv)
 		if err != nil {
 			return nil, err
 		}
+	} else if c.AppAttestEnv != "" {
+		return nil, &SettingsError{Problem: "APPATTEST_ENV without an entitlements file to add it to",
+			Fix: "ENTITLEMENTS=entitlements/attestd.profile.entitlements (the default with PROFILE)"}
 	}
+	return write(c, info, agent, ents, warnings)
+}
 
+// CheckSettings checks what can be checked of c before anything is built:
+// the team identifier's form and the App Attest settings (AppAttest.Resolve,
+// and that the profile grants APPATTEST_ENV). It returns the provider the
+// agent will run and warnings, as Assemble does; make bundle runs it first
+// so that a bad combination fails before the universal binary is built.
+func CheckSettings(c Config) (provider string, warnings []string, err error) {
+	if c.TeamID != "" && !teamIDRE.MatchString(c.TeamID) {
+		// It goes into the agent's peer requirement: a typo there would
+		// refuse every client.
+		return "", nil, fmt.Errorf("TEAM_ID %q is not an Apple team identifier (10 upper-case letters and digits, as in: security find-identity -v -p codesigning)", c.TeamID)
+	}
+	provider, warnings, err = AppAttest{Provider: c.Provider, Environment: c.AppAttestEnv,
+		Register: c.AppAttestRegister, Profile: c.Profile != ""}.Resolve()
+	if err != nil {
+		return "", nil, err
+	}
+	if c.AppAttestEnv != "" {
+		if err := checkProfileGrants(c.Profile, c.AppAttestEnv); err != nil {
+			return "", nil, err
+		}
+	}
+	return provider, warnings, nil
+}
+
+// write puts the bundle, the agent and the entitlements on disk.
+func write(c Config, info *plists.InfoPlist, agent *plists.LaunchAgent, ents []byte, warnings []string) (*Result, error) {
 	req, _ := plists.FlagValue(agent.ProgramArguments, "peer-requirement")
+	provider, _ := plists.FlagValue(agent.ProgramArguments, "provider")
 	r := &Result{
 		Bundle:          filepath.Join(c.OutDir, Dir),
 		LaunchAgent:     filepath.Join(c.OutDir, "LaunchAgents", c.Label+".plist"),
-		SocketKey:       key,
+		SocketKey:       agent.Sockets[plists.DefaultSocketName].SecureSocketWithKey,
 		PeerRequirement: req,
+		Provider:        provider,
 		Warnings:        warnings,
 	}
 	r.Executable = filepath.Join(r.Bundle, "Contents", "MacOS", Executable)
@@ -165,7 +209,10 @@ func Assemble(c Config) (*Result, error) {
 	return r, nil
 }
 
-func resolveEntitlements(file, teamID, bundleID string) ([]byte, error) {
+// resolveEntitlements reads the entitlements file, resolves its Xcode-style
+// variables and adds the App Attest environment env (if set), which needs
+// the profile variant's application identifier for TEAMID.BUNDLE_ID.
+func resolveEntitlements(file, teamID, bundleID, env string) ([]byte, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
@@ -180,6 +227,16 @@ func resolveEntitlements(file, teamID, bundleID string) ([]byte, error) {
 	r, err := e.Resolve(teamID, bundleID)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if env != "" {
+		if id, _ := r[plists.ApplicationIdentifier].(string); teamID == "" || id != teamID+"."+bundleID {
+			return nil, &SettingsError{
+				Problem: fmt.Sprintf("APPATTEST_ENV with entitlements %s whose %s is %q, not TEAMID.BUNDLE_ID: macOS matches a restricted entitlement to the profile through the App ID", file, plists.ApplicationIdentifier, id),
+				Fix:     "TEAM_ID=… and ENTITLEMENTS=entitlements/attestd.profile.entitlements (the default with PROFILE)"}
+		}
+		if r, err = r.WithAppAttest(env); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
 	}
 	return plists.Marshal(map[string]any(r))
 }

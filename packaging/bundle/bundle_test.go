@@ -15,7 +15,27 @@ import (
 
 	"github.com/attestd/attestd/packaging/internal/testbin"
 	"github.com/attestd/attestd/packaging/plists"
+	"github.com/attestd/attestd/packaging/profile/profiletest"
 )
+
+// signedProfile writes a provisioning profile for com.example.Host.attestd
+// of team ABCDE12345, signed by a test CA, granting extra entitlements.
+func signedProfile(t *testing.T, ents map[string]any) string {
+	t.Helper()
+	ca, err := profiletest.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := ca.Profile(profiletest.Fields{TeamID: "ABCDE12345", BundleID: "com.example.Host.attestd", Entitlements: ents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(t.TempDir(), "attestd.provisionprofile")
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -117,6 +137,7 @@ func TestAssemble(t *testing.T) {
 	ents := filepath.Join("..", "..", "entitlements")
 	profile := filepath.Join(t.TempDir(), "dev.provisionprofile")
 	os.WriteFile(profile, []byte("profile bytes"), 0o644)
+	aaProfile := signedProfile(t, map[string]any{plists.AppAttestEnvironment: []any{"development", "production"}})
 
 	for _, tc := range []struct {
 		name     string
@@ -126,6 +147,9 @@ func TestAssemble(t *testing.T) {
 		wantKey  string
 		wantReq  string // --peer-requirement, "" for none
 		wantWarn bool
+		// wantProvider and wantRegister: --provider (devicecheck when
+		// empty) and --appattest-register ("" for none).
+		wantProvider, wantRegister string
 	}{
 		{
 			name: "defaults",
@@ -168,6 +192,28 @@ func TestAssemble(t *testing.T) {
 			},
 			wantKey: "ATTESTD_SOCKET_com_example_Host_attestd_agent",
 			wantReq: `anchor apple generic and certificate leaf[subject.OU] = "ABCDE12345"`,
+		},
+		{
+			name: "App Attest: profile, environment, registration URL",
+			cfg: Config{BundleID: "com.example.Host.attestd", Label: "com.example.Host.attestd", Profile: aaProfile,
+				TeamID: "ABCDE12345", Entitlements: filepath.Join(ents, "attestd.profile.entitlements"),
+				AppAttestEnv: "production", AppAttestRegister: "https://gate.example.com"},
+			wantTree: []string{
+				"Attestd.app/", "Attestd.app/Contents/", "Attestd.app/Contents/Info.plist",
+				"Attestd.app/Contents/MacOS/", "Attestd.app/Contents/MacOS/attestd",
+				"Attestd.app/Contents/embedded.provisionprofile",
+				"Attestd.entitlements",
+				"LaunchAgents/", "LaunchAgents/com.example.Host.attestd.plist",
+			},
+			wantEnts: map[string]any{
+				plists.ApplicationIdentifier: "ABCDE12345.com.example.Host.attestd",
+				plists.TeamIdentifier:        "ABCDE12345",
+				plists.AppAttestEnvironment:  "production",
+			},
+			wantKey:      "ATTESTD_SOCKET_com_example_Host_attestd",
+			wantReq:      `anchor apple generic and certificate leaf[subject.OU] = "ABCDE12345"`,
+			wantProvider: "auto",
+			wantRegister: "https://gate.example.com",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,6 +286,14 @@ func TestAssemble(t *testing.T) {
 			if req, _ := plists.FlagValue(argv, "peer-requirement"); req != tc.wantReq {
 				t.Errorf("ProgramArguments %q: peer requirement %q, want %q", argv, req, tc.wantReq)
 			}
+			wantProvider := tc.wantProvider
+			if wantProvider == "" {
+				wantProvider = plists.ProviderDeviceCheck
+			}
+			reg, hasReg := plists.FlagValue(argv, "appattest-register")
+			if p, _ := plists.FlagValue(argv, "provider"); p != wantProvider || r.Provider != wantProvider || reg != tc.wantRegister || hasReg != (tc.wantRegister != "") {
+				t.Errorf("ProgramArguments %q (result %q): want provider %q, registration %q", argv, r.Provider, wantProvider, tc.wantRegister)
+			}
 			if lf, _ := plists.FlagValue(argv, "log-file"); lf != "~/Library/Logs/"+label+".log" {
 				t.Errorf("ProgramArguments %q: log file %q", argv, lf)
 			}
@@ -272,6 +326,16 @@ func TestAssembleErrors(t *testing.T) {
 	badEnts := filepath.Join(t.TempDir(), "bad.entitlements")
 	os.WriteFile(badEnts, []byte(`<?xml version="1.0"?><plist version="1.0"><dict><key>com.apple.security.get-task-allow</key><true/></dict></plist>`), 0o644)
 	profEnts := filepath.Join("..", "..", "entitlements", "attestd.profile.entitlements")
+	plainEnts := filepath.Join("..", "..", "entitlements", "attestd.entitlements")
+	devOnly := signedProfile(t, map[string]any{plists.AppAttestEnvironment: "development"})
+	noAppAttest := signedProfile(t, nil)
+	unsigned := filepath.Join(t.TempDir(), "junk.provisionprofile")
+	os.WriteFile(unsigned, []byte("not a profile"), 0o644)
+	// aa completes an App Attest build of com.example.Host.attestd.
+	aa := func(c Config) Config {
+		c.Binary, c.BundleID, c.TeamID, c.Entitlements = bin, "com.example.Host.attestd", "ABCDE12345", profEnts
+		return c
+	}
 	for _, tc := range []struct {
 		name string
 		cfg  Config
@@ -286,6 +350,17 @@ func TestAssembleErrors(t *testing.T) {
 		{"the shared key", Config{Binary: bin, SocketKey: "ATTESTD_SOCKET"}, "shared manual override"},
 		{"team id with a typo", Config{Binary: bin, TeamID: "ABCDE1234"}, "not an Apple team identifier"},
 		{"team id in lower case", Config{Binary: bin, TeamID: "abcde12345"}, "not an Apple team identifier"},
+		{"profile without App Attest", aa(Config{Profile: noAppAttest, AppAttestEnv: "production"}), "does not grant App Attest"},
+		{"profile for the other environment", aa(Config{Profile: devOnly, AppAttestEnv: "production"}), "grants App Attest environment development, not APPATTEST_ENV=production"},
+		{"not a profile", aa(Config{Profile: unsigned, AppAttestEnv: "production"}), "not a provisioning profile"},
+		{"App Attest with the plain entitlements", Config{Binary: bin, BundleID: "com.example.Host.attestd", TeamID: "ABCDE12345",
+			Profile: devOnly, AppAttestEnv: "development", Entitlements: plainEnts}, "not TEAMID.BUNDLE_ID"},
+		{"App Attest without a team", Config{Binary: bin, BundleID: "com.example.Host.attestd",
+			Profile: devOnly, AppAttestEnv: "development", Entitlements: profEnts}, "TEAM_ID"},
+		{"App Attest without entitlements", Config{Binary: bin, BundleID: "com.example.Host.attestd", TeamID: "ABCDE12345",
+			Profile: devOnly, AppAttestEnv: "development"}, "without an entitlements file"},
+		{"PROVIDER=appattest alone", aa(Config{Provider: "appattest"}), "PROVIDER=appattest needs the App Attest entitlement"},
+		{"bad registration URL", aa(Config{Provider: "auto", AppAttestRegister: "http://gate.example.com"}), "plain http"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.cfg
@@ -313,4 +388,53 @@ func readDict(t *testing.T, name string) map[string]any {
 		t.Fatalf("%s: %v", name, err)
 	}
 	return m
+}
+
+func TestAppAttestResolve(t *testing.T) {
+	t.Parallel()
+	const reg = "https://gate.example.com"
+	for _, tc := range []struct {
+		name     string
+		a        AppAttest
+		provider string
+		err      string // in the problem; "" for none
+		warn     string // in a warning; "" for none
+	}{
+		{name: "nothing: DeviceCheck as before", a: AppAttest{}, provider: "devicecheck"},
+		{name: "a registration URL alone: auto, warned", a: AppAttest{Register: reg}, provider: "auto", warn: "without APPATTEST_ENV"},
+		{name: "the whole App Attest setup", a: AppAttest{Environment: "production", Register: reg, Profile: true}, provider: "auto"},
+		{name: "appattest, strictly", a: AppAttest{Provider: "appattest", Environment: "production", Register: reg, Profile: true}, provider: "appattest"},
+		{name: "development environment", a: AppAttest{Environment: "development", Register: reg, Profile: true}, provider: "auto", warn: "sandbox"},
+		{name: "entitled, but DeviceCheck", a: AppAttest{Provider: "devicecheck", Environment: "production", Profile: true}, provider: "devicecheck", warn: "never uses it"},
+		{name: "entitled, nowhere to register", a: AppAttest{Provider: "auto", Environment: "production", Profile: true}, provider: "auto", warn: "nowhere to register"},
+		{name: "unknown provider", a: AppAttest{Provider: "appatest"}, err: "not a provider"},
+		{name: "development provider", a: AppAttest{Provider: "dev"}, err: "development provider"},
+		{name: "simulator", a: AppAttest{Provider: "appattest-sim", Register: reg}, err: "development provider"},
+		{name: "unknown environment", a: AppAttest{Environment: "sandbox", Profile: true}, err: "not an App Attest environment"},
+		{name: "environment without a profile", a: AppAttest{Environment: "production", Register: reg}, err: "without PROFILE"},
+		{name: "appattest without the entitlement", a: AppAttest{Provider: "appattest", Register: reg}, err: "needs the App Attest entitlement"},
+		{name: "appattest without a profile", a: AppAttest{Provider: "appattest", Environment: "production", Register: reg}, err: "without PROFILE"},
+		{name: "appattest without a registration URL", a: AppAttest{Provider: "appattest", Environment: "production", Profile: true}, err: "without APPATTEST_REGISTER"},
+		{name: "registration URL for DeviceCheck", a: AppAttest{Provider: "devicecheck", Register: reg}, err: "never uses App Attest"},
+		{name: "plain http", a: AppAttest{Register: "http://gate.example.com"}, err: "plain http"},
+		{name: "plain http to this Mac", a: AppAttest{Register: "http://127.0.0.1:8080"}, provider: "auto", warn: "without APPATTEST_ENV"},
+		{name: "credentials in the URL", a: AppAttest{Register: "https://me:secret@gate.example.com"}, err: "user information"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			provider, warnings, err := tc.a.Resolve()
+			if tc.err != "" {
+				var se *SettingsError
+				if !errors.As(err, &se) || !errors.Is(err, ErrSettings) || !strings.Contains(se.Problem, tc.err) || se.Fix == "" {
+					t.Fatalf("err = %v, want a SettingsError with %q and a fix", err, tc.err)
+				}
+				return
+			}
+			if err != nil || provider != tc.provider {
+				t.Fatalf("Resolve = %q, %v; want %q", provider, err, tc.provider)
+			}
+			if (tc.warn == "") != (len(warnings) == 0) || (tc.warn != "" && !strings.Contains(strings.Join(warnings, "\n"), tc.warn)) {
+				t.Errorf("warnings %q, want one with %q", warnings, tc.warn)
+			}
+		})
+	}
 }

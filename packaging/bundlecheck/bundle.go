@@ -1,11 +1,13 @@
 package bundlecheck
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	macho "github.com/blacktop/go-macho"
 	mtypes "github.com/blacktop/go-macho/types"
@@ -27,6 +29,19 @@ type Config struct {
 	// PeerRequirement is the PEER_REQUIREMENT the agent was built with
 	// (see plists.PeerRequirement; "" means the team's when TeamID is set).
 	PeerRequirement string
+	// Provider, AppAttestEnv and AppAttestRegister are the PROVIDER,
+	// APPATTEST_ENV and APPATTEST_REGISTER the bundle was built with (see
+	// bundle.AppAttest): the agent must run that provider with that
+	// registration URL, and the helper be entitled to exactly that App
+	// Attest environment (none when empty).
+	Provider          string
+	AppAttestEnv      string
+	AppAttestRegister string
+	// ProfileRoots verify an embedded profile's signature; nil means
+	// Apple Root CA. Tests pass their own.
+	ProfileRoots *x509.CertPool
+	// Now is the clock profile expiry is judged by; nil means time.Now.
+	Now func() time.Time
 }
 
 // Verify checks the bundle, its executable's slices and signatures, the
@@ -73,15 +88,9 @@ func Verify(c Config) (*Report, error) {
 			r.add(fs...)
 			if len(fs) == 0 {
 				want.Entitlements = e
+				r.add(CheckAppAttestEntitlement(c.Entitlements, e, c.AppAttestEnv)...)
 			}
 		}
-	}
-
-	// Provisioning profile, when embedded.
-	profilePath := filepath.Join(c.Bundle, "Contents", bundle.ProfileName)
-	if data, err := os.ReadFile(profilePath); err == nil {
-		r.Checked = append(r.Checked, profilePath)
-		r.add(CheckProfile(data, c.BundleID, c.TeamID, want.Entitlements)...)
 	}
 
 	// Executable.
@@ -101,31 +110,93 @@ func Verify(c Config) (*Report, error) {
 		}
 		r.add(CheckConsistent(slices)...)
 	}
-
-	// LaunchAgent.
+	signed := signedEntitlements(slices, want.Entitlements)
+	r.checkProfile(c, signed, signingCertificateOf(slices))
 	if c.LaunchAgent != "" {
-		data, err := os.ReadFile(c.LaunchAgent)
-		var agent map[string]any
-		if err == nil {
-			agent, err = plists.Dict(data)
-		}
-		if err != nil {
-			r.add(Finding{Rule: RuleAgentLabel, Subject: "LaunchAgent", Problem: err.Error(), Fix: "make bundle LABEL=" + c.Label})
-		} else {
-			r.Checked = append(r.Checked, c.LaunchAgent)
-			r.add(CheckLaunchAgent(agent, AgentWant{Label: c.Label, BundleDir: filepath.Base(c.Bundle), Executable: exe,
-				PeerRequirement: plists.PeerRequirement(c.PeerRequirement, c.TeamID)})...)
-			if info != nil {
-				r.add(CheckAgentKey(info, agent, c.Label)...)
-			}
-			if base := filepath.Base(c.LaunchAgent); base != c.Label+".plist" {
-				r.add(Finding{Rule: RuleAgentLabel, Subject: "LaunchAgent",
-					Problem: fmt.Sprintf("file name %q is not LABEL.plist (%s.plist); SMAppService.agent(plistName:) takes the file name", base, c.Label),
-					Fix:     "make bundle LABEL=" + c.Label})
-			}
-		}
+		r.checkAgent(c, info, exe, signed)
 	}
 	return r, nil
+}
+
+// checkProfile applies the provisioning-profile rule: an embedded profile
+// must grant what the signature claims; without one the signature may
+// claim nothing restricted.
+func (r *Report) checkProfile(c Config, signed plists.Entitlements, signer *Certificate) {
+	profilePath := filepath.Join(c.Bundle, "Contents", bundle.ProfileName)
+	data, err := os.ReadFile(profilePath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		r.add(checkNoProfile(signed)...)
+	case err != nil:
+		r.add(Finding{Rule: RuleProfile, Subject: "embedded.provisionprofile", Problem: err.Error(), Fix: fixBundle})
+	default:
+		r.Checked = append(r.Checked, profilePath)
+		now := time.Now
+		if c.Now != nil {
+			now = c.Now
+		}
+		r.add(CheckProfile(data, ProfileWant{BundleID: c.BundleID, TeamID: c.TeamID, Entitlements: signed,
+			Now: now(), Roots: c.ProfileRoots, Signer: signer})...)
+	}
+}
+
+// checkAgent applies the agent rules to c.LaunchAgent, with the helper's
+// Info.plist (nil if unreadable), executable name and signing
+// entitlements.
+func (r *Report) checkAgent(c Config, info map[string]any, exe string, signed plists.Entitlements) {
+	data, err := os.ReadFile(c.LaunchAgent)
+	var agent map[string]any
+	if err == nil {
+		agent, err = plists.Dict(data)
+	}
+	if err != nil {
+		r.add(Finding{Rule: RuleAgentLabel, Subject: "LaunchAgent", Problem: err.Error(), Fix: "make bundle LABEL=" + c.Label})
+		return
+	}
+	r.Checked = append(r.Checked, c.LaunchAgent)
+	r.add(CheckLaunchAgent(agent, AgentWant{Label: c.Label, BundleDir: filepath.Base(c.Bundle), Executable: exe,
+		PeerRequirement: plists.PeerRequirement(c.PeerRequirement, c.TeamID),
+		Provider:        bundle.AgentProvider(c.Provider, c.AppAttestRegister), AppAttestRegister: c.AppAttestRegister,
+		Entitlements: signed})...)
+	if info != nil {
+		r.add(CheckAgentKey(info, agent, c.Label)...)
+	}
+	if base := filepath.Base(c.LaunchAgent); base != c.Label+".plist" {
+		r.add(Finding{Rule: RuleAgentLabel, Subject: "LaunchAgent",
+			Problem: fmt.Sprintf("file name %q is not LABEL.plist (%s.plist); SMAppService.agent(plistName:) takes the file name", base, c.Label),
+			Fix:     "make bundle LABEL=" + c.Label})
+	}
+}
+
+// signedEntitlements returns the entitlements the helper's code signature
+// carries: those of the first slice signed with a certificate whose
+// entitlements parse (the slices-agree and entitlements rules compare the
+// rest), else, for a bundle not signed yet, the entitlements file's.
+func signedEntitlements(slices []Slice, file plists.Entitlements) plists.Entitlements {
+	for _, s := range slices {
+		sig := s.Signature
+		if sig == nil || sig.Flags&FlagAdhoc != 0 || len(sig.CMS) == 0 {
+			continue
+		}
+		if sig.Entitlements == "" {
+			return plists.Entitlements{}
+		}
+		if e, err := plists.ParseEntitlements([]byte(sig.Entitlements)); err == nil {
+			return e
+		}
+	}
+	return file
+}
+
+// signingCertificateOf returns the certificate the first slice signed with
+// one was signed with; nil when none is (or it could not be read).
+func signingCertificateOf(slices []Slice) *Certificate {
+	for _, s := range slices {
+		if s.Signature != nil && s.Signature.Flags&FlagAdhoc == 0 && s.Signature.Leaf != nil {
+			return s.Signature.Leaf
+		}
+	}
+	return nil
 }
 
 // readSlices is ReadSlices; tests replace it with hand-filled data to

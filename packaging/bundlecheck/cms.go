@@ -10,6 +10,9 @@ import (
 type Certificate struct {
 	CommonName string // "Developer ID Application: Example Inc (ABCDE12345)"
 	OrgUnit    string // the Team ID Apple puts in OU
+	// Raw is the certificate's DER, to find it among a provisioning
+	// profile's DeveloperCertificates.
+	Raw []byte
 }
 
 // signingCertificate finds the signing certificate in a CMS signature
@@ -48,7 +51,7 @@ func signingCertificate(cms []byte) *Certificate {
 	if first == nil {
 		return nil
 	}
-	leaf := &Certificate{CommonName: first.Subject.CommonName}
+	leaf := &Certificate{CommonName: first.Subject.CommonName, Raw: first.Raw}
 	if len(first.Subject.OrganizationalUnit) > 0 {
 		leaf.OrgUnit = first.Subject.OrganizationalUnit[0]
 	}

@@ -60,6 +60,15 @@ type AgentWant struct {
 	// resolved in the host layout.
 	BundleDir  string
 	Executable string
+	// Provider is the --provider the agent must run (empty:
+	// devicecheck), and AppAttestRegister its --appattest-register ("" for
+	// none): bundle.AgentProvider(PROVIDER, APPATTEST_REGISTER) and
+	// APPATTEST_REGISTER.
+	Provider          string
+	AppAttestRegister string
+	// Entitlements are the helper's signing entitlements; when set, a
+	// provider that requires App Attest needs its entitlement there.
+	Entitlements plists.Entitlements
 }
 
 // regen is the fix for a LaunchAgent plist that differs from what
@@ -161,6 +170,7 @@ func checkAgentArgs(argv []string, want AgentWant) []Finding {
 	case req != want.PeerRequirement:
 		add(RuleAgentPeer, rebuild, "--peer-requirement is %q, want %q", req, want.PeerRequirement)
 	}
+	out = append(out, checkAgentProvider(argv, want)...)
 	switch lf, ok := plists.FlagValue(argv, "log-file"); {
 	case !ok:
 		add(RuleAgentLog, regen,
@@ -170,6 +180,61 @@ func checkAgentArgs(argv []string, want AgentWant) []Finding {
 			"--log-file %q is not under the user's home (~/…): every user of the Mac would share it", lf)
 	}
 	return out
+}
+
+// checkAgentProvider applies the agent-provider rule: the agent runs the
+// provider and registration URL the make variables say, a provider fit to
+// ship, a registration URL the helper may use, and App Attest only when
+// the helper is entitled to it.
+func checkAgentProvider(argv []string, want AgentWant) []Finding {
+	var out []Finding
+	add := func(fix, format string, args ...any) {
+		out = append(out, Finding{Rule: RuleAgentProvider, Subject: "LaunchAgent", Problem: fmt.Sprintf(format, args...), Fix: fix})
+	}
+	wantProvider := want.Provider
+	if wantProvider == "" {
+		wantProvider = plists.ProviderDeviceCheck
+	}
+	const rebuild = "make bundle with the PROVIDER and APPATTEST_REGISTER you verify with"
+	provider, _ := plists.FlagValue(argv, "provider")
+	switch {
+	case !slices.Contains(bundle.ShippedProviders, provider):
+		add("make bundle PROVIDER=auto, devicecheck or appattest",
+			"--provider %q: a shipped agent runs %s", provider, strings.Join(bundle.ShippedProviders, ", "))
+	case provider != wantProvider:
+		add(rebuild, "--provider is %q, want %q", provider, wantProvider)
+	}
+	reg, hasReg := plists.FlagValue(argv, "appattest-register")
+	switch {
+	case hasReg && plists.CheckAppAttestRegister(reg) != nil:
+		add("make bundle APPATTEST_REGISTER=https://…", "%v", plists.CheckAppAttestRegister(reg))
+	case reg != want.AppAttestRegister:
+		add(rebuild, "--appattest-register is %q, want %q", reg, want.AppAttestRegister)
+	}
+	if _, entitled := want.Entitlements[plists.AppAttestEnvironment]; provider == plists.ProviderAppAttest && want.Entitlements != nil && !entitled {
+		add("make bundle PROVIDER=appattest APPATTEST_ENV=… PROFILE=… (then make sign), or PROVIDER=auto",
+			"--provider appattest, but the helper is not signed with the App Attest entitlement (%s)", plists.AppAttestEnvironment)
+	}
+	return out
+}
+
+// CheckAppAttestEntitlement applies the entitlements rule to the App
+// Attest environment the helper is signed with: exactly APPATTEST_ENV, or
+// none when it is empty.
+func CheckAppAttestEntitlement(name string, e plists.Entitlements, env string) []Finding {
+	got, has := e[plists.AppAttestEnvironment]
+	switch {
+	case env == "" && has:
+		return []Finding{{Rule: RuleEntitlements, Subject: name, Problem: fmt.Sprintf("claims App Attest (%s = %v) but APPATTEST_ENV is empty", plists.AppAttestEnvironment, got),
+			Fix: fmt.Sprintf("verify with APPATTEST_ENV=%v, or make bundle without APPATTEST_ENV (then make sign)", got)}}
+	case env != "" && !has:
+		return []Finding{{Rule: RuleEntitlements, Subject: name, Problem: fmt.Sprintf("has no %s, but APPATTEST_ENV=%s", plists.AppAttestEnvironment, env),
+			Fix: "make bundle PROFILE=… APPATTEST_ENV=" + env + " (then make sign)"}}
+	case env != "" && got != env:
+		return []Finding{{Rule: RuleEntitlements, Subject: name, Problem: fmt.Sprintf("claims App Attest environment %v, but APPATTEST_ENV=%s", got, env),
+			Fix: "make bundle PROFILE=… APPATTEST_ENV=" + env + " (then make sign)"}}
+	}
+	return nil
 }
 
 func checkSocket(v any) []string {

@@ -215,10 +215,30 @@ func checkEmbeddedEntitlements(subj, xml string, want plists.Entitlements) []Fin
 	}
 	if want != nil && !reflect.DeepEqual(map[string]any(got), map[string]any(want)) {
 		out = append(out, Finding{Rule: RuleEntitlements, Subject: subj,
-			Problem: fmt.Sprintf("embedded entitlements %v differ from the intended %v", keys(got), keys(want)),
+			Problem: "embedded entitlements differ from the intended ones: " + entitlementsDiff(got, want),
 			Fix:     "make sign (codesign --entitlements dist/Attestd.entitlements)"})
 	}
 	return out
+}
+
+// entitlementsDiff says, key by key, how got differs from want.
+func entitlementsDiff(got, want plists.Entitlements) string {
+	var d []string
+	for _, k := range keys(want) {
+		g, ok := got[k]
+		switch {
+		case !ok:
+			d = append(d, k+" missing")
+		case !reflect.DeepEqual(g, want[k]):
+			d = append(d, fmt.Sprintf("%s = %v, want %v", k, g, want[k]))
+		}
+	}
+	for _, k := range keys(got) {
+		if _, ok := want[k]; !ok {
+			d = append(d, k+" not intended")
+		}
+	}
+	return strings.Join(d, "; ")
 }
 
 // CheckConsistent reports slices signed differently from each other.

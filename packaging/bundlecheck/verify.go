@@ -37,6 +37,7 @@ const (
 	RuleAgentKey      Rule = "agent-socket-key"       // the host's own socket variable, known to its bundle
 	RuleAgentPeer     Rule = "agent-peer-requirement" // who may ask, as PEER_REQUIREMENT and TEAM_ID say
 	RuleAgentLog      Rule = "agent-log"              // a per-user log file the user can find
+	RuleAgentProvider Rule = "agent-provider"         // the provider and App Attest registration URL PROVIDER and APPATTEST_REGISTER say
 )
 
 // A Finding is one failed check: what, where, and how to fix it.

@@ -5,12 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/attestd/attestd/packaging/bundle"
 	"github.com/attestd/attestd/packaging/internal/testbin"
 	"github.com/attestd/attestd/packaging/plists"
+	"github.com/attestd/attestd/packaging/profile/profiletest"
 )
 
 func TestMain(m *testing.M) {
@@ -269,6 +271,25 @@ func goodAgent(t *testing.T, c plists.AgentConfig) map[string]any {
 
 func TestCheckLaunchAgent(t *testing.T) {
 	want := AgentWant{Label: label, BundleDir: bundle.Dir, Executable: bundle.Executable}
+	t.Run("App Attest as built", func(t *testing.T) {
+		const reg = "https://gate.example.com"
+		w := want
+		w.Provider, w.AppAttestRegister = "appattest", reg
+		entitled := plists.Entitlements{plists.AppAttestEnvironment: "production"}
+		m := goodAgent(t, plists.AgentConfig{Provider: "appattest", AppAttestRegister: reg})
+		w.Entitlements = entitled
+		if got := CheckLaunchAgent(m, w); len(got) != 0 {
+			t.Errorf("findings %v", got)
+		}
+		w.Entitlements = plists.Entitlements{}
+		if got := CheckLaunchAgent(m, w); len(got) != 1 || got[0].Rule != RuleAgentProvider || !strings.Contains(got[0].Problem, "not signed with the App Attest entitlement") {
+			t.Errorf("appattest without the entitlement: %v", got)
+		}
+		w.Provider, w.Entitlements = "auto", nil
+		if got := CheckLaunchAgent(m, w); len(got) != 1 || !strings.Contains(got[0].Problem, `want "auto"`) {
+			t.Errorf("built with appattest, verified with auto: %v", got)
+		}
+	})
 	for _, tc := range []struct {
 		name    string
 		cfg     plists.AgentConfig
@@ -351,6 +372,15 @@ func TestCheckLaunchAgent(t *testing.T) {
 		{name: "KeepAlive false", mutate: func(m map[string]any) { m["KeepAlive"] = false }},
 		{name: "RunAtLoad", mutate: func(m map[string]any) { m["RunAtLoad"] = true }, want: []Rule{RuleAgentOnDemand}},
 		{name: "Background process", mutate: func(m map[string]any) { m["ProcessType"] = "Background" }, want: []Rule{RuleAgentOnDemand}},
+		{name: "development provider", cfg: plists.AgentConfig{Provider: "dev"}, mutate: func(map[string]any) {},
+			want: []Rule{RuleAgentProvider}, problem: "a shipped agent runs"},
+		{name: "App Attest provider, DeviceCheck expected", cfg: plists.AgentConfig{Provider: "auto"}, mutate: func(map[string]any) {},
+			want: []Rule{RuleAgentProvider}, problem: `--provider is "auto", want "devicecheck"`},
+		{name: "registration URL not expected", cfg: plists.AgentConfig{Provider: "auto", AppAttestRegister: "https://gate.example.com"},
+			mutate: func(m map[string]any) {}, want: []Rule{RuleAgentProvider, RuleAgentProvider}},
+		{name: "registration URL in the clear", mutate: func(m map[string]any) {
+			m["ProgramArguments"] = append(m["ProgramArguments"].([]any), "--appattest-register", "http://gate.example.com")
+		}, want: []Rule{RuleAgentProvider}, problem: "plain http"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := goodAgent(t, tc.cfg)
@@ -366,43 +396,188 @@ func TestCheckLaunchAgent(t *testing.T) {
 	}
 }
 
-func TestCheckProfile(t *testing.T) {
-	now = func() time.Time { return time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC) }
-	t.Cleanup(func() { now = time.Now })
-	profile := func(team, appID, exp string) []byte {
-		return []byte("\x30\x80CMS-header" + `<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict>` +
-			`<key>TeamIdentifier</key><array><string>` + team + `</string></array>` +
-			`<key>Entitlements</key><dict><key>com.apple.application-identifier</key><string>` + appID + `</string></dict>` +
-			`<key>ExpirationDate</key><date>` + exp + `</date></dict></plist>` + "\x00\x00CMS-signature")
+var (
+	caOnce sync.Once
+	ca     [2]*profiletest.CA
+	caErr  error
+)
+
+// testCAs are two test certification authorities shaped like Apple's:
+// the first signs the profiles the tests trust, the second others.
+func testCAs(t *testing.T) (trusted, other *profiletest.CA) {
+	t.Helper()
+	caOnce.Do(func() {
+		for i := range ca {
+			if ca[i], caErr = profiletest.NewCA(); caErr != nil {
+				return
+			}
+		}
+	})
+	if caErr != nil {
+		t.Fatal(caErr)
 	}
-	ents := plists.Entitlements{plists.ApplicationIdentifier: teamID + "." + bundleID}
+	return ca[0], ca[1]
+}
+
+func makeProfile(t *testing.T, ca *profiletest.CA, f profiletest.Fields, o profiletest.SignOptions) []byte {
+	t.Helper()
+	if f.TeamID == "" {
+		f.TeamID = teamID
+	}
+	if f.BundleID == "" {
+		f.BundleID = bundleID
+	}
+	plist, err := f.Plist()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.SigningTime.IsZero() {
+		o.SigningTime = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	}
+	data, err := ca.Sign(plist, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// signingEnts are the profile-variant entitlements resolved for the test
+// bundle, plus extra.
+func signingEnts(extra map[string]any) plists.Entitlements {
+	e := plists.Entitlements{plists.ApplicationIdentifier: teamID + "." + bundleID, plists.TeamIdentifier: teamID}
+	for k, v := range extra {
+		e[k] = v
+	}
+	return e
+}
+
+func TestCheckProfile(t *testing.T) {
+	t.Parallel()
+	trusted, other := testCAs(t)
+	devCert, devKey, err := trusted.Issue("Developer ID Application: Example Inc ("+teamID+")", "Example Inc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const aa = plists.AppAttestEnvironment
+	both := map[string]any{aa: []any{"development", "production"}}
+	prod := map[string]any{aa: "production"}
+	dev := map[string]any{aa: "development"}
+	now := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	signer := &Certificate{CommonName: devCert.Subject.CommonName, OrgUnit: teamID, Raw: devCert.Raw}
+	otherSigner := &Certificate{CommonName: "Developer ID Application: Other (ZZZZZ99999)", Raw: trusted.Root.Raw}
 	for _, tc := range []struct {
-		name string
-		data []byte
-		team string
-		ents plists.Entitlements
-		n    int
+		name    string
+		fields  profiletest.Fields
+		sign    profiletest.SignOptions
+		ca      *profiletest.CA // nil: trusted
+		data    []byte          // instead of a made profile
+		team    string          // TEAM_ID; "-" for none
+		ents    plists.Entitlements
+		signer  *Certificate // the code signature's; nil: not signed yet
+		problem string       // in the one finding; "" for none
+		n       int          // findings when more than one
 	}{
-		{"good", profile(teamID, teamID+"."+bundleID, "2027-01-01T00:00:00Z"), teamID, ents, 0},
-		{"wildcard", profile(teamID, teamID+".com.example.*", "2027-01-01T00:00:00Z"), teamID, ents, 0},
-		{"team from profile", profile(teamID, teamID+"."+bundleID, "2027-01-01T00:00:00Z"), "", ents, 0},
-		{"other team", profile("ZZZZZ99999", "ZZZZZ99999."+bundleID, "2027-01-01T00:00:00Z"), teamID, ents, 2},
-		{"other app", profile(teamID, teamID+".com.other", "2027-01-01T00:00:00Z"), teamID, ents, 1},
-		{"expired", profile(teamID, teamID+"."+bundleID, "2026-01-01T00:00:00Z"), teamID, ents, 1},
-		{"signed without profile entitlements", profile(teamID, teamID+"."+bundleID, "2027-01-01T00:00:00Z"), teamID, plists.Entitlements{}, 1},
-		{"no plist", []byte("garbage"), teamID, ents, 1},
+		{name: "lists the signing certificate", fields: profiletest.Fields{Certificates: [][]byte{trusted.Root.Raw, devCert.Raw}},
+			ents: signingEnts(nil), signer: signer},
+		{name: "does not list the signing certificate", fields: profiletest.Fields{Certificates: [][]byte{devCert.Raw}},
+			ents: signingEnts(nil), signer: otherSigner, problem: "does not list the certificate the helper is signed with"},
+		{name: "Developer ID profile, no App Attest", ents: signingEnts(nil)},
+		{name: "App Attest production, profile grants both", fields: profiletest.Fields{Entitlements: both}, ents: signingEnts(prod)},
+		{name: "App Attest development, profile grants both", fields: profiletest.Fields{Entitlements: both}, ents: signingEnts(dev)},
+		{name: "App Attest production, profile grants production", fields: profiletest.Fields{Entitlements: prod}, ents: signingEnts(prod)},
+		{name: "profile grants App Attest the signature does not claim", fields: profiletest.Fields{Entitlements: both}, ents: signingEnts(nil)},
+		{name: "signature production, profile development", fields: profiletest.Fields{Entitlements: dev}, ents: signingEnts(prod),
+			problem: "claims App Attest environment production, the profile grants development"},
+		{name: "signature development, profile production", fields: profiletest.Fields{Entitlements: prod}, ents: signingEnts(dev),
+			problem: "claims App Attest environment development, the profile grants production"},
+		{name: "signature claims App Attest, profile has none", ents: signingEnts(prod), problem: "does not grant it: macOS kills the helper"},
+		{name: "another restricted entitlement not granted", ents: signingEnts(map[string]any{"com.apple.developer.icloud-services": "*"}),
+			problem: "com.apple.developer.icloud-services = *, which the profile does not grant"},
+		{name: "hardened runtime exceptions need no profile", ents: signingEnts(map[string]any{"com.apple.security.cs.allow-jit": true})},
+		{name: "team taken from the profile", team: "-", ents: signingEnts(nil)},
+		{name: "wildcard App ID", fields: profiletest.Fields{BundleID: "com.example.*"}, ents: signingEnts(nil)},
+		{name: "entitlements not known", ents: nil},
+		{name: "other team", fields: profiletest.Fields{TeamID: "ZZZZZ99999"}, ents: signingEnts(nil), n: 2},
+		{name: "other app", fields: profiletest.Fields{BundleID: "com.other"}, ents: signingEnts(nil), problem: "application identifier"},
+		{name: "expired", fields: profiletest.Fields{Created: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Expires: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+			ents: signingEnts(nil), problem: "expired on 2026-01-01"},
+		{name: "development profile", fields: profiletest.Fields{Devices: []string{"00008103-001A"}}, ents: signingEnts(nil), problem: "development profile"},
+		{name: "iOS profile", fields: profiletest.Fields{Platform: "iOS"}, ents: signingEnts(nil), problem: "not macOS"},
+		{name: "signed without the profile entitlements", ents: plists.Entitlements{}, problem: "signing entitlements have"},
+		{name: "signed by another CA", ca: other, ents: signingEnts(nil), problem: "does not chain to Apple Root CA"},
+		{name: "changed after signing", sign: profiletest.SignOptions{TamperContent: true}, ents: signingEnts(nil), problem: "changed after it was signed"},
+		{name: "signed by a developer certificate", sign: profiletest.SignOptions{Cert: devCert, Key: devKey}, ents: signingEnts(nil),
+			problem: "not signed by Apple's provisioning-profile signing certificate"},
+		{name: "not a profile", data: []byte("garbage"), ents: signingEnts(nil), problem: "not a provisioning profile"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := CheckProfile(tc.data, bundleID, tc.team, tc.ents)
-			if len(got) != tc.n {
-				t.Errorf("findings %v, want %d", got, tc.n)
+			data := tc.data
+			if data == nil {
+				c := tc.ca
+				if c == nil {
+					c = trusted
+				}
+				data = makeProfile(t, c, tc.fields, tc.sign)
+			}
+			team := teamID
+			if tc.team == "-" {
+				team = ""
+			}
+			got := CheckProfile(data, ProfileWant{BundleID: bundleID, TeamID: team, Entitlements: tc.ents, Now: now, Roots: trusted.Roots(), Signer: tc.signer})
+			want := tc.n
+			if want == 0 && tc.problem != "" {
+				want = 1
+			}
+			if len(got) != want {
+				t.Fatalf("findings %v, want %d", got, want)
 			}
 			for _, f := range got {
-				if f.Rule != RuleProfile || f.Fix == "" {
+				if f.Rule != RuleProfile || f.Fix == "" || strings.Contains(f.Problem, "\n") {
 					t.Errorf("finding %+v", f)
 				}
 			}
+			if tc.problem != "" && !strings.Contains(got[0].Problem, tc.problem) {
+				t.Errorf("problem %q, want it to contain %q", got[0].Problem, tc.problem)
+			}
 		})
+	}
+}
+
+func TestCheckNoProfile(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ents plists.Entitlements
+		want string
+	}{
+		{plists.Entitlements{}, ""},
+		{plists.Entitlements{"com.apple.security.cs.allow-jit": true}, ""},
+		{signingEnts(nil), "com.apple.application-identifier"},
+		{signingEnts(map[string]any{plists.AppAttestEnvironment: "production"}), "APPATTEST_ENV"},
+	} {
+		got := checkNoProfile(tc.ents)
+		if (tc.want == "") != (len(got) == 0) || (len(got) > 0 && !strings.Contains(got[0].Problem+got[0].Fix, tc.want)) {
+			t.Errorf("checkNoProfile(%v) = %v, want %q", tc.ents, got, tc.want)
+		}
+	}
+}
+
+func TestCheckAppAttestEntitlement(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ents plists.Entitlements
+		env  string
+		want string
+	}{
+		{plists.Entitlements{}, "", ""},
+		{signingEnts(map[string]any{plists.AppAttestEnvironment: "production"}), "production", ""},
+		{signingEnts(map[string]any{plists.AppAttestEnvironment: "production"}), "", "APPATTEST_ENV is empty"},
+		{signingEnts(nil), "production", "but APPATTEST_ENV=production"},
+		{signingEnts(map[string]any{plists.AppAttestEnvironment: "development"}), "production", "environment development, but APPATTEST_ENV=production"},
+	} {
+		got := CheckAppAttestEntitlement("Attestd.entitlements", tc.ents, tc.env)
+		if (tc.want == "") != (len(got) == 0) || (len(got) > 0 && (!strings.Contains(got[0].Problem, tc.want) || got[0].Rule != RuleEntitlements)) {
+			t.Errorf("CheckAppAttestEntitlement(%v, %q) = %v, want %q", tc.ents, tc.env, got, tc.want)
+		}
 	}
 }
 
@@ -656,4 +831,136 @@ func TestVerifySignedBundle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// signedAs returns both slices as go-macho reads them from the bundle c
+// signed correctly, with the entitlements ents embedded.
+func signedAs(t *testing.T, c Config, ents []byte) []Slice {
+	t.Helper()
+	info, err := os.ReadFile(filepath.Join(c.Bundle, "Contents", "Info.plist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := []byte("<plist>sealed resources</plist>")
+	os.MkdirAll(filepath.Join(c.Bundle, "Contents", "_CodeSignature"), 0o755)
+	if err := os.WriteFile(filepath.Join(c.Bundle, "Contents", "_CodeSignature", "CodeResources"), res, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out []Slice
+	for _, arch := range []string{"arm64", "x86_64"} {
+		sig := goodSignature()
+		sig.InfoPlistHash, sig.ResourcesHash, sig.Entitlements = sum(info), sum(res), string(ents)
+		out = append(out, Slice{Arch: arch, MinOS: 12 << 16, Signature: sig})
+	}
+	return out
+}
+
+// TestVerifySignedAppAttestBundle is the App Attest build through
+// make bundle's engine and the verifier: a profile that grants
+// production, the helper signed with production, the agent on auto with a
+// registration URL. It passes as built; each single disagreement between
+// the profile, the signature, the agent and the make variables is caught.
+func TestVerifySignedAppAttestBundle(t *testing.T) {
+	trusted, _ := testCAs(t)
+	const reg = "https://gate.example.com/attestd"
+	dir := t.TempDir()
+	writeProfile := func(name string, ents map[string]any) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, makeProfile(t, trusted, profiletest.Fields{Entitlements: ents}, profiletest.SignOptions{}), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	prodProfile := writeProfile("prod.provisionprofile", map[string]any{plists.AppAttestEnvironment: "production"})
+	devProfile := writeProfile("dev.provisionprofile", map[string]any{plists.AppAttestEnvironment: "development"})
+
+	arm, amd := testbin.Darwin(t)
+	dist := t.TempDir()
+	if err := bundle.Fat(filepath.Join(dist, "attestd"), arm, amd); err != nil {
+		t.Fatal(err)
+	}
+	r, err := bundle.Assemble(bundle.Config{
+		Binary: filepath.Join(dist, "attestd"), OutDir: dist, BundleID: bundleID, Label: label, TeamID: teamID,
+		Version: testbin.Version, Entitlements: filepath.Join("..", "..", "entitlements", "attestd.profile.entitlements"),
+		Profile: prodProfile, AppAttestEnv: "production", AppAttestRegister: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := Config{Bundle: r.Bundle, LaunchAgent: r.LaunchAgent, Entitlements: r.Entitlements,
+		BundleID: bundleID, TeamID: teamID, Label: label, AppAttestEnv: "production", AppAttestRegister: reg,
+		ProfileRoots: trusted.Roots(), Now: func() time.Time { return time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC) }}
+	asBuilt := mustRead(t, r.Entitlements)
+	devEnts, _ := plists.Marshal(map[string]any(signingEnts(map[string]any{plists.AppAttestEnvironment: "development"})))
+	embedded := filepath.Join(r.Bundle, "Contents", bundle.ProfileName)
+
+	old := readSlices
+	t.Cleanup(func() { readSlices = old })
+	for _, tc := range []struct {
+		name    string
+		ents    []byte          // the signature's; nil: as built
+		profile string          // embedded instead; "-" removes it
+		config  func(c *Config) // verified with
+		leaf    []byte          // the signing certificate's DER; nil: unknown
+		want    []Rule
+	}{
+		{name: "as built"},
+		{name: "signed with development, profile grants production", ents: devEnts,
+			want: []Rule{RuleEntitlements, RuleEntitlements, RuleProfile}},
+		{name: "profile grants development, signed with production", profile: devProfile, want: []Rule{RuleProfile}},
+		{name: "no profile", profile: "-", want: []Rule{RuleProfile}},
+		{name: "verified with APPATTEST_ENV=development", config: func(c *Config) { c.AppAttestEnv = "development" }, want: []Rule{RuleEntitlements}},
+		{name: "verified without App Attest", config: func(c *Config) { c.AppAttestEnv, c.AppAttestRegister = "", "" },
+			want: []Rule{RuleEntitlements, RuleAgentProvider, RuleAgentProvider}},
+		{name: "verified with PROVIDER=appattest", config: func(c *Config) { c.Provider = "appattest" }, want: []Rule{RuleAgentProvider}},
+		{name: "a test profile against Apple's root", config: func(c *Config) { c.ProfileRoots = nil }, want: []Rule{RuleProfile}},
+		{name: "signed with a certificate the profile does not list", leaf: trusted.Intermediate.Raw, want: []Rule{RuleProfile}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ents := asBuilt
+			if tc.ents != nil {
+				ents = tc.ents
+			}
+			s := signedAs(t, base, ents)
+			for i := range s {
+				s[i].Signature.Leaf.Raw = tc.leaf
+			}
+			readSlices = func(string) ([]Slice, error) { return s, nil }
+			switch tc.profile {
+			case "":
+				copyFileTo(t, prodProfile, embedded)
+			case "-":
+				os.Remove(embedded)
+			default:
+				copyFileTo(t, tc.profile, embedded)
+			}
+			c := base
+			if tc.config != nil {
+				tc.config(&c)
+			}
+			rep, err := Verify(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalRules(rules(rep.Findings), tc.want) {
+				t.Fatalf("findings %v, want %v", rep.Findings, tc.want)
+			}
+		})
+	}
+}
+
+func copyFileTo(t *testing.T, src, dst string) {
+	t.Helper()
+	if err := os.WriteFile(dst, mustRead(t, src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRead(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -1,6 +1,7 @@
 package plists
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -15,6 +16,53 @@ const (
 	ApplicationIdentifier = "com.apple.application-identifier"
 	TeamIdentifier        = "com.apple.developer.team-identifier"
 )
+
+// AppAttestEnvironment is App Attest's entitlement: which of Apple's App
+// Attest environments the helper's keys are attested in. It is restricted:
+// a helper that claims it needs an embedded provisioning profile that
+// grants it (see entitlements/README.md).
+const AppAttestEnvironment = "com.apple.developer.devicecheck.appattest-environment"
+
+// The values of AppAttestEnvironment.
+const (
+	AppAttestDevelopment = "development" // Apple's sandbox; AAGUID "appattestdevelop"
+	AppAttestProduction  = "production"  // AAGUID "appattest" and seven zero bytes
+)
+
+// ErrAppAttestEnvironment reports an App Attest environment that is
+// neither development nor production.
+var ErrAppAttestEnvironment = errors.New("App Attest environment must be development or production")
+
+// CheckAppAttestEnvironment reports whether env is an App Attest
+// environment, or empty (no App Attest entitlement).
+func CheckAppAttestEnvironment(env string) error {
+	switch env {
+	case "", AppAttestDevelopment, AppAttestProduction:
+		return nil
+	}
+	return fmt.Errorf("%w, not %q", ErrAppAttestEnvironment, env)
+}
+
+// WithAppAttest returns a copy of e that claims the App Attest environment
+// env; an empty env returns e unchanged. It is an error for e to claim
+// another environment already.
+func (e Entitlements) WithAppAttest(env string) (Entitlements, error) {
+	if env == "" {
+		return e, nil
+	}
+	if err := CheckAppAttestEnvironment(env); err != nil {
+		return nil, err
+	}
+	if v, ok := e[AppAttestEnvironment]; ok && v != env {
+		return nil, fmt.Errorf("the entitlements already claim %s = %v, not %q", AppAttestEnvironment, v, env)
+	}
+	out := make(Entitlements, len(e)+1)
+	for k, v := range e {
+		out[k] = v
+	}
+	out[AppAttestEnvironment] = env
+	return out, nil
+}
 
 // Entitlements is a parsed entitlements property list.
 type Entitlements map[string]any

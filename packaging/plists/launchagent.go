@@ -3,7 +3,10 @@ package plists
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/attestd/attestd/bridge/socket"
@@ -51,7 +54,14 @@ type AgentConfig struct {
 	// BundleProgram (relative to the host app) or Program (absolute).
 	BundleProgram string
 	Program       string
-	Provider      string
+	// Provider is the --provider the agent runs (see Providers);
+	// empty means DefaultProvider.
+	Provider string
+	// AppAttestRegister, when set, is passed as --appattest-register:
+	// the base URL of the server the helper registers its App Attest key
+	// with (see CheckAppAttestRegister). Only the providers that use App
+	// Attest take it.
+	AppAttestRegister string
 	// SocketName is the Sockets key and the name passed to --launchd.
 	SocketName string
 	// SocketPath, when set, is a fixed socket path (mode 0600) instead of
@@ -72,16 +82,103 @@ type AgentConfig struct {
 	AssociatedBundleIDs []string
 }
 
+// The providers "attestd serve --provider" runs.
+const (
+	// ProviderAuto uses App Attest where the Mac supports it and a
+	// registration URL is set, DeviceCheck otherwise (and meanwhile).
+	ProviderAuto = "auto"
+	// ProviderDeviceCheck asks DCDevice for DeviceCheck tokens.
+	ProviderDeviceCheck = "devicecheck"
+	// ProviderAppAttest signs each request with an App Attest key
+	// registered with --appattest-register (DeviceCheck tokens until it
+	// is registered).
+	ProviderAppAttest = "appattest"
+	// ProviderAppAttestSim is App Attest's flow with a software key and
+	// the development root: for tests, on any OS.
+	ProviderAppAttestSim = "appattest-sim"
+	// ProviderDev makes development tokens, never valid in production.
+	ProviderDev = "dev"
+)
+
+// Providers lists every provider NewLaunchAgent accepts.
+var Providers = []string{ProviderAuto, ProviderDeviceCheck, ProviderAppAttest, ProviderAppAttestSim, ProviderDev}
+
+// UsesAppAttest reports whether provider uses App Attest, and so takes
+// --appattest-register.
+func UsesAppAttest(provider string) bool {
+	return provider == ProviderAuto || provider == ProviderAppAttest || provider == ProviderAppAttestSim
+}
+
+// ErrAppAttestRegister reports an App Attest registration URL a helper
+// must not use.
+var ErrAppAttestRegister = errors.New("App Attest registration URL must be https://HOST[:PORT][/PATH] (plain http only to 127.0.0.1, ::1 or localhost, for development)")
+
+// CheckAppAttestRegister reports whether raw can be a helper's
+// --appattest-register: an absolute https URL with a host and no user
+// information (it would be readable by anyone, in the plist), query or
+// fragment (it is a base URL the registration paths are appended to).
+// Plain http is accepted only to a loopback host, for development.
+func CheckAppAttestRegister(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrAppAttestRegister, err)
+	}
+	bad := func(why string) error { return fmt.Errorf("%w: %q %s", ErrAppAttestRegister, raw, why) }
+	host := u.Hostname()
+	switch {
+	case u.Scheme == "http" && host != "" && !isLoopback(host):
+		return bad("is plain http to a host that is not this Mac: the key's attestation and the server's answers would travel in the clear")
+	case u.Scheme != "https" && u.Scheme != "http":
+		return bad("is not an https URL")
+	case host == "" || u.Opaque != "":
+		return bad("has no host")
+	case u.User != nil:
+		return bad("carries user information, which would be readable by anyone in the LaunchAgent plist")
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return bad("has a query or fragment; give the base URL the registration paths go under")
+	case strings.ContainsAny(raw, " \t\r\n"):
+		return bad("contains white space")
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkProvider reports whether provider is one attestd serve runs and
+// register a registration URL it may take.
+func checkProvider(provider, register string) error {
+	if !slices.Contains(Providers, provider) {
+		return fmt.Errorf("unknown provider %q; want one of %s", provider, strings.Join(Providers, ", "))
+	}
+	if register == "" {
+		return nil
+	}
+	if !UsesAppAttest(provider) {
+		return fmt.Errorf("provider %s does not use App Attest, so it takes no registration URL (use %s or %s)", provider, ProviderAuto, ProviderAppAttest)
+	}
+	return CheckAppAttestRegister(register)
+}
+
 // NewLaunchAgent returns the LaunchAgent for c: it runs
-// "attestd serve --launchd NAME --provider P --log-file F
-// [--peer-requirement R]" on demand in the Aqua session, with one stream
-// socket whose path launchd publishes in the host's own variable.
+// "attestd serve --launchd NAME --provider P [--appattest-register URL]
+// --log-file F [--peer-requirement R]" on demand in the Aqua session, with
+// one stream socket whose path launchd publishes in the host's own
+// variable.
 func NewLaunchAgent(c AgentConfig) (*LaunchAgent, error) {
 	if c.Label == "" {
 		c.Label = DefaultLabel
 	}
 	if c.Provider == "" {
 		c.Provider = DefaultProvider
+	}
+	if err := checkProvider(c.Provider, c.AppAttestRegister); err != nil {
+		return nil, fmt.Errorf("launch agent: %w", err)
 	}
 	if c.SocketName == "" {
 		c.SocketName = DefaultSocketName
@@ -134,6 +231,9 @@ func NewLaunchAgent(c AgentConfig) (*LaunchAgent, error) {
 		sock.SecureSocketWithKey = c.SocketKey
 	}
 	argv := []string{argv0, "serve", "--launchd", c.SocketName, "--provider", c.Provider}
+	if c.AppAttestRegister != "" {
+		argv = append(argv, "--appattest-register", c.AppAttestRegister)
+	}
 	if c.LogFile != "" {
 		argv = append(argv, "--log-file", c.LogFile)
 	}

@@ -1,6 +1,7 @@
 package plists
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -135,6 +136,23 @@ func TestNewLaunchAgent(t *testing.T) {
 				"AssociatedBundleIdentifiers": []any{"dev.attestd.helper"},
 			},
 		},
+		{
+			name: "host app, App Attest with a registration URL",
+			cfg: AgentConfig{Label: "com.example.attestd", BundleProgram: bp, Provider: ProviderAuto,
+				AppAttestRegister: "https://gate.example.com/attestd"},
+			want: map[string]any{
+				"Label":         "com.example.attestd",
+				"BundleProgram": bp,
+				"ProgramArguments": []any{"attestd", "serve", "--launchd", "Listeners", "--provider", "auto",
+					"--appattest-register", "https://gate.example.com/attestd", "--log-file", "~/Library/Logs/com.example.attestd.log"},
+				"Sockets":                map[string]any{"Listeners": map[string]any{"SockType": "stream", "SecureSocketWithKey": "ATTESTD_SOCKET_com_example_attestd"}},
+				"LimitLoadToSessionType": "Aqua",
+				"ProcessType":            "Interactive",
+			},
+		},
+		{name: "unknown provider", cfg: AgentConfig{BundleProgram: bp, Provider: "appatest"}, wantErr: "unknown provider"},
+		{name: "registration URL for DeviceCheck", cfg: AgentConfig{BundleProgram: bp, AppAttestRegister: "https://gate.example.com"}, wantErr: "takes no registration URL"},
+		{name: "registration URL in the clear", cfg: AgentConfig{BundleProgram: bp, Provider: ProviderAppAttest, AppAttestRegister: "http://gate.example.com"}, wantErr: "plain http"},
 		{name: "neither program", cfg: AgentConfig{}, wantErr: "no Program"},
 		{name: "both programs", cfg: AgentConfig{Program: "/a", BundleProgram: "b"}, wantErr: "not both"},
 		{name: "relative Program", cfg: AgentConfig{Program: "attestd"}, wantErr: "not an absolute"},
@@ -357,5 +375,66 @@ func TestCommittedEntitlements(t *testing.T) {
 		if _, err := e.Resolve("ABCDE12345", "dev.attestd.helper"); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+func TestCheckAppAttestRegister(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"https://gate.example.com", true},
+		{"https://gate.example.com:8443/attestd/", true},
+		{"https://[2001:db8::1]/x", true},
+		{"http://127.0.0.1:8080", true},
+		{"http://localhost:8080/gate", true},
+		{"http://[::1]:8080", true},
+		{"http://127.0.0.2", true},
+		{"http://gate.example.com", false},
+		{"http://10.0.0.1", false},
+		{"ftp://gate.example.com", false},
+		{"gate.example.com", false},
+		{"/appattest", false},
+		{"https://", false},
+		{"https:gate.example.com", false},
+		{"https://user:secret@gate.example.com", false},
+		{"https://gate.example.com/?k=v", false},
+		{"https://gate.example.com/?", false},
+		{"https://gate.example.com/#frag", false},
+		{"https://gate.example.com/a b", false},
+		{"", false},
+	} {
+		err := CheckAppAttestRegister(tc.url)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckAppAttestRegister(%q) = %v, want ok=%v", tc.url, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrAppAttestRegister) {
+			t.Errorf("CheckAppAttestRegister(%q) = %v, not ErrAppAttestRegister", tc.url, err)
+		}
+	}
+}
+
+func TestWithAppAttest(t *testing.T) {
+	t.Parallel()
+	base := Entitlements{ApplicationIdentifier: "T.b"}
+	got, err := base.WithAppAttest(AppAttestProduction)
+	if err != nil || got[AppAttestEnvironment] != "production" || got[ApplicationIdentifier] != "T.b" {
+		t.Fatalf("WithAppAttest = %v, %v", got, err)
+	}
+	if _, ok := base[AppAttestEnvironment]; ok {
+		t.Error("WithAppAttest modified its receiver")
+	}
+	if same, err := base.WithAppAttest(""); err != nil || len(same) != 1 {
+		t.Errorf("WithAppAttest(\"\") = %v, %v", same, err)
+	}
+	if again, err := got.WithAppAttest(AppAttestProduction); err != nil || again[AppAttestEnvironment] != "production" {
+		t.Errorf("claiming the same environment again: %v, %v", again, err)
+	}
+	if _, err := got.WithAppAttest(AppAttestDevelopment); err == nil {
+		t.Error("WithAppAttest replaced production with development")
+	}
+	if _, err := base.WithAppAttest("sandbox"); !errors.Is(err, ErrAppAttestEnvironment) {
+		t.Errorf("WithAppAttest(sandbox) = %v", err)
 	}
 }
