@@ -27,7 +27,10 @@ type envelopeMembers struct {
 var nameSeed = maphash.MakeSeed()
 
 // scanEnvelope checks that s is one JSON object whose member names (once
-// unescaped) do not repeat, and returns its v, s and t members. What it
+// unescaped) do not repeat, and returns its v, s and t members. Repeated
+// names are refused because parsers resolve them differently (encoding/json
+// keeps the last and folds case into struct fields; others keep the
+// first or fail), so a proxy and this check could read different tokens. What it
 // allocates is bounded by a small multiple of len(s), whatever s holds:
 // a copy for json.Valid and one hash per member. Unknown members are
 // skipped without being decoded; their values may nest at most
