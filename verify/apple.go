@@ -352,7 +352,8 @@ type Bits struct {
 
 // ValidateDeviceToken asks Apple whether token came from a genuine Apple
 // device running an app of this developer team. It returns nil only for
-// Apple's "yes": a 200 answer with an empty (or white-space) body. It
+// Apple's "yes": a 200 answer with an empty body (ASCII white space at
+// most, shorter than the 64 KiB read limit). It
 // returns an error wrapping ErrBadDeviceToken when Apple says no, and
 // another error when Apple could not be asked or answered something else.
 func (c *Client) ValidateDeviceToken(ctx context.Context, token []byte) error {
@@ -588,17 +589,24 @@ func (c *Client) once(ctx context.Context, op string, r request, token []byte) (
 		return nil, fresh, fmt.Errorf("devicecheck %s: read answer: %w: %w", op, ErrNetwork, err)
 	}
 	status = resp.StatusCode
-	if status == http.StatusOK && (op == opQuery || len(bytes.TrimSpace(body)) == 0) {
+	// A body that reaches the read limit is never a yes, whatever the
+	// part read holds.
+	whole := len(body) < maxResponseBody
+	if status == http.StatusOK && whole && (op == opQuery || blank(body)) {
 		// Apple's "yes" has no body. If `attestd probe` on a Mac ever
 		// shows that Apple sends a fixed success text, accept exactly that
 		// text here, nothing looser: a proxy, a captive portal or a wrong
-		// base URL answers 200 with a page.
+		// base URL answers 200 with a page, and a page may start with
+		// more white space than is read.
 		return body, fresh, nil
 	}
 	if status == http.StatusUnauthorized {
 		c.jwt.invalidate(bearer)
 	}
 	e := &AppleError{Op: op, Status: status, Body: scrub(body, token), Err: classify(status, body)}
+	if e.Body == "" && !whole {
+		e.Body = fmt.Sprintf("[%d bytes or more of white space]", len(body))
+	}
 	if status >= 300 && status < 400 {
 		e.Location = scrub([]byte(resp.Header.Get("Location")), token)
 	}
@@ -606,6 +614,18 @@ func (c *Client) once(ctx context.Context, op string, r request, token []byte) (
 		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
 	}
 	return nil, fresh, e
+}
+
+// blank reports whether body holds nothing but ASCII white space (space,
+// tab, line feed, form feed, carriage return): what an empty answer may
+// carry. Unicode spaces (no-break space, NEL, …) are text.
+func blank(body []byte) bool {
+	for _, c := range body {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\f' && c != '\r' {
+			return false
+		}
+	}
+	return true
 }
 
 // classify maps an answer other than success to its sentinel error.
@@ -673,9 +693,10 @@ func scrub(body, token []byte) string {
 	return cut(s)
 }
 
-// cut returns s trimmed and cut to at most maxErrorBody bytes.
+// cut returns s without surrounding ASCII white space (Unicode spaces are
+// kept, to be seen) and cut to at most maxErrorBody bytes.
 func cut(s string) string {
-	s = strings.TrimSpace(s)
+	s = strings.Trim(s, " \t\n\f\r")
 	if len(s) > maxErrorBody {
 		s = s[:maxErrorBody]
 		for !utf8.ValidString(s) && len(s) > 0 {
