@@ -33,7 +33,8 @@ const (
 // EnvironmentURL turns "production", "development" or a base URL (a fake
 // server in tests, or a proxy) into the base URL a Client uses. A base
 // URL must be https, or plain http to a loopback address (127.0.0.0/8,
-// ::1 or localhost), and must carry no query, fragment or credentials:
+// ::1 or localhost, which a Client then reaches at 127.0.0.1 without
+// asking the resolver), and must carry no query, fragment or credentials:
 // the bearer JWT and the device tokens go wherever it points.
 func EnvironmentURL(env string) (string, error) {
 	switch strings.ToLower(strings.TrimSpace(env)) {
@@ -56,6 +57,25 @@ func EnvironmentURL(env string) (string, error) {
 		return "", fmt.Errorf("environment %q: a base URL must not carry credentials", env)
 	}
 	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// pinLocalhost returns the URL to send requests to for base: for plain
+// http to "localhost", the same URL to 127.0.0.1, and the Host header
+// that keeps the name. Plain http is allowed to localhost because it is
+// this machine; asking the system resolver would let /etc/hosts or a DNS
+// search domain send the bearer JWT in clear elsewhere. (https names are
+// resolved as usual: TLS checks whom it reaches.)
+func pinLocalhost(base string) (target, hostHeader string) {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "http" || !strings.EqualFold(u.Hostname(), "localhost") {
+		return base, ""
+	}
+	hostHeader, port := u.Host, u.Port()
+	u.Host = "127.0.0.1"
+	if port != "" {
+		u.Host = net.JoinHostPort("127.0.0.1", port)
+	}
+	return u.String(), hostHeader
 }
 
 func isLoopback(host string) bool {
@@ -238,6 +258,7 @@ type Config struct {
 type Client struct {
 	base           string
 	endpoints      map[string]string
+	hostHeader     string // the Host header for a base URL pinLocalhost rewrote
 	hc             *http.Client
 	timeout        time.Duration
 	attemptTimeout time.Duration
@@ -284,8 +305,10 @@ func NewClient(cfg Config) (*Client, error) {
 		now:            time.Now,
 		sleep:          sleepCtx,
 	}
+	var target string
+	target, c.hostHeader = pinLocalhost(base)
 	for _, op := range []string{opValidate, opQuery, opUpdate} {
-		if c.endpoints[op], err = url.JoinPath(base, "v1", op); err != nil {
+		if c.endpoints[op], err = url.JoinPath(target, "v1", op); err != nil {
 			return nil, fmt.Errorf("devicecheck client: %w", err)
 		}
 	}
@@ -565,6 +588,9 @@ func (c *Client) once(ctx context.Context, op string, r request, token []byte) (
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.endpoints[op], bytes.NewReader(payload))
 	if err != nil {
 		return nil, fresh, fmt.Errorf("devicecheck %s: %w", op, err)
+	}
+	if c.hostHeader != "" {
+		req.Host = c.hostHeader
 	}
 	req.Header.Set("Authorization", "Bearer "+bearer)
 	req.Header.Set("Content-Type", "application/json")

@@ -7,9 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -335,5 +337,44 @@ func TestLimitLeavesTimeForTheAttempt(t *testing.T) {
 		if n, want := len(h.apple.Requests()), map[bool]int{true: 1, false: 0}[tt.want == nil]; n != want {
 			t.Errorf("Timeout %v: Apple got %d requests, want %d", tt.timeout, n, want)
 		}
+	}
+}
+
+// Plain http is allowed to localhost because it is this machine, so the
+// name is not given to the system resolver (which /etc/hosts or a DNS
+// search domain could point elsewhere, and the bearer JWT would follow in
+// clear): the Client dials 127.0.0.1 and keeps the name in the Host
+// header.
+func TestLocalhostIsLoopbackWithoutResolver(t *testing.T) {
+	var host atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { host.Store(r.Host) }))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	var dialed []string
+	var mu sync.Mutex
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dialed = append(dialed, addr)
+		mu.Unlock()
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	defer tr.CloseIdleConnections()
+	c, err := NewClient(Config{TeamID: testTeamID, KeyID: testKeyID, Key: newKey(t), BaseURL: "http://LocalHost:" + port, HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ValidateDeviceToken(context.Background(), []byte("tok")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := "127.0.0.1:" + port; len(dialed) != 1 || dialed[0] != want {
+		t.Errorf("dialed %q, want %q: localhost went to the resolver", dialed, want)
+	}
+	if got := host.Load(); got != "LocalHost:"+port {
+		t.Errorf("Host header %q, want the name as given", got)
+	}
+	if c.BaseURL() != "http://LocalHost:"+port {
+		t.Errorf("BaseURL() = %q", c.BaseURL())
 	}
 }
