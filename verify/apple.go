@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -195,7 +196,7 @@ const (
 	DefaultMaxConcurrent = 64
 )
 
-// Config configures a Client. TeamID, KeyID and Key are required.
+// Config configures a Client. TeamID, KeyID and Key (P-256) are required.
 type Config struct {
 	// TeamID is the Apple developer team identifier (the JWT iss).
 	TeamID string
@@ -288,6 +289,9 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.TeamID == "" || cfg.KeyID == "" || cfg.Key == nil {
 		return nil, errors.New("devicecheck client: team id, key id and key are required")
 	}
+	if cfg.Key.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("devicecheck client: %w: a %s key cannot sign ES256", ErrKey, cfg.Key.Curve.Params().Name)
+	}
 	base, err := EnvironmentURL(cfg.BaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("devicecheck client: %w", err)
@@ -356,11 +360,30 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
+// errZeroClient is the error of a Client that did not come from NewClient.
+var errZeroClient = fmt.Errorf("%w: the Client was not made by NewClient", ErrNotValidated)
+
+// usable returns nil for a Client made by NewClient, and an error
+// wrapping ErrNotValidated for a nil or zero one.
+func (c *Client) usable() error {
+	switch {
+	case c == nil:
+		return ErrNotValidated
+	case c.hc == nil:
+		return errZeroClient
+	}
+	return nil
+}
+
 // BaseURL returns the base URL the client sends requests to.
 func (c *Client) BaseURL() string { return c.base }
 
 // CloseIdleConnections closes the client's idle connections to Apple.
-func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() {
+	if c.usable() == nil {
+		c.hc.CloseIdleConnections()
+	}
+}
 
 // Bits is the two per-device bits Apple stores for an app.
 type Bits struct {
@@ -437,6 +460,9 @@ const (
 // where that is safe and fits, and returns the body of a successful
 // answer.
 func (c *Client) call(ctx context.Context, op string, token []byte, bits *[2]bool) ([]byte, error) {
+	if err := c.usable(); err != nil {
+		return nil, fmt.Errorf("devicecheck %s: %w", op, err)
+	}
 	if len(token) == 0 {
 		return nil, fmt.Errorf("devicecheck %s: %w: empty device token", op, ErrBadDeviceToken)
 	}

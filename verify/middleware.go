@@ -100,11 +100,11 @@ func NewContext(ctx context.Context, res *Result, err error) context.Context {
 
 // Middleware checks the x-oai-attestation header of each request with
 // opts.Verifier and applies opts.Policy. Handlers behind it read the
-// outcome with FromContext.
+// outcome with FromContext. It panics when opts.Verifier is nil, has no
+// Client (unless NoClient says that is meant), or has a Client not made
+// by NewClient.
 func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
-	if opts.Verifier == nil {
-		panic("verify.Middleware: MiddlewareOptions.Verifier is nil")
-	}
+	checkVerifier(opts.Verifier)
 	name := opts.Header
 	if name == "" {
 		name = HeaderName
@@ -154,6 +154,23 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 		}
 		next.ServeHTTP(w, r2)
 	})
+}
+
+// checkVerifier panics, at construction, on a Verifier that could only
+// fail later: nil, without a Client and without NoClient (every
+// DeviceCheck token would fail as not validated), with both, or with a
+// Client not made by NewClient.
+func checkVerifier(v *Verifier) {
+	switch {
+	case v == nil:
+		panic("verify.Middleware: MiddlewareOptions.Verifier is nil")
+	case v.Client == nil && !v.NoClient:
+		panic("verify.Middleware: the Verifier has no Client, so no DeviceCheck token can pass; give it one from NewClient, or set NoClient for local checks only")
+	case v.Client != nil && v.NoClient:
+		panic("verify.Middleware: the Verifier has a Client and NoClient set; drop one")
+	case v.Client != nil && v.Client.usable() != nil:
+		panic("verify.Middleware: the Verifier's Client was not made by NewClient")
+	}
 }
 
 // rejection is the JSON body of a Reject answer.

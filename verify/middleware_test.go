@@ -127,7 +127,7 @@ func TestMiddleware(t *testing.T) {
 }
 
 func TestMiddlewareCustomHeader(t *testing.T) {
-	v := &Verifier{AllowDev: true, MaxAge: -1, AllowReplays: true}
+	v := &Verifier{NoClient: true, AllowDev: true, MaxAge: -1, AllowReplays: true}
 	value := mustEncode(t, header.Value{Kind: "dev", Token: []byte{1}})
 	mw := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), MiddlewareOptions{Verifier: v, Header: "X-Device-Attestation"})
 	req := httptest.NewRequest("GET", "/", nil)
@@ -150,13 +150,56 @@ func TestFromContextWithoutMiddleware(t *testing.T) {
 	}
 }
 
+// Middleware refuses at construction what can only fail later: no
+// Verifier, a Verifier without a Client that does not say so (every
+// DeviceCheck token would be refused as not validated), one that says
+// both, and a Client not made by NewClient.
 func TestMiddlewareNeedsVerifier(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Error("no panic without a Verifier")
-		}
-	}()
-	Middleware(http.NotFoundHandler(), MiddlewareOptions{})
+	h := newHarness(t)
+	for _, tt := range []struct {
+		name  string
+		v     *Verifier
+		panic string
+	}{
+		{"no Verifier", nil, "Verifier is nil"},
+		{"no Client", &Verifier{}, "no Client"},
+		{"no Client, dev tokens", &Verifier{AllowDev: true}, "no Client"},
+		{"zero Client", &Verifier{Client: &Client{}}, "NewClient"},
+		{"Client and NoClient", &Verifier{Client: h.client, NoClient: true}, "NoClient"},
+		{"NoClient", &Verifier{NoClient: true}, ""},
+		{"Client", &Verifier{Client: h.client}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				r := recover()
+				msg, _ := r.(string)
+				if (r != nil) != (tt.panic != "") || !strings.Contains(msg, tt.panic) {
+					t.Errorf("Middleware panicked with %v, want a panic naming %q", r, tt.panic)
+				}
+			}()
+			Middleware(http.NotFoundHandler(), MiddlewareOptions{Verifier: tt.v})
+		})
+	}
+}
+
+// A Client that did not come from NewClient is an error to use, not a
+// panic.
+func TestZeroClient(t *testing.T) {
+	var c Client
+	ctx := context.Background()
+	if err := c.ValidateDeviceToken(ctx, []byte("tok")); !errors.Is(err, ErrNotValidated) {
+		t.Errorf("ValidateDeviceToken on a zero Client: %v", err)
+	}
+	if _, err := c.QueryTwoBits(ctx, []byte("tok")); !errors.Is(err, ErrNotValidated) {
+		t.Errorf("QueryTwoBits on a zero Client: %v", err)
+	}
+	c.CloseIdleConnections()
+	v := &Verifier{Client: &c, Replays: NewMemoryReplayCache()}
+	value := mustEncode(t, header.Value{Kind: "dc", Token: []byte("tok"), GeneratedAt: time.Now()})
+	res, err := v.Verify(ctx, value)
+	if !errors.Is(err, ErrNotValidated) || res == nil || res.Valid || Rejected(err) {
+		t.Errorf("Verify with a zero Client: %+v, %v", res, err)
+	}
 }
 
 // With AllowWhenDown, only an outage of Apple lets a request through, and
@@ -288,7 +331,7 @@ func TestMiddlewareRemovesHeader(t *testing.T) {
 	}{
 		{false, Reject, ""}, {true, Reject, ""}, {false, Annotate, "v1.garbage"}, {true, Annotate, "v1.garbage"},
 	} {
-		v := &Verifier{AllowDev: true, Replays: NewMemoryReplayCache()}
+		v := &Verifier{NoClient: true, AllowDev: true, Replays: NewMemoryReplayCache()}
 		value := tt.value
 		if value == "" {
 			value = mustEncode(t, header.Value{Kind: "dev", Token: []byte{1}, GeneratedAt: time.Now()})
@@ -319,7 +362,7 @@ func TestMiddlewareRemovesHeader(t *testing.T) {
 // metrics as reason "missing", not as silence.
 func TestMiddlewareObservesEveryCheck(t *testing.T) {
 	obs := &recordingObserver{}
-	v := &Verifier{AllowDev: true, Observer: obs, Replays: NewMemoryReplayCache()}
+	v := &Verifier{NoClient: true, AllowDev: true, Observer: obs, Replays: NewMemoryReplayCache()}
 	mw := Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), MiddlewareOptions{Verifier: v})
 	value := mustEncode(t, header.Value{Kind: header.KindDev, Token: []byte("tok"), GeneratedAt: time.Now()})
 	for _, headers := range [][]string{nil, {value, value}, {value}} {

@@ -55,9 +55,15 @@ const (
 // field. Its fields must not change while it is in use; it is safe for
 // concurrent use.
 type Verifier struct {
-	// Client asks Apple. Without one, DeviceCheck tokens fail with
-	// ErrNotValidated.
+	// Client asks Apple; it must come from NewClient. Without one,
+	// DeviceCheck tokens fail with ErrNotValidated, and Middleware
+	// refuses the Verifier unless NoClient says that is meant.
 	Client *Client
+	// NoClient says that a Verifier without a Client is meant: it only
+	// decodes and applies its local policy (development tokens, under
+	// AllowDev, pass; DeviceCheck tokens fail with ErrNotValidated).
+	// Setting it with a Client is a mistake Middleware refuses.
+	NoClient bool
 	// AllowDev accepts tokens from attestd's development provider. Apple
 	// never issued them, so they are not sent to Apple's own servers; they
 	// are sent when Client points at another base URL (a fake server or a
@@ -156,10 +162,10 @@ func (v *Verifier) verify(ctx context.Context, value string, keep func(error) bo
 	if err := v.Check(a); err != nil {
 		return res, err
 	}
-	local := a.Kind == header.KindDev && (v.Client == nil || v.Client.base == Production || v.Client.base == Development)
-	if !local && v.Client == nil {
-		return res, ErrNotValidated
+	if err := v.Client.usable(); err != nil && a.Kind != header.KindDev {
+		return res, err
 	}
+	local := a.Kind == header.KindDev && (v.Client.usable() != nil || v.Client.base == Production || v.Client.base == Development)
 	ctx, cancel := context.WithTimeout(ctx, orDefault(v.Timeout, DefaultTimeout))
 	defer cancel()
 	key, replays := ReplayKey(a.Token), v.replays()
