@@ -136,9 +136,10 @@ func (c *MemoryReplayCache) Add(_ context.Context, key string, ttl time.Duration
 	k := sha256.Sum256([]byte(key))
 	sh := &c.shards[k[0]%replayShards]
 	now := c.clock()
-	added, full := sh.add(k, now, now+int64(ttl), c)
+	expiry := int64(addSat(time.Duration(now), ttl)) // the largest: never
+	added, full := sh.add(k, now, expiry, c)
 	if full && c.sweepAll(now) {
-		added, full = sh.add(k, now, now+int64(ttl), c)
+		added, full = sh.add(k, now, expiry, c)
 	}
 	if full {
 		return false, fmt.Errorf("%w: %d unexpired tokens", ErrReplayCacheFull, c.max())

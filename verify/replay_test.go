@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -271,5 +272,46 @@ func TestTokenOfAGoneCallerForgotten(t *testing.T) {
 	}
 	if cache.Len() != 0 {
 		t.Errorf("cache holds %d tokens, want 0: Apple never saw this one", cache.Len())
+	}
+}
+
+// A replay window or an age limit near the largest duration means
+// "forever", never an expiry that overflows into the past (a
+// ReplayWindow of 2,190,000 hours used to let a replay through).
+func TestReplayWindowNearMaxDuration(t *testing.T) {
+	const huge = 2190000 * time.Hour
+	for _, tt := range []struct {
+		name string
+		v    Verifier
+	}{
+		{"ReplayWindow 2,190,000 h", Verifier{ReplayWindow: huge}},
+		{"ReplayWindow max", Verifier{ReplayWindow: math.MaxInt64}},
+		{"MaxAge near max", Verifier{MaxAge: math.MaxInt64 - 30*time.Second}},
+		{"MaxAge max", Verifier{MaxAge: math.MaxInt64}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := tt.v
+			v.AllowDev, v.Replays = true, NewMemoryReplayCache()
+			if ttl := v.replayTTL(); ttl < max(v.ReplayWindow, v.MaxAge) || ttl < DefaultReplayWindow {
+				t.Errorf("replayTTL() = %v, shorter than what was asked", ttl)
+			}
+			value := mustEncode(t, header.Value{Kind: "dev", Token: []byte("kept forever"), GeneratedAt: time.Now()})
+			if _, err := v.Verify(context.Background(), value); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := v.Verify(context.Background(), value); !errors.Is(err, ErrReplay) {
+				t.Errorf("second use: %v, want a replay", err)
+			}
+		})
+	}
+	c := NewMemoryReplayCache()
+	for _, ttl := range []time.Duration{huge, math.MaxInt64} {
+		key := ReplayKey([]byte(ttl.String()))
+		if ok, err := c.Add(context.Background(), key, ttl); !ok || err != nil {
+			t.Fatalf("Add(%v) = %v, %v", ttl, ok, err)
+		}
+		if ok, err := c.Add(context.Background(), key, ttl); ok || err != nil {
+			t.Errorf("second Add(%v) = %v, %v; want a replay", ttl, ok, err)
+		}
 	}
 }

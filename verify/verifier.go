@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
@@ -288,9 +289,19 @@ func (v *Verifier) replays() ReplayCache {
 }
 
 // replayTTL is how long a token is remembered from now:
-// max(ReplayWindow, MaxAge + MaxClockSkew).
+// max(ReplayWindow, MaxAge + MaxClockSkew), the sum saturating at the
+// largest duration, which stores read as "forever".
 func (v *Verifier) replayTTL() time.Duration {
-	return max(orDefault(v.ReplayWindow, DefaultReplayWindow), v.maxAge()+MaxClockSkew)
+	return max(orDefault(v.ReplayWindow, DefaultReplayWindow), addSat(v.maxAge(), MaxClockSkew))
+}
+
+// addSat returns a+b for non-negative a and b, or the largest duration
+// when the sum would overflow.
+func addSat(a, b time.Duration) time.Duration {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 func (v *Verifier) observeStoreError(err error) {

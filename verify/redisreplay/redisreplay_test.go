@@ -3,6 +3,7 @@ package redisreplay
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,20 @@ func TestStore(t *testing.T) {
 	}
 	if _, err := s.Add(ctx, key, 0); err == nil {
 		t.Error("Add with ttl 0 succeeded")
+	}
+	// The largest durations are kept as long as Redis can: a window of
+	// 2,190,000 hours does not overflow into an expired record.
+	for _, ttl := range []time.Duration{2190000 * time.Hour, math.MaxInt64} {
+		k := verify.ReplayKey([]byte(ttl.String()))
+		if ok, err := s.Add(ctx, k, ttl); !ok || err != nil {
+			t.Fatalf("Add(%v) = %v, %v", ttl, ok, err)
+		}
+		if ok, err := s.Add(ctx, k, ttl); ok || err != nil {
+			t.Errorf("second Add(%v) = %v, %v; want a replay", ttl, ok, err)
+		}
+		if pttl, err := rdb.PTTL(ctx, DefaultPrefix+k).Result(); err != nil || pttl < ttl-time.Minute {
+			t.Errorf("PTTL %v, %v for a ttl of %v", pttl, err, ttl)
+		}
 	}
 }
 
