@@ -123,10 +123,6 @@ var (
 	// (Config.RateLimit, Config.MaxConcurrent) left no room within the
 	// call's time budget, so Apple was not asked.
 	ErrLimited = errors.New("too many calls to apple: local limit reached")
-
-	// errNotAsked marks a call that ended, its caller gone, before any
-	// request left for Apple.
-	errNotAsked = errors.New("apple was not asked")
 )
 
 // AppleError is an answer from Apple other than success. Err is one of the
@@ -542,7 +538,7 @@ func (c *Client) acquire(ctx context.Context, op string) (release func(), err er
 	}
 	limited := func() error {
 		if ctx.Err() == context.Canceled {
-			return fmt.Errorf("devicecheck %s: %w (%w)", op, ctx.Err(), errNotAsked)
+			return fmt.Errorf("devicecheck %s: %w (apple was not asked)", op, ctx.Err())
 		}
 		return fmt.Errorf("devicecheck %s: %w", op, ErrLimited)
 	}

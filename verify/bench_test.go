@@ -139,7 +139,7 @@ func BenchmarkReplayEntryMemory(b *testing.B) {
 		measure(b, func() any {
 			c := NewMemoryReplayCache()
 			for _, k := range keys {
-				c.Add(context.Background(), k, time.Hour)
+				c.Add(context.Background(), k, "a check's own id", time.Hour)
 			}
 			return c
 		})

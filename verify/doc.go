@@ -29,8 +29,10 @@
 // a proxy or captive portal, a timeout, Apple's 429 or 5xx, Apple refusing
 // our own key — means "could not check" (503), never "valid". The zero
 // Verifier is the safe one: it refuses tokens older than DefaultMaxAge and
-// remembers every token for DefaultReplayWindow to refuse it a second
-// time; turning either off takes an explicit field. One check takes at
+// records every token before asking Apple, keeping a valid one for
+// DefaultReplayWindow (before answering) and one Apple refused for
+// DefaultRefusedWindow, to refuse it a second time; turning either off
+// takes an explicit field. One check takes at
 // most DefaultTimeout in all, and a Client sends Apple at most
 // DefaultRateLimit requests a second, DefaultMaxConcurrent at once, so a
 // flood of forged tokens cannot spend the team's quota (it still crowds

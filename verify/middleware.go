@@ -27,7 +27,11 @@ const (
 	// says otherwise.
 	Reject Policy = iota
 	// Annotate passes every request on, with the outcome in its context
-	// for FromContext; the next handler decides.
+	// for FromContext; the next handler decides. Since it may admit any
+	// of them, every token that passed the local checks and got no
+	// verdict from Apple stays spent for the whole replay window. A
+	// handler that fails open must refuse every error for which
+	// AppleDown is false (not only those Rejected names).
 	Annotate
 )
 
@@ -217,16 +221,14 @@ func retryAfterSeconds(err error) int {
 }
 
 // keepFor returns the failures without Apple's verdict after which the
-// middleware may let a request through, and so must keep its token spent:
-// under Annotate every one in which Apple was asked (the next handler
-// decides; one our own limit kept back, or whose caller left before Apple
-// was asked, is forgotten so that a flood takes no room, and a handler
-// that admits those calls Verifier.Spend), under AllowWhenDown those for
-// which AppleDown holds, and none otherwise.
+// middleware may let a request through, and so must keep its token spent
+// for the whole window: under Annotate every one (the next handler
+// decides, and may admit it), under AllowWhenDown those for which
+// AppleDown holds, and none otherwise.
 func keepFor(opts MiddlewareOptions) func(error) bool {
 	switch {
 	case opts.Policy == Annotate:
-		return func(err error) bool { return !errors.Is(err, ErrLimited) && !errors.Is(err, errNotAsked) }
+		return func(error) bool { return true }
 	case opts.WhenAppleDown == AllowWhenDown:
 		return AppleDown
 	}

@@ -500,3 +500,40 @@ func TestSpend(t *testing.T) {
 		t.Fatalf("Spend with AllowReplays = %v, want nil", err)
 	}
 }
+
+// Under Annotate the next handler decides, and may admit what it sees,
+// so a token whose check ended without Apple's verdict stays spent for
+// the whole window, whatever the reason: also our own limit and a caller
+// that hung up. (Before, those were forgotten, and a handler that let
+// "limited" through admitted the same forged header again and again.) A
+// token Apple refused keeps its short record.
+func TestAnnotateKeepsWhatTheHandlerMayAdmit(t *testing.T) {
+	h := newHarness(t, oneAttempt, func(c *Config) { c.RateLimit, c.RateBurst, c.Timeout = 1, 1, 200*time.Millisecond })
+	h.apple.ValidTokens(h.apple.Issued)
+	v := &Verifier{Client: h.client, Replays: memCache(h.clock), Now: h.clock.Now, MaxAge: -1}
+	var reasons []string
+	mw := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := FromContext(r.Context())
+		reasons = append(reasons, Reason(err))
+	}), MiddlewareOptions{Verifier: v, Policy: Annotate})
+	serve := func(ctx context.Context, token string) {
+		req := httptest.NewRequest("POST", "/", nil).WithContext(ctx)
+		req.Header.Set(HeaderName, mustEncode(t, header.Value{Kind: "dc", Token: []byte(token)}))
+		mw.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	ctx := context.Background()
+	serve(ctx, "forged") // takes the one call a second the limit allows
+	serve(ctx, "limited")
+	serve(gone, "hung up")
+	h.clock.Add(DefaultReplayWindow - time.Second)
+	for _, tok := range []string{"limited", "hung up", "forged"} {
+		serve(ctx, tok)
+	}
+	// The forged token's short record is gone: it is checked again
+	// (limited, or refused by Apple if a second has passed), not a replay.
+	if len(reasons) != 6 || fmt.Sprint(reasons[:5]) != "[bad_device_token limited canceled replay replay]" || reasons[5] == "replay" {
+		t.Errorf("the handler saw %s, want [bad_device_token limited canceled replay replay (not replay)]", reasons)
+	}
+}

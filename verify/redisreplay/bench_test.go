@@ -42,7 +42,7 @@ func BenchmarkReplayCheck(b *testing.B) {
 			for i := range b.N {
 				tok[31], tok[30], tok[29] = byte(i), byte(i>>8), byte(i>>16)
 				tok[28] = byte(i >> 24)
-				added, err := cache.Add(ctx, verify.ReplayKey(tok[:]), time.Hour)
+				added, err := cache.Add(ctx, verify.ReplayKey(tok[:]), rand.Text(), time.Hour)
 				if err != nil || !added {
 					b.Fatalf("Add = %v, %v", added, err)
 				}

@@ -25,10 +25,13 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type downStore struct{}
 
-func (downStore) Add(context.Context, string, time.Duration) (bool, error) {
+func (downStore) Add(context.Context, string, string, time.Duration) (bool, error) {
 	return false, errors.New("down")
 }
-func (downStore) Remove(context.Context, string) error { return nil }
+func (downStore) Extend(context.Context, string, string, time.Duration) error {
+	return errors.New("down")
+}
+func (downStore) Remove(context.Context, string, string) error { return nil }
 
 // Each kind of event lands in its metric with the labels the package doc
 // promises, and the Collector registers cleanly.
