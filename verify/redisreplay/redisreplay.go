@@ -14,6 +14,12 @@
 // check" from attestd verify), unless Options.Fallback names a local
 // cache to use meanwhile.
 //
+// Redis must not evict the records: when a Store first connects it reads
+// every master's maxmemory-policy (INFO memory), and a policy other than
+// noeviction fails every check closed with an *EvictionError naming it
+// and the fix, unless Options.AllowEviction accepts the risk. Health
+// reads it again for a readiness check.
+//
 //	rdb := redis.NewClient(&redis.Options{Addr: "redis:6379", ContextTimeoutEnabled: true, MaxRetries: -1})
 //	v := &verify.Verifier{Client: apple, Replays: redisreplay.New(rdb, redisreplay.Options{})}
 package redisreplay
@@ -22,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"time"
 
@@ -46,13 +53,23 @@ type Options struct {
 	// OnError, when set, is called with every error from Redis, whether
 	// or not Fallback then answered (for a log line or an alert).
 	OnError func(error)
+	// AllowEviction accepts a Redis whose maxmemory-policy may evict
+	// replay records (any policy but noeviction). By default every check
+	// fails closed with an *EvictionError on such a Redis: forged tokens
+	// can fill its memory, and a real token whose record was evicted is
+	// accepted again.
+	AllowEviction bool
+	// Logger receives the Store's warnings (a policy that could not be
+	// read, or eviction accepted); nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Store is a verify.ReplayCache in Redis. It is safe for concurrent use.
 type Store struct {
-	rdb   redis.UniversalClient
-	opts  Options
-	owned bool // Close closes rdb
+	rdb    redis.UniversalClient
+	opts   Options
+	owned  bool // Close closes rdb
+	policy policyState
 }
 
 // New returns a Store using rdb. Set ContextTimeoutEnabled on rdb's
@@ -63,7 +80,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
-	return &Store{rdb: rdb, opts: opts}
+	return &Store{rdb: rdb, opts: opts, policy: policyState{now: time.Now}}
 }
 
 // Open connects to the Redis at rawURL (redis://[user:password@]host:port/db,
@@ -95,6 +112,9 @@ func Open(rawURL string, opts Options) (*Store, error) {
 func (s *Store) Add(ctx context.Context, key, id string, ttl time.Duration) (bool, error) {
 	if ttl <= 0 {
 		return false, fmt.Errorf("redis replay store: ttl %v is not positive", ttl)
+	}
+	if err := s.checkPolicy(ctx); err != nil {
+		return false, s.failed(err) // a misconfigured Redis: no fallback
 	}
 	err := s.rdb.Do(ctx, "SET", s.opts.Prefix+key, id, "PX", millis(ttl), "NX").Err()
 	switch {

@@ -41,8 +41,14 @@ const readyTimeout = time.Minute
 // Start starts redis-server and returns once it accepts connections. The
 // server stops when the test ends, or earlier with Stop. If redis-server
 // cannot be found ($REDIS_SERVER, else PATH) or does not start, the test
-// fails with a hint saying how to install it.
-func Start(tb testing.TB) *Server {
+// fails with a hint saying how to install it. config is more of
+// redis-server's command line, e.g. "--maxmemory-policy", "allkeys-lru".
+func Start(tb testing.TB, config ...string) *Server {
+	tb.Helper()
+	return start(tb, append([]string{"--port", "0"}, config...)) // no TCP listener at all
+}
+
+func start(tb testing.TB, config []string) *Server {
 	tb.Helper()
 	bin := os.Getenv("REDIS_SERVER")
 	if bin == "" {
@@ -64,11 +70,10 @@ func Start(tb testing.TB) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s.cmd = exec.Command(bin,
-		"--port", "0", // no TCP listener at all
+	s.cmd = exec.Command(bin, append([]string{
 		"--unixsocket", s.Socket, "--unixsocketperm", "700",
 		"--dir", dir, "--save", "", "--appendonly", "no",
-		"--daemonize", "no", "--logfile", "", "--loglevel", "notice")
+		"--daemonize", "no", "--logfile", "", "--loglevel", "notice"}, config...)...)
 	s.cmd.Stdout, s.cmd.Stderr = pw, pw
 	s.cmd.SysProcAttr = sysProcAttr()
 	if err := s.cmd.Start(); err != nil {
@@ -79,27 +84,7 @@ func Start(tb testing.TB) *Server {
 	pw.Close() // the child holds the only write end: EOF means it exited
 
 	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		signaled := false
-		for sc.Scan() {
-			s.mu.Lock()
-			if s.log.Len() < 64<<10 {
-				s.log.WriteString(sc.Text() + "\n")
-			}
-			s.mu.Unlock()
-			// "Ready to accept connections" (Redis 7.2+, Valkey) or "The
-			// server is now ready to accept connections at PATH" (7.0 with
-			// a Unix socket alone): said once the socket listens.
-			if !signaled && strings.Contains(strings.ToLower(sc.Text()), "ready to accept connections") {
-				signaled = true
-				close(ready)
-			}
-		}
-		pr.Close()
-		s.cmd.Wait()
-		close(s.done)
-	}()
+	go s.readLog(pr, ready)
 	tb.Cleanup(s.Stop)
 
 	timer := time.NewTimer(readyTimeout)
@@ -114,6 +99,30 @@ func Start(tb testing.TB) *Server {
 		tb.Fatalf("redis-server not ready after %v:\n%s", readyTimeout, s.Log())
 	}
 	return nil
+}
+
+// readLog keeps what the server prints, closes ready once it says it
+// accepts connections, and done once it has exited.
+func (s *Server) readLog(pr *os.File, ready chan struct{}) {
+	sc := bufio.NewScanner(pr)
+	signaled := false
+	for sc.Scan() {
+		s.mu.Lock()
+		if s.log.Len() < 64<<10 {
+			s.log.WriteString(sc.Text() + "\n")
+		}
+		s.mu.Unlock()
+		// "Ready to accept connections" (Redis 7.2+, Valkey) or "The
+		// server is now ready to accept connections at PATH" (7.0 with
+		// a Unix socket alone): said once the socket listens.
+		if !signaled && strings.Contains(strings.ToLower(sc.Text()), "ready to accept connections") {
+			signaled = true
+			close(ready)
+		}
+	}
+	pr.Close()
+	s.cmd.Wait()
+	close(s.done)
 }
 
 // URL returns the server's address in the form go-redis's ParseURL and
