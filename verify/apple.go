@@ -6,6 +6,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -114,7 +116,10 @@ var (
 	ErrUnavailable = errors.New("apple service unavailable")
 	// ErrUnexpectedResponse: an answer the API does not document: a
 	// redirect (never followed), a 200 with a body where Apple sends none
-	// (a proxy or captive portal), an unknown status. Never "valid".
+	// (a proxy or captive portal), an unknown status, or one from a
+	// server that is not Apple (a certificate that does not verify,
+	// plain HTTP where TLS was spoken). Never "valid", and never an
+	// outage.
 	ErrUnexpectedResponse = errors.New("unexpected answer from apple")
 	// ErrNetwork: no answer (connection failure, per-attempt timeout).
 	// Retried.
@@ -244,6 +249,10 @@ type Config struct {
 	// MaxConcurrent bounds the requests to Apple in flight at once. Zero
 	// means DefaultMaxConcurrent; negative means no bound.
 	MaxConcurrent int
+	// Breaker decides when Apple counts as down, from its answers to
+	// recent attempts; see BreakerConfig. Only then does AppleDown hold
+	// for a failed call.
+	Breaker BreakerConfig
 	// Observer, when set, is told of every request to Apple and every
 	// retry.
 	Observer Observer
@@ -266,6 +275,7 @@ type Client struct {
 	jwt            *jwtSource
 	limiter        *rate.Limiter // nil: no rate limit
 	slots          chan struct{} // nil: no concurrency bound
+	breaker        *breaker
 	observer       Observer
 
 	// Seams for tests.
@@ -339,6 +349,7 @@ func NewClient(cfg Config) (*Client, error) {
 	case n > 0:
 		c.slots = make(chan struct{}, n)
 	}
+	c.breaker = newBreaker(cfg.Breaker, func() time.Time { return c.now() })
 	refresh := min(max(orDefault(cfg.JWTRefresh, DefaultJWTRefresh), minJWTRefresh), maxJWTRefresh)
 	c.jwt = &jwtSource{
 		teamID: cfg.TeamID, keyID: cfg.KeyID, key: cfg.Key,
@@ -370,6 +381,10 @@ func (c *Client) usable() error {
 	}
 	return nil
 }
+
+// Down reports whether the Client counts Apple as down now: its breaker
+// is open (see BreakerConfig). A readiness check or a metric can show it.
+func (c *Client) Down() bool { return c.usable() == nil && c.breaker.isOpen() }
 
 // BaseURL returns the base URL the client sends requests to.
 func (c *Client) BaseURL() string { return c.base }
@@ -455,10 +470,15 @@ const (
 // call posts to one endpoint within the client's time budget, retrying
 // where that is safe and fits, and returns the body of a successful
 // answer.
-func (c *Client) call(ctx context.Context, op string, token []byte, bits *[2]bool) ([]byte, error) {
+func (c *Client) call(ctx context.Context, op string, token []byte, bits *[2]bool) (_ []byte, err error) {
 	if err := c.usable(); err != nil {
 		return nil, fmt.Errorf("devicecheck %s: %w", op, err)
 	}
+	defer func() {
+		if err != nil && outage(err) && c.breaker.isOpen() {
+			err = fmt.Errorf("%w (%s): %w", ErrAppleDown, c.breaker.state(), err)
+		}
+	}()
 	if len(token) == 0 {
 		return nil, fmt.Errorf("devicecheck %s: %w: empty device token", op, ErrBadDeviceToken)
 	}
@@ -479,7 +499,7 @@ func (c *Client) call(ctx context.Context, op string, token []byte, bits *[2]boo
 		if bits != nil {
 			req.Bit0, req.Bit1 = &bits[0], &bits[1]
 		}
-		body, fresh, err := c.once(ctx, op, req, token)
+		body, fresh, err := c.attempt(ctx, op, req, token)
 		release()
 		if err == nil {
 			return body, nil
@@ -593,6 +613,55 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// attempt makes one request with once and tells the breaker what it
+// says of Apple: an answer from Apple is a success; no answer, or a 5xx,
+// is a failure, the former only when the attempt had its whole
+// AttemptTimeout (not one cut short by the call's deadline, which its
+// caller or a slow replay store may have made short); an unexpected
+// answer (not Apple's) is neither.
+func (c *Client) attempt(ctx context.Context, op string, r request, token []byte) ([]byte, bool, error) {
+	deadline, ok := ctx.Deadline()
+	full := !ok || time.Until(deadline) >= c.attemptTimeout
+	body, fresh, err := c.once(ctx, op, r, token)
+	var ae *AppleError
+	switch {
+	case err == nil:
+		c.breaker.success()
+	case errors.As(err, &ae) && ae.Status >= 500:
+		c.breaker.failure()
+	case ae != nil && !errors.Is(ae.Err, ErrUnexpectedResponse):
+		c.breaker.success()
+	case errors.Is(err, ErrNetwork) && full:
+		c.breaker.failure()
+	}
+	return body, fresh, err
+}
+
+// outage reports whether err is what an outage of Apple looks like: no
+// answer, a 5xx, or the time running out.
+func outage(err error) bool {
+	return errors.Is(err, ErrNetwork) || errors.Is(err, ErrServerError) || errors.Is(err, ErrUnavailable) ||
+		errors.Is(err, context.DeadlineExceeded)
+}
+
+// impostor reports whether a transport error says that whoever answered
+// is not Apple: a certificate that does not verify (an intercepting
+// proxy, spoofed DNS), a TLS alert, or plain HTTP where TLS was spoken.
+// That is an unexpected answer, never an outage.
+func impostor(err error) bool {
+	var (
+		cve *tls.CertificateVerificationError
+		uae x509.UnknownAuthorityError
+		hne x509.HostnameError
+		cie x509.CertificateInvalidError
+		rhe tls.RecordHeaderError
+		ope *net.OpError
+	)
+	return errors.As(err, &cve) || errors.As(err, &uae) || errors.As(err, &hne) || errors.As(err, &cie) ||
+		errors.As(err, &rhe) || (errors.As(err, &ope) && ope.Op == "remote error") ||
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
+}
+
 // once makes one request. fresh reports whether its JWT was signed for
 // it. A non-nil error is an *AppleError, wraps ErrNetwork, or (when ctx
 // is done) wraps ctx.Err().
@@ -622,10 +691,13 @@ func (c *Client) once(ctx context.Context, op string, r request, token []byte) (
 		defer func() { c.observer.ObserveAppleRequest(op, status, time.Since(start)) }()
 	}
 	resp, err := c.hc.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fresh, fmt.Errorf("devicecheck %s: %w", op, ctx.Err())
-		}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return nil, fresh, fmt.Errorf("devicecheck %s: %w", op, ctx.Err())
+	case impostor(err):
+		return nil, fresh, fmt.Errorf("devicecheck %s: %w: not Apple: %w", op, ErrUnexpectedResponse, err)
+	default:
 		return nil, fresh, fmt.Errorf("devicecheck %s: %w: %w", op, ErrNetwork, err)
 	}
 	defer resp.Body.Close()

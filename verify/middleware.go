@@ -45,7 +45,8 @@ const (
 	RefuseWhenDown DownPolicy = iota
 	// AllowWhenDown lets the request through, with the error in its
 	// context (FromContext), when AppleDown(err): no answer, a 5xx, or
-	// the time ran out waiting for Apple. Everything else is still
+	// the time ran out waiting for Apple, while the Client's breaker
+	// counts Apple as down (see BreakerConfig). Everything else is still
 	// refused: missing, malformed, development, old and replayed tokens,
 	// tokens Apple refused, and the failures a flood or a hostile network
 	// can cause at will (the Client's own limit, Apple's 429, a redirect

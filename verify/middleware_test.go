@@ -225,7 +225,11 @@ func TestMiddlewareWhenAppleDown(t *testing.T) {
 		{"Apple 503", nil, func(h *harness) { h.apple.Respond(status(503, "")) }, nil, 200, "apple_unavailable"},
 		{"Apple 500", nil, func(h *harness) { h.apple.Respond(status(500, "")) }, nil, 200, "apple_server_error"},
 		{"Apple unreachable", func(c *Config) { c.BaseURL = closed }, nil, nil, 200, "network"},
-		{"Apple hangs", func(c *Config) { c.Timeout = 200 * time.Millisecond }, func(h *harness) { h.apple.SetLatency(time.Hour) }, nil, 200, "timeout"},
+		// Attempts of 50 ms each, every one failing on its own timeout,
+		// until the call's 300 ms run out.
+		{"Apple hangs", func(c *Config) {
+			c.Timeout, c.AttemptTimeout, c.MaxAttempts, c.MinBackoff, c.MaxBackoff = 300*time.Millisecond, 50*time.Millisecond, 100, time.Millisecond, time.Millisecond
+		}, func(h *harness) { h.apple.SetLatency(time.Hour) }, nil, 200, "timeout"},
 		{"Apple 429", nil, func(h *harness) { h.apple.Respond(status(429, "")) }, nil, 503, "rate_limited"},
 		{"our key refused", nil, func(h *harness) { h.apple.Respond(status(401, devicechecktest.BodyBadAuthorization)) }, nil, 503, "bad_authorization"},
 		{"redirect", nil, func(h *harness) { h.apple.Redirect(302) }, nil, 503, "unexpected_response"},
@@ -241,7 +245,7 @@ func TestMiddlewareWhenAppleDown(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, oneAttempt, tt.config)
+			h := newHarness(t, oneAttempt, downAtOnce, tt.config)
 			if tt.setup != nil {
 				tt.setup(h)
 			}
@@ -283,7 +287,7 @@ func TestMiddlewareWhenAppleDown(t *testing.T) {
 // A token let through during an outage is spent: sent again, it is a
 // replay and refused, outage or not.
 func TestMiddlewareWhenAppleDownRefusesReplays(t *testing.T) {
-	h := newHarness(t, oneAttempt)
+	h := newHarness(t, oneAttempt, downAtOnce)
 	h.apple.Respond(status(503, ""))
 	v := &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
 	mw := Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), MiddlewareOptions{Verifier: v, WhenAppleDown: AllowWhenDown})
@@ -443,7 +447,7 @@ func TestMiddlewareSpendsWhatItMayLetThrough(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, oneAttempt)
+			h := newHarness(t, oneAttempt, downAtOnce)
 			h.apple.Respond(status(tt.apple, ""))
 			opts := tt.opts
 			opts.Verifier = &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
@@ -476,7 +480,7 @@ func TestMiddlewareSpendsWhatItMayLetThrough(t *testing.T) {
 // A caller of Verify that lets a request through without Apple's yes
 // spends the token: once, and afterwards the header is a replay.
 func TestSpend(t *testing.T) {
-	h := newHarness(t, oneAttempt)
+	h := newHarness(t, oneAttempt, downAtOnce)
 	h.apple.Respond(status(503, ""))
 	v := &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
 	value := mustEncode(t, header.Value{Kind: "dc", Token: []byte("spent"), GeneratedAt: h.clock.Now()})

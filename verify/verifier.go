@@ -403,16 +403,17 @@ func Rejected(err error) bool {
 	return false
 }
 
-// AppleDown reports whether err says Apple could not be reached or failed:
-// no answer, a 5xx, or the check's time ran out waiting for Apple. These
-// are what MiddlewareOptions.WhenAppleDown can let through. Apple's 429,
-// our own limit, an unexpected answer (a redirect, a 200 with a page) and
-// Apple refusing our credentials are not "down": they are refused either
-// way, so that a flood or a hostile network cannot open the door.
+// AppleDown reports whether err says Apple is down: the call got no
+// answer, a 5xx, or ran out of time, while the Client's breaker counted
+// Apple as down (most recent attempts, each given its whole
+// AttemptTimeout, failed; see BreakerConfig): err wraps ErrAppleDown.
+// These are what MiddlewareOptions.WhenAppleDown can let through. A
+// failure while the breaker is closed is not "down", whatever its cause:
+// one request can be made to time out by its caller or by a slow replay
+// store. Apple's 429, our own limit, an unexpected answer (a redirect, a
+// 200 with a page, a certificate that does not verify) and Apple refusing
+// our credentials are never "down": they are refused either way, so that
+// a flood or a hostile network cannot open the door.
 func AppleDown(err error) bool {
-	switch Reason(err) {
-	case "network", "apple_server_error", "apple_unavailable", "timeout":
-		return true
-	}
-	return false
+	return errors.Is(err, ErrAppleDown)
 }
