@@ -249,6 +249,13 @@ type Config struct {
 	// MaxConcurrent bounds the requests to Apple in flight at once. Zero
 	// means DefaultMaxConcurrent; negative means no bound.
 	MaxConcurrent int
+	// MaxClients bounds how many clients (named with WithClient, or by
+	// MiddlewareOptions.Client) with calls waiting or in flight the
+	// Client tells apart when it shares the limits above: each client
+	// with calls waiting gets its turn in rotation, so a flood from one
+	// client does not take the room of others. Clients beyond the bound
+	// share one turn. Zero means DefaultMaxClients.
+	MaxClients int
 	// Breaker decides when Apple counts as down, from its answers to
 	// recent attempts; see BreakerConfig. Only then does AppleDown hold
 	// for a failed call.
@@ -273,8 +280,7 @@ type Client struct {
 	minBackoff     time.Duration
 	maxBackoff     time.Duration
 	jwt            *jwtSource
-	limiter        *rate.Limiter // nil: no rate limit
-	slots          chan struct{} // nil: no concurrency bound
+	fair           *fairLimiter // nil: no limits on calls to Apple
 	breaker        *breaker
 	observer       Observer
 
@@ -333,6 +339,7 @@ func NewClient(cfg Config) (*Client, error) {
 		c.maxAttempts = 3
 	}
 	c.maxBackoff = max(c.maxBackoff, c.minBackoff)
+	var limiter *rate.Limiter
 	if limit := cfg.RateLimit; limit >= 0 && !math.IsInf(limit, 1) {
 		if limit == 0 {
 			limit = DefaultRateLimit
@@ -341,13 +348,14 @@ func NewClient(cfg Config) (*Client, error) {
 		if burst <= 0 {
 			burst = max(1, int(math.Ceil(limit)))
 		}
-		c.limiter = rate.NewLimiter(rate.Limit(limit), burst)
+		limiter = rate.NewLimiter(rate.Limit(limit), burst)
 	}
-	switch n := cfg.MaxConcurrent; {
-	case n == 0:
-		c.slots = make(chan struct{}, DefaultMaxConcurrent)
-	case n > 0:
-		c.slots = make(chan struct{}, n)
+	slots := cfg.MaxConcurrent
+	if slots == 0 {
+		slots = DefaultMaxConcurrent
+	}
+	if limiter != nil || slots > 0 {
+		c.fair = newFairLimiter(limiter, max(slots, 0), cfg.MaxClients)
 	}
 	c.breaker = newBreaker(cfg.Breaker, func() time.Time { return c.now() })
 	refresh := min(max(orDefault(cfg.JWTRefresh, DefaultJWTRefresh), minJWTRefresh), maxJWTRefresh)
@@ -543,12 +551,16 @@ func (c *Client) call(ctx context.Context, op string, token []byte, bits *[2]boo
 }
 
 // acquire waits for room under the rate limit and the bound on requests
-// in flight; release gives the slot back. It waits only while a request
-// would still have time to get an answer: until what is left of ctx's
-// budget is one AttemptTimeout, or half the budget when that is shorter.
-// A slot that comes later would only send Apple a request the caller
-// then abandons.
+// in flight, taking its turn among the calls of other clients (see
+// Config.MaxClients); release gives the room back. It waits only while a
+// request would still have time to get an answer: until what is left of
+// ctx's budget is one AttemptTimeout, or half the budget when that is
+// shorter. A slot that comes later would only send Apple a request the
+// caller then abandons.
 func (c *Client) acquire(ctx context.Context, op string) (release func(), err error) {
+	if c.fair == nil {
+		return func() {}, nil
+	}
 	wctx := ctx
 	if deadline, ok := ctx.Deadline(); ok {
 		left := time.Until(deadline)
@@ -556,32 +568,13 @@ func (c *Client) acquire(ctx context.Context, op string) (release func(), err er
 		wctx, cancel = context.WithTimeout(ctx, left-min(c.attemptTimeout, left/2))
 		defer cancel()
 	}
-	limited := func() error {
-		if ctx.Err() == context.Canceled {
-			return fmt.Errorf("devicecheck %s: %w (apple was not asked)", op, ctx.Err())
-		}
-		return fmt.Errorf("devicecheck %s: %w", op, ErrLimited)
+	if release, ok := c.fair.acquire(wctx, ClientFromContext(ctx)); ok {
+		return release, nil
 	}
-	if c.limiter != nil {
-		// Wait fails at once when the wait would outlast wctx's deadline.
-		if err := c.limiter.Wait(wctx); err != nil {
-			return nil, limited()
-		}
+	if ctx.Err() == context.Canceled {
+		return nil, fmt.Errorf("devicecheck %s: %w (apple was not asked)", op, ctx.Err())
 	}
-	if c.slots == nil {
-		return func() {}, nil
-	}
-	select {
-	case c.slots <- struct{}{}:
-		return func() { <-c.slots }, nil
-	default:
-	}
-	select {
-	case c.slots <- struct{}{}:
-		return func() { <-c.slots }, nil
-	case <-wctx.Done():
-		return nil, limited()
-	}
+	return nil, fmt.Errorf("devicecheck %s: %w", op, ErrLimited)
 }
 
 func (c *Client) observeRetry(op string, err error) {

@@ -330,7 +330,7 @@ func TestLimitLeavesTimeForTheAttempt(t *testing.T) {
 			c.RateLimit, c.RateBurst = 1, 1
 			c.Timeout, c.AttemptTimeout = tt.timeout, time.Second
 		})
-		h.client.limiter.Allow() // the one slot of this second is gone
+		h.client.fair.limiter.Allow() // the one slot of this second is gone
 		err := h.client.ValidateDeviceToken(context.Background(), []byte("tok"))
 		if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
 			t.Errorf("Timeout %v: %v, want %v", tt.timeout, err, tt.want)

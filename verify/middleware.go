@@ -73,6 +73,13 @@ type MiddlewareOptions struct {
 	// Logger, when set, gets one record per failed check with the reason
 	// and the token fingerprint (never the token).
 	Logger *slog.Logger
+	// Client, when set, names the client each request comes from (its
+	// address, its account): the Client's calls to Apple are then shared
+	// in turn between clients (see Config.MaxClients), so that a flood of
+	// forged tokens from one client does not refuse everyone else. Nil
+	// puts every request in one queue, first come first served. The name
+	// reaches the next handler's context too (ClientFromContext).
+	Client ClientKey
 }
 
 // ErrNoResult is returned by FromContext for a context the middleware did
@@ -124,13 +131,17 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 		var (
 			res *Result
 			err error
+			ctx = r.Context()
 		)
+		if opts.Client != nil {
+			ctx = WithClient(ctx, opts.Client(r))
+		}
 		vals := r.Header.Values(name)
 		switch len(vals) {
 		case 0:
 			err = ErrMissing
 		case 1:
-			res, err = opts.Verifier.check(r.Context(), vals[0], keep)
+			res, err = opts.Verifier.check(ctx, vals[0], keep)
 		default:
 			err = errors.Join(ErrMalformed, errors.New("more than one attestation header"))
 		}
@@ -152,7 +163,7 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 			writeRejection(w, res, err, challenge)
 			return
 		}
-		r2 := r.WithContext(NewContext(r.Context(), res, err))
+		r2 := r.WithContext(NewContext(ctx, res, err))
 		if len(vals) > 0 && !opts.KeepHeader {
 			r2.Header = r.Header.Clone()
 			r2.Header.Del(name)
