@@ -29,9 +29,9 @@ const (
 // an outage).
 //
 // The breaker counts the attempts to Apple within the last Window. An
-// attempt fails when it got no answer (a transport error or its own
-// timeout) or a 5xx; a failure counts only when the attempt had its whole
-// AttemptTimeout, not one cut short by the call's deadline. Any other
+// attempt fails when it got a 5xx, or no answer (a transport error or
+// its own timeout) in an attempt that had its whole AttemptTimeout, not
+// one cut short by the call's deadline. Any other
 // answer from Apple (a 2xx, a 4xx such as "bad device token" or 429)
 // counts as a success; an unexpected answer (a redirect, a page, a TLS
 // failure) counts as neither. The breaker opens once at least

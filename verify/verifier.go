@@ -97,9 +97,10 @@ type Verifier struct {
 	// AllowReplays turns the replay check off. Never set it in
 	// production: a captured header could be sent again and again.
 	AllowReplays bool
-	// ReplayWindow is how long a token is remembered, from when this
-	// server first saw it (on the store's clock; g is the client's word
-	// and plays no part). Zero means DefaultReplayWindow. It is never
+	// ReplayWindow is how long a token that may be admitted is
+	// remembered, from the end of its check (on the store's clock; g is
+	// the client's word and plays no part). Zero means
+	// DefaultReplayWindow. It is never
 	// shorter than MaxAge plus MaxClockSkew, so a token is remembered at
 	// least as long as its age could pass. With no age limit (a negative
 	// MaxAge) nothing bounds a token's age, so a header captured more than
