@@ -150,22 +150,8 @@ func (sc scenario) run(d, latency time.Duration) result {
 	apple.SetLatency(latency)
 	apple.SetRateLimit(sc.quota)
 	counter := &appleCounter{statuses: map[int]int{}}
-	cfg := verify.Config{TeamID: "TEAMID1234", KeyID: "ABC123DEFG", Key: key, BaseURL: apple.URL, Observer: counter}
-	if sc.noLimits {
-		cfg.RateLimit, cfg.MaxConcurrent = -1, -1
-		cfg.HTTPClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
-	}
-	client, err := verify.NewClient(cfg)
-	if err != nil {
-		panic(err)
-	}
-	defer client.CloseIdleConnections()
-	cache := verify.NewMemoryReplayCache()
-	opts := verify.MiddlewareOptions{Verifier: &verify.Verifier{Client: client, Replays: cache}}
-	if sc.named {
-		opts.Client = func(r *http.Request) string { return r.Header.Get("X-Client") }
-	}
-	mw := verify.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }), opts)
+	mw, cache, closeClient := sc.middleware(key, apple.URL, counter)
+	defer closeClient()
 
 	res := result{real: newStats(), forged: newStats()}
 	send := func(value, client string, s *stats) {
@@ -238,6 +224,28 @@ func (sc scenario) run(d, latency time.Duration) result {
 	res.appleNoAnswer = int64(counter.statuses[0])
 	fmt.Fprintf(os.Stderr, "floodbench: Apple's answers by status (0: none): %v; real users %v; forged %v\n", counter.statuses, res.real.codes, res.forged.codes)
 	return res
+}
+
+// middleware returns the scenario's middleware, its Client asking the
+// fake Apple at baseURL with key, its replay cache, and what closes the
+// Client's connections.
+func (sc scenario) middleware(key *ecdsa.PrivateKey, baseURL string, counter *appleCounter) (http.Handler, *verify.MemoryReplayCache, func()) {
+	cfg := verify.Config{TeamID: "TEAMID1234", KeyID: "ABC123DEFG", Key: key, BaseURL: baseURL, Observer: counter}
+	if sc.noLimits {
+		cfg.RateLimit, cfg.MaxConcurrent = -1, -1
+		cfg.HTTPClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
+	}
+	client, err := verify.NewClient(cfg)
+	if err != nil {
+		panic(err)
+	}
+	cache := verify.NewMemoryReplayCache()
+	opts := verify.MiddlewareOptions{Verifier: &verify.Verifier{Client: client, Replays: cache}}
+	if sc.named {
+		opts.Client = func(r *http.Request) string { return r.Header.Get("X-Client") }
+	}
+	mw := verify.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }), opts)
+	return mw, cache, client.CloseIdleConnections
 }
 
 func heap() uint64 {
