@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -33,7 +36,8 @@ const (
 // EnvironmentURL turns "production", "development" or a base URL (a fake
 // server in tests, or a proxy) into the base URL a Client uses. A base
 // URL must be https, or plain http to a loopback address (127.0.0.0/8,
-// ::1 or localhost), and must carry no query, fragment or credentials:
+// ::1 or localhost, which a Client then reaches at 127.0.0.1 without
+// asking the resolver), and must carry no query, fragment or credentials:
 // the bearer JWT and the device tokens go wherever it points.
 func EnvironmentURL(env string) (string, error) {
 	switch strings.ToLower(strings.TrimSpace(env)) {
@@ -56,6 +60,25 @@ func EnvironmentURL(env string) (string, error) {
 		return "", fmt.Errorf("environment %q: a base URL must not carry credentials", env)
 	}
 	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// pinLocalhost returns the URL to send requests to for base: for plain
+// http to "localhost", the same URL to 127.0.0.1, and the Host header
+// that keeps the name. Plain http is allowed to localhost because it is
+// this machine; asking the system resolver would let /etc/hosts or a DNS
+// search domain send the bearer JWT in clear elsewhere. (https names are
+// resolved as usual: TLS checks whom it reaches.)
+func pinLocalhost(base string) (target, hostHeader string) {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "http" || !strings.EqualFold(u.Hostname(), "localhost") {
+		return base, ""
+	}
+	hostHeader, port := u.Host, u.Port()
+	u.Host = "127.0.0.1"
+	if port != "" {
+		u.Host = net.JoinHostPort("127.0.0.1", port)
+	}
+	return u.String(), hostHeader
 }
 
 func isLoopback(host string) bool {
@@ -93,7 +116,10 @@ var (
 	ErrUnavailable = errors.New("apple service unavailable")
 	// ErrUnexpectedResponse: an answer the API does not document: a
 	// redirect (never followed), a 200 with a body where Apple sends none
-	// (a proxy or captive portal), an unknown status. Never "valid".
+	// (a proxy or captive portal), an unknown status, or one from a
+	// server that is not Apple (a certificate that does not verify,
+	// plain HTTP where TLS was spoken). Never "valid", and never an
+	// outage.
 	ErrUnexpectedResponse = errors.New("unexpected answer from apple")
 	// ErrNetwork: no answer (connection failure, per-attempt timeout).
 	// Retried.
@@ -102,10 +128,6 @@ var (
 	// (Config.RateLimit, Config.MaxConcurrent) left no room within the
 	// call's time budget, so Apple was not asked.
 	ErrLimited = errors.New("too many calls to apple: local limit reached")
-
-	// errNotAsked marks a call that ended, its caller gone, before any
-	// request left for Apple.
-	errNotAsked = errors.New("apple was not asked")
 )
 
 // AppleError is an answer from Apple other than success. Err is one of the
@@ -175,7 +197,7 @@ const (
 	DefaultMaxConcurrent = 64
 )
 
-// Config configures a Client. TeamID, KeyID and Key are required.
+// Config configures a Client. TeamID, KeyID and Key (P-256) are required.
 type Config struct {
 	// TeamID is the Apple developer team identifier (the JWT iss).
 	TeamID string
@@ -227,6 +249,17 @@ type Config struct {
 	// MaxConcurrent bounds the requests to Apple in flight at once. Zero
 	// means DefaultMaxConcurrent; negative means no bound.
 	MaxConcurrent int
+	// MaxClients bounds how many clients (named with WithClient, or by
+	// MiddlewareOptions.Client) with calls waiting or in flight the
+	// Client tells apart when it shares the limits above: each client
+	// with calls waiting gets its turn in rotation, so a flood from one
+	// client does not take the room of others. Clients beyond the bound
+	// share one turn. Zero means DefaultMaxClients.
+	MaxClients int
+	// Breaker decides when Apple counts as down, from its answers to
+	// recent attempts; see BreakerConfig. Only then does AppleDown hold
+	// for a failed call.
+	Breaker BreakerConfig
 	// Observer, when set, is told of every request to Apple and every
 	// retry.
 	Observer Observer
@@ -238,6 +271,7 @@ type Config struct {
 type Client struct {
 	base           string
 	endpoints      map[string]string
+	hostHeader     string // the Host header for a base URL pinLocalhost rewrote
 	hc             *http.Client
 	timeout        time.Duration
 	attemptTimeout time.Duration
@@ -246,8 +280,8 @@ type Client struct {
 	minBackoff     time.Duration
 	maxBackoff     time.Duration
 	jwt            *jwtSource
-	limiter        *rate.Limiter // nil: no rate limit
-	slots          chan struct{} // nil: no concurrency bound
+	fair           *fairLimiter // nil: no limits on calls to Apple
+	breaker        *breaker
 	observer       Observer
 
 	// Seams for tests.
@@ -267,6 +301,9 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.TeamID == "" || cfg.KeyID == "" || cfg.Key == nil {
 		return nil, errors.New("devicecheck client: team id, key id and key are required")
 	}
+	if cfg.Key.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("devicecheck client: %w: a %s key cannot sign ES256", ErrKey, cfg.Key.Curve.Params().Name)
+	}
 	base, err := EnvironmentURL(cfg.BaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("devicecheck client: %w", err)
@@ -284,8 +321,10 @@ func NewClient(cfg Config) (*Client, error) {
 		now:            time.Now,
 		sleep:          sleepCtx,
 	}
+	var target string
+	target, c.hostHeader = pinLocalhost(base)
 	for _, op := range []string{opValidate, opQuery, opUpdate} {
-		if c.endpoints[op], err = url.JoinPath(base, "v1", op); err != nil {
+		if c.endpoints[op], err = url.JoinPath(target, "v1", op); err != nil {
 			return nil, fmt.Errorf("devicecheck client: %w", err)
 		}
 	}
@@ -300,6 +339,7 @@ func NewClient(cfg Config) (*Client, error) {
 		c.maxAttempts = 3
 	}
 	c.maxBackoff = max(c.maxBackoff, c.minBackoff)
+	var limiter *rate.Limiter
 	if limit := cfg.RateLimit; limit >= 0 && !math.IsInf(limit, 1) {
 		if limit == 0 {
 			limit = DefaultRateLimit
@@ -308,14 +348,16 @@ func NewClient(cfg Config) (*Client, error) {
 		if burst <= 0 {
 			burst = max(1, int(math.Ceil(limit)))
 		}
-		c.limiter = rate.NewLimiter(rate.Limit(limit), burst)
+		limiter = rate.NewLimiter(rate.Limit(limit), burst)
 	}
-	switch n := cfg.MaxConcurrent; {
-	case n == 0:
-		c.slots = make(chan struct{}, DefaultMaxConcurrent)
-	case n > 0:
-		c.slots = make(chan struct{}, n)
+	slots := cfg.MaxConcurrent
+	if slots == 0 {
+		slots = DefaultMaxConcurrent
 	}
+	if limiter != nil || slots > 0 {
+		c.fair = newFairLimiter(limiter, max(slots, 0), cfg.MaxClients)
+	}
+	c.breaker = newBreaker(cfg.Breaker, func() time.Time { return c.now() })
 	refresh := min(max(orDefault(cfg.JWTRefresh, DefaultJWTRefresh), minJWTRefresh), maxJWTRefresh)
 	c.jwt = &jwtSource{
 		teamID: cfg.TeamID, keyID: cfg.KeyID, key: cfg.Key,
@@ -333,11 +375,34 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
+// errZeroClient is the error of a Client that did not come from NewClient.
+var errZeroClient = fmt.Errorf("%w: the Client was not made by NewClient", ErrNotValidated)
+
+// usable returns nil for a Client made by NewClient, and an error
+// wrapping ErrNotValidated for a nil or zero one.
+func (c *Client) usable() error {
+	switch {
+	case c == nil:
+		return ErrNotValidated
+	case c.hc == nil:
+		return errZeroClient
+	}
+	return nil
+}
+
+// Down reports whether the Client counts Apple as down now: its breaker
+// is open (see BreakerConfig). A readiness check or a metric can show it.
+func (c *Client) Down() bool { return c.usable() == nil && c.breaker.isOpen() }
+
 // BaseURL returns the base URL the client sends requests to.
 func (c *Client) BaseURL() string { return c.base }
 
 // CloseIdleConnections closes the client's idle connections to Apple.
-func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() {
+	if c.usable() == nil {
+		c.hc.CloseIdleConnections()
+	}
+}
 
 // Bits is the two per-device bits Apple stores for an app.
 type Bits struct {
@@ -352,7 +417,8 @@ type Bits struct {
 
 // ValidateDeviceToken asks Apple whether token came from a genuine Apple
 // device running an app of this developer team. It returns nil only for
-// Apple's "yes": a 200 answer with an empty (or white-space) body. It
+// Apple's "yes": a 200 answer with an empty body (ASCII white space at
+// most, shorter than the 64 KiB read limit). It
 // returns an error wrapping ErrBadDeviceToken when Apple says no, and
 // another error when Apple could not be asked or answered something else.
 func (c *Client) ValidateDeviceToken(ctx context.Context, token []byte) error {
@@ -412,7 +478,15 @@ const (
 // call posts to one endpoint within the client's time budget, retrying
 // where that is safe and fits, and returns the body of a successful
 // answer.
-func (c *Client) call(ctx context.Context, op string, token []byte, bits *[2]bool) ([]byte, error) {
+func (c *Client) call(ctx context.Context, op string, token []byte, bits *[2]bool) (_ []byte, err error) {
+	if err := c.usable(); err != nil {
+		return nil, fmt.Errorf("devicecheck %s: %w", op, err)
+	}
+	defer func() {
+		if err != nil && outage(err) && c.breaker.isOpen() {
+			err = fmt.Errorf("%w (%s): %w", ErrAppleDown, c.breaker.state(), err)
+		}
+	}()
 	if len(token) == 0 {
 		return nil, fmt.Errorf("devicecheck %s: %w: empty device token", op, ErrBadDeviceToken)
 	}
@@ -433,7 +507,7 @@ func (c *Client) call(ctx context.Context, op string, token []byte, bits *[2]boo
 		if bits != nil {
 			req.Bit0, req.Bit1 = &bits[0], &bits[1]
 		}
-		body, fresh, err := c.once(ctx, op, req, token)
+		body, fresh, err := c.attempt(ctx, op, req, token)
 		release()
 		if err == nil {
 			return body, nil
@@ -477,12 +551,16 @@ func (c *Client) call(ctx context.Context, op string, token []byte, bits *[2]boo
 }
 
 // acquire waits for room under the rate limit and the bound on requests
-// in flight; release gives the slot back. It waits only while a request
-// would still have time to get an answer: until what is left of ctx's
-// budget is one AttemptTimeout, or half the budget when that is shorter.
-// A slot that comes later would only send Apple a request the caller
-// then abandons.
+// in flight, taking its turn among the calls of other clients (see
+// Config.MaxClients); release gives the room back. It waits only while a
+// request would still have time to get an answer: until what is left of
+// ctx's budget is one AttemptTimeout, or half the budget when that is
+// shorter. A slot that comes later would only send Apple a request the
+// caller then abandons.
 func (c *Client) acquire(ctx context.Context, op string) (release func(), err error) {
+	if c.fair == nil {
+		return func() {}, nil
+	}
 	wctx := ctx
 	if deadline, ok := ctx.Deadline(); ok {
 		left := time.Until(deadline)
@@ -490,32 +568,13 @@ func (c *Client) acquire(ctx context.Context, op string) (release func(), err er
 		wctx, cancel = context.WithTimeout(ctx, left-min(c.attemptTimeout, left/2))
 		defer cancel()
 	}
-	limited := func() error {
-		if ctx.Err() == context.Canceled {
-			return fmt.Errorf("devicecheck %s: %w (%w)", op, ctx.Err(), errNotAsked)
-		}
-		return fmt.Errorf("devicecheck %s: %w", op, ErrLimited)
+	if release, ok := c.fair.acquire(wctx, ClientFromContext(ctx)); ok {
+		return release, nil
 	}
-	if c.limiter != nil {
-		// Wait fails at once when the wait would outlast wctx's deadline.
-		if err := c.limiter.Wait(wctx); err != nil {
-			return nil, limited()
-		}
+	if ctx.Err() == context.Canceled {
+		return nil, fmt.Errorf("devicecheck %s: %w (apple was not asked)", op, ctx.Err())
 	}
-	if c.slots == nil {
-		return func() {}, nil
-	}
-	select {
-	case c.slots <- struct{}{}:
-		return func() { <-c.slots }, nil
-	default:
-	}
-	select {
-	case c.slots <- struct{}{}:
-		return func() { <-c.slots }, nil
-	case <-wctx.Done():
-		return nil, limited()
-	}
+	return nil, fmt.Errorf("devicecheck %s: %w", op, ErrLimited)
 }
 
 func (c *Client) observeRetry(op string, err error) {
@@ -547,6 +606,55 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// attempt makes one request with once and tells the breaker what it
+// says of Apple: an answer from Apple is a success; no answer, or a 5xx,
+// is a failure, the former only when the attempt had its whole
+// AttemptTimeout (not one cut short by the call's deadline, which its
+// caller or a slow replay store may have made short); an unexpected
+// answer (not Apple's) is neither.
+func (c *Client) attempt(ctx context.Context, op string, r request, token []byte) ([]byte, bool, error) {
+	deadline, ok := ctx.Deadline()
+	full := !ok || time.Until(deadline) >= c.attemptTimeout
+	body, fresh, err := c.once(ctx, op, r, token)
+	var ae *AppleError
+	switch {
+	case err == nil:
+		c.breaker.success()
+	case errors.As(err, &ae) && ae.Status >= 500:
+		c.breaker.failure()
+	case ae != nil && !errors.Is(ae.Err, ErrUnexpectedResponse):
+		c.breaker.success()
+	case errors.Is(err, ErrNetwork) && full:
+		c.breaker.failure()
+	}
+	return body, fresh, err
+}
+
+// outage reports whether err is what an outage of Apple looks like: no
+// answer, a 5xx, or the time running out.
+func outage(err error) bool {
+	return errors.Is(err, ErrNetwork) || errors.Is(err, ErrServerError) || errors.Is(err, ErrUnavailable) ||
+		errors.Is(err, context.DeadlineExceeded)
+}
+
+// impostor reports whether a transport error says that whoever answered
+// is not Apple: a certificate that does not verify (an intercepting
+// proxy, spoofed DNS), a TLS alert, or plain HTTP where TLS was spoken.
+// That is an unexpected answer, never an outage.
+func impostor(err error) bool {
+	var (
+		cve *tls.CertificateVerificationError
+		uae x509.UnknownAuthorityError
+		hne x509.HostnameError
+		cie x509.CertificateInvalidError
+		rhe tls.RecordHeaderError
+		ope *net.OpError
+	)
+	return errors.As(err, &cve) || errors.As(err, &uae) || errors.As(err, &hne) || errors.As(err, &cie) ||
+		errors.As(err, &rhe) || (errors.As(err, &ope) && ope.Op == "remote error") ||
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
+}
+
 // once makes one request. fresh reports whether its JWT was signed for
 // it. A non-nil error is an *AppleError, wraps ErrNetwork, or (when ctx
 // is done) wraps ctx.Err().
@@ -565,6 +673,9 @@ func (c *Client) once(ctx context.Context, op string, r request, token []byte) (
 	if err != nil {
 		return nil, fresh, fmt.Errorf("devicecheck %s: %w", op, err)
 	}
+	if c.hostHeader != "" {
+		req.Host = c.hostHeader
+	}
 	req.Header.Set("Authorization", "Bearer "+bearer)
 	req.Header.Set("Content-Type", "application/json")
 	start := time.Now()
@@ -573,10 +684,13 @@ func (c *Client) once(ctx context.Context, op string, r request, token []byte) (
 		defer func() { c.observer.ObserveAppleRequest(op, status, time.Since(start)) }()
 	}
 	resp, err := c.hc.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fresh, fmt.Errorf("devicecheck %s: %w", op, ctx.Err())
-		}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return nil, fresh, fmt.Errorf("devicecheck %s: %w", op, ctx.Err())
+	case impostor(err):
+		return nil, fresh, fmt.Errorf("devicecheck %s: %w: not Apple: %w", op, ErrUnexpectedResponse, err)
+	default:
 		return nil, fresh, fmt.Errorf("devicecheck %s: %w: %w", op, ErrNetwork, err)
 	}
 	defer resp.Body.Close()
@@ -588,17 +702,24 @@ func (c *Client) once(ctx context.Context, op string, r request, token []byte) (
 		return nil, fresh, fmt.Errorf("devicecheck %s: read answer: %w: %w", op, ErrNetwork, err)
 	}
 	status = resp.StatusCode
-	if status == http.StatusOK && (op == opQuery || len(bytes.TrimSpace(body)) == 0) {
+	// A body that reaches the read limit is never a yes, whatever the
+	// part read holds.
+	whole := len(body) < maxResponseBody
+	if status == http.StatusOK && whole && (op == opQuery || blank(body)) {
 		// Apple's "yes" has no body. If `attestd probe` on a Mac ever
 		// shows that Apple sends a fixed success text, accept exactly that
 		// text here, nothing looser: a proxy, a captive portal or a wrong
-		// base URL answers 200 with a page.
+		// base URL answers 200 with a page, and a page may start with
+		// more white space than is read.
 		return body, fresh, nil
 	}
 	if status == http.StatusUnauthorized {
 		c.jwt.invalidate(bearer)
 	}
 	e := &AppleError{Op: op, Status: status, Body: scrub(body, token), Err: classify(status, body)}
+	if e.Body == "" && !whole {
+		e.Body = fmt.Sprintf("[%d bytes or more of white space]", len(body))
+	}
 	if status >= 300 && status < 400 {
 		e.Location = scrub([]byte(resp.Header.Get("Location")), token)
 	}
@@ -606,6 +727,18 @@ func (c *Client) once(ctx context.Context, op string, r request, token []byte) (
 		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
 	}
 	return nil, fresh, e
+}
+
+// blank reports whether body holds nothing but ASCII white space (space,
+// tab, line feed, form feed, carriage return): what an empty answer may
+// carry. Unicode spaces (no-break space, NEL, …) are text.
+func blank(body []byte) bool {
+	for _, c := range body {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\f' && c != '\r' {
+			return false
+		}
+	}
+	return true
 }
 
 // classify maps an answer other than success to its sentinel error.
@@ -673,9 +806,10 @@ func scrub(body, token []byte) string {
 	return cut(s)
 }
 
-// cut returns s trimmed and cut to at most maxErrorBody bytes.
+// cut returns s without surrounding ASCII white space (Unicode spaces are
+// kept, to be seen) and cut to at most maxErrorBody bytes.
 func cut(s string) string {
-	s = strings.TrimSpace(s)
+	s = strings.Trim(s, " \t\n\f\r")
 	if len(s) > maxErrorBody {
 		s = s[:maxErrorBody]
 		for !utf8.ValidString(s) && len(s) > 0 {

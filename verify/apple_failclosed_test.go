@@ -7,9 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +30,16 @@ func TestSuccessNeedsAnEmptyBody(t *testing.T) {
 		{"", nil},
 		{" \r\n\t", nil},
 		{"<html><body>Welcome to the hotel network</body></html>", ErrUnexpectedResponse},
+		// A page after the read limit's worth of white space: the part
+		// read is blank, but a body that fills the limit is never "yes".
+		{strings.Repeat(" ", 64<<10) + "<html>Welcome</html>", ErrUnexpectedResponse},
+		{strings.Repeat("\n", 64<<10), ErrUnexpectedResponse},
+		// Only ASCII white space is empty: not NBSP, NEL or other
+		// Unicode spaces.
+		{"\u00a0", ErrUnexpectedResponse},
+		{"\u0085", ErrUnexpectedResponse},
+		{"\u2003\u3000", ErrUnexpectedResponse},
+		{"\v", ErrUnexpectedResponse},
 		{"OK", ErrUnexpectedResponse},
 		{`{"status":"ok"}`, ErrUnexpectedResponse},
 	} {
@@ -42,15 +54,24 @@ func TestSuccessNeedsAnEmptyBody(t *testing.T) {
 			{opUpdate, h.client.UpdateTwoBits(ctx, []byte("tok"), true, true)},
 		} {
 			if !errors.Is(call.err, tt.want) || (tt.want == nil) != (call.err == nil) {
-				t.Errorf("%s with a 200 and body %q: %v, want %v", call.op, tt.body, call.err, tt.want)
+				t.Errorf("%s with a 200 and body %.60q (%d bytes): %v, want %v", call.op, tt.body, len(tt.body), call.err, tt.want)
 				continue
 			}
 			var ae *AppleError
-			if tt.want != nil && (!errors.As(call.err, &ae) || ae.Status != 200 || ae.Body != strings.TrimSpace(tt.body) || ae.Attempts != 1) {
+			if tt.want != nil && (!errors.As(call.err, &ae) || ae.Status != 200 || ae.Body != wantBody(tt.body) || ae.Attempts != 1) {
 				t.Errorf("%s: AppleError %+v", call.op, ae)
 			}
 		}
 	}
+}
+
+// wantBody is the AppleError.Body of a 200 with body: its scrubbed start,
+// or a note when the part read is white space.
+func wantBody(body string) string {
+	if len(body) >= 64<<10 && strings.Trim(body[:64<<10], " \n") == "" {
+		return "[65536 bytes or more of white space]"
+	}
+	return scrub([]byte(body), nil)
 }
 
 // Redirects are never followed, whatever the code and whatever client the
@@ -135,7 +156,8 @@ func TestCallBudget(t *testing.T) {
 	})
 	h.apple.SetLatency(time.Hour)
 	err := h.client.ValidateDeviceToken(context.Background(), []byte("tok"))
-	if !errors.Is(err, context.DeadlineExceeded) || Reason(err) != "timeout" || !AppleDown(err) {
+	// Not "down": the attempt did not have its whole AttemptTimeout.
+	if !errors.Is(err, context.DeadlineExceeded) || Reason(err) != "timeout" || AppleDown(err) {
 		t.Fatalf("error %v (reason %q), want the call's deadline", err, Reason(err))
 	}
 	if w := h.waits(); len(w) != 0 {
@@ -308,7 +330,7 @@ func TestLimitLeavesTimeForTheAttempt(t *testing.T) {
 			c.RateLimit, c.RateBurst = 1, 1
 			c.Timeout, c.AttemptTimeout = tt.timeout, time.Second
 		})
-		h.client.limiter.Allow() // the one slot of this second is gone
+		h.client.fair.limiter.Allow() // the one slot of this second is gone
 		err := h.client.ValidateDeviceToken(context.Background(), []byte("tok"))
 		if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
 			t.Errorf("Timeout %v: %v, want %v", tt.timeout, err, tt.want)
@@ -316,5 +338,44 @@ func TestLimitLeavesTimeForTheAttempt(t *testing.T) {
 		if n, want := len(h.apple.Requests()), map[bool]int{true: 1, false: 0}[tt.want == nil]; n != want {
 			t.Errorf("Timeout %v: Apple got %d requests, want %d", tt.timeout, n, want)
 		}
+	}
+}
+
+// Plain http is allowed to localhost because it is this machine, so the
+// name is not given to the system resolver (which /etc/hosts or a DNS
+// search domain could point elsewhere, and the bearer JWT would follow in
+// clear): the Client dials 127.0.0.1 and keeps the name in the Host
+// header.
+func TestLocalhostIsLoopbackWithoutResolver(t *testing.T) {
+	var host atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { host.Store(r.Host) }))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	var dialed []string
+	var mu sync.Mutex
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dialed = append(dialed, addr)
+		mu.Unlock()
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	defer tr.CloseIdleConnections()
+	c, err := NewClient(Config{TeamID: testTeamID, KeyID: testKeyID, Key: newKey(t), BaseURL: "http://LocalHost:" + port, HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ValidateDeviceToken(context.Background(), []byte("tok")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := "127.0.0.1:" + port; len(dialed) != 1 || dialed[0] != want {
+		t.Errorf("dialed %q, want %q: localhost went to the resolver", dialed, want)
+	}
+	if got := host.Load(); got != "LocalHost:"+port {
+		t.Errorf("Host header %q, want the name as given", got)
+	}
+	if c.BaseURL() != "http://LocalHost:"+port {
+		t.Errorf("BaseURL() = %q", c.BaseURL())
 	}
 }

@@ -3,6 +3,9 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -603,13 +606,20 @@ func TestEnvironmentURL(t *testing.T) {
 	}
 }
 
+// NewClient refuses a configuration it cannot sign Apple's tokens with,
+// among them a key that is not P-256 (ES256 needs one).
 func TestNewClientNeedsCredentials(t *testing.T) {
 	key := newKey(t)
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, cfg := range []Config{
 		{KeyID: "k", Key: key},
 		{TeamID: "t", Key: key},
 		{TeamID: "t", KeyID: "k"},
 		{TeamID: "t", KeyID: "k", Key: key, BaseURL: "staging"},
+		{TeamID: "t", KeyID: "k", Key: p384},
 	} {
 		if _, err := NewClient(cfg); err == nil {
 			t.Errorf("NewClient(%+v) succeeded", cfg)

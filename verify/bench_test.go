@@ -3,13 +3,18 @@ package verify
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/verify/devicechecktest"
@@ -24,9 +29,12 @@ import (
 //     asking the fake Apple on loopback (one more HTTP round trip).
 //   - in-process/…: Middleware's own CPU cost (parse, policy, replay
 //     cache, header removal) against the bare handler, both called
-//     directly, without a network.
+//     directly, without a network; and, asking the fake Apple with the
+//     Client's limits on, the cost of the fair share per client: the
+//     same with and without MiddlewareOptions.Client naming 1,000
+//     clients in rotation.
 //
-// The Client's rate limit is off: this measures cost, not policy.
+// The loopback Client's limits are off: this measures cost, not policy.
 //
 //	go test -run '^$' -bench Middleware -benchmem ./verify/
 func BenchmarkMiddleware(b *testing.B) {
@@ -40,7 +48,7 @@ func BenchmarkMiddleware(b *testing.B) {
 	defer client.CloseIdleConnections()
 	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	local := func() http.Handler {
-		return Middleware(bare, MiddlewareOptions{Verifier: &Verifier{AllowDev: true, Replays: NewMemoryReplayCache()}})
+		return Middleware(bare, MiddlewareOptions{Verifier: &Verifier{NoClient: true, AllowDev: true, Replays: NewMemoryReplayCache()}})
 	}
 	// values returns the i-th fresh header value, made 1,024 at a time
 	// with the timer stopped.
@@ -91,12 +99,28 @@ func BenchmarkMiddleware(b *testing.B) {
 			}
 		})
 	}
+	// The Client's limits on (far above what one benchmark loop asks), so
+	// that every call takes its turn in the fair share; with and without
+	// naming clients (1,000 of them, in rotation).
+	shared, err := NewClient(Config{TeamID: testTeamID, KeyID: testKeyID, Key: key, BaseURL: apple.URL, RateLimit: 1e9, MaxConcurrent: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer shared.CloseIdleConnections()
+	var n atomic.Int64
+	clientKey := func(*http.Request) string { return strconv.Itoa(int(n.Add(1) % 1000)) }
 	for _, tt := range []struct {
 		name    string
 		handler http.Handler
-	}{{"in-process/bare", bare}, {"in-process/middleware", local()}} {
+		kind    string
+	}{
+		{"in-process/bare", bare, header.KindDev},
+		{"in-process/middleware", local(), header.KindDev},
+		{"in-process/middleware+apple", Middleware(bare, MiddlewareOptions{Verifier: &Verifier{Client: shared, Replays: NewMemoryReplayCache()}}), header.KindDeviceCheck},
+		{"in-process/middleware+apple+clients", Middleware(bare, MiddlewareOptions{Verifier: &Verifier{Client: shared, Replays: NewMemoryReplayCache()}, Client: clientKey}), header.KindDeviceCheck},
+	} {
 		b.Run(tt.name, func(b *testing.B) {
-			value := values(b, header.KindDev)
+			value := values(b, tt.kind)
 			b.ResetTimer()
 			for i := range b.N {
 				req := httptest.NewRequest("POST", "/", nil)
@@ -139,7 +163,7 @@ func BenchmarkReplayEntryMemory(b *testing.B) {
 		measure(b, func() any {
 			c := NewMemoryReplayCache()
 			for _, k := range keys {
-				c.Add(context.Background(), k, time.Hour)
+				c.Add(context.Background(), k, "a check's own id", time.Hour)
 			}
 			return c
 		})
@@ -162,4 +186,32 @@ func heapInUse() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
+}
+
+// BenchmarkFairShare measures the Client's limiter alone, taking and
+// giving back room for one call from many goroutines at once: one queue
+// (no client named, the baseline) against 1,000 named clients.
+//
+//	go test -run '^$' -bench FairShare ./verify/
+func BenchmarkFairShare(b *testing.B) {
+	for _, clients := range []int{0, 1000} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			f := newFairLimiter(rate.NewLimiter(rate.Inf, 1), 1<<20, 0)
+			var n atomic.Int64
+			ctx := context.Background()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					key := ""
+					if clients > 0 {
+						key = strconv.Itoa(int(n.Add(1) % int64(clients)))
+					}
+					release, ok := f.acquire(ctx, key)
+					if !ok {
+						b.Fatal("refused")
+					}
+					release()
+				}
+			})
+		})
+	}
 }

@@ -27,14 +27,19 @@
 // Only Apple's real "yes", a 200 with an empty body, makes a token valid.
 // Every other answer — a redirect (never followed), a 200 with a page from
 // a proxy or captive portal, a timeout, Apple's 429 or 5xx, Apple refusing
-// our own key — means "could not check" (503), never "valid". The zero
-// Verifier is the safe one: it refuses tokens older than DefaultMaxAge and
-// remembers every token for DefaultReplayWindow to refuse it a second
-// time; turning either off takes an explicit field. One check takes at
-// most DefaultTimeout in all, and a Client sends Apple at most
+// our own key, a certificate that does not verify — means "could not
+// check" (503), never "valid". The zero Verifier is the safe one: it
+// refuses tokens older than DefaultMaxAge, and records every token before
+// asking Apple, keeping a valid one for DefaultReplayWindow (before
+// answering) and one Apple refused for DefaultRefusedWindow, to refuse it
+// a second time; turning either off takes an explicit field. One check
+// takes at most DefaultTimeout in all, and a Client sends Apple at most
 // DefaultRateLimit requests a second, DefaultMaxConcurrent at once, so a
-// flood of forged tokens cannot spend the team's quota (it still crowds
-// out real users: put a per-client limit in front).
+// flood of forged tokens cannot spend the team's quota; that room is
+// shared in turn between clients (MiddlewareOptions.Client, WithClient),
+// so a flood from one client does not crowd out the others. Apple counts
+// as down (for AllowWhenDown) only when a breaker over recent attempts
+// says so (BreakerConfig), never from one request.
 //
 // The header's g (generation time), b (bundle id) and m (team id) are
 // claims made by the client; Apple's answer covers the token alone.

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"time"
@@ -76,4 +77,29 @@ func exampleApple() (*ecdsa.PrivateKey, *devicechecktest.Server) {
 		log.Fatal(err)
 	}
 	return key, devicechecktest.NewServer(&key.PublicKey, "TEAMID1234", "ABC123DEFG")
+}
+
+// Name each request's client, so that calls to Apple are shared in turn
+// between clients: a flood of forged tokens from one address does not
+// refuse everyone else. A direct caller of Verify names it with
+// WithClient.
+func ExampleClientKey() {
+	key, apple := exampleApple()
+	defer apple.Close()
+	client, err := verify.NewClient(verify.Config{TeamID: "TEAMID1234", KeyID: "ABC123DEFG", Key: key, BaseURL: apple.URL})
+	if err != nil {
+		log.Fatal(err)
+	}
+	byAddress := verify.ClientKey(func(r *http.Request) string {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		return host
+	})
+	handler := verify.Middleware(http.NotFoundHandler(), verify.MiddlewareOptions{Verifier: &verify.Verifier{Client: client}, Client: byAddress})
+	_ = handler
+
+	ctx := verify.WithClient(context.Background(), "account-42")
+	value, _ := header.Encode(header.Value{Kind: header.KindDeviceCheck, Token: apple.IssueToken(), GeneratedAt: time.Now()})
+	_, err = (&verify.Verifier{Client: client}).Verify(ctx, value)
+	fmt.Println(err, verify.ClientFromContext(ctx))
+	// Output: <nil> account-42
 }

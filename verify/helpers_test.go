@@ -70,6 +70,10 @@ type harness struct {
 // oneAttempt configures a Client that asks Apple once per check.
 func oneAttempt(c *Config) { c.MaxAttempts = 1 }
 
+// downAtOnce configures a Client whose breaker counts Apple as down after
+// one failed attempt, for tests of what an outage lets through.
+func downAtOnce(c *Config) { c.Breaker.MinFailures = 1 }
+
 // newHarness starts a fake Apple and a Client for it, configured by each
 // non-nil function of configure in turn.
 func newHarness(t *testing.T, configure ...func(*Config)) *harness {

@@ -9,9 +9,11 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -71,5 +73,46 @@ func TestLoadPrivateKey(t *testing.T) {
 	}
 	if _, err := LoadPrivateKey(filepath.Join(dir, "missing.p8")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// A key file others can write to is refused (whoever can write it can
+// swap the team's key); one every user can read is loaded, with an error
+// the caller can log or ignore. Each error names the file and its mode.
+func TestLoadPrivateKeyPermissions(t *testing.T) {
+	key := newKey(t)
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	for _, tt := range []struct {
+		mode os.FileMode
+		want error // nil: loaded without a word
+		key  bool  // the key is returned
+	}{
+		{0o600, nil, true},
+		{0o400, nil, true},
+		{0o640, nil, true},
+		{0o644, ErrKeyReadable, true},
+		{0o604, ErrKeyReadable, true},
+		{0o620, ErrKeyWritable, false},
+		{0o602, ErrKeyWritable, false},
+		{0o666, ErrKeyWritable, false},
+	} {
+		path := filepath.Join(t.TempDir(), "AuthKey_ABC123DEFG.p8")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, tt.mode); err != nil {
+			t.Fatal(err)
+		}
+		got, err := LoadPrivateKey(path)
+		if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) || (got != nil) != tt.key || (got != nil && !got.Equal(key)) {
+			t.Errorf("mode %v: key %v, error %v; want key %v, error %v", tt.mode, got != nil, err, tt.key, tt.want)
+			continue
+		}
+		var kfe *KeyFileError
+		if err != nil && (!errors.As(err, &kfe) || kfe.Path != path || kfe.Mode != tt.mode ||
+			!strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), fmt.Sprintf("%04o", tt.mode))) {
+			t.Errorf("mode %v: error %q does not name the file and its mode", tt.mode, err)
+		}
 	}
 }

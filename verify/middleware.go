@@ -27,7 +27,11 @@ const (
 	// says otherwise.
 	Reject Policy = iota
 	// Annotate passes every request on, with the outcome in its context
-	// for FromContext; the next handler decides.
+	// for FromContext; the next handler decides. Since it may admit any
+	// of them, every token that passed the local checks and got no
+	// verdict from Apple stays spent for the whole replay window. A
+	// handler that fails open must refuse every error for which
+	// AppleDown is false (not only those Rejected names).
 	Annotate
 )
 
@@ -41,7 +45,8 @@ const (
 	RefuseWhenDown DownPolicy = iota
 	// AllowWhenDown lets the request through, with the error in its
 	// context (FromContext), when AppleDown(err): no answer, a 5xx, or
-	// the time ran out waiting for Apple. Everything else is still
+	// the time ran out waiting for Apple, while the Client's breaker
+	// counts Apple as down (see BreakerConfig). Everything else is still
 	// refused: missing, malformed, development, old and replayed tokens,
 	// tokens Apple refused, and the failures a flood or a hostile network
 	// can cause at will (the Client's own limit, Apple's 429, a redirect
@@ -68,6 +73,13 @@ type MiddlewareOptions struct {
 	// Logger, when set, gets one record per failed check with the reason
 	// and the token fingerprint (never the token).
 	Logger *slog.Logger
+	// Client, when set, names the client each request comes from (its
+	// address, its account): the Client's calls to Apple are then shared
+	// in turn between clients (see Config.MaxClients), so that a flood of
+	// forged tokens from one client does not refuse everyone else. Nil
+	// puts every request in one queue, first come first served. The name
+	// reaches the next handler's context too (ClientFromContext).
+	Client ClientKey
 }
 
 // ErrNoResult is returned by FromContext for a context the middleware did
@@ -100,11 +112,11 @@ func NewContext(ctx context.Context, res *Result, err error) context.Context {
 
 // Middleware checks the x-oai-attestation header of each request with
 // opts.Verifier and applies opts.Policy. Handlers behind it read the
-// outcome with FromContext.
+// outcome with FromContext. It panics when opts.Verifier is nil, has no
+// Client (unless NoClient says that is meant), or has a Client not made
+// by NewClient.
 func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
-	if opts.Verifier == nil {
-		panic("verify.Middleware: MiddlewareOptions.Verifier is nil")
-	}
+	checkVerifier(opts.Verifier)
 	name := opts.Header
 	if name == "" {
 		name = HeaderName
@@ -119,13 +131,17 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 		var (
 			res *Result
 			err error
+			ctx = r.Context()
 		)
+		if opts.Client != nil {
+			ctx = WithClient(ctx, opts.Client(r))
+		}
 		vals := r.Header.Values(name)
 		switch len(vals) {
 		case 0:
 			err = ErrMissing
 		case 1:
-			res, err = opts.Verifier.check(r.Context(), vals[0], keep)
+			res, err = opts.Verifier.check(ctx, vals[0], keep)
 		default:
 			err = errors.Join(ErrMalformed, errors.New("more than one attestation header"))
 		}
@@ -147,13 +163,30 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 			writeRejection(w, res, err, challenge)
 			return
 		}
-		r2 := r.WithContext(NewContext(r.Context(), res, err))
+		r2 := r.WithContext(NewContext(ctx, res, err))
 		if len(vals) > 0 && !opts.KeepHeader {
 			r2.Header = r.Header.Clone()
 			r2.Header.Del(name)
 		}
 		next.ServeHTTP(w, r2)
 	})
+}
+
+// checkVerifier panics, at construction, on a Verifier that could only
+// fail later: nil, without a Client and without NoClient (every
+// DeviceCheck token would fail as not validated), with both, or with a
+// Client not made by NewClient.
+func checkVerifier(v *Verifier) {
+	switch {
+	case v == nil:
+		panic("verify.Middleware: MiddlewareOptions.Verifier is nil")
+	case v.Client == nil && !v.NoClient:
+		panic("verify.Middleware: the Verifier has no Client, so no DeviceCheck token can pass; give it one from NewClient, or set NoClient for local checks only")
+	case v.Client != nil && v.NoClient:
+		panic("verify.Middleware: the Verifier has a Client and NoClient set; drop one")
+	case v.Client != nil && v.Client.usable() != nil:
+		panic("verify.Middleware: the Verifier's Client was not made by NewClient")
+	}
 }
 
 // rejection is the JSON body of a Reject answer.
@@ -200,16 +233,14 @@ func retryAfterSeconds(err error) int {
 }
 
 // keepFor returns the failures without Apple's verdict after which the
-// middleware may let a request through, and so must keep its token spent:
-// under Annotate every one in which Apple was asked (the next handler
-// decides; one our own limit kept back, or whose caller left before Apple
-// was asked, is forgotten so that a flood takes no room, and a handler
-// that admits those calls Verifier.Spend), under AllowWhenDown those for
-// which AppleDown holds, and none otherwise.
+// middleware may let a request through, and so must keep its token spent
+// for the whole window: under Annotate every one (the next handler
+// decides, and may admit it), under AllowWhenDown those for which
+// AppleDown holds, and none otherwise.
 func keepFor(opts MiddlewareOptions) func(error) bool {
 	switch {
 	case opts.Policy == Annotate:
-		return func(err error) bool { return !errors.Is(err, ErrLimited) && !errors.Is(err, errNotAsked) }
+		return func(error) bool { return true }
 	case opts.WhenAppleDown == AllowWhenDown:
 		return AppleDown
 	}

@@ -127,7 +127,7 @@ func TestMiddleware(t *testing.T) {
 }
 
 func TestMiddlewareCustomHeader(t *testing.T) {
-	v := &Verifier{AllowDev: true, MaxAge: -1, AllowReplays: true}
+	v := &Verifier{NoClient: true, AllowDev: true, MaxAge: -1, AllowReplays: true}
 	value := mustEncode(t, header.Value{Kind: "dev", Token: []byte{1}})
 	mw := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), MiddlewareOptions{Verifier: v, Header: "X-Device-Attestation"})
 	req := httptest.NewRequest("GET", "/", nil)
@@ -150,13 +150,56 @@ func TestFromContextWithoutMiddleware(t *testing.T) {
 	}
 }
 
+// Middleware refuses at construction what can only fail later: no
+// Verifier, a Verifier without a Client that does not say so (every
+// DeviceCheck token would be refused as not validated), one that says
+// both, and a Client not made by NewClient.
 func TestMiddlewareNeedsVerifier(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Error("no panic without a Verifier")
-		}
-	}()
-	Middleware(http.NotFoundHandler(), MiddlewareOptions{})
+	h := newHarness(t)
+	for _, tt := range []struct {
+		name  string
+		v     *Verifier
+		panic string
+	}{
+		{"no Verifier", nil, "Verifier is nil"},
+		{"no Client", &Verifier{}, "no Client"},
+		{"no Client, dev tokens", &Verifier{AllowDev: true}, "no Client"},
+		{"zero Client", &Verifier{Client: &Client{}}, "NewClient"},
+		{"Client and NoClient", &Verifier{Client: h.client, NoClient: true}, "NoClient"},
+		{"NoClient", &Verifier{NoClient: true}, ""},
+		{"Client", &Verifier{Client: h.client}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				r := recover()
+				msg, _ := r.(string)
+				if (r != nil) != (tt.panic != "") || !strings.Contains(msg, tt.panic) {
+					t.Errorf("Middleware panicked with %v, want a panic naming %q", r, tt.panic)
+				}
+			}()
+			Middleware(http.NotFoundHandler(), MiddlewareOptions{Verifier: tt.v})
+		})
+	}
+}
+
+// A Client that did not come from NewClient is an error to use, not a
+// panic.
+func TestZeroClient(t *testing.T) {
+	var c Client
+	ctx := context.Background()
+	if err := c.ValidateDeviceToken(ctx, []byte("tok")); !errors.Is(err, ErrNotValidated) {
+		t.Errorf("ValidateDeviceToken on a zero Client: %v", err)
+	}
+	if _, err := c.QueryTwoBits(ctx, []byte("tok")); !errors.Is(err, ErrNotValidated) {
+		t.Errorf("QueryTwoBits on a zero Client: %v", err)
+	}
+	c.CloseIdleConnections()
+	v := &Verifier{Client: &c, Replays: NewMemoryReplayCache()}
+	value := mustEncode(t, header.Value{Kind: "dc", Token: []byte("tok"), GeneratedAt: time.Now()})
+	res, err := v.Verify(ctx, value)
+	if !errors.Is(err, ErrNotValidated) || res == nil || res.Valid || Rejected(err) {
+		t.Errorf("Verify with a zero Client: %+v, %v", res, err)
+	}
 }
 
 // With AllowWhenDown, only an outage of Apple lets a request through, and
@@ -182,7 +225,11 @@ func TestMiddlewareWhenAppleDown(t *testing.T) {
 		{"Apple 503", nil, func(h *harness) { h.apple.Respond(status(503, "")) }, nil, 200, "apple_unavailable"},
 		{"Apple 500", nil, func(h *harness) { h.apple.Respond(status(500, "")) }, nil, 200, "apple_server_error"},
 		{"Apple unreachable", func(c *Config) { c.BaseURL = closed }, nil, nil, 200, "network"},
-		{"Apple hangs", func(c *Config) { c.Timeout = 200 * time.Millisecond }, func(h *harness) { h.apple.SetLatency(time.Hour) }, nil, 200, "timeout"},
+		// Attempts of 50 ms each, every one failing on its own timeout,
+		// until the call's 300 ms run out.
+		{"Apple hangs", func(c *Config) {
+			c.Timeout, c.AttemptTimeout, c.MaxAttempts, c.MinBackoff, c.MaxBackoff = 300*time.Millisecond, 50*time.Millisecond, 100, time.Millisecond, time.Millisecond
+		}, func(h *harness) { h.apple.SetLatency(time.Hour) }, nil, 200, "timeout"},
 		{"Apple 429", nil, func(h *harness) { h.apple.Respond(status(429, "")) }, nil, 503, "rate_limited"},
 		{"our key refused", nil, func(h *harness) { h.apple.Respond(status(401, devicechecktest.BodyBadAuthorization)) }, nil, 503, "bad_authorization"},
 		{"redirect", nil, func(h *harness) { h.apple.Redirect(302) }, nil, 503, "unexpected_response"},
@@ -198,7 +245,7 @@ func TestMiddlewareWhenAppleDown(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, oneAttempt, tt.config)
+			h := newHarness(t, oneAttempt, downAtOnce, tt.config)
 			if tt.setup != nil {
 				tt.setup(h)
 			}
@@ -240,7 +287,7 @@ func TestMiddlewareWhenAppleDown(t *testing.T) {
 // A token let through during an outage is spent: sent again, it is a
 // replay and refused, outage or not.
 func TestMiddlewareWhenAppleDownRefusesReplays(t *testing.T) {
-	h := newHarness(t, oneAttempt)
+	h := newHarness(t, oneAttempt, downAtOnce)
 	h.apple.Respond(status(503, ""))
 	v := &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
 	mw := Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), MiddlewareOptions{Verifier: v, WhenAppleDown: AllowWhenDown})
@@ -288,7 +335,7 @@ func TestMiddlewareRemovesHeader(t *testing.T) {
 	}{
 		{false, Reject, ""}, {true, Reject, ""}, {false, Annotate, "v1.garbage"}, {true, Annotate, "v1.garbage"},
 	} {
-		v := &Verifier{AllowDev: true, Replays: NewMemoryReplayCache()}
+		v := &Verifier{NoClient: true, AllowDev: true, Replays: NewMemoryReplayCache()}
 		value := tt.value
 		if value == "" {
 			value = mustEncode(t, header.Value{Kind: "dev", Token: []byte{1}, GeneratedAt: time.Now()})
@@ -319,7 +366,7 @@ func TestMiddlewareRemovesHeader(t *testing.T) {
 // metrics as reason "missing", not as silence.
 func TestMiddlewareObservesEveryCheck(t *testing.T) {
 	obs := &recordingObserver{}
-	v := &Verifier{AllowDev: true, Observer: obs, Replays: NewMemoryReplayCache()}
+	v := &Verifier{NoClient: true, AllowDev: true, Observer: obs, Replays: NewMemoryReplayCache()}
 	mw := Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), MiddlewareOptions{Verifier: v})
 	value := mustEncode(t, header.Value{Kind: header.KindDev, Token: []byte("tok"), GeneratedAt: time.Now()})
 	for _, headers := range [][]string{nil, {value, value}, {value}} {
@@ -400,7 +447,7 @@ func TestMiddlewareSpendsWhatItMayLetThrough(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, oneAttempt)
+			h := newHarness(t, oneAttempt, downAtOnce)
 			h.apple.Respond(status(tt.apple, ""))
 			opts := tt.opts
 			opts.Verifier = &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
@@ -433,7 +480,7 @@ func TestMiddlewareSpendsWhatItMayLetThrough(t *testing.T) {
 // A caller of Verify that lets a request through without Apple's yes
 // spends the token: once, and afterwards the header is a replay.
 func TestSpend(t *testing.T) {
-	h := newHarness(t, oneAttempt)
+	h := newHarness(t, oneAttempt, downAtOnce)
 	h.apple.Respond(status(503, ""))
 	v := &Verifier{Client: h.client, Replays: NewMemoryReplayCache(), Now: h.clock.Now}
 	value := mustEncode(t, header.Value{Kind: "dc", Token: []byte("spent"), GeneratedAt: h.clock.Now()})
@@ -455,5 +502,42 @@ func TestSpend(t *testing.T) {
 	}
 	if err := (&Verifier{AllowReplays: true}).Spend(context.Background(), &res.Attestation); err != nil {
 		t.Fatalf("Spend with AllowReplays = %v, want nil", err)
+	}
+}
+
+// Under Annotate the next handler decides, and may admit what it sees,
+// so a token whose check ended without Apple's verdict stays spent for
+// the whole window, whatever the reason: also our own limit and a caller
+// that hung up. (Before, those were forgotten, and a handler that let
+// "limited" through admitted the same forged header again and again.) A
+// token Apple refused keeps its short record.
+func TestAnnotateKeepsWhatTheHandlerMayAdmit(t *testing.T) {
+	h := newHarness(t, oneAttempt, func(c *Config) { c.RateLimit, c.RateBurst, c.Timeout = 1, 1, 200*time.Millisecond })
+	h.apple.ValidTokens(h.apple.Issued)
+	v := &Verifier{Client: h.client, Replays: memCache(h.clock), Now: h.clock.Now, MaxAge: -1}
+	var reasons []string
+	mw := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := FromContext(r.Context())
+		reasons = append(reasons, Reason(err))
+	}), MiddlewareOptions{Verifier: v, Policy: Annotate})
+	serve := func(ctx context.Context, token string) {
+		req := httptest.NewRequest("POST", "/", nil).WithContext(ctx)
+		req.Header.Set(HeaderName, mustEncode(t, header.Value{Kind: "dc", Token: []byte(token)}))
+		mw.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	ctx := context.Background()
+	serve(ctx, "forged") // takes the one call a second the limit allows
+	serve(ctx, "limited")
+	serve(gone, "hung up")
+	h.clock.Add(DefaultReplayWindow - time.Second)
+	for _, tok := range []string{"limited", "hung up", "forged"} {
+		serve(ctx, tok)
+	}
+	// The forged token's short record is gone: it is checked again
+	// (limited, or refused by Apple if a second has passed), not a replay.
+	if len(reasons) != 6 || fmt.Sprint(reasons[:5]) != "[bad_device_token limited canceled replay replay]" || reasons[5] == "replay" {
+		t.Errorf("the handler saw %s, want [bad_device_token limited canceled replay replay (not replay)]", reasons)
 	}
 }

@@ -2,7 +2,9 @@ package verify
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -131,8 +133,16 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add(s)
 	}
+	f.Add(`{"v":1,"s":0,"t":"v1.` + "haFro2RldqF0xAN0b2uhZwChYqChbaB4xv____8" + `"}`)
+	f.Add(`{"x":` + strings.Repeat("[", 40) + `}`)
 	f.Fuzz(func(t *testing.T, s string) {
-		a, err := Parse(s)
+		var (
+			a   *Attestation
+			err error
+		)
+		if n := minAllocBytes(func() { a, err = Parse(s) }); n > parseAllocBound(len(s)) {
+			t.Fatalf("Parse(%q) allocated %d bytes, more than %d for its length", s, n, parseAllocBound(len(s)))
+		}
 		var se *StatusError
 		switch {
 		case err == nil:
@@ -169,6 +179,55 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse(%q) and Parse with white space disagree: %v / %v", s, err, err2)
 		}
 	})
+}
+
+// parseAllocBound is the most Parse may allocate for an input of n bytes:
+// what the longest valid envelope costs (about 3.7 bytes a byte: a copy
+// to check the JSON, the base64 decoded, the token and strings copied
+// out, the fingerprint) with room to spare, plus a constant for an
+// error's message.
+func parseAllocBound(n int) uint64 { return 4*uint64(n) + 4096 }
+
+// allocBytes reports how many bytes f allocates on the heap;
+// minAllocBytes the least of three runs (other goroutines allocate now
+// and then while f runs, and the counter is the process's).
+func allocBytes(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+func minAllocBytes(f func()) uint64 { return min(allocBytes(f), allocBytes(f), allocBytes(f)) }
+
+// TestParseAllocationBounded: what Parse allocates is bounded by a small
+// multiple of its input's length, whatever the input holds: a header
+// crafted to make it allocate (an unknown key claiming 4 GiB used to cost
+// 1 MiB for 83 bytes; 4,000 nested "[" in an envelope, 143 KiB) costs no
+// more than a valid header of its length.
+func TestParseAllocationBounded(t *testing.T) {
+	u32 := []byte{0xff, 0xff, 0xff, 0xff}
+	payload := func(extra ...byte) string {
+		raw := append([]byte{0x83, 0xa1, 'k', 0xa3, 'd', 'e', 'v', 0xa1, 't', 0xc4, 1, 1, 0xa1, 'x'}, extra...)
+		return header.Prefix + base64.RawURLEncoding.EncodeToString(append(raw, []byte(strings.Repeat("a", 40))...))
+	}
+	longest := mustEncode(t, header.Value{Kind: "dc", Token: make([]byte, 5900), BundleID: "com.example.attestd", TeamID: "ABCDE12345"})
+	for _, tt := range []struct{ name, in string }{
+		{"longest bare value", longest},
+		{"longest envelope", envelope(longest)},
+		{"bin32 under an unknown key", payload(append([]byte{0xc6}, u32...)...)},
+		{"str32 under an unknown key", envelope(payload(append([]byte{0xdb}, u32...)...))},
+		{"map32 under an unknown key", payload(append([]byte{0xdf}, u32...)...)},
+		{"deep envelope", `{"x":` + strings.Repeat("[", 4000) + `}`},
+		{"many members", "{" + strings.Repeat(`"":0,`, 1680) + `"v":1,"s":1}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if n := minAllocBytes(func() { Parse(tt.in) }); n > parseAllocBound(len(tt.in)) {
+				t.Errorf("Parse allocated %d bytes for %d bytes of input, more than %d", n, len(tt.in), parseAllocBound(len(tt.in)))
+			}
+		})
+	}
 }
 
 // The fingerprint is the one attestd's logs and "attestd decode" print:

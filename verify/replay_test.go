@@ -2,7 +2,12 @@ package verify
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -130,7 +135,7 @@ func TestReplayCacheConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ok, err := cache.Add(context.Background(), ReplayKey([]byte("tok")), time.Minute)
+			ok, err := cache.Add(context.Background(), ReplayKey([]byte("tok")), rand.Text(), time.Minute)
 			if err != nil {
 				t.Error(err)
 			}
@@ -152,7 +157,7 @@ func TestMemoryReplayCacheBounded(t *testing.T) {
 	clock := newFakeClock()
 	c := &MemoryReplayCache{MaxEntries: 3, now: clock.Now}
 	ctx := context.Background()
-	add := func(k string, ttl time.Duration) (bool, error) { return c.Add(ctx, k, ttl) }
+	add := func(k string, ttl time.Duration) (bool, error) { return c.Add(ctx, k, "id-"+k, ttl) }
 	for _, k := range []string{"a", "b", "c"} {
 		if ok, err := add(k, time.Minute); !ok || err != nil {
 			t.Fatalf("Add(%q) = %v, %v", k, ok, err)
@@ -164,8 +169,8 @@ func TestMemoryReplayCacheBounded(t *testing.T) {
 	if ok, err := add("d", time.Minute); ok || !errors.Is(err, ErrReplayCacheFull) {
 		t.Errorf("Add(d) to a full cache = %v, %v", ok, err)
 	}
-	c.Remove(ctx, "b")
-	c.Remove(ctx, "never added")
+	c.Remove(ctx, "b", "id-b")
+	c.Remove(ctx, "never added", "id")
 	if ok, err := add("d", time.Hour); !ok || err != nil || c.Len() != 3 {
 		t.Errorf("Add(d) after Remove(b) = %v, %v, Len %d", ok, err, c.Len())
 	}
@@ -189,10 +194,13 @@ func TestMemoryReplayCacheBounded(t *testing.T) {
 
 type failingCache struct{}
 
-func (failingCache) Add(context.Context, string, time.Duration) (bool, error) {
+func (failingCache) Add(context.Context, string, string, time.Duration) (bool, error) {
 	return false, errors.New("store down")
 }
-func (failingCache) Remove(context.Context, string) error { return errors.New("store down") }
+func (failingCache) Extend(context.Context, string, string, time.Duration) error {
+	return errors.New("store down")
+}
+func (failingCache) Remove(context.Context, string, string) error { return errors.New("store down") }
 
 // A store that cannot answer makes the check fail closed: not valid, and
 // an outage rather than a rejection.
@@ -203,7 +211,8 @@ func TestReplayStoreFailureIsNotValid(t *testing.T) {
 	if err == nil || res.Valid || Rejected(err) || AppleDown(err) || !errors.Is(err, ErrReplayStore) || Reason(err) != "replay_store" {
 		t.Errorf("Verify = %+v, %v (reason %q); want a failure to check", res, err, Reason(err))
 	}
-	if obs.storeErrors.Load() != 1 || obs.checks.Load() != 1 {
+	// Two: the Add, then the Remove of what the Add may have recorded.
+	if obs.storeErrors.Load() != 2 || obs.checks.Load() != 1 {
 		t.Errorf("observer saw %d store errors and %d checks", obs.storeErrors.Load(), obs.checks.Load())
 	}
 }
@@ -228,7 +237,7 @@ func TestLimitedTokenForgotten(t *testing.T) {
 	if cache.Len() != 1 {
 		t.Errorf("cache holds %d tokens, want 1: the limited one is forgotten", cache.Len())
 	}
-	if ok, _ := cache.Add(ctx, ReplayKey([]byte("second")), time.Minute); !ok {
+	if ok, _ := cache.Add(ctx, ReplayKey([]byte("second")), "probe", time.Minute); !ok {
 		t.Error("the limited token is still recorded")
 	}
 }
@@ -271,5 +280,146 @@ func TestTokenOfAGoneCallerForgotten(t *testing.T) {
 	}
 	if cache.Len() != 0 {
 		t.Errorf("cache holds %d tokens, want 0: Apple never saw this one", cache.Len())
+	}
+}
+
+// A replay window or an age limit near the largest duration means
+// "forever", never an expiry that overflows into the past (a
+// ReplayWindow of 2,190,000 hours used to let a replay through).
+func TestReplayWindowNearMaxDuration(t *testing.T) {
+	const huge = 2190000 * time.Hour
+	for _, tt := range []struct {
+		name string
+		v    Verifier
+	}{
+		{"ReplayWindow 2,190,000 h", Verifier{ReplayWindow: huge}},
+		{"ReplayWindow max", Verifier{ReplayWindow: math.MaxInt64}},
+		{"MaxAge near max", Verifier{MaxAge: math.MaxInt64 - 30*time.Second}},
+		{"MaxAge max", Verifier{MaxAge: math.MaxInt64}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := tt.v
+			v.AllowDev, v.Replays = true, NewMemoryReplayCache()
+			if ttl := v.replayTTL(); ttl < max(v.ReplayWindow, v.MaxAge) || ttl < DefaultReplayWindow {
+				t.Errorf("replayTTL() = %v, shorter than what was asked", ttl)
+			}
+			value := mustEncode(t, header.Value{Kind: "dev", Token: []byte("kept forever"), GeneratedAt: time.Now()})
+			if _, err := v.Verify(context.Background(), value); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := v.Verify(context.Background(), value); !errors.Is(err, ErrReplay) {
+				t.Errorf("second use: %v, want a replay", err)
+			}
+		})
+	}
+	c := NewMemoryReplayCache()
+	for _, ttl := range []time.Duration{huge, math.MaxInt64} {
+		key := ReplayKey([]byte(ttl.String()))
+		if ok, err := c.Add(context.Background(), key, "first", ttl); !ok || err != nil {
+			t.Fatalf("Add(%v) = %v, %v", ttl, ok, err)
+		}
+		if ok, err := c.Add(context.Background(), key, "second", ttl); ok || err != nil {
+			t.Errorf("second Add(%v) = %v, %v; want a replay", ttl, ok, err)
+		}
+	}
+}
+
+// A token Apple refused keeps a short record: a repeat within
+// RefusedWindow is refused without asking Apple again, and afterwards it
+// is asked again. A valid token is spent for the whole window.
+func TestRefusedTokenKeptShortly(t *testing.T) {
+	h := newHarness(t, oneAttempt)
+	h.apple.ValidTokens(h.apple.Issued)
+	v := &Verifier{Client: h.client, Replays: memCache(h.clock), Now: h.clock.Now}
+	start := h.clock.Now()
+	forged := mustEncode(t, header.Value{Kind: "dc", Token: []byte("forged"), GeneratedAt: start})
+	genuine := mustEncode(t, header.Value{Kind: "dc", Token: h.apple.IssueToken(), GeneratedAt: start})
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, genuine); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		at           time.Duration
+		forged, good string // reasons
+		asked        int    // requests Apple has had by then
+	}{
+		{0, "bad_device_token", "replay", 2},
+		{30 * time.Second, "replay", "replay", 2},
+		{DefaultRefusedWindow + time.Second, "bad_device_token", "replay", 3},
+		{DefaultReplayWindow - time.Second, "bad_device_token", "replay", 4},
+	} {
+		h.clock.Add(start.Add(tt.at).Sub(h.clock.Now()))
+		v.MaxAge = -1 // the age limit is not what this is about
+		if _, err := v.Verify(ctx, forged); Reason(err) != tt.forged {
+			t.Errorf("forged token at %v: %v, want %s", tt.at, err, tt.forged)
+		}
+		if _, err := v.Verify(ctx, genuine); Reason(err) != tt.good {
+			t.Errorf("genuine token at %v: %v, want %s", tt.at, err, tt.good)
+		}
+		if n := len(h.apple.Requests()); n != tt.asked {
+			t.Errorf("at %v Apple has had %d requests, want %d", tt.at, n, tt.asked)
+		}
+	}
+}
+
+// A flood of distinct forged tokens cannot fill the store: each is kept
+// for RefusedWindow, not for the whole replay window. (Before, a cache of
+// 20 entries was full after 20 forged tokens for an hour.)
+func TestForgedFloodDoesNotFillStore(t *testing.T) {
+	h := newHarness(t, oneAttempt)
+	h.apple.ValidTokens(h.apple.Issued)
+	cache := memCache(h.clock)
+	cache.MaxEntries = 20
+	v := &Verifier{Client: h.client, Replays: cache, Now: h.clock.Now, MaxAge: -1}
+	ctx := context.Background()
+	for round := range 3 {
+		for i := range 20 {
+			forged := mustEncode(t, header.Value{Kind: "dc", Token: fmt.Appendf(nil, "forged %d %d", round, i), GeneratedAt: h.clock.Now()})
+			if _, err := v.Verify(ctx, forged); !errors.Is(err, ErrBadDeviceToken) {
+				t.Fatalf("round %d, forged token %d: %v, want a bad device token", round, i, err)
+			}
+		}
+		h.clock.Add(DefaultRefusedWindow + time.Second)
+	}
+	genuine := mustEncode(t, header.Value{Kind: "dc", Token: h.apple.IssueToken(), GeneratedAt: h.clock.Now()})
+	if _, err := v.Verify(ctx, genuine); err != nil {
+		t.Errorf("a genuine token after the flood: %v", err)
+	}
+}
+
+// extendFails is a MemoryReplayCache whose Extend fails: a store that
+// lost the record (evicted, expired) or failed.
+type extendFails struct {
+	*MemoryReplayCache
+	err error
+}
+
+func (c extendFails) Extend(context.Context, string, string, time.Duration) error { return c.err }
+
+// A token Apple said yes to is spent for the whole window before the
+// check answers; if that fails, the check fails closed (503), and the
+// token is not spent: a retry, once the store works, is checked again.
+func TestValidNeedsTheWholeWindow(t *testing.T) {
+	for _, storeErr := range []error{ErrRecordLost, errors.New("store down")} {
+		h := newHarness(t, oneAttempt)
+		cache := memCache(h.clock)
+		v := &Verifier{Client: h.client, Replays: extendFails{cache, storeErr}, Now: h.clock.Now}
+		value := mustEncode(t, header.Value{Kind: "dc", Token: h.apple.IssueToken(), GeneratedAt: h.clock.Now()})
+		res, err := v.Verify(context.Background(), value)
+		if res == nil || res.Valid || !errors.Is(err, ErrReplayStore) || !errors.Is(err, storeErr) || Rejected(err) || AppleDown(err) {
+			t.Errorf("Extend failing with %v: %+v, %v; want not valid, replay_store", storeErr, res, err)
+		}
+		mw := Middleware(http.NotFoundHandler(), MiddlewareOptions{Verifier: v, WhenAppleDown: AllowWhenDown})
+		req := httptest.NewRequest("POST", "/", nil)
+		req.Header.Set(HeaderName, value)
+		rec := httptest.NewRecorder()
+		mw.ServeHTTP(rec, req)
+		if rec.Code != 503 {
+			t.Errorf("Extend failing with %v: middleware answered %d, want 503", storeErr, rec.Code)
+		}
+		v.Replays = cache
+		if _, err := v.Verify(context.Background(), value); err != nil {
+			t.Errorf("retry once the store works: %v, want valid (a 503 does not spend the token)", err)
+		}
 	}
 }

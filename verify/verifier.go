@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
@@ -43,6 +44,11 @@ const (
 	// valid (attestd probe measures it on a Mac), so it is kept well past
 	// any lifetime reported.
 	DefaultReplayWindow = time.Hour
+	// DefaultRefusedWindow is how long a Verifier remembers a token Apple
+	// refused when RefusedWindow is zero: long enough that a repeat is
+	// refused without asking Apple again, short enough that a flood of
+	// distinct forged tokens cannot fill the store.
+	DefaultRefusedWindow = time.Minute
 )
 
 // Verifier checks attestations: the format, the policy (kind, age, one
@@ -55,9 +61,15 @@ const (
 // field. Its fields must not change while it is in use; it is safe for
 // concurrent use.
 type Verifier struct {
-	// Client asks Apple. Without one, DeviceCheck tokens fail with
-	// ErrNotValidated.
+	// Client asks Apple; it must come from NewClient. Without one,
+	// DeviceCheck tokens fail with ErrNotValidated, and Middleware
+	// refuses the Verifier unless NoClient says that is meant.
 	Client *Client
+	// NoClient says that a Verifier without a Client is meant: it only
+	// decodes and applies its local policy (development tokens, under
+	// AllowDev, pass; DeviceCheck tokens fail with ErrNotValidated).
+	// Setting it with a Client is a mistake Middleware refuses.
+	NoClient bool
 	// AllowDev accepts tokens from attestd's development provider. Apple
 	// never issued them, so they are not sent to Apple's own servers; they
 	// are sent when Client points at another base URL (a fake server or a
@@ -72,17 +84,23 @@ type Verifier struct {
 	// give a shared store (package redisreplay) when several instances
 	// serve the same clients. A token is recorded once it passes the
 	// local checks, before Apple is asked, so two concurrent uses cannot
-	// both pass; one whose check then failed is spent too (clients send
-	// a fresh token with every request), except a token that never
-	// reached Apple (the Client's own limit kept it back, or its caller
-	// went away while it waited for room), which is forgotten again.
+	// both pass: first for RefusedWindow, then, before a 200, for the
+	// whole replay window. A token Apple refused keeps the short record;
+	// one whose check ended without Apple's verdict is forgotten, unless
+	// the caller may let it through (see Middleware).
 	Replays ReplayCache
+	// RefusedWindow is how long a token Apple refused stays recorded,
+	// from when this server first saw it; a repeat within it is refused
+	// as a replay without asking Apple. Zero means DefaultRefusedWindow.
+	// It is never shorter than the check (Timeout plus a second).
+	RefusedWindow time.Duration
 	// AllowReplays turns the replay check off. Never set it in
 	// production: a captured header could be sent again and again.
 	AllowReplays bool
-	// ReplayWindow is how long a token is remembered, from when this
-	// server first saw it (on the store's clock; g is the client's word
-	// and plays no part). Zero means DefaultReplayWindow. It is never
+	// ReplayWindow is how long a token that may be admitted is
+	// remembered, from the end of its check (on the store's clock; g is
+	// the client's word and plays no part). Zero means
+	// DefaultReplayWindow. It is never
 	// shorter than MaxAge plus MaxClockSkew, so a token is remembered at
 	// least as long as its age could pass. With no age limit (a negative
 	// MaxAge) nothing bounds a token's age, so a header captured more than
@@ -131,9 +149,9 @@ func (v *Verifier) Verify(ctx context.Context, value string) (*Result, error) {
 }
 
 // check is Verify; keep, when set, says which failures without Apple's
-// verdict leave the token recorded, because the caller will let the
-// request through all the same (Middleware's policies). Keeping it in the
-// same step as the check, rather than forgetting it and recording it again,
+// verdict leave the token spent, because the caller may let the request
+// through all the same (Middleware's policies). Keeping it in the same
+// step as the check, rather than forgetting it and recording it again,
 // leaves no moment in which another request can take the token.
 func (v *Verifier) check(ctx context.Context, value string, keep func(error) bool) (*Result, error) {
 	start := time.Now()
@@ -156,44 +174,53 @@ func (v *Verifier) verify(ctx context.Context, value string, keep func(error) bo
 	if err := v.Check(a); err != nil {
 		return res, err
 	}
-	local := a.Kind == header.KindDev && (v.Client == nil || v.Client.base == Production || v.Client.base == Development)
-	if !local && v.Client == nil {
-		return res, ErrNotValidated
+	if err := v.Client.usable(); err != nil && a.Kind != header.KindDev {
+		return res, err
 	}
+	local := a.Kind == header.KindDev && (v.Client.usable() != nil || v.Client.base == Production || v.Client.base == Development)
 	ctx, cancel := context.WithTimeout(ctx, orDefault(v.Timeout, DefaultTimeout))
 	defer cancel()
-	key, replays := ReplayKey(a.Token), v.replays()
-	if replays != nil {
-		if err := v.record(ctx, replays, key, a); err != nil {
-			return res, err
-		}
-	}
 	if local {
-		res.Valid = true
-		return res, nil
+		// Nothing more to ask: spent at once for the whole window.
+		_, err := v.record(ctx, a, v.replayTTL())
+		res.Valid = err == nil
+		return res, err
+	}
+	rec, err := v.record(ctx, a, v.pendingTTL())
+	if err != nil {
+		return res, err
 	}
 	err = v.Client.ValidateDeviceToken(ctx, a.Token)
 	var ae *AppleError
 	res.AppleChecked = err == nil || (errors.As(err, &ae) && errors.Is(ae.Err, ErrBadDeviceToken))
-	if err != nil && !res.AppleChecked && replays != nil && (keep == nil || !keep(err)) {
-		// Apple gave no verdict on this token: our own limit kept it back,
-		// Apple did not answer or failed, refused our credentials, or the
-		// caller went away. Refused, it admitted nothing, so forget it: a
-		// retry of the same header is checked again rather than refused
-		// as a replay, and a flood our limit refuses or an outage takes no
-		// room in the store. A caller that lets the request through all
-		// the same spends the token (Spend; Middleware keeps it instead).
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		if rerr := replays.Remove(rctx, key); rerr != nil {
-			v.observeStoreError(rerr)
-		}
-		cancel()
-	}
-	if err != nil {
-		return res, fmt.Errorf("token %s: %w", a.Fingerprint(), err)
+	if err = v.settle(ctx, a, rec, res.AppleChecked, err, keep); err != nil {
+		return res, err
 	}
 	res.Valid = true
 	return res, nil
+}
+
+// settle makes the token's record match the outcome of asking Apple,
+// before the caller answers: a token that may be admitted (Apple's yes,
+// or a failure keep says the caller lets through) is spent for the whole
+// replay window, and if that fails the check fails with ErrReplayStore; a
+// token Apple refused keeps its short record, so a repeat is refused
+// without asking Apple again; any other token admitted nothing and is
+// forgotten, so a retry of the same header is checked again and an
+// outage or a flood refused by our limit takes no room.
+func (v *Verifier) settle(ctx context.Context, a *Attestation, rec *record, verdict bool, err error, keep func(error) bool) error {
+	switch {
+	case err == nil || (!verdict && keep != nil && keep(err)):
+		if xerr := rec.extend(ctx, v.replayTTL()); xerr != nil {
+			return xerr
+		}
+	case !verdict:
+		rec.remove(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("token %s: %w", a.Fingerprint(), err)
+	}
+	return nil
 }
 
 // Spend records a's token as used, for a caller that admits a request
@@ -207,30 +234,12 @@ func (v *Verifier) verify(ctx context.Context, value string, keep func(error) bo
 // refuse this one) and ErrReplayStore when the store fails; with
 // AllowReplays it is always nil.
 func (v *Verifier) Spend(ctx context.Context, a *Attestation) error {
-	replays := v.replays()
-	if replays == nil {
-		return nil
-	}
 	// Not cut short by a caller that hangs up: the request may already
 	// have been let through.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), orDefault(v.Timeout, DefaultTimeout))
 	defer cancel()
-	return v.record(ctx, replays, ReplayKey(a.Token), a)
-}
-
-// record adds a's token, whose ReplayKey is key, to replays: nil when it
-// is new, else an error wrapping ErrReplay, or ErrReplayStore when the
-// store fails.
-func (v *Verifier) record(ctx context.Context, replays ReplayCache, key string, a *Attestation) error {
-	added, err := replays.Add(ctx, key, v.replayTTL())
-	if err != nil {
-		v.observeStoreError(err)
-		return fmt.Errorf("token %s: %w: %w", a.Fingerprint(), ErrReplayStore, err)
-	}
-	if !added {
-		return fmt.Errorf("token %s: %w", a.Fingerprint(), ErrReplay)
-	}
-	return nil
+	_, err := v.record(ctx, a, v.replayTTL())
+	return err
 }
 
 // Check applies the Verifier's local policy (envelope status, kind and
@@ -281,10 +290,27 @@ func (v *Verifier) replays() ReplayCache {
 	return defaultReplays()
 }
 
+// pendingTTL is how long a token is first recorded, before Apple is
+// asked: RefusedWindow, or longer when the check and settling it could
+// take longer, so that the record outlives the check.
+func (v *Verifier) pendingTTL() time.Duration {
+	return max(orDefault(v.RefusedWindow, DefaultRefusedWindow), addSat(orDefault(v.Timeout, DefaultTimeout), settleTimeout))
+}
+
 // replayTTL is how long a token is remembered from now:
-// max(ReplayWindow, MaxAge + MaxClockSkew).
+// max(ReplayWindow, MaxAge + MaxClockSkew), the sum saturating at the
+// largest duration, which stores read as "forever".
 func (v *Verifier) replayTTL() time.Duration {
-	return max(orDefault(v.ReplayWindow, DefaultReplayWindow), v.maxAge()+MaxClockSkew)
+	return max(orDefault(v.ReplayWindow, DefaultReplayWindow), addSat(v.maxAge(), MaxClockSkew))
+}
+
+// addSat returns a+b for non-negative a and b, or the largest duration
+// when the sum would overflow.
+func addSat(a, b time.Duration) time.Duration {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 func (v *Verifier) observeStoreError(err error) {
@@ -359,8 +385,16 @@ var reasons = []struct {
 // Rejected reports whether err says the attestation itself is bad
 // (missing, malformed, not allowed, too old, already used, refused by
 // Apple), as opposed to a failure to check it (Apple unreachable, our own
-// credentials refused).
-// A server that fails open on outages should still refuse these.
+// limit, our credentials refused, the replay store): it chooses between
+// 403 and 503.
+//
+// Rejected is not the test for letting a request through. A handler that
+// fails open (under Annotate, or calling Verify itself) must refuse every
+// error for which AppleDown is false: Rejected ones, and also our own
+// limit (ErrLimited), Apple's 429, unexpected answers and replay store
+// failures, which a flood or a hostile network causes at will. Refusing
+// only what Rejected names would admit a forged header every time the
+// limit keeps it from Apple.
 func Rejected(err error) bool {
 	for _, e := range []error{ErrMissing, ErrMalformed, ErrClientStatus, ErrDevToken, ErrTooOld, ErrFuture, ErrReplay, ErrBadDeviceToken} {
 		if errors.Is(err, e) {
@@ -370,16 +404,17 @@ func Rejected(err error) bool {
 	return false
 }
 
-// AppleDown reports whether err says Apple could not be reached or failed:
-// no answer, a 5xx, or the check's time ran out waiting for Apple. These
-// are what MiddlewareOptions.WhenAppleDown can let through. Apple's 429,
-// our own limit, an unexpected answer (a redirect, a 200 with a page) and
-// Apple refusing our credentials are not "down": they are refused either
-// way, so that a flood or a hostile network cannot open the door.
+// AppleDown reports whether err says Apple is down: the call got no
+// answer, a 5xx, or ran out of time, while the Client's breaker counted
+// Apple as down (most recent attempts, each given its whole
+// AttemptTimeout, failed; see BreakerConfig): err wraps ErrAppleDown.
+// These are what MiddlewareOptions.WhenAppleDown can let through. A
+// failure while the breaker is closed is not "down", whatever its cause:
+// one request can be made to time out by its caller or by a slow replay
+// store. Apple's 429, our own limit, an unexpected answer (a redirect, a
+// 200 with a page, a certificate that does not verify) and Apple refusing
+// our credentials are never "down": they are refused either way, so that
+// a flood or a hostile network cannot open the door.
 func AppleDown(err error) bool {
-	switch Reason(err) {
-	case "network", "apple_server_error", "apple_unavailable", "timeout":
-		return true
-	}
-	return false
+	return errors.Is(err, ErrAppleDown)
 }

@@ -90,11 +90,12 @@ func TestVerifyAge(t *testing.T) {
 }
 
 func TestReason(t *testing.T) {
-	h := newHarness(t, oneAttempt)
+	h := newHarness(t, oneAttempt, downAtOnce)
 	h.apple.Respond(func(devicechecktest.Request) *devicechecktest.Response {
 		return &devicechecktest.Response{Status: 503}
 	})
 	appleErr := h.client.ValidateDeviceToken(context.Background(), []byte("x"))
+	downErr := fmt.Errorf("%w (1 of 1 attempts failed): %w", ErrAppleDown, context.DeadlineExceeded)
 	_, statusErr := Parse(`{"v":1,"s":2}`)
 	tests := []struct {
 		err      error
@@ -116,11 +117,13 @@ func TestReason(t *testing.T) {
 		{&AppleError{Status: 401, Err: ErrBadAuthorization}, "bad_authorization", false, false},
 		{&AppleError{Status: 302, Err: ErrUnexpectedResponse}, "unexpected_response", false, false},
 		{&AppleError{Status: 429, Err: ErrRateLimited}, "rate_limited", false, false},
-		{&AppleError{Status: 500, Err: ErrServerError}, "apple_server_error", false, true},
+		// An outage is "down" only while the breaker says so.
+		{&AppleError{Status: 500, Err: ErrServerError}, "apple_server_error", false, false},
 		{appleErr, "apple_unavailable", false, true},
-		{fmt.Errorf("x: %w: %w", ErrNetwork, errors.New("connection refused")), "network", false, true},
+		{fmt.Errorf("x: %w: %w", ErrNetwork, errors.New("connection refused")), "network", false, false},
 		{ErrLimited, "limited", false, false},
-		{context.DeadlineExceeded, "timeout", false, true},
+		{context.DeadlineExceeded, "timeout", false, false},
+		{downErr, "timeout", false, true},
 		{context.Canceled, "canceled", false, false},
 		{errors.New("other"), "error", false, false},
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 )
 
@@ -55,12 +54,14 @@ type Envelope struct {
 
 // ParseEnvelope parses the app-server envelope. It checks the shape and the
 // status only; decode Token with Decode. Member names are matched exactly
-// and may not repeat; members other than v, s and t are ignored.
+// and may not repeat; members other than v, s and t are ignored, and
+// their values may nest at most 32 levels deep. What it allocates is
+// bounded by a small multiple of len(s), whatever s holds.
 func ParseEnvelope(s string) (Envelope, error) {
 	if len(s) > MaxEnvelopeLen {
 		return Envelope{}, fmt.Errorf("parse envelope: %w: longer than %d bytes", ErrEnvelopeJSON, MaxEnvelopeLen)
 	}
-	members, err := objectMembers(s)
+	members, err := scanEnvelope(s)
 	if err != nil {
 		return Envelope{}, fmt.Errorf("parse envelope: %w: %v", ErrEnvelopeJSON, err)
 	}
@@ -70,13 +71,23 @@ func ParseEnvelope(s string) (Envelope, error) {
 	)
 	for _, m := range []struct {
 		name string
-		dst  any
-	}{{"v", &v}, {"s", &st}, {"t", &t}} {
-		if raw, ok := members[m.name]; ok {
-			if err := json.Unmarshal(raw, m.dst); err != nil {
-				return Envelope{}, fmt.Errorf("parse envelope: %w: %s: %v", ErrEnvelopeJSON, m.name, err)
-			}
+		raw  string
+		dst  **int
+	}{{"v", members.v, &v}, {"s", members.s, &st}} {
+		if m.raw == "" {
+			continue
 		}
+		if err := json.Unmarshal([]byte(m.raw), m.dst); err != nil {
+			return Envelope{}, fmt.Errorf("parse envelope: %w: %s: %v", ErrEnvelopeJSON, m.name, err)
+		}
+	}
+	switch raw := members.t; {
+	case raw == "", raw == "null":
+	case raw[0] != '"':
+		return Envelope{}, fmt.Errorf("parse envelope: %w: t: not a string", ErrEnvelopeJSON)
+	default:
+		tok := unquote(raw)
+		t = &tok
 	}
 	if v == nil || *v != 1 {
 		return Envelope{}, fmt.Errorf("parse envelope: %w", ErrEnvelopeVersion)
@@ -95,42 +106,6 @@ func ParseEnvelope(s string) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("parse envelope: %w: status %s with t", ErrEnvelopeToken, e.Status)
 	}
 	return e, nil
-}
-
-// objectMembers returns the members of the JSON object s by exact name. It
-// rejects anything but a single object, and repeated names, which
-// encoding/json would otherwise resolve by case-folding and last-wins
-// where other parsers (serde) differ.
-func objectMembers(s string) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(strings.NewReader(s))
-	if tok, err := dec.Token(); err != nil {
-		return nil, err
-	} else if tok != json.Delim('{') {
-		return nil, errors.New("not an object")
-	}
-	members := make(map[string]json.RawMessage)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		name := tok.(string) // Token returns only strings for member names
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, err
-		}
-		if _, dup := members[name]; dup {
-			return nil, fmt.Errorf("member %q repeated", name)
-		}
-		members[name] = raw
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the object")
-	}
-	return members, nil
 }
 
 // IsEnvelope reports whether s looks like a JSON envelope rather than a

@@ -22,8 +22,16 @@ func FuzzDecode(f *testing.F) {
 	f.Add("")
 	f.Add("v1.")
 	f.Add("v1.haFro2RldqF0xAN0b2uhZwChYqChbaA=")
+	f.Add(Prefix + b64(cat(fixmap(3), kDev, tTok, fixstr("x"), []byte{0xc6, 0xff, 0xff, 0xff, 0xff}, []byte("aaaaaaaa"))))
+	f.Add(Prefix + b64(cat(fixmap(3), kDev, tTok, fixstr("x"), []byte{0xdd, 0, 0, 0, 2, 0x91, 0xc0, 0xd4, 1, 1})))
 	f.Fuzz(func(t *testing.T, s string) {
-		v, err := Decode(s)
+		var (
+			v   Value
+			err error
+		)
+		if n := minAllocBytes(func() { v, err = Decode(s) }); n > allocBound(len(s)) {
+			t.Fatalf("Decode(%q) allocated %d bytes, more than %d for its length", s, n, allocBound(len(s)))
+		}
 		if err != nil {
 			return
 		}
@@ -55,8 +63,25 @@ func FuzzParseEnvelope(f *testing.F) {
 	f.Add(`{"v":1,"s":0,"t":"a","T":"b"}`)
 	f.Add(`{"v":1,"s":1,"x":[{"y":null}]}`)
 	f.Add(`null`)
+	f.Add(`{"\u0076":1,"s":1,"\ud83d\ude00":0,"😀":1}`)
+	f.Add(`{"v":1,"s":1,"x":[[{"y":"]"}]],"t":null}`)
+	f.Add(`{"v":1,"s":0,"t":"v1.\u0041\/"}`)
 	f.Fuzz(func(t *testing.T, s string) {
-		e, err := ParseEnvelope(s)
+		var (
+			e   Envelope
+			err error
+		)
+		if n := minAllocBytes(func() { e, err = ParseEnvelope(s) }); n > envelopeAllocBound(len(s)) {
+			t.Fatalf("ParseEnvelope(%q) allocated %d bytes, more than %d for its length", s, n, envelopeAllocBound(len(s)))
+		}
+		// The same answer as the straightforward parser it replaced, for
+		// every input that parser could take.
+		if len(s) <= MaxEnvelopeLen && checkDepth(s) == nil {
+			re, rerr := referenceParseEnvelope(s)
+			if re != e || (rerr == nil) != (err == nil) || (rerr != nil && !sameSentinel(rerr, err)) {
+				t.Fatalf("ParseEnvelope(%q) = %+v, %v; the reference parser says %+v, %v", s, e, err, re, rerr)
+			}
+		}
 		if err != nil {
 			if e != (Envelope{}) {
 				t.Fatalf("ParseEnvelope(%q) = %+v with error %v", s, e, err)

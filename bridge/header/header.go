@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -182,10 +183,7 @@ func decodePayload(raw []byte) (Value, error) {
 		case "m":
 			v.TeamID, err = decodeString(dec, r)
 		default:
-			err = dec.Skip()
-			if err != nil {
-				err = fmt.Errorf("%w: %v", ErrMsgpack, err)
-			}
+			err = skipValue(r)
 		}
 		if err != nil {
 			return Value{}, fmt.Errorf("field %q: %w", key, err)
@@ -258,6 +256,92 @@ func readStrOrBin(dec *msgpack.Decoder, r *bytes.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %v", ErrMsgpack, err)
 	}
 	return b, nil
+}
+
+// skipValue moves r past one msgpack value of any type, for a key Decode
+// does not know. Every length a header declares is checked against what
+// is left of r before anything moves, and nothing is allocated: the
+// msgpack library's Skip would allocate up to 1 MiB for a bin32 that
+// claims 4 GiB in a value of 83 bytes. Arrays and maps are walked without
+// recursion: pending counts the values still to skip, each at least a
+// byte, so it never exceeds what is left.
+func skipValue(r *bytes.Reader) error {
+	for pending := 1; pending > 0; pending-- {
+		c, err := r.ReadByte()
+		if err != nil {
+			return fmt.Errorf("%w: unknown field's value truncated", ErrMsgpack)
+		}
+		var items, skip int // values inside (array, map); bytes to skip
+		switch {
+		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+			// fixint, nil, bool: the code is the value
+		case c <= 0x8f:
+			items = 2 * int(c&0x0f)
+		case c <= 0x9f:
+			items = int(c & 0x0f)
+		case c <= 0xbf:
+			skip = int(c & 0x1f)
+		default:
+			if items, skip, err = skipSizes(c, r); err != nil {
+				return err
+			}
+		}
+		// The values still pending take a byte each at least.
+		if skip > r.Len() || pending-1+items > r.Len()-skip {
+			return fmt.Errorf("%w: unknown field declares %d bytes and %d values with %d bytes left", ErrMsgpack, skip, items, r.Len())
+		}
+		r.Seek(int64(skip), io.SeekCurrent)
+		pending += items
+	}
+	return nil
+}
+
+// skipSizes reads the length that follows code c, for skipValue: how many
+// values c's container holds, or how many bytes its body takes.
+func skipSizes(c byte, r *bytes.Reader) (items, skip int, err error) {
+	switch c {
+	case 0xcc, 0xd0: // uint8, int8
+		return 0, 1, nil
+	case 0xcd, 0xd1: // uint16, int16
+		return 0, 2, nil
+	case 0xca, 0xce, 0xd2: // float32, uint32, int32
+		return 0, 4, nil
+	case 0xcb, 0xcf, 0xd3: // float64, uint64, int64
+		return 0, 8, nil
+	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1, 2, 4, 8, 16: type byte and data
+		return 0, 1 + 1<<(c-0xd4), nil
+	}
+	var width int // bytes of the big-endian length after c
+	switch c {
+	case 0xc4, 0xc7, 0xd9:
+		width = 1
+	case 0xc5, 0xc8, 0xda, 0xdc, 0xde:
+		width = 2
+	case 0xc6, 0xc9, 0xdb, 0xdd, 0xdf:
+		width = 4
+	default: // 0xc1, never used
+		return 0, 0, fmt.Errorf("%w: unknown field has type code 0x%02x", ErrMsgpack, c)
+	}
+	if r.Len() < width {
+		return 0, 0, fmt.Errorf("%w: unknown field's length truncated", ErrMsgpack)
+	}
+	var n uint64
+	for range width {
+		b, _ := r.ReadByte()
+		n = n<<8 | uint64(b)
+	}
+	if n > uint64(r.Len())*2 { // no container or body this long fits in what is left
+		return 0, 0, fmt.Errorf("%w: unknown field declares %d with %d bytes left", ErrMsgpack, n, r.Len())
+	}
+	switch c {
+	case 0xdc, 0xdd:
+		return int(n), 0, nil
+	case 0xde, 0xdf:
+		return 2 * int(n), 0, nil
+	case 0xc7, 0xc8, 0xc9:
+		return 0, int(n) + 1, nil // the ext's type byte, then its data
+	}
+	return 0, int(n), nil
 }
 
 func decodeInt(dec *msgpack.Decoder) (int64, error) {

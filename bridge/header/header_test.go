@@ -375,8 +375,66 @@ func TestDecodeHugeLengths(t *testing.T) {
 	}
 }
 
-// TestRoundTrip checks Decode(Encode(v)) == v for random values, with
-// GeneratedAt to the millisecond in UTC, and that Encode is deterministic.
+// allocBound is the most Decode may allocate for an input of n bytes: what
+// a valid value of that length costs (about 1.6 bytes a byte: the base64
+// decoded, the token and strings copied out) with room to spare, plus a
+// constant for an error's message (more under the race detector). A
+// value crafted to make Decode allocate more than a valid one of its
+// length would let a flood of small headers take the server's memory.
+func allocBound(n int) uint64 { return 2*uint64(n) + 4096 }
+
+// TestDecodeAllocationBounded: every length a header declares is checked
+// against the bytes left before anything is skipped or allocated. An
+// unknown key whose value claims gigabytes (an 83-byte value used to make
+// Decode allocate 1 MiB) costs no more than a valid value of its length.
+func TestDecodeAllocationBounded(t *testing.T) {
+	u32 := []byte{0xff, 0xff, 0xff, 0xff}
+	pad := []byte(strings.Repeat("a", 40))
+	bomb := func(val ...[]byte) []byte { return cat(fixmap(3), kDev, tTok, fixstr("x"), cat(val...), pad) }
+	tests := []struct {
+		name string
+		raw  []byte
+		ok   bool
+	}{
+		{"bin32 claims 4 GiB", bomb([]byte{0xc6}, u32), false},
+		{"str32 claims 4 GiB", bomb([]byte{0xdb}, u32), false},
+		{"ext32 claims 4 GiB", bomb([]byte{0xc9}, u32, []byte{1}), false},
+		{"array32 claims 4 G values", bomb([]byte{0xdd}, u32), false},
+		{"map32 claims 4 G entries", bomb([]byte{0xdf}, u32), false},
+		{"bin16 claims 64 KiB", bomb([]byte{0xc5, 0xff, 0xff}), false},
+		{"array16 of arrays", bomb([]byte{0xdc, 0x00, 0x10}, bytes.Repeat([]byte{0xdc, 0xff, 0xff}, 16)), false},
+		{"nested fixarrays", cat(fixmap(3), kDev, tTok, fixstr("x"), bytes.Repeat([]byte{0x91}, 300), []byte{0xc0}), true},
+		{"array declares more values than bytes", bomb([]byte{0xdc, 0x00, 0x30}), false},
+		{"unknown value of every kind", cat(fixmap(3), kDev, tTok, fixstr("x"),
+			[]byte{0xdc, 0x00, 17, 0x01, 0xc0, 0xc2, 0xca, 0, 0, 0, 0, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0, 0xcc, 1, 0xcd, 0, 1, 0xce, 0, 0, 0, 1,
+				0xd3, 0, 0, 0, 0, 0, 0, 0, 1, 0xd4, 1, 1, 0xd8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+				0xc7, 1, 5, 0, 0xd9, 1, 'a', 0xc4, 1, 2, 0x81, 0xa1, 'a', 0x90, 0xde, 0, 0, 0xe0}), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Prefix + b64(tt.raw)
+			var err error
+			n := allocBytes(func() { _, err = Decode(s) })
+			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrMsgpack)) {
+				t.Errorf("Decode = %v, want ok %v or ErrMsgpack", err, tt.ok)
+			}
+			if n > allocBound(len(s)) {
+				t.Errorf("Decode allocated %d bytes for a %d-byte value; a valid one of that length may take %d", n, len(s), allocBound(len(s)))
+			}
+		})
+	}
+	// The bound holds for valid values of every size.
+	for _, size := range []int{1, 100, 1000, 3000, 5900} {
+		s, err := Encode(Value{Kind: KindDeviceCheck, Token: make([]byte, size), BundleID: "com.example.attestd", TeamID: "ABCDE12345"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := allocBytes(func() { Decode(s) }); n > allocBound(len(s)) {
+			t.Errorf("a valid %d-byte value: Decode allocated %d bytes, more than the bound %d", len(s), n, allocBound(len(s)))
+		}
+	}
+}
+
 // allocBytes reports how many bytes f allocates on the heap.
 func allocBytes(f func()) uint64 {
 	var before, after runtime.MemStats
@@ -386,6 +444,15 @@ func allocBytes(f func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
+// minAllocBytes is the least of three allocBytes(f): the fuzzing engine's
+// own goroutines allocate now and then while f runs, and the counter is
+// the process's.
+func minAllocBytes(f func()) uint64 {
+	return min(allocBytes(f), allocBytes(f), allocBytes(f))
+}
+
+// TestRoundTrip checks Decode(Encode(v)) == v for random values, with
+// GeneratedAt to the millisecond in UTC, and that Encode is deterministic.
 func TestRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 2000 {

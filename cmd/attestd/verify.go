@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -41,60 +42,28 @@ func init() {
 }
 
 func runVerify(ctx context.Context, s *streams, c *command, args []string) error {
-	fs := newFlagSet(s, c)
-	teamID := fs.String("team-id", "", "Apple developer team id (the JWT iss)")
-	keyID := fs.String("key-id", "", "id of the DeviceCheck key (the JWT kid)")
-	keyFile := fs.String("key", "", "the key's .p8 file (AuthKey_KEYID.p8)")
-	env := fs.String("environment", "production", "Apple environment: production, development (tokens from development-signed apps) or a base URL (https, or http to loopback)")
-	allowDev := fs.Bool("allow-dev", false, "accept tokens from the dev provider (never in production); they are sent to Apple only when --environment is a URL")
-	maxAge := fs.Duration("max-age", verify.DefaultMaxAge, "refuse tokens generated longer ago than this (0: no limit)")
-	timeout := fs.Duration("timeout", verify.DefaultTimeout, "time limit for the whole check: the replay store, Apple, retries")
-	replayRedis := fs.String("replay-redis", "", "record the token in this Redis (redis://host:port/db, rediss://…, unix:///path) and refuse it if already there, so checks in separate processes or machines accept a token once")
-	pos, err := parseInterleaved(fs, args)
+	f, err := parseVerifyFlags(s, c, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 1 {
-		return usagef("give one value, or - to read standard input")
-	}
-	keyFlags := 0
-	for _, v := range []string{*teamID, *keyID, *keyFile} {
-		if v != "" {
-			keyFlags++
-		}
-	}
-	if keyFlags != 0 && keyFlags != 3 {
-		return usagef("give all of --team-id, --key-id and --key to ask Apple, or none to only decode")
-	}
-	if *replayRedis != "" && keyFlags == 0 {
-		return usagef("--replay-redis needs --team-id, --key-id and --key: a token is recorded as used only when it is checked")
-	}
-	if *maxAge < 0 || *timeout <= 0 {
-		return usagef("--max-age must not be negative and --timeout must be positive")
-	}
-	baseURL, err := verify.EnvironmentURL(*env)
-	if err != nil {
-		return usagef("--environment: %v", err)
-	}
-	v := &verify.Verifier{AllowDev: *allowDev, MaxAge: *maxAge, Timeout: *timeout}
-	if *maxAge == 0 {
+	v := &verify.Verifier{AllowDev: f.allowDev, MaxAge: f.maxAge, Timeout: f.timeout}
+	if f.maxAge == 0 {
 		v.MaxAge = -1 // the flag's 0 is "no limit"; the Verifier's zero is its default
 	}
-	if *replayRedis != "" {
-		store, err := redisreplay.Open(*replayRedis, redisreplay.Options{})
+	// One run checks one token: a cache of its own (the process-wide
+	// default would carry over between in-process runs in tests).
+	v.Replays = verify.NewMemoryReplayCache()
+	out := &verifyOutput{}
+	if f.replayRedis != "" {
+		store, err := redisreplay.Open(f.replayRedis, redisreplay.Options{Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			return usagef("--replay-redis: %v", err)
 		}
 		defer store.Close()
 		v.Replays = store
-	} else {
-		// One run checks one token: a cache of its own (the process-wide
-		// default would carry over between in-process runs in tests).
-		v.Replays = verify.NewMemoryReplayCache()
+		out.ReplayStore = reportReplayStore(ctx, s, store, f.timeout)
 	}
-
-	out := &verifyOutput{}
-	in, err := readValue(s, firstOr(pos, ""))
+	in, err := readValue(s, f.value)
 	if err != nil && !errors.Is(err, errInputTooLong) {
 		return err
 	}
@@ -102,37 +71,116 @@ func runVerify(ctx context.Context, s *streams, c *command, args []string) error
 	switch {
 	case err != nil:
 		err = fmt.Errorf("%w: %w", verify.ErrMalformed, err)
-	case keyFlags == 0:
-		res, err = checkLocally(v, trimHeaderName(in))
-		if err == nil {
+	case !f.asks:
+		if res, err = checkLocally(v, trimHeaderName(in)); err == nil {
 			err = verify.ErrNotValidated
 		}
 	default:
-		out.Environment = baseURL
+		out.Environment = f.baseURL
 		// Local checks first: a token the policy refuses needs no key.
 		if res, err = checkLocally(v, trimHeaderName(in)); err != nil {
 			break
 		}
-		key, kerr := verify.LoadPrivateKey(*keyFile)
-		if kerr != nil {
-			out.fill(res, kerr)
+		if v.Client, err = f.client(s); err != nil {
+			out.fill(res, err)
 			out.Reason = "bad_key"
-			return printVerify(s, out, exitNotChecked, withHint(fmt.Errorf("could not check the token: %w", kerr), "%s", appleKeyHint))
+			return printVerify(s, out, exitNotChecked, withHint(fmt.Errorf("could not check the token: %w", err), "%s", appleKeyHint))
 		}
-		client, cerr := verify.NewClient(verify.Config{TeamID: *teamID, KeyID: *keyID, Key: key, BaseURL: baseURL, Timeout: *timeout})
-		if cerr != nil {
-			return cerr
-		}
-		defer client.CloseIdleConnections()
-		v.Client = client
+		defer v.Client.CloseIdleConnections()
 		res, err = v.Verify(ctx, trimHeaderName(in))
 	}
 	out.fill(res, err)
-	code := verifyExitCode(err, keyFlags != 0)
+	code := verifyExitCode(err, f.asks)
 	if code == exitNotChecked {
 		err = fmt.Errorf("could not check the token: %w", err)
 	}
-	return printVerify(s, out, code, withHint(err, "%s", verifyHint(err, *replayRedis)))
+	return printVerify(s, out, code, withHint(err, "%s", verifyHint(err, f.replayRedis)))
+}
+
+// verifyFlags is what "attestd verify" was asked to do.
+type verifyFlags struct {
+	teamID, keyID, keyFile string
+	baseURL                string
+	allowDev               bool
+	maxAge, timeout        time.Duration
+	replayRedis            string
+	value                  string // the VALUE argument; "" or "-" for standard input
+	asks                   bool   // the key flags are given: ask Apple
+}
+
+// parseVerifyFlags parses verify's command line, and the environment for
+// the flags that take secrets, and checks that they go together.
+func parseVerifyFlags(s *streams, c *command, args []string) (*verifyFlags, error) {
+	f := &verifyFlags{}
+	fs := newFlagSet(s, c)
+	fs.StringVar(&f.teamID, "team-id", "", "Apple developer team id (the JWT iss)")
+	fs.StringVar(&f.keyID, "key-id", "", "id of the DeviceCheck key (the JWT kid)")
+	fs.StringVar(&f.keyFile, "key", "", "the key's .p8 file (AuthKey_KEYID.p8)")
+	env := fs.String("environment", "production", "Apple environment: production, development (tokens from development-signed apps) or a base URL (https, or http to loopback)")
+	fs.BoolVar(&f.allowDev, "allow-dev", false, "accept tokens from the dev provider (never in production); they are sent to Apple only when --environment is a URL")
+	fs.DurationVar(&f.maxAge, "max-age", verify.DefaultMaxAge, "refuse tokens generated longer ago than this (0: no limit)")
+	fs.DurationVar(&f.timeout, "timeout", verify.DefaultTimeout, "time limit for the whole check: the replay store, Apple, retries")
+	fs.StringVar(&f.replayRedis, "replay-redis", "", "record the token in this Redis (redis://host:port/db, rediss://…, unix:///path) and refuse it if already there, so checks in separate processes or machines accept a token once")
+	secrets := bindEnv(fs, "key", "replay-redis")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := secrets.fill(s.getenv); err != nil {
+		return nil, err
+	}
+	if len(pos) > 1 {
+		return nil, usagef("give one value, or - to read standard input")
+	}
+	f.value = firstOr(pos, "")
+	keyFlags := 0
+	for _, v := range []string{f.teamID, f.keyID, f.keyFile} {
+		if v != "" {
+			keyFlags++
+		}
+	}
+	switch {
+	case keyFlags != 0 && keyFlags != 3:
+		return nil, usagef("give all of --team-id, --key-id and --key to ask Apple, or none to only decode")
+	case f.replayRedis != "" && keyFlags == 0:
+		return nil, usagef("--replay-redis needs --team-id, --key-id and --key: a token is recorded as used only when it is checked")
+	case f.maxAge < 0 || f.timeout <= 0:
+		return nil, usagef("--max-age must not be negative and --timeout must be positive")
+	}
+	f.asks = keyFlags == 3
+	if f.baseURL, err = verify.EnvironmentURL(*env); err != nil {
+		return nil, usagef("--environment: %v", err)
+	}
+	return f, nil
+}
+
+// client loads the key and makes the Client that asks Apple. A key file
+// every user can read is used all the same, with a warning.
+func (f *verifyFlags) client(s *streams) (*verify.Client, error) {
+	key, err := verify.LoadPrivateKey(f.keyFile)
+	if errors.Is(err, verify.ErrKeyReadable) {
+		fmt.Fprintf(s.err, "attestd: warning: %v\n", err)
+	} else if err != nil {
+		return nil, err
+	}
+	return verify.NewClient(verify.Config{TeamID: f.teamID, KeyID: f.keyID, Key: key, BaseURL: f.baseURL, Timeout: f.timeout})
+}
+
+// reportReplayStore reads the replay store's eviction policy, for the
+// output: a policy that may evict makes the check fail closed (its error
+// says so); one that cannot be read is a warning. A Redis that does not
+// answer is left to the check, which fails closed and says so.
+func reportReplayStore(ctx context.Context, s *streams, store *redisreplay.Store, timeout time.Duration) *replayStoreOutput {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	masters, err := store.Health(ctx)
+	if errors.Is(err, redisreplay.ErrPolicyUnknown) {
+		fmt.Fprintf(s.err, "attestd: warning: %v; make sure maxmemory-policy is noeviction on every master\n", err)
+	}
+	if len(masters) == 0 {
+		return nil
+	}
+	return &replayStoreOutput{Masters: masters}
 }
 
 // checkLocally parses in and applies v's local policy, without Apple or
@@ -169,8 +217,8 @@ func verifyExitCode(err error, asked bool) int {
 var outcomes = map[int]string{0: "valid", 1: "not_valid", exitNotValidated: "decoded_only", exitNotChecked: "not_checked"}
 
 // printVerify prints out as JSON and, unless the token is valid, what
-// went wrong (err) and its hint on standard error; it returns what makes
-// the process exit with code.
+// went wrong and a hint on standard error; it returns what makes the
+// process exit with code.
 func printVerify(s *streams, out *verifyOutput, code int, err error) error {
 	out.Outcome = outcomes[code]
 	enc := json.NewEncoder(s.out)
@@ -244,6 +292,8 @@ type verifyOutput struct {
 	Reason      string `json:"reason,omitempty"`
 	Error       string `json:"error,omitempty"`
 	Environment string `json:"environment,omitempty"`
+	// ReplayStore is what the --replay-redis store said of itself.
+	ReplayStore *replayStoreOutput `json:"replayStore,omitempty"`
 
 	Form          string `json:"form,omitempty"`
 	Status        *int   `json:"status,omitempty"`
@@ -258,6 +308,12 @@ type verifyOutput struct {
 	TeamID        string `json:"teamId,omitempty"`
 
 	Apple *appleOutput `json:"apple,omitempty"`
+}
+
+// replayStoreOutput is the Redis of --replay-redis: each master's
+// maxmemory-policy ("" when it could not be read).
+type replayStoreOutput struct {
+	Masters []redisreplay.MasterPolicy `json:"masters"`
 }
 
 // appleOutput is Apple's answer when it was not a success.
@@ -307,6 +363,8 @@ func verifyHint(err error, redisURL string) string {
 		return "the client's clock or this machine's is wrong"
 	case errors.Is(err, verify.ErrReplay):
 		return "each token is good for one check, and this one was already checked (it is in the --replay-redis store)"
+	case errors.Is(err, redisreplay.ErrEvictionPolicy):
+		return "Redis may evict the records that make a token single-use: set maxmemory-policy noeviction on every master (CONFIG SET maxmemory-policy noeviction, or your provider's parameter; see verify/README.md)"
 	case errors.Is(err, verify.ErrReplayStore):
 		return fmt.Sprintf("the replay store did not answer, and the check fails closed without it: check that Redis runs at %s", redactURL(redisURL))
 	case errors.Is(err, verify.ErrBadDeviceToken):
@@ -317,10 +375,21 @@ func verifyHint(err error, redisURL string) string {
 		return "that answer did not come from Apple's API: a proxy, a captive portal or a wrong --environment URL is in the way; nothing was validated"
 	case errors.Is(err, verify.ErrRateLimited):
 		return "Apple rate-limited this team; try again later"
-	case verify.AppleDown(err):
+	case unreachable(err):
 		return "Apple could not be asked within --timeout; check the network path to the --environment and try again"
 	}
 	return ""
+}
+
+// unreachable reports whether err says Apple did not answer, failed or
+// ran out of time. (verify.AppleDown says more: that its breaker counts
+// Apple as down, which one run of a few attempts never shows.)
+func unreachable(err error) bool {
+	switch verify.Reason(err) {
+	case "network", "apple_server_error", "apple_unavailable", "timeout":
+		return true
+	}
+	return false
 }
 
 // redactURL returns u with its password, if any, shown as "xxxxx": a

@@ -503,3 +503,95 @@ func TestVerifyReplayRedisHidesPassword(t *testing.T) {
 		}
 	}
 }
+
+// Secrets never need the command line: --key and --replay-redis also
+// come from ATTESTD_KEY / ATTESTD_REPLAY_REDIS, or from the files their
+// _FILE variables name; the command line wins, and both variables at
+// once is a usage error naming them.
+func TestVerifySecretsFromEnvironment(t *testing.T) {
+	apple, keyFlags := fakeApple(t)
+	redis := redistest.Start(t)
+	keyPath := keyFlags[5]
+	urlFile := filepath.Join(t.TempDir(), "redis-url")
+	if err := os.WriteFile(urlFile, []byte(redis.URL()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"ATTESTD_KEY": keyPath, "ATTESTD_REPLAY_REDIS_FILE": urlFile}
+	args := []string{"verify", "-", "--team-id", verifyTeamID, "--key-id", verifyKeyID, "--environment", apple.URL}
+	value := encodeValue(t, header.KindDeviceCheck, apple.IssueToken(), time.Now())
+	code, out, errOut := runCLI(t, env, value, args...)
+	if o := parseVerifyOutput(t, out); code != 0 || !o.Valid || o.ReplayStore == nil {
+		t.Fatalf("key and Redis from the environment: exit %d, %+v\n%s", code, o, errOut)
+	}
+	code, out, _ = runCLI(t, env, value, args...)
+	if o := parseVerifyOutput(t, out); code != 1 || o.Reason != "replay" {
+		t.Errorf("the same header again: exit %d, %+v; want a replay (recorded in the Redis of ATTESTD_REPLAY_REDIS_FILE)", code, o)
+	}
+	// The command line wins: a key that does not exist, given as a flag.
+	code, out, _ = runCLI(t, env, value, append(args, "--key", filepath.Join(t.TempDir(), "none.p8"))...)
+	if o := parseVerifyOutput(t, out); code != exitNotChecked || o.Reason != "bad_key" {
+		t.Errorf("--key on the command line: exit %d, %+v; want its (missing) file used", code, o)
+	}
+	env["ATTESTD_REPLAY_REDIS"] = redis.URL()
+	code, out, errOut = runCLI(t, env, value, args...)
+	if code != 2 || out != "" || !strings.Contains(errOut, "ATTESTD_REPLAY_REDIS and ATTESTD_REPLAY_REDIS_FILE are both set") {
+		t.Errorf("both variables: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// --replay-redis reports each master's maxmemory-policy; one that may
+// evict replay records fails the check closed, naming the policy and the
+// fix; one that cannot be read is a warning.
+func TestVerifyReportsEvictionPolicy(t *testing.T) {
+	apple, keyFlags := fakeApple(t)
+	for _, tt := range []struct {
+		name, policy string
+		config       []string
+		code         int
+		stderr       string
+	}{
+		{"noeviction", "noeviction", nil, 0, ""},
+		{"allkeys-lru", "allkeys-lru", []string{"maxmemory-policy allkeys-lru"}, exitNotChecked, "maxmemory-policy allkeys-lru"},
+		{"unreadable", "", []string{`rename-command INFO ""`}, 0, "attestd: warning: redis replay store: redis eviction policy could not be read"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			redis := redistest.Start(t, tt.config...)
+			value := encodeValue(t, header.KindDeviceCheck, apple.IssueToken(), time.Now())
+			code, out, errOut := runCLI(t, nil, value, append([]string{"verify", "-", "--replay-redis", redis.URL()}, keyFlags...)...)
+			o := parseVerifyOutput(t, out)
+			if code != tt.code || o.ReplayStore == nil || len(o.ReplayStore.Masters) != 1 || o.ReplayStore.Masters[0].Policy != tt.policy {
+				t.Fatalf("exit %d (want %d), output %+v\n%s", code, tt.code, o, errOut)
+			}
+			if !strings.Contains(errOut, tt.stderr) || (tt.stderr == "") != (errOut == "") {
+				t.Errorf("stderr %q, want %q", errOut, tt.stderr)
+			}
+			if code == exitNotChecked && (o.Reason != "replay_store" || !strings.Contains(errOut, "attestd: hint: Redis may evict") || len(apple.Requests()) > 0 && o.Validated) {
+				t.Errorf("policy that may evict: %+v\n%s", o, errOut)
+			}
+		})
+	}
+}
+
+// A key file every user can read is used, with a warning naming it and
+// its mode; one others can write is refused.
+func TestVerifyKeyFilePermissions(t *testing.T) {
+	apple, keyFlags := fakeApple(t)
+	keyPath := keyFlags[5]
+	for _, tt := range []struct {
+		mode   os.FileMode
+		code   int
+		stderr string
+	}{
+		{0o644, 0, "attestd: warning: " + keyPath + ": key file is readable by every user (mode 0644); chmod 600 " + keyPath},
+		{0o664, exitNotChecked, "key file is writable by group or others (mode 0664)"},
+	} {
+		if err := os.Chmod(keyPath, tt.mode); err != nil {
+			t.Fatal(err)
+		}
+		value := encodeValue(t, header.KindDeviceCheck, apple.IssueToken(), time.Now())
+		code, out, errOut := runCLI(t, nil, value, append([]string{"verify", "-"}, keyFlags...)...)
+		if o := parseVerifyOutput(t, out); code != tt.code || !strings.Contains(errOut, tt.stderr) {
+			t.Errorf("mode %v: exit %d, %+v, stderr %q; want exit %d and %q", tt.mode, code, o, errOut, tt.code, tt.stderr)
+		}
+	}
+}

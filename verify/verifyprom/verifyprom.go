@@ -16,8 +16,11 @@
 //
 // outcome is "valid", "rejected" (the attestation is bad: verify.Rejected)
 // or "not_checked" (the check could not be made); reason is verify.Reason
-// of the error, "none" when valid; code is Apple's HTTP status, "none"
-// when no answer came. Each label takes a small, fixed set of values.
+// of the error, "none" when valid; code is Apple's HTTP status when the
+// API documents it (200, 400, 401, 403, 405, 429, 500, 503), else its
+// class (1xx … 5xx), "other" for a number outside 100–599, and "none"
+// when no answer came. Each label takes a small, fixed set of values,
+// whatever an upstream sends.
 package verifyprom
 
 import (
@@ -92,11 +95,28 @@ func (c *Collector) ObserveCheck(err error, _ time.Duration) {
 
 // ObserveAppleRequest implements verify.Observer.
 func (c *Collector) ObserveAppleRequest(op string, status int, elapsed time.Duration) {
-	code := "none"
-	if status > 0 {
-		code = strconv.Itoa(status)
+	c.apple.WithLabelValues(op, codeLabel(status)).Observe(elapsed.Seconds())
+}
+
+// appleCodes are the statuses Apple's DeviceCheck API documents (and 405,
+// which it sends for a wrong method): each gets its own code label.
+var appleCodes = map[int]string{200: "200", 400: "400", 401: "401", 403: "403", 405: "405", 429: "429", 500: "500", 503: "503"}
+
+// codeLabel returns the code label for an answer's status: the status
+// itself when Apple documents it, else its class ("2xx" … "5xx"), "other"
+// for a number outside 100–599, and "none" for no answer. Whatever an
+// upstream or a proxy sends, the label takes one of at most 14 values.
+func codeLabel(status int) string {
+	if code, ok := appleCodes[status]; ok {
+		return code
 	}
-	c.apple.WithLabelValues(op, code).Observe(elapsed.Seconds())
+	switch {
+	case status == 0:
+		return "none"
+	case status >= 100 && status < 600:
+		return strconv.Itoa(status/100) + "xx"
+	}
+	return "other"
 }
 
 // ObserveRetry implements verify.Observer.

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -24,10 +25,13 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type downStore struct{}
 
-func (downStore) Add(context.Context, string, time.Duration) (bool, error) {
+func (downStore) Add(context.Context, string, string, time.Duration) (bool, error) {
 	return false, errors.New("down")
 }
-func (downStore) Remove(context.Context, string) error { return nil }
+func (downStore) Extend(context.Context, string, string, time.Duration) error {
+	return errors.New("down")
+}
+func (downStore) Remove(context.Context, string, string) error { return nil }
 
 // Each kind of event lands in its metric with the labels the package doc
 // promises, and the Collector registers cleanly.
@@ -125,5 +129,35 @@ func TestNoAnswerHasCodeNone(t *testing.T) {
 	out, _ := testutil.CollectAndFormat(m, expfmt.TypeTextPlain, "attestd_verify_apple_request_duration_seconds")
 	if !strings.Contains(string(out), `code="none"`) {
 		t.Errorf("exposition %s", out)
+	}
+}
+
+// The code label takes a small, fixed set of values, whatever status an
+// upstream (or a proxy, or an impostor) sends: Apple's documented ones,
+// a class for the rest.
+func TestCodeLabelIsBounded(t *testing.T) {
+	m := New()
+	for status := -1; status < 1200; status++ {
+		m.ObserveAppleRequest("validate_device_token", status, time.Millisecond)
+	}
+	m.ObserveAppleRequest("validate_device_token", 1<<30, time.Millisecond)
+	out, err := testutil.CollectAndFormat(m, expfmt.TypeTextPlain, "attestd_verify_apple_request_duration_seconds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "attestd_verify_apple_request_duration_seconds_count{") {
+			codes = append(codes, line[strings.Index(line, `code="`)+6:strings.Index(line, `",op=`)])
+		}
+	}
+	want := "[1xx 200 2xx 3xx 400 401 403 405 429 4xx 500 503 5xx none other]"
+	if got := fmt.Sprint(codes); got != want {
+		t.Errorf("code labels %s, want %s", got, want)
+	}
+	for status, code := range map[int]string{0: "none", 200: "200", 204: "2xx", 302: "3xx", 418: "4xx", 502: "5xx", 503: "503", 999: "other", -1: "other"} {
+		if got := codeLabel(status); got != code {
+			t.Errorf("codeLabel(%d) = %q, want %q", status, got, code)
+		}
 	}
 }

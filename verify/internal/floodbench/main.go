@@ -10,6 +10,9 @@
 //   - baseline: real users alone;
 //   - flood: plus -forged forged tokens a second, with the Client's
 //     default limits on calls to Apple;
+//   - flood, clients named: the same, with MiddlewareOptions.Client
+//     naming each request's client (50 real users, one flood), so calls
+//     to Apple are shared in turn between clients;
 //   - flood, no limits: the same flood with the Client's limits off (how
 //     verify behaved before), against a fake Apple that rate-limits the
 //     team at -apple-quota requests a second.
@@ -57,6 +60,7 @@ func main() {
 	for _, sc := range []scenario{
 		{name: "baseline (no flood)", users: *users},
 		{name: "flood, default limits", users: *users, forged: *forged},
+		{name: "flood, default limits, clients named", users: *users, forged: *forged, named: true},
 		{name: "flood, no limits (Apple quota " + fmt.Sprint(*quota) + "/s)", users: *users, forged: *forged, noLimits: true, quota: *quota},
 	} {
 		fmt.Fprintf(os.Stderr, "floodbench: %s for %v…\n", sc.name, *duration)
@@ -70,6 +74,7 @@ type scenario struct {
 	users, forged float64
 	noLimits      bool
 	quota         int
+	named         bool // MiddlewareOptions.Client names each request's client
 }
 
 // stats is what one class of request saw.
@@ -145,24 +150,14 @@ func (sc scenario) run(d, latency time.Duration) result {
 	apple.SetLatency(latency)
 	apple.SetRateLimit(sc.quota)
 	counter := &appleCounter{statuses: map[int]int{}}
-	cfg := verify.Config{TeamID: "TEAMID1234", KeyID: "ABC123DEFG", Key: key, BaseURL: apple.URL, Observer: counter}
-	if sc.noLimits {
-		cfg.RateLimit, cfg.MaxConcurrent = -1, -1
-		cfg.HTTPClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
-	}
-	client, err := verify.NewClient(cfg)
-	if err != nil {
-		panic(err)
-	}
-	defer client.CloseIdleConnections()
-	cache := verify.NewMemoryReplayCache()
-	mw := verify.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
-		verify.MiddlewareOptions{Verifier: &verify.Verifier{Client: client, Replays: cache}})
+	mw, cache, closeClient := sc.middleware(key, apple.URL, counter)
+	defer closeClient()
 
 	res := result{real: newStats(), forged: newStats()}
-	send := func(value string, s *stats) {
+	send := func(value, client string, s *stats) {
 		req := httptest.NewRequest("POST", "/api", nil)
 		req.Header.Set(verify.HeaderName, value)
+		req.Header.Set("X-Client", client)
 		rec := httptest.NewRecorder()
 		start := time.Now()
 		mw.ServeHTTP(rec, req)
@@ -203,7 +198,11 @@ func (sc scenario) run(d, latency time.Duration) result {
 		}
 	}
 	pacers.Add(2)
-	go pace(sc.users, func() { send(encode(apple.IssueToken()), res.real) })
+	var realSent atomic.Int64
+	go pace(sc.users, func() {
+		// Real users are 50 clients; the flood is one.
+		send(encode(apple.IssueToken()), fmt.Sprint("user-", realSent.Add(1)%50), res.real)
+	})
 	// Forged tokens are as long as real ones, each different: random
 	// bytes with a counter in front, so making them costs the flood
 	// little CPU on this shared machine.
@@ -213,7 +212,7 @@ func (sc scenario) run(d, latency time.Duration) result {
 		tok := slices.Clone(base)
 		n := forgedSent.Add(1)
 		binary.BigEndian.PutUint64(tok, uint64(n))
-		send(encode(tok), res.forged)
+		send(encode(tok), "flood", res.forged)
 	})
 	pacers.Wait()
 	res.forgedRate = float64(forgedSent.Load()) / d.Seconds()
@@ -225,6 +224,28 @@ func (sc scenario) run(d, latency time.Duration) result {
 	res.appleNoAnswer = int64(counter.statuses[0])
 	fmt.Fprintf(os.Stderr, "floodbench: Apple's answers by status (0: none): %v; real users %v; forged %v\n", counter.statuses, res.real.codes, res.forged.codes)
 	return res
+}
+
+// middleware returns the scenario's middleware, its Client asking the
+// fake Apple at baseURL with key, its replay cache, and what closes the
+// Client's connections.
+func (sc scenario) middleware(key *ecdsa.PrivateKey, baseURL string, counter *appleCounter) (http.Handler, *verify.MemoryReplayCache, func()) {
+	cfg := verify.Config{TeamID: "TEAMID1234", KeyID: "ABC123DEFG", Key: key, BaseURL: baseURL, Observer: counter}
+	if sc.noLimits {
+		cfg.RateLimit, cfg.MaxConcurrent = -1, -1
+		cfg.HTTPClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
+	}
+	client, err := verify.NewClient(cfg)
+	if err != nil {
+		panic(err)
+	}
+	cache := verify.NewMemoryReplayCache()
+	opts := verify.MiddlewareOptions{Verifier: &verify.Verifier{Client: client, Replays: cache}}
+	if sc.named {
+		opts.Client = func(r *http.Request) string { return r.Header.Get("X-Client") }
+	}
+	mw := verify.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }), opts)
+	return mw, cache, client.CloseIdleConnections
 }
 
 func heap() uint64 {

@@ -10,13 +10,9 @@
 package redistest
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -43,82 +39,15 @@ type Server struct {
 // nor exits; it only turns a hang into a failure.
 const readyTimeout = time.Minute
 
-// Start starts redis-server and returns once it accepts connections. The
-// server stops when the test ends, or earlier with Stop. If redis-server
-// cannot be found ($REDIS_SERVER, else PATH) or does not start, the test
-// fails with a hint saying how to install it.
-func Start(tb testing.TB) *Server {
+// Start starts redis-server on a private Unix socket and returns once it
+// accepts connections. The server stops when the test ends, or earlier
+// with Stop. If redis-server cannot be found ($REDIS_SERVER, else PATH) or
+// does not start, the test fails with a hint saying how to install it.
+// config holds extra configuration lines, e.g. "maxmemory-policy
+// allkeys-lru" (StartWith's Options.Config).
+func Start(tb testing.TB, config ...string) *Server {
 	tb.Helper()
-	bin := os.Getenv("REDIS_SERVER")
-	if bin == "" {
-		var err error
-		if bin, err = exec.LookPath("redis-server"); err != nil {
-			tb.Fatalf("redis-server not found on PATH, and the replay-store tests need a real one.\n" +
-				"Run `make test` (it installs the Debian package redis-server when missing), " +
-				"or `sudo apt-get install redis-server`, or set REDIS_SERVER to a redis-server (or valkey-server) binary.")
-		}
-	}
-	// A short directory: a Unix socket path must fit in 104–108 bytes.
-	dir, err := os.MkdirTemp("", "redis")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	s := &Server{Socket: filepath.Join(dir, "redis.sock"), done: make(chan struct{})}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s.cmd = exec.Command(bin,
-		"--port", "0", // no TCP listener at all
-		"--unixsocket", s.Socket, "--unixsocketperm", "700",
-		"--dir", dir, "--save", "", "--appendonly", "no",
-		"--daemonize", "no", "--logfile", "", "--loglevel", "notice")
-	s.cmd.Stdout, s.cmd.Stderr = pw, pw
-	s.cmd.SysProcAttr = sysProcAttr()
-	if err := s.cmd.Start(); err != nil {
-		pr.Close()
-		pw.Close()
-		tb.Fatalf("start %s: %v", bin, err)
-	}
-	pw.Close() // the child holds the only write end: EOF means it exited
-
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		signaled := false
-		for sc.Scan() {
-			s.mu.Lock()
-			if s.log.Len() < 64<<10 {
-				s.log.WriteString(sc.Text() + "\n")
-			}
-			s.mu.Unlock()
-			// "Ready to accept connections" (Redis 7.2+, Valkey) or "The
-			// server is now ready to accept connections at PATH" (7.0 with
-			// a Unix socket alone): said once the socket listens.
-			if !signaled && strings.Contains(strings.ToLower(sc.Text()), "ready to accept connections") {
-				signaled = true
-				close(ready)
-			}
-		}
-		pr.Close()
-		s.cmd.Wait()
-		close(s.done)
-	}()
-	tb.Cleanup(s.Stop)
-
-	timer := time.NewTimer(readyTimeout)
-	defer timer.Stop()
-	select {
-	case <-ready:
-		return s
-	case <-s.done:
-		tb.Fatalf("redis-server exited before it was ready:\n%s", s.Log())
-	case <-timer.C:
-		s.Stop()
-		tb.Fatalf("redis-server not ready after %v:\n%s", readyTimeout, s.Log())
-	}
-	return nil
+	return StartWith(tb, Options{Config: config})
 }
 
 // URL returns the server's address in the form go-redis's ParseURL and
