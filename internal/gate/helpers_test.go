@@ -102,7 +102,9 @@ func (a *apple) keyFile(t testing.TB) string {
 }
 
 // valid returns the envelope of a fresh token the fake issued.
-func (a *apple) valid(t testing.TB) string { return envelope(t, header.KindDeviceCheck, a.IssueToken()) }
+func (a *apple) valid(t testing.TB) string {
+	return envelope(t, header.KindDeviceCheck, a.IssueToken())
+}
 
 // forged returns the envelope of a token the fake never issued.
 func (a *apple) forged(t testing.TB) string {
