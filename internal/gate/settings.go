@@ -73,39 +73,44 @@ var ErrNoKey = errors.New("give --team-id, --key-id and --key (the DeviceCheck k
 // same, with a warning). Call closeAll when the gate has stopped: it
 // closes the replay store and the Client's idle connections. Bad values
 // are *SettingError.
-func (s Settings) Config(logger *slog.Logger) (cfg Config, closeAll func(), err error) {
+func (s Settings) Config(logger *slog.Logger) (Config, func(), error) {
 	var closers []func()
-	closeAll = func() {
+	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
 	}
-	defer func() {
-		if err != nil {
-			closeAll()
-		}
-	}()
-	cfg = Config{Header: s.Header, AllowWhenDown: s.AllowWhenDown, ShutdownGrace: s.ShutdownGrace, Logger: logger}
-	if err := s.network(&cfg); err != nil {
+	cfg, err := s.config(logger, &closers)
+	if err != nil {
+		closeAll()
 		return Config{}, nil, err
+	}
+	return cfg, closeAll, nil
+}
+
+// config is Config; what must be closed is added to closers as it opens.
+func (s Settings) config(logger *slog.Logger, closers *[]func()) (Config, error) {
+	cfg := Config{Header: s.Header, AllowWhenDown: s.AllowWhenDown, ShutdownGrace: s.ShutdownGrace, Logger: logger}
+	if err := s.network(&cfg); err != nil {
+		return Config{}, err
 	}
 	cfg.Registry = newRegistry()
 	metrics := verifyprom.New()
 	cfg.Registry.MustRegister(metrics)
 	v := &verify.Verifier{AllowDev: s.AllowDev, MaxAge: s.MaxAge, Timeout: s.Timeout, Observer: metrics}
 	if err := s.client(v, metrics, logger); err != nil {
-		return Config{}, nil, err
+		return Config{}, err
 	}
 	if v.Client != nil {
-		closers = append(closers, v.Client.CloseIdleConnections)
+		*closers = append(*closers, v.Client.CloseIdleConnections)
 	}
 	ready, closeStore, err := s.replays(v, logger)
 	if err != nil {
-		return Config{}, nil, err
+		return Config{}, err
 	}
-	closers = append(closers, closeStore)
+	*closers = append(*closers, closeStore)
 	cfg.Verifier, cfg.Ready = v, ready
-	return cfg, closeAll, nil
+	return cfg, nil
 }
 
 // network fills what comes from the network settings: the upstream, the

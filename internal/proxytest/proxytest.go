@@ -41,9 +41,19 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
+
+// TB is the part of testing.TB the package uses: a test's *testing.T or
+// *testing.B, or a program's own (a benchmark run outside "go test").
+type TB interface {
+	Helper()
+	TempDir() string
+	Fatal(args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+	Failed() bool
+}
 
 // Env is what a configuration is written for.
 type Env struct {
@@ -145,7 +155,7 @@ type launch struct {
 
 // start runs l in a new directory under tb.TempDir() and returns it ready,
 // stopped when the test ends; the test fails if it cannot start.
-func start(tb testing.TB, l launch) *Proxy {
+func start(tb TB, l launch) *Proxy {
 	tb.Helper()
 	dir := filepath.Join(tb.TempDir(), l.name)
 	if err := os.Mkdir(dir, 0o700); err != nil {
