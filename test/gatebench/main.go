@@ -23,6 +23,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -90,12 +91,15 @@ func main() {
 			}
 			logf("Apple answering after %v, %s, %v per side in %d blocks…", apl, what, set.duration, set.blocks)
 			sides := []*side{{url: direct.URL()}, {url: gated.URL()}}
+			if open {
+				sides = append(sides, &side{call: appleCall(env, key, apple.URL)})
+			}
 			for range set.blocks {
 				for _, s := range sides {
 					s.load(env, set, open)
 				}
 			}
-			printRow(apl, what, sides[0], sides[1])
+			printRow(apl, what, sides)
 		}
 	}
 	fmt.Printf("\n%d CPUs, %s, %s; the fake Apple, the upstream and the load in this process, the gate and nginx in their own.\n",
@@ -104,7 +108,9 @@ func main() {
 
 // side is one way to the upstream and what loading it measured.
 type side struct {
-	url       string
+	url string
+	// call, when set, is what one request is instead of a GET of url.
+	call      func() error
 	mu        sync.Mutex
 	latencies []time.Duration
 	elapsed   time.Duration
@@ -149,6 +155,12 @@ func (s *side) load(env *runner, set settings, open bool) {
 // request sends one request with a fresh attestation and notes its
 // latency; an answer other than 200 counts as failed.
 func (s *side) request(env *runner, client *http.Client) {
+	if s.call != nil {
+		t0 := time.Now()
+		err := s.call()
+		s.note(time.Since(t0), err != nil)
+		return
+	}
 	tok := make([]byte, 2000)
 	rand.Read(tok)
 	value, err := header.Encode(header.Value{Kind: header.KindDeviceCheck, Token: tok, GeneratedAt: time.Now(), BundleID: "com.example.app", TeamID: teamID})
@@ -161,11 +173,14 @@ func (s *side) request(env *runner, client *http.Client) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	d := time.Since(t0)
+	s.note(time.Since(t0), err != nil || resp.StatusCode != http.StatusOK)
+}
+
+func (s *side) note(d time.Duration, failed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.latencies = append(s.latencies, d)
-	if err != nil || resp.StatusCode != http.StatusOK {
+	if failed {
 		s.failed++
 	}
 }
@@ -189,20 +204,39 @@ func (s *side) String() string {
 }
 
 // printRow prints one scenario and load: both sides and what the gate
-// adds; with Apple's latency, what it adds beyond that round trip too.
-func printRow(apl time.Duration, load string, direct, gated *side) {
+// adds; with a third side, Apple's round trip alone, what the gate adds
+// beyond it too.
+func printRow(apl time.Duration, load string, sides []*side) {
+	direct, gated := sides[0], sides[1]
 	when := "at once"
 	if apl > 0 {
 		when = "after " + apl.String()
 	}
 	p50, p99 := gated.percentile(.5)-direct.percentile(.5), gated.percentile(.99)-direct.percentile(.99)
 	added := ms(p50)
-	if apl > 0 {
-		beyond := p50 - apl
-		added += fmt.Sprintf(": Apple's %v %+.2f ms (%+.1f%% of it)", apl, float64(beyond)/float64(time.Millisecond), 100*beyond.Seconds()/apl.Seconds())
+	if len(sides) > 2 {
+		trip := sides[2].percentile(.5)
+		beyond := p50 - trip
+		added += fmt.Sprintf(" = Apple's round trip %s (a Go client's p50) %+.2f ms", ms(trip), float64(beyond)/float64(time.Millisecond))
+		if apl > 0 {
+			added += fmt.Sprintf(" (%+.1f%% of it)", 100*beyond.Seconds()/trip.Seconds())
+		}
 	}
 	fmt.Printf("| %s | %s | %v | %v | %.2f× req/s, %.2f× p50 | %s | %s |\n", when, load, direct, gated,
 		gated.rps()/direct.rps(), gated.percentile(.5).Seconds()/direct.percentile(.5).Seconds(), added, ms(p99))
+}
+
+// appleCall returns one call to the fake Apple's validate_device_token
+// with a fresh token, as the gate makes it (a verify.Client, limits off).
+func appleCall(env *runner, key *ecdsa.PrivateKey, appleURL string) func() error {
+	c, err := verify.NewClient(verify.Config{TeamID: teamID, KeyID: keyID, Key: key, BaseURL: appleURL, RateLimit: -1, MaxConcurrent: -1})
+	env.check(err)
+	env.Cleanup(c.CloseIdleConnections)
+	return func() error {
+		tok := make([]byte, 2000)
+		rand.Read(tok)
+		return c.ValidateDeviceToken(context.Background(), tok)
+	}
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
