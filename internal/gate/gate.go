@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -214,13 +215,7 @@ func mounts(m map[string]http.Handler, forwardAuth bool) ([]mount, error) {
 		out = append(out, mount{pattern, h})
 	}
 	// Longest first, so the most specific pattern wins.
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if len(out[j].pattern) > len(out[i].pattern) {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
+	slices.SortFunc(out, func(a, b mount) int { return len(b.pattern) - len(a.pattern) })
 	return out, nil
 }
 

@@ -22,11 +22,15 @@ func (g *Gate) mainHandler(health bool) http.Handler {
 	proxied := g.instrument(routeProxy, g.checked)
 	notFound := g.instrument(routeNotFound, http.HandlerFunc(notFound))
 	healthPaths := g.healthHandler()
+	mounted := make([]mount, len(g.mounts))
+	for i, m := range g.mounts {
+		mounted[i] = mount{m.pattern, g.instrument(routeMount, m.h)}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
-		for _, m := range g.mounts {
+		for _, m := range mounted {
 			if matches(m.pattern, path) {
-				g.instrument(routeMount, m.h).ServeHTTP(w, r)
+				m.h.ServeHTTP(w, r)
 				return
 			}
 		}
