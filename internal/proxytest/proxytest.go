@@ -23,9 +23,11 @@
 //
 // testdata/nginx-auth-request.conf and testdata/caddy-forward-auth.Caddyfile
 // are configurations for an auth server such as "attestd gate", run by
-// this package's tests: the nginx one passes the auth server's 503 and
-// Retry-After through to the client, which nginx's auth_request alone
-// turns into a 500.
+// this package's tests and, filled in by NginxAuthRequest and
+// CaddyForwardAuth, by internal/gate's with the real gate (the README
+// shows them): the nginx one passes the auth server's 503 and Retry-After
+// through to the client, which nginx's auth_request alone turns into a
+// 500.
 package proxytest
 
 import (
