@@ -84,14 +84,6 @@ func runGate(ctx context.Context, s *streams, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	attrs := []any{"addr", ln.Addr().String(), "mode", "forward-auth"}
-	if cfg.Upstream != nil {
-		attrs[3] = "proxy"
-	}
-	if adminLn != nil {
-		attrs = append(attrs, "admin", adminLn.Addr().String())
-	}
-	logger.Info("gate: serving", attrs...)
 	return gate.Run(ctx, cfg, ln, adminLn)
 }
 

@@ -28,6 +28,14 @@ func (g *Gate) Serve(ctx context.Context, ln, admin net.Listener) error {
 		adminSrv = g.server(g.adminHandler())
 		go func() { errc <- adminSrv.Serve(admin) }()
 	}
+	attrs := []any{"addr", ln.Addr().String(), "mode", "forward-auth"}
+	if g.cfg.Upstream != nil {
+		attrs[3] = "proxy"
+	}
+	if admin != nil {
+		attrs = append(attrs, "admin", admin.Addr().String())
+	}
+	g.logger.Info("gate: serving", attrs...)
 	var failed error
 	select {
 	case <-ctx.Done():
