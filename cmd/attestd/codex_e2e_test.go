@@ -643,10 +643,10 @@ var _ stdio.ReadyWaiter = (*pool.Pool)(nil)
 // machine cannot turn a slow generation into a missed token: this test is
 // about the hold, not its bound.
 func TestCodexE2EColdTurnsAreHeld(t *testing.T) {
-	const gap = 3 * time.Second // > warm window + max age + a generation
+	const gap = 1200 * time.Millisecond // > warm window + max age + a generation
 	b := newBackend(t)
 	c := startBridgeClient(t, codexHome(t, b, false), "--provider", "dev", "--dev-latency", "300ms",
-		"--max-age", "2s", "--warm-window", "300ms", "--hold", "2s")
+		"--max-age", "700ms", "--warm-window", "100ms", "--hold", "2s")
 	thread := c.session(t.TempDir())
 	c.turn(thread, "first, cold")
 	for i := range 2 {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/attestd/attestd/internal/gate"
+	"github.com/attestd/attestd/internal/inspect"
 	"github.com/attestd/attestd/verify"
 )
 
@@ -77,7 +78,7 @@ func runGate(ctx context.Context, s *streams, c *command, args []string) error {
 	if errors.As(err, &bad) {
 		return usagef("--%v", bad)
 	} else if err != nil {
-		return withHint(err, "%s", appleKeyHint)
+		return withHint(err, "%s", inspect.AppleKeyHint)
 	}
 	defer closeAll()
 	ln, adminLn, err := gateListeners(*listen, *admin)
