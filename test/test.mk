@@ -6,6 +6,7 @@
 #   make flaky        the timing-sensitive packages FLAKY_COUNT times over,
 #                     with the race detector (BUSY=1: every core kept busy)
 #   make bench-table  the benchmark table of BENCHMARKS.md, measured now
+#   make bench-gate   what "attestd gate" adds behind nginx (BENCHMARKS.md)
 #
 # Fuzzing is not part of "make test" (CI). CI runs every committed corpus
 # deterministically: plain "go test" runs each fuzz target on its seeds and
@@ -26,12 +27,12 @@ FUZZMINIMIZETIME ?= 10s
 
 # The packages whose tests start processes, sockets or timers: where a
 # test can pass alone and fail once in twenty, or on a busy machine.
-FLAKY_PKGS  ?= ./test/reliability ./bridge/stdio ./cmd/attestd ./internal/daemon ./internal/diag ./internal/probe ./internal/logsetup ./bridge/server ./bridge/client ./bridge/pool ./bridge/socket ./bridge/provider ./verify/redisreplay ./verify/redisreplay/redistest ./internal/proxytest ./packaging/sign
+FLAKY_PKGS  ?= ./test/reliability ./bridge/stdio ./cmd/attestd ./internal/daemon ./internal/diag ./internal/probe ./internal/logsetup ./bridge/server ./bridge/client ./bridge/pool ./bridge/socket ./bridge/provider ./verify/redisreplay ./verify/redisreplay/redistest ./internal/proxytest ./internal/gate ./packaging/sign
 FLAKY_COUNT ?= 20
 FLAKY_RUN   ?= .
 BUSY        ?= 0
 
-.PHONY: fuzz fuzz-ci flaky bench-table
+.PHONY: fuzz fuzz-ci flaky bench-table bench-gate
 
 # Targets are found by name, so fuzzers added to any package join in.
 fuzz:
@@ -61,3 +62,6 @@ flaky: codex redis-server nginx caddy
 
 bench-table:
 	$(GO) run ./test/bench
+
+bench-gate: nginx
+	$(GO) run ./test/gatebench

@@ -3,7 +3,6 @@ package proxytest
 import (
 	"fmt"
 	"path/filepath"
-	"testing"
 )
 
 // StartCaddy starts Caddy with config's answer as the site blocks of its
@@ -16,13 +15,13 @@ import (
 // $XDG_CONFIG_HOME, $XDG_DATA_HOME, where it autosaves) are in env.Dir too.
 // Caddy runs as "caddy run" until the test ends. Without a caddy ($CADDY,
 // else PATH) the test fails with a hint saying how to install it.
-func StartCaddy(tb testing.TB, config func(env Env) string) *Proxy {
+func StartCaddy(tb TB, config func(env Env) string) *Proxy {
 	tb.Helper()
 	return start(tb, caddyLaunch(tb, config))
 }
 
 // caddyLaunch says how StartCaddy runs Caddy.
-func caddyLaunch(tb testing.TB, config func(env Env) string) launch {
+func caddyLaunch(tb TB, config func(env Env) string) launch {
 	tb.Helper()
 	bin, err := binary("caddy", "CADDY")
 	if err != nil {

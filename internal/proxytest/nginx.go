@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"testing"
 )
 
 // StartNginx starts nginx with config's answer as the inside of its http
@@ -15,13 +14,13 @@ import (
 // "nginx -g 'daemon off;'", one process, until the test ends. Without an
 // nginx ($NGINX, else PATH, /usr/sbin, /usr/local/sbin) the test fails
 // with a hint saying how to install it.
-func StartNginx(tb testing.TB, config func(env Env) string) *Proxy {
+func StartNginx(tb TB, config func(env Env) string) *Proxy {
 	tb.Helper()
 	return start(tb, nginxLaunch(tb, config))
 }
 
 // nginxLaunch says how StartNginx runs nginx.
-func nginxLaunch(tb testing.TB, config func(env Env) string) launch {
+func nginxLaunch(tb TB, config func(env Env) string) launch {
 	tb.Helper()
 	bin, err := binary("nginx", "NGINX", "/usr/sbin", "/usr/local/sbin")
 	if err != nil {

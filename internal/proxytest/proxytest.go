@@ -23,9 +23,11 @@
 //
 // testdata/nginx-auth-request.conf and testdata/caddy-forward-auth.Caddyfile
 // are configurations for an auth server such as "attestd gate", run by
-// this package's tests: the nginx one passes the auth server's 503 and
-// Retry-After through to the client, which nginx's auth_request alone
-// turns into a 500.
+// this package's tests and, filled in by NginxAuthRequest and
+// CaddyForwardAuth, by internal/gate's with the real gate (the README
+// shows them): the nginx one passes the auth server's 503 and Retry-After
+// through to the client, which nginx's auth_request alone turns into a
+// 500.
 package proxytest
 
 import (
@@ -41,9 +43,19 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
+
+// TB is the part of testing.TB the package uses: a test's *testing.T or
+// *testing.B, or a program's own (a benchmark run outside "go test").
+type TB interface {
+	Helper()
+	TempDir() string
+	Fatal(args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+	Failed() bool
+}
 
 // Env is what a configuration is written for.
 type Env struct {
@@ -145,7 +157,7 @@ type launch struct {
 
 // start runs l in a new directory under tb.TempDir() and returns it ready,
 // stopped when the test ends; the test fails if it cannot start.
-func start(tb testing.TB, l launch) *Proxy {
+func start(tb TB, l launch) *Proxy {
 	tb.Helper()
 	dir := filepath.Join(tb.TempDir(), l.name)
 	if err := os.Mkdir(dir, 0o700); err != nil {

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"text/template"
 	"time"
 
 	"go.uber.org/goleak"
@@ -60,6 +59,10 @@ func startAuthServer(t *testing.T) *authServer {
 		h := w.Header()
 		switch r.Header.Get("X-Test-Auth") {
 		case admit:
+			// As "attestd gate" does: every result header, even empty.
+			for _, name := range []string{"X-Attestd-Team", "X-Attestd-Bundle", "X-Attestd-Fingerprint", "X-Attestd-Age-Ms", "X-Attestd-Key-Id"} {
+				h.Set(name, "")
+			}
 			h.Set("X-Attestd-Kind", "devicecheck")
 			w.WriteHeader(http.StatusOK)
 			return
@@ -162,19 +165,7 @@ func echoWebsocket(t *testing.T, w http.ResponseWriter, r *http.Request) {
 // of upstream that ask gate ("host:port").
 func fromTemplate(t *testing.T, name, gate, upstream string) func(Env) string {
 	t.Helper()
-	text, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := template.Must(template.New(name).Parse(string(text)))
-	return func(env Env) string {
-		var b strings.Builder
-		err := tmpl.Execute(&b, map[string]any{"Listen": env.Addr, "Port": env.Port, "Gate": gate, "Upstream": upstream})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b.String()
-	}
+	return example(name, gate, upstream)
 }
 
 // deadAddr returns a loopback address nothing listens on a moment later.
@@ -268,8 +259,8 @@ func TestBinaryMissing(t *testing.T) {
 // files it writes in its directory.
 var kinds = []struct {
 	name      string
-	start     func(testing.TB, func(Env) string) *Proxy
-	launch    func(testing.TB, func(Env) string) launch
+	start     func(TB, func(Env) string) *Proxy
+	launch    func(TB, func(Env) string) launch
 	noContent func(Env) string
 	files     []string
 }{

@@ -34,3 +34,14 @@ func ExampleOpen() {
 	defer store.Close()
 	_ = &verify.Verifier{Replays: store}
 }
+
+// OpenMode takes the URL of a Redis Cluster (any of its nodes, the others
+// as addr parameters), as "attestd gate --redis-mode cluster" does.
+func ExampleOpenMode() {
+	store, err := redisreplay.OpenMode("redis://node1:6379?addr=node2:6379&addr=node3:6379", redisreplay.Cluster, redisreplay.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	_ = &verify.Verifier{Replays: store}
+}

@@ -20,6 +20,10 @@
 // and the fix, unless Options.AllowEviction accepts the risk. Health
 // reads it again for a readiness check.
 //
+// Open (one server) and OpenMode (one server, a Cluster, or a master
+// found through Sentinel) take a URL and make a client with the settings
+// this needs; New takes a client of your own:
+//
 //	rdb := redis.NewClient(&redis.Options{Addr: "redis:6379", ContextTimeoutEnabled: true, MaxRetries: -1})
 //	v := &verify.Verifier{Client: apple, Replays: redisreplay.New(rdb, redisreplay.Options{})}
 package redisreplay
@@ -29,7 +33,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -83,29 +86,15 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	return &Store{rdb: rdb, opts: opts, policy: policyState{now: time.Now}}
 }
 
-// Open connects to the Redis at rawURL (redis://[user:password@]host:port/db,
-// rediss:// for TLS, or unix:///path/to/socket) with the settings New
-// asks for, and one dial attempt per command, so that a Redis that is
-// down fails a check at once. It does not dial: the first check does.
-// Close closes the connection. Its errors never repeat the URL, which
-// may carry a password.
+// Open connects to the one Redis server at rawURL
+// (redis://[user:password@]host:port/db, rediss:// for TLS, or
+// unix:///path/to/socket) with the settings New asks for, and one dial
+// attempt per command, so that a Redis that is down fails a check at
+// once. It does not dial: the first check does. Close closes the
+// connection. Its errors never repeat the URL, which may carry a
+// password. OpenMode connects to a Cluster or through Sentinel.
 func Open(rawURL string, opts Options) (*Store, error) {
-	ro, err := redis.ParseURL(rawURL)
-	if err != nil {
-		// url.Parse's error quotes the whole URL, password included.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = fmt.Errorf("bad URL: %w", ue.Err)
-		}
-		return nil, fmt.Errorf("redis replay store: %w", err)
-	}
-	ro.ContextTimeoutEnabled = true
-	ro.MaxRetries = -1
-	ro.DialerRetries = 1      // Redis down fails the check now, not after 5 redials
-	ro.DisableIdentity = true // CLIENT SETINFO is unknown before Redis 7.2
-	s := New(redis.NewClient(ro), opts)
-	s.owned = true
-	return s, nil
+	return OpenMode(rawURL, Single, opts)
 }
 
 // Add implements verify.ReplayCache with SET key id NX PX ttl.

@@ -57,7 +57,7 @@ const portAttempts = 3
 // startTCP starts redis-server in dir on a free loopback port, with
 // nports-1 more free ports handed to extra (a cluster node's bus port),
 // choosing new ports when one was taken meanwhile.
-func startTCP(tb testing.TB, bin, dir string, nports int, extra func(ports []int) []string, config []string) *Server {
+func startTCP(tb testing.TB, bin, dir string, nports int, extra func(ports []int) []string, config []string, args ...string) *Server {
 	tb.Helper()
 	for attempt := 1; ; attempt++ {
 		ports, err := freePorts(nports)
@@ -68,7 +68,7 @@ func startTCP(tb testing.TB, bin, dir string, nports int, extra func(ports []int
 		if extra != nil {
 			conf = append(conf, extra(ports)...)
 		}
-		s, err := launch(bin, dir, append(conf, config...))
+		s, err := launch(bin, dir, append(conf, config...), args...)
 		if errors.Is(err, errPortTaken) && attempt < portAttempts {
 			continue
 		}
@@ -96,10 +96,11 @@ func stopWithTest(tb testing.TB, s *Server) {
 var errPortTaken = errors.New("port taken")
 
 // launch writes the package's configuration lines and then conf to
-// dir/redis.conf, starts redis-server with it, and returns once the server
-// says it accepts connections, or an error (wrapping errPortTaken when a
-// port was in use) with what it printed.
-func launch(bin, dir string, conf []string) (*Server, error) {
+// dir/redis.conf, starts redis-server with it and args, and returns once
+// the server says it accepts connections (a Sentinel: that it watches its
+// master), or an error (wrapping errPortTaken when a port was in use)
+// with what it printed.
+func launch(bin, dir string, conf []string, args ...string) (*Server, error) {
 	lines := append([]string{
 		"dir " + dir, `save ""`, "appendonly no",
 		"daemonize no", `logfile ""`, "loglevel notice",
@@ -113,7 +114,7 @@ func launch(bin, dir string, conf []string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, path)
+	s.cmd = exec.Command(bin, append([]string{path}, args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = pw, pw
 	s.cmd.SysProcAttr = sysProcAttr()
 	if err := s.cmd.Start(); err != nil {
@@ -142,7 +143,8 @@ func launch(bin, dir string, conf []string) (*Server, error) {
 }
 
 // read keeps the server's output (up to 64 KiB), closes ready once the
-// server says it accepts connections, and closes s.done once it exited.
+// server says it accepts connections (or, a Sentinel, that it monitors
+// its master), and closes s.done once it exited.
 func (s *Server) read(pr *os.File, ready chan struct{}) {
 	sc := bufio.NewScanner(pr)
 	signaled := false
@@ -152,7 +154,7 @@ func (s *Server) read(pr *os.File, ready chan struct{}) {
 			s.log.WriteString(sc.Text() + "\n")
 		}
 		s.mu.Unlock()
-		if !signaled && strings.Contains(strings.ToLower(sc.Text()), "ready to accept connections") {
+		if line := strings.ToLower(sc.Text()); !signaled && (strings.Contains(line, "ready to accept connections") || strings.Contains(line, "+monitor master")) {
 			signaled = true
 			close(ready)
 		}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+
+	"github.com/attestd/attestd/internal/gate"
+	"github.com/attestd/attestd/internal/inspect"
+	"github.com/attestd/attestd/verify"
+)
+
+func init() {
+	c := &command{
+		name: "gate",
+		summary: "Check attestations over HTTP beside any backend: forward-auth for nginx, Caddy, Traefik and Envoy, or a reverse proxy.\n\n" +
+			"Forward-auth (no --upstream): a proxy sends each request's headers to /auth (or below it); the answer is\n" +
+			"200 with X-Attestd-Kind, -Team, -Bundle, -Fingerprint, -Age-Ms and -Key-Id (valid), 401 (missing or\n" +
+			"malformed), 403 (refused: forged, replayed, too old, dev) or 503 with Retry-After (could not check).\n" +
+			"With --upstream every request is checked the same way and forwarded there (websockets too).\n" +
+			"/healthz, /readyz and /metrics are on --admin-listen, else (forward-auth only) on --listen.\n" +
+			"Every flag can also come from the environment, as each one says; the command line wins.\n" +
+			"SIGTERM or SIGINT: /readyz turns 503, open requests and streams get --shutdown-grace, exit 0.",
+		usage: "gate --listen ADDR [--upstream URL] [--team-id T --key-id K --key FILE] [--environment E] [--replay-redis URL [--redis-mode M]] [flags]",
+	}
+	c.run = func(ctx context.Context, s *streams, args []string) error { return runGate(ctx, s, c, args) }
+	register(c)
+}
+
+// runGate turns the flags into gate settings, opens the listeners and runs
+// the gate until a signal ends ctx.
+func runGate(ctx context.Context, s *streams, c *command, args []string) error {
+	var st gate.Settings
+	fs := newFlagSet(s, c)
+	listen := fs.String("listen", "", "the `ADDR` (host:port) to serve on; required")
+	admin := fs.String("admin-listen", "", "serve /healthz, /readyz and /metrics on this `ADDR` instead")
+	fs.StringVar(&st.Upstream, "upstream", "", "proxy mode: forward every valid request to this `URL`")
+	fs.StringVar(&st.TeamID, "team-id", "", "Apple developer team id (the JWT iss)")
+	fs.StringVar(&st.KeyID, "key-id", "", "id of the DeviceCheck key (the JWT kid)")
+	fs.StringVar(&st.KeyFile, "key", "", "the key's .p8 `FILE` (AuthKey_KEYID.p8)")
+	fs.StringVar(&st.Environment, "environment", "production", "Apple environment: production, development or a base URL (https, or http to loopback)")
+	fs.BoolVar(&st.AllowDev, "allow-dev", false, "accept tokens from the dev provider (never in production)")
+	maxAge := fs.Duration("max-age", verify.DefaultMaxAge, "refuse tokens generated longer ago than this (0: no limit)")
+	fs.DurationVar(&st.Timeout, "timeout", verify.DefaultTimeout, "time limit for one check: the replay store, Apple, retries")
+	fs.Float64Var(&st.AppleRateLimit, "apple-rate-limit", verify.DefaultRateLimit, "requests a second to Apple at most (negative: no limit)")
+	fs.IntVar(&st.AppleMaxConcurrent, "apple-max-concurrent", verify.DefaultMaxConcurrent, "requests to Apple in flight at most (negative: no bound)")
+	fs.StringVar(&st.ReplayRedis, "replay-redis", "", "keep replay records in this Redis `URL`, shared by every gate (default: this process's memory)")
+	fs.StringVar(&st.RedisMode, "redis-mode", "single", "how --replay-redis reads: single, cluster (redis://h1:p?addr=h2:p…) or sentinel (…?master_name=NAME)")
+	fs.BoolVar(&st.AllowWhenDown, "allow-when-down", false, "admit a token that passed every local check while Apple counts as down")
+	fs.StringVar(&st.ClientKey, "client-key", "remote-addr", "what names a client for the fair share of calls to Apple: remote-addr or header:NAME (from a --trusted-proxy only)")
+	fs.Func("trusted-proxy", "a `CIDR` (or address) of proxies whose forwarding headers are believed; repeat, or separate with commas", func(v string) error {
+		st.TrustedProxies = append(st.TrustedProxies, strings.Split(v, ",")...)
+		return nil
+	})
+	fs.StringVar(&st.Header, "header", verify.HeaderName, "the request header holding the attestation")
+	fs.DurationVar(&st.ShutdownGrace, "shutdown-grace", gate.DefaultShutdownGrace, "after SIGTERM, how long open requests, streams and websockets get")
+	logFlags := addLogFlags(fs, "info")
+	env := bindEnv(fs)
+	if err := parseFlagsNoArgs(fs, args); err != nil {
+		return err
+	}
+	if err := env.fill(s.getenv); err != nil {
+		return err
+	}
+	if *listen == "" {
+		return usagef("give --listen ADDR (or $ATTESTD_LISTEN)")
+	}
+	if st.MaxAge = *maxAge; st.MaxAge == 0 {
+		st.MaxAge = -1 // the flag's 0 is "no limit"; the Verifier's zero is its default
+	}
+	logger, err := logFlags.logger(s)
+	if err != nil {
+		return err
+	}
+	cfg, closeAll, err := st.Config(logger)
+	var bad *gate.SettingError
+	if errors.As(err, &bad) {
+		return usagef("--%v", bad)
+	} else if err != nil {
+		return withHint(err, "%s", inspect.AppleKeyHint)
+	}
+	defer closeAll()
+	ln, adminLn, err := gateListeners(*listen, *admin)
+	if err != nil {
+		return err
+	}
+	return gate.Run(ctx, cfg, ln, adminLn)
+}
+
+// gateListeners opens the main listener and, when asked for, the admin
+// one.
+func gateListeners(listen, admin string) (ln, adminLn net.Listener, err error) {
+	if ln, err = net.Listen("tcp", listen); err != nil {
+		return nil, nil, withHint(err, "choose another --listen address, or stop what holds it")
+	}
+	if admin != "" {
+		if adminLn, err = net.Listen("tcp", admin); err != nil {
+			ln.Close()
+			return nil, nil, withHint(err, "choose another --admin-listen address, or stop what holds it")
+		}
+	}
+	return ln, adminLn, nil
+}
