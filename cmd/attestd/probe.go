@@ -121,8 +121,8 @@ func (f probeFlags) config(s *streams) (probe.Config, error) {
 	if keyFlags == 0 {
 		return cfg, nil
 	}
-	if prov.Kind() != header.KindDeviceCheck && (baseURL == verify.Production || baseURL == verify.Development) {
-		return probe.Config{}, usagef("%s tokens are never valid with Apple: measure the lifetime with --provider devicecheck on a Mac, or point --environment at a test server", prov.Kind())
+	if prov.Name() != header.KindDeviceCheck && (baseURL == verify.Production || baseURL == verify.Development) {
+		return probe.Config{}, usagef("%s tokens are never valid with Apple: measure the lifetime with --provider devicecheck on a Mac, or point --environment at a test server", prov.Name())
 	}
 	key, err := verify.LoadPrivateKey(*f.keyFile)
 	if err != nil {

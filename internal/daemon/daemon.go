@@ -93,7 +93,7 @@ func Run(ctx context.Context, cfg Config, listeners []net.Listener) error {
 	for _, l := range listeners {
 		go func() { d.served <- d.srv.Serve(l) }()
 	}
-	cfg.Logger.Info("attestd serving", "version", cfg.Server.Version, "socket", cfg.Where, "provider", cfg.Pool.Provider.Kind(),
+	cfg.Logger.Info("attestd serving", "version", cfg.Server.Version, "socket", cfg.Where, "provider", cfg.Pool.Provider.Name(),
 		"bundleId", cfg.Pool.BundleID, "teamId", cfg.Pool.TeamID, "pid", os.Getpid())
 	if cfg.Serving != nil {
 		cfg.Serving()

@@ -135,7 +135,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		defer apple.client.CloseIdleConnections()
 	}
 
-	r := Report{Attestd: cfg.Version, Platform: runtime.GOOS + "/" + runtime.GOARCH, Provider: cfg.Provider.Kind()}
+	r := Report{Attestd: cfg.Version, Platform: runtime.GOOS + "/" + runtime.GOARCH, Provider: cfg.Provider.Name()}
 	var failures []string
 	if cfg.Count > 0 {
 		l := measureLatency(ctx, cfg.Provider, cfg.Count, cfg.Timeout, clock)
