@@ -220,3 +220,5 @@ func (l *Lazy) State() LazyState {
 	return LazyState{Started: l.p != nil, Starting: l.running != nil, Err: l.err,
 		At: l.errAt, Attempts: l.attempts, RetryAt: l.retryAt}
 }
+
+var _ Starter = (*Lazy)(nil)

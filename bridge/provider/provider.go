@@ -122,6 +122,14 @@ func DCErrorCodeOf(err error) (int, bool) {
 	return 0, false
 }
 
+// Starter is implemented by a provider with work of its own to start
+// (Lazy, the App Attest provider): the daemon starts it once it has taken
+// its socket. The channel is closed when the attempt (or first round)
+// begun ends.
+type Starter interface {
+	Start() <-chan struct{}
+}
+
 // Ahead is implemented by a provider that decides how many of its answers
 // a pool makes ahead of need. A pool without it keeps what demand asks
 // for; DeviceCheck tokens take hundreds of milliseconds, so they must be

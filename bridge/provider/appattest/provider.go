@@ -183,6 +183,7 @@ var (
 	_ provider.Provider          = (*Provider)(nil)
 	_ provider.Ahead             = (*Provider)(nil)
 	_ provider.AppAttestReporter = (*Provider)(nil)
+	_ provider.Starter           = (*Provider)(nil)
 )
 
 // New returns a Provider; nothing runs before Start or the first
