@@ -22,22 +22,20 @@ import (
 	"github.com/attestd/attestd/bridge/socket"
 	"github.com/attestd/attestd/bridge/stdio"
 	"github.com/attestd/attestd/internal/appattestsim"
+	"github.com/attestd/attestd/internal/appattestsim/regtest"
 	"github.com/attestd/attestd/internal/daemon"
 )
 
 const patience = 20 * time.Second
 
-// kindOf returns a header value's kind: "aa" (decoded privately until
-// bridge/header knows it) or what header.Decode says.
+// kindOf returns a header value's kind.
 func kindOf(t *testing.T, value string) string {
 	t.Helper()
-	if v, err := header.Decode(value); err == nil {
-		return v.Kind
+	k := regtest.Kind(value)
+	if k == "" {
+		t.Fatalf("value %q is neither a known kind nor aa", value)
 	}
-	if _, err := decodeAA(value); err != nil {
-		t.Fatalf("value %q is neither a known kind nor aa: %v", value, err)
-	}
-	return provider.KindAppAttest
+	return k
 }
 
 // runDaemon runs the daemon with p on a fresh socket until the test ends,
@@ -91,8 +89,8 @@ func token(t *testing.T, cl *client.Client) string {
 // requested and checked in the opposite order; status says so.
 func TestThroughTheDaemonSocket(t *testing.T) {
 	t.Parallel()
-	srv := newRegServer(t)
-	srv.set(func(s *regServer) { s.down = true })
+	srv := regtest.New(t, appID)
+	srv.SetDown(true)
 	s, w := newSim(t, srv, nil)
 	path := runDaemon(t, s)
 	cl := client.New(path)
@@ -105,7 +103,7 @@ func TestThroughTheDaemonSocket(t *testing.T) {
 	if err != nil || st.Provider != appattestsim.Name || st.Pool.AppAttest == nil || st.Pool.AppAttest.Registered {
 		t.Fatalf("status %+v, %v", st, err)
 	}
-	srv.set(func(s *regServer) { s.down = false })
+	srv.SetDown(false)
 	w.waitLog(t, logRegistered)
 
 	// Development tokens made ahead may still be ready: they come first.
@@ -134,7 +132,7 @@ func TestThroughTheDaemonSocket(t *testing.T) {
 	}
 	slices.Reverse(values)
 	for i, v := range values {
-		if _, err := srv.check(v); err != nil {
+		if _, err := srv.Check(v); err != nil {
 			t.Fatalf("value %d: %v", i, err)
 		}
 	}
@@ -152,7 +150,7 @@ func TestOnDemandAndReady(t *testing.T) {
 	for _, ready := range []int{0, 2} {
 		t.Run(fmt.Sprintf("ready %d", ready), func(t *testing.T) {
 			t.Parallel()
-			srv := newRegServer(t)
+			srv := regtest.New(t, appID)
 			s, w := newSim(t, srv, func(c *appattestsim.Config) { c.Latency, c.Ready = 15*time.Millisecond, ready })
 			s.Start()
 			w.waitLog(t, logRegistered)
@@ -175,7 +173,7 @@ func TestOnDemandAndReady(t *testing.T) {
 				if err != nil || kindOf(t, v) != provider.KindAppAttest {
 					t.Fatalf("Token = %q, %v", v, err)
 				}
-				if _, err := srv.check(v); err != nil {
+				if _, err := srv.Check(v); err != nil {
 					t.Fatal(err)
 				}
 				return
@@ -184,7 +182,7 @@ func TestOnDemandAndReady(t *testing.T) {
 			if !ok || kindOf(t, v) != provider.KindAppAttest {
 				t.Fatalf("TryToken = %q, %v", v, ok)
 			}
-			if _, err := srv.check(v); err != nil {
+			if _, err := srv.Check(v); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -221,7 +219,7 @@ func (c *childPipe) Close() error { return nil }
 // registered key in any order.
 func TestThroughTheBridge(t *testing.T) {
 	t.Parallel()
-	srv := newRegServer(t)
+	srv := regtest.New(t, appID)
 	s, w := newSim(t, srv, nil)
 	s.Start()
 	w.waitLog(t, logRegistered)
@@ -260,7 +258,7 @@ func TestThroughTheBridge(t *testing.T) {
 	}
 	slices.Reverse(values)
 	for i, v := range values {
-		if _, err := srv.check(v); err != nil {
+		if _, err := srv.Check(v); err != nil {
 			t.Fatalf("value %d: %v", i, err)
 		}
 	}

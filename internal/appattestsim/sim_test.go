@@ -13,11 +13,14 @@ import (
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/bridge/provider/appattest"
 	"github.com/attestd/attestd/internal/appattestsim"
+	"github.com/attestd/attestd/internal/appattestsim/regtest"
 	vappattest "github.com/attestd/attestd/verify/appattest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const appID = "ABCDE12345.dev.attestd.sim"
 
 // The log lines the tests wait for: the provider's events.
 const (
@@ -65,7 +68,7 @@ func fast(c *appattest.Config) {
 
 // newSim returns a simulated provider registering with srv, and the
 // watch on its log.
-func newSim(t *testing.T, srv *regServer, change func(c *appattestsim.Config)) (*appattestsim.Sim, logWatch) {
+func newSim(t *testing.T, srv *regtest.Server, change func(c *appattestsim.Config)) (*appattestsim.Sim, logWatch) {
 	t.Helper()
 	w := logWatch{msgs: make(chan string, 256)}
 	cfg := appattestsim.Config{AppID: appID, Server: srv.URL, Logger: slog.New(w), Provider: fast}
@@ -105,10 +108,10 @@ func encode(t *testing.T, a provider.Answer) string {
 // once only.
 func TestSimRegistersWithARealCheck(t *testing.T) {
 	t.Parallel()
-	srv := newRegServer(t)
+	srv := regtest.New(t, appID)
 	s, w := newSim(t, srv, nil)
 	s.Start()
-	key := srv.expect(t, "register", "")
+	key := srv.Expect(t, "register", "")
 	w.waitLog(t, logRegistered)
 	var values []string
 	for range 6 {
@@ -120,12 +123,12 @@ func TestSimRegistersWithARealCheck(t *testing.T) {
 	}
 	slices.Reverse(values) // out of order
 	for i, v := range values {
-		id, err := srv.check(v)
+		id, err := srv.Check(v)
 		if err != nil || id != key {
 			t.Fatalf("value %d: key %s, %v; want %s", i, id, err, key)
 		}
 	}
-	if _, err := srv.check(values[2]); !errors.Is(err, vappattest.ErrReplay) {
+	if _, err := srv.Check(values[2]); !errors.Is(err, vappattest.ErrReplay) {
 		t.Fatalf("a value checked twice: %v, want a replay", err)
 	}
 	st := s.AppAttestStatus()
@@ -141,8 +144,8 @@ func TestSimRegistersWithARealCheck(t *testing.T) {
 // answers are development tokens; once it is up, App Attest.
 func TestSimServerDownMeansDevTokens(t *testing.T) {
 	t.Parallel()
-	srv := newRegServer(t)
-	srv.set(func(s *regServer) { s.down = true })
+	srv := regtest.New(t, appID)
+	srv.SetDown(true)
 	s, w := newSim(t, srv, nil)
 	<-s.Start()
 	w.waitLog(t, logFailed)
@@ -154,9 +157,9 @@ func TestSimServerDownMeansDevTokens(t *testing.T) {
 	if st := s.AppAttestStatus(); st.Registered || st.LastError == nil || st.LastError.Message == "" {
 		t.Fatalf("status while down: %+v", st)
 	}
-	srv.set(func(s *regServer) { s.down = false })
+	srv.SetDown(false)
 	w.waitLog(t, logRegistered)
-	if _, err := srv.check(encode(t, generate(t, s))); err != nil {
+	if _, err := srv.Check(encode(t, generate(t, s))); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -166,21 +169,21 @@ func TestSimServerDownMeansDevTokens(t *testing.T) {
 // accepted.
 func TestSimRevokedKey(t *testing.T) {
 	t.Parallel()
-	srv := newRegServer(t)
+	srv := regtest.New(t, appID)
 	s, w := newSim(t, srv, func(c *appattestsim.Config) {
 		c.Provider = func(c *appattest.Config) { fast(c); c.CheckEvery = 30 * time.Millisecond }
 	})
 	s.Start()
-	old := srv.expect(t, "register", "")
+	old := srv.Expect(t, "register", "")
 	w.waitLog(t, logRegistered)
 	oldValue := encode(t, generate(t, s))
-	srv.set(func(s *regServer) { s.keys[old].status = "revoked" })
+	srv.Revoke(old)
 	w.waitLog(t, logRevoked)
 	w.waitLog(t, logRegistered)
-	if _, err := srv.check(oldValue); err == nil {
+	if _, err := srv.Check(oldValue); err == nil {
 		t.Fatal("the revoked key's assertion was accepted")
 	}
-	id, err := srv.check(encode(t, generate(t, s)))
+	id, err := srv.Check(encode(t, generate(t, s)))
 	if err != nil || id == old {
 		t.Fatalf("after the revocation: key %s, %v", id, err)
 	}
@@ -193,20 +196,20 @@ func TestSimRevokedKey(t *testing.T) {
 // registered again.
 func TestSimUnknownKey(t *testing.T) {
 	t.Parallel()
-	srv := newRegServer(t)
+	srv := regtest.New(t, appID)
 	s, w := newSim(t, srv, func(c *appattestsim.Config) {
 		c.Provider = func(c *appattest.Config) { fast(c); c.CheckEvery = 30 * time.Millisecond }
 	})
 	s.Start()
-	key := srv.expect(t, "register", "")
+	key := srv.Expect(t, "register", "")
 	w.waitLog(t, logRegistered)
-	srv.set(func(s *regServer) { clear(s.keys) })
+	srv.Forget()
 	w.waitLog(t, logUnknown)
-	if again := srv.expect(t, "register", ""); again != key {
+	if again := srv.Expect(t, "register", ""); again != key {
 		t.Fatalf("registered %s again, want the same key %s", again, key)
 	}
 	w.waitLog(t, logRegistered)
-	if id, err := srv.check(encode(t, generate(t, s))); err != nil || id != key {
+	if id, err := srv.Check(encode(t, generate(t, s))); err != nil || id != key {
 		t.Fatalf("key %s, %v", id, err)
 	}
 }
@@ -215,20 +218,20 @@ func TestSimUnknownKey(t *testing.T) {
 // request with a development token and makes a new key.
 func TestSimInvalidKey(t *testing.T) {
 	t.Parallel()
-	srv := newRegServer(t)
+	srv := regtest.New(t, appID)
 	s, w := newSim(t, srv, nil)
 	s.Start()
-	old := srv.expect(t, "register", "")
+	old := srv.Expect(t, "register", "")
 	w.waitLog(t, logRegistered)
 	s.Service.Invalidate(old)
 	if a := generate(t, s); a.Kind != header.KindDev {
 		t.Fatalf("with an invalid key: kind %q", a.Kind)
 	}
-	if neu := srv.expect(t, "register", ""); neu == old {
+	if neu := srv.Expect(t, "register", ""); neu == old {
 		t.Fatal("the invalid key was registered again")
 	}
 	w.waitLog(t, logRegistered)
-	if _, err := srv.check(encode(t, generate(t, s))); err != nil {
+	if _, err := srv.Check(encode(t, generate(t, s))); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -237,7 +240,7 @@ func TestSimInvalidKey(t *testing.T) {
 // assertion timeout is answered by the fallback, and counted.
 func TestSimAssertionTimeout(t *testing.T) {
 	t.Parallel()
-	srv := newRegServer(t)
+	srv := regtest.New(t, appID)
 	s, w := newSim(t, srv, func(c *appattestsim.Config) {
 		c.Latency = 100 * time.Millisecond
 		c.Fallback = provider.Dev{}
