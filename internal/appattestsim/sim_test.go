@@ -63,7 +63,7 @@ func (w logWatch) waitLog(t *testing.T, prefix string) {
 
 // fast makes the provider's background work quick for tests.
 func fast(c *appattest.Config) {
-	c.BackoffMin, c.BackoffMax, c.CallTimeout = 5*time.Millisecond, 20*time.Millisecond, 5*time.Second
+	c.BackoffMin, c.BackoffMax, c.CallTimeout = 5*time.Millisecond, 20*time.Millisecond, 20*time.Second
 }
 
 // newSim returns a simulated provider registering with srv, and the
@@ -227,8 +227,12 @@ func TestSimInvalidKey(t *testing.T) {
 	if a := generate(t, s); a.Kind != header.KindDev {
 		t.Fatalf("with an invalid key: kind %q", a.Kind)
 	}
-	if neu := srv.Expect(t, "register", ""); neu == old {
-		t.Fatal("the invalid key was registered again")
+	// The old key's registration may be seen again (a first attempt whose
+	// answer came too late on a loaded machine); the new key's must come.
+	for i := 0; srv.Expect(t, "register", "") == old; i++ {
+		if i == 10 {
+			t.Fatal("the invalid key was registered again and again, no new key")
+		}
 	}
 	w.waitLog(t, logRegistered)
 	if _, err := srv.Check(encode(t, generate(t, s))); err != nil {
