@@ -167,10 +167,12 @@ func (s *Service) wait(ctx context.Context, op darwin.AppAttestOp) error {
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return nil
+		if ctx.Err() == nil { // both ready: a late answer is dropped, as darwin drops it
+			return nil
+		}
 	case <-ctx.Done():
-		return &provider.Error{Reason: provider.ReasonTimeout, Msg: "appattest " + string(op) + " (simulated)", Err: ctx.Err()}
 	}
+	return &provider.Error{Reason: provider.ReasonTimeout, Msg: "appattest " + string(op) + " (simulated)", Err: ctx.Err()}
 }
 
 // Keys is the simulator's key store, in memory: the Keychain item of a
