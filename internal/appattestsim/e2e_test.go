@@ -56,7 +56,7 @@ func runDaemon(t *testing.T, p provider.Provider) string {
 	done := make(chan error, 1)
 	go func() {
 		done <- daemon.Run(ctx, daemon.Config{Pool: pool.Config{Provider: p, BundleID: "dev.attestd.sim", TeamID: "ABCDE12345"},
-			Server: server.Config{Version: "test", Deadline: 2 * time.Second}}, []net.Listener{l})
+			Server: server.Config{Version: "test", Deadline: 10 * time.Second}}, []net.Listener{l})
 	}()
 	t.Cleanup(func() {
 		cancel()
