@@ -12,7 +12,9 @@
 //
 //   - starts the service once (darwin.NewAppAttest, which checks the GUI
 //     session and isSupported); a start refused with reason unsupported
-//     is final, any other failure is retried;
+//     is final, any other failure is retried; a start that has not
+//     returned after CallTimeout fails the round and is waited for again
+//     (never begun twice), so it holds up neither requests nor Close;
 //   - reads the key id from the store once; none (or a value that is not
 //     a key id) makes a new key, whose id is stored at once (a store that
 //     refuses it is tried again every round; the key works meanwhile);

@@ -189,10 +189,7 @@ func (p *Provider) ensureService() error {
 	if has {
 		return nil
 	}
-	svc, err := p.cfg.Start()
-	if err == nil && svc == nil {
-		err = errors.New("starting App Attest returned no service")
-	}
+	svc, err := p.startService()
 	now := p.cfg.Clock.Now()
 	p.mu.Lock()
 	if err == nil {
@@ -211,6 +208,49 @@ func (p *Provider) ensureService() error {
 			"fallback", p.cfg.Fallback.Name(), "err", err, "hint", hint.Of(err))
 	}
 	return fmt.Errorf("start App Attest: %w", err)
+}
+
+// startResult is what Config.Start returned.
+type startResult struct {
+	svc Service
+	err error
+}
+
+// startService calls Config.Start on a goroutine of its own and waits for
+// it up to CallTimeout: a start that hangs (isSupported is a system call)
+// must neither hold up Close nor be started twice. A start still running
+// is waited for again next round; its result counts whenever it comes.
+func (p *Provider) startService() (Service, error) {
+	if p.starting == nil {
+		ch := make(chan startResult, 1)
+		p.starting = ch
+		go func() {
+			var r startResult
+			defer func() {
+				if v := recover(); v != nil {
+					r = startResult{err: &provider.Error{Reason: provider.ReasonProviderError, Msg: fmt.Sprintf("starting App Attest panicked: %v", v)}}
+				}
+				ch <- r
+			}()
+			r.svc, r.err = p.cfg.Start()
+			if r.err == nil && r.svc == nil {
+				r.err = errors.New("starting App Attest returned no service")
+			}
+		}()
+	}
+	t := time.NewTimer(p.cfg.CallTimeout) // the real clock: it bounds a real call
+	defer t.Stop()
+	select {
+	case r := <-p.starting:
+		p.starting = nil
+		return r.svc, r.err
+	case <-t.C:
+		return nil, &provider.Error{Reason: provider.ReasonProviderError,
+			Msg:      fmt.Sprintf("starting App Attest has not returned after %v", p.cfg.CallTimeout),
+			HintText: "run \"attestd selftest\" to see whether isSupported hangs on this Mac"}
+	case <-p.ctx.Done():
+		return nil, p.ctx.Err()
+	}
 }
 
 // loadKey reads the key id from the key store; none (or one not in App

@@ -167,8 +167,9 @@ type Provider struct {
 	started   chan struct{} // closed when the first round of background work ends
 	ctx       context.Context
 	cancel    context.CancelFunc
-	done      chan struct{} // closed when the background work has stopped
-	wake      chan struct{} // buffered 1: check the key now
+	done      chan struct{}    // closed when the background work has stopped
+	wake      chan struct{}    // buffered 1: check the key now
+	starting  chan startResult // a start in progress; the background work's alone
 
 	mu    sync.Mutex
 	st    state

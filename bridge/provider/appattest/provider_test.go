@@ -413,3 +413,45 @@ func TestConfigRefused(t *testing.T) {
 	}
 	p.Close() // never started
 }
+
+// TestStartThatHangs: a start that does not return fails the round after
+// CallTimeout, is not begun twice, and counts once it returns.
+func TestStartThatHangs(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	starts := 0
+	r := newRig(t, func(c *Config, r *rig) {
+		c.CallTimeout = 20 * time.Millisecond
+		c.Start = func() (Service, error) {
+			starts++
+			<-release
+			return r.svc, nil
+		}
+	})
+	d := r.start()
+	if err := r.lastErr(); provider.ReasonOf(err) != provider.ReasonProviderError || r.answer().Kind != header.KindDev {
+		t.Fatalf("after a hung start: %v", err)
+	}
+	close(release)
+	r.after(d)
+	checkAssertion(t, r.answer(), r.svc.keysMade()[0])
+	if starts != 1 {
+		t.Fatalf("Start ran %d times", starts)
+	}
+}
+
+// TestCloseDuringAHungStart: Close returns while the start hangs.
+func TestCloseDuringAHungStart(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	defer close(release)
+	started := make(chan struct{})
+	p, err := New(Config{Start: func() (Service, error) { close(started); <-release; return nil, errors.New("late") },
+		Keys: &memKeys{}, Server: "http://127.0.0.1:1", Fallback: provider.Dev{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	<-started
+	p.Close() // does not wait for Start
+}
