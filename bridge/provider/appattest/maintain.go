@@ -204,8 +204,12 @@ func (p *Provider) ensureService() error {
 	}
 	p.mu.Unlock()
 	if unsupported {
+		h := hint.Of(err)
+		if h == "" {
+			h = "App Attest works on macOS 27 or later, in a helper whose profile grants it; --provider appattest-sim runs anywhere"
+		}
 		p.cfg.Logger.Info("App Attest is not available here; the fallback answers every request",
-			"fallback", p.cfg.Fallback.Name(), "err", err, "hint", hint.Of(err))
+			"fallback", p.cfg.Fallback.Name(), "err", err, "hint", h)
 	}
 	return fmt.Errorf("start App Attest: %w", err)
 }
