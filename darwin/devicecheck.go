@@ -109,8 +109,8 @@ func newDeviceCheckWith(n dcNative, opts DeviceCheckOptions) (*deviceCheck, erro
 		observe: opts.OnCompletion}, nil
 }
 
-// Kind implements provider.Provider.
-func (d *deviceCheck) Kind() string { return header.KindDeviceCheck }
+// Name implements provider.Provider: the kind of its tokens, "dc".
+func (d *deviceCheck) Name() string { return header.KindDeviceCheck }
 
 // dcResult is what the completion handler delivers.
 type dcResult struct {
@@ -121,7 +121,16 @@ type dcResult struct {
 
 // Generate implements provider.Provider: one generateToken call, bounded by
 // ctx and the provider's timeout (serialCalls).
-func (d *deviceCheck) Generate(ctx context.Context) ([]byte, error) {
+func (d *deviceCheck) Generate(ctx context.Context) (provider.Answer, error) {
+	tok, err := d.token(ctx)
+	if err != nil {
+		return provider.Answer{}, err
+	}
+	return provider.Answer{Kind: header.KindDeviceCheck, Token: tok}, nil
+}
+
+// token makes one generateToken call.
+func (d *deviceCheck) token(ctx context.Context) ([]byte, error) {
 	r, err := await(ctx, d.calls, func(deliver func(dcResult)) error {
 		return d.native.request(func(r dcResult) {
 			if d.observe != nil {

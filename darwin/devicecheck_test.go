@@ -159,8 +159,8 @@ type genResult struct {
 func generateAsync(ctx context.Context, d *deviceCheck) <-chan genResult {
 	ch := make(chan genResult, 1)
 	go func() {
-		tok, err := d.Generate(ctx)
-		ch <- genResult{tok, err}
+		ans, err := d.Generate(ctx)
+		ch <- genResult{ans.Token, err}
 	}()
 	return ch
 }
@@ -195,8 +195,8 @@ func TestGenerate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFake()
 			d := newTestProvider(t, f, time.Minute)
-			if d.Kind() != header.KindDeviceCheck {
-				t.Errorf("Kind = %q", d.Kind())
+			if d.Name() != header.KindDeviceCheck {
+				t.Errorf("Name = %q", d.Name())
 			}
 			res := generateAsync(context.Background(), d)
 			f.next(t)(tt.token, tt.err)
@@ -370,8 +370,8 @@ func TestGenerateSerializes(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tok, err := d.Generate(context.Background())
-			if err == nil && len(tok) == 0 {
+			ans, err := d.Generate(context.Background())
+			if err == nil && (len(ans.Token) == 0 || ans.Kind != header.KindDeviceCheck) {
 				err = errors.New("empty token")
 			}
 			errs <- err

@@ -24,13 +24,13 @@ func ExampleNewDeviceCheck() {
 		fmt.Println(provider.ReasonOf(err), hint.Of(err))
 		return
 	}
-	token, err := p.Generate(context.Background())
+	ans, err := p.Generate(context.Background())
 	if err != nil {
 		code, ok := provider.DCErrorCodeOf(err) // Apple's DCError code, if any
 		fmt.Println(provider.ReasonOf(err), code, ok)
 		return
 	}
-	fmt.Println("token", header.Fingerprint(token)) // never log the token itself
+	fmt.Println(ans.Kind, "token", header.Fingerprint(ans.Token)) // never log the token itself
 }
 
 // Serving launchd's socket, or falling back to a socket of one's own when

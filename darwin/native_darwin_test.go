@@ -80,10 +80,11 @@ func TestNativeGenerateUnsigned(t *testing.T) {
 		}
 		t.Skipf("DeviceCheck unsupported here: %v", err)
 	}
-	if p.Kind() != header.KindDeviceCheck {
-		t.Errorf("Kind = %q", p.Kind())
+	if p.Name() != header.KindDeviceCheck {
+		t.Errorf("Name = %q", p.Name())
 	}
-	token, err := p.Generate(context.Background())
+	ans, err := p.Generate(context.Background())
+	token := ans.Token
 	if err == nil {
 		t.Fatalf("an unsigned test binary (%v) got a %d-byte token (fingerprint %s); expected DeviceCheck to refuse it",
 			sig, len(token), header.Fingerprint(token))

@@ -186,6 +186,8 @@ type Pool struct {
 	lastErr    error
 	lastErrAt  time.Time
 	counters   protocol.PoolCounters
+	lastKind   string            // the kind of the last value handed out
+	servedKind map[string]uint64 // values handed out, per kind
 	closed     bool
 
 	wake    chan struct{} // buffered 1: the loop has something to look at
@@ -199,6 +201,7 @@ type Pool struct {
 
 type entry struct {
 	value       string
+	kind        string
 	generatedAt time.Time
 }
 
@@ -336,8 +339,18 @@ func (p *Pool) takeReadyLocked(now time.Time) (string, bool) {
 	p.ready[0] = entry{}
 	p.ready = p.ready[1:]
 	p.counters.Requests++
-	p.counters.Served++
+	p.servedLocked(e.kind)
 	return e.value, true
+}
+
+// servedLocked counts a value of kind handed out.
+func (p *Pool) servedLocked(kind string) {
+	p.counters.Served++
+	p.lastKind = kind
+	if p.servedKind == nil {
+		p.servedKind = map[string]uint64{}
+	}
+	p.servedKind[kind]++
 }
 
 // Warm asks the pool to have Size tokens ready and stay warm, as a
@@ -386,7 +399,7 @@ func (p *Pool) loop() {
 		p.dropExpiredLocked(now)
 		wait := time.Duration(-1)
 		start := false
-		want, fresh := p.demand.target(now, &p.cfg), p.freshLocked(now, p.cfg.RefreshAhead)
+		want, fresh := p.targetLocked(now), p.freshLocked(now, p.cfg.RefreshAhead)
 		needed := p.queues.n > 0 || fresh < want ||
 			p.readyWait.n > 0 && p.freshLocked(now, p.cfg.ReadyMargin) == 0
 		if needed && !p.generating {
@@ -438,20 +451,38 @@ func minWait(a, b time.Duration) time.Duration {
 	return a
 }
 
-// generate makes one token and hands it to the next waiting request or
+// targetLocked is how many fresh values the pool keeps ready now: what
+// demand asks for, shaped by a provider that makes its answers on demand
+// (provider.Ahead).
+func (p *Pool) targetLocked(now time.Time) int {
+	want := p.demand.target(now, &p.cfg)
+	if a, ok := p.cfg.Provider.(provider.Ahead); ok && want > 0 {
+		want = min(max(a.Ahead(want), 0), want)
+	}
+	return want
+}
+
+// onDemand reports whether the provider makes its answers in time for
+// each request just now, so that none need be made ahead.
+func (p *Pool) onDemand() bool {
+	a, ok := p.cfg.Provider.(provider.Ahead)
+	return ok && a.Ahead(p.cfg.Size) == 0
+}
+
+// generate makes one value and hands it to the next waiting request or
 // the ready set. start is when the loop decided to make it. It runs on the
 // loop goroutine only.
 func (p *Pool) generate(start time.Time) {
 	ctx := newGenCtx(p.ctx, p.cfg.GenerateTimeout)
-	raw, err := safeGenerate(ctx, p.cfg.Provider)
+	ans, err := safeGenerate(ctx, p.cfg.Provider)
 	ctx.cancel()
 	now := p.cfg.Clock.Now()
 	var value string
 	if err == nil {
-		value, err = header.Encode(header.Value{
-			Kind: p.cfg.Provider.Kind(), Token: raw, GeneratedAt: now,
-			BundleID: p.cfg.BundleID, TeamID: p.cfg.TeamID,
-		})
+		if ans.GeneratedAt.IsZero() {
+			ans.GeneratedAt = now
+		}
+		value, err = ans.Encode(p.cfg.BundleID, p.cfg.TeamID)
 	}
 	took := now.Sub(start)
 
@@ -478,17 +509,17 @@ func (p *Pool) generate(start time.Time) {
 	p.retryAt = time.Time{}
 	p.counters.Generated++
 	if p.cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {
-		p.cfg.Logger.Debug("token generated", "fingerprint", header.Fingerprint(value), "took", took)
+		p.cfg.Logger.Debug("token generated", "kind", ans.Kind, "fingerprint", header.Fingerprint(value), "took", took)
 	}
 	if p.closed {
 		return
 	}
 	if w := p.queues.next(); w != nil {
-		p.counters.Served++
+		p.servedLocked(ans.Kind)
 		w.ch <- result{value: value}
 		return
 	}
-	p.ready = append(p.ready, entry{value: value, generatedAt: now})
+	p.ready = append(p.ready, entry{value: value, kind: ans.Kind, generatedAt: now})
 	p.readyWait.notify(nil)
 }
 
@@ -503,17 +534,17 @@ func (p *Pool) backoff(n int) time.Duration {
 	return d/2 + time.Duration(p.cfg.Jitter()*float64(d/2))
 }
 
-func safeGenerate(ctx context.Context, pr provider.Provider) (raw []byte, err error) {
+func safeGenerate(ctx context.Context, pr provider.Provider) (ans provider.Answer, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			raw, err = nil, &provider.Error{Reason: provider.ReasonProviderError, Msg: fmt.Sprintf("provider panicked: %v", r)}
+			ans, err = provider.Answer{}, &provider.Error{Reason: provider.ReasonProviderError, Msg: fmt.Sprintf("provider panicked: %v", r)}
 		}
 	}()
-	raw, err = pr.Generate(ctx)
-	if err == nil && len(raw) == 0 {
+	ans, err = pr.Generate(ctx)
+	if err == nil && len(ans.Token) == 0 {
 		err = errors.New("provider returned an empty token")
 	}
-	return raw, err
+	return ans, err
 }
 
 func (p *Pool) dropExpiredLocked(now time.Time) {

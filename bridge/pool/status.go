@@ -1,30 +1,41 @@
 package pool
 
 import (
+	"maps"
+
 	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/provider"
 )
 
 // Status returns a snapshot of the pool's state and counters.
 func (p *Pool) Status() protocol.PoolStatus {
+	var aa *protocol.AppAttestStatus
+	if r, ok := p.cfg.Provider.(provider.AppAttestReporter); ok {
+		st := r.AppAttestStatus()
+		aa = &st
+	}
 	now := p.cfg.Clock.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.dropExpiredLocked(now)
-	target := p.demand.target(now, &p.cfg)
 	s := protocol.PoolStatus{
-		Provider:            p.cfg.Provider.Kind(),
+		Provider:            p.cfg.Provider.Name(),
 		Ready:               len(p.ready),
 		Capacity:            p.cfg.Size,
-		Target:              target,
+		Target:              p.targetLocked(now),
 		MaxAge:              p.cfg.MaxAge.String(),
 		Generating:          p.generating,
-		Warm:                target > 0,
+		Warm:                p.demand.target(now, &p.cfg) > 0,
 		Turns:               p.demand.turns.Len(),
 		Waiting:             p.queues.n,
 		WaitingReady:        p.readyWait.n,
 		ConsecutiveFailures: p.failures,
 		Counters:            p.counters,
+		LastKind:            p.lastKind,
+		AppAttest:           aa,
+	}
+	if len(p.servedKind) > 0 {
+		s.ServedByKind = maps.Clone(p.servedKind)
 	}
 	if s.Warm && s.Turns == 0 {
 		t := p.demand.warmUntil

@@ -26,7 +26,9 @@ func (r *readyWaiters) notify(err error) {
 // its life left, so it is still fresh when the request that follows the
 // wait comes. It never takes a token.
 //
-// It returns nil once a token is ready; at once an error with the
+// It returns nil once a token is ready, or at once when the provider
+// makes its answers on demand (provider.Ahead says none are made ahead);
+// at once an error with the
 // provider's reason (provider.ReasonOf) when none will come soon, because
 // the pool is backing off after a failed generation, a generation fails
 // while it waits, or the pool is closed; and ctx's error when ctx ends
@@ -50,6 +52,12 @@ func (p *Pool) WaitReady(ctx context.Context) error {
 		err := p.backoffErrLocked(now)
 		p.mu.Unlock()
 		return err
+	}
+	if p.onDemand() {
+		// Each request gets an answer made for it in time: nothing to
+		// wait for.
+		p.mu.Unlock()
+		return nil
 	}
 	if err := ctx.Err(); err != nil {
 		p.mu.Unlock()

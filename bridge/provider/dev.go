@@ -26,12 +26,20 @@ type Dev struct {
 
 var _ Provider = Dev{}
 
-// Kind returns "dev".
-func (Dev) Kind() string { return header.KindDev }
+// Name returns "dev", the kind of its tokens.
+func (Dev) Name() string { return header.KindDev }
 
-// Generate returns 32 random bytes after Latency, or ctx's error if ctx
-// ends first.
-func (d Dev) Generate(ctx context.Context) ([]byte, error) {
+// Generate returns a token of 32 random bytes after Latency, or ctx's
+// error if ctx ends first.
+func (d Dev) Generate(ctx context.Context) (Answer, error) {
+	tok, err := d.token(ctx)
+	if err != nil {
+		return Answer{}, err
+	}
+	return Answer{Kind: header.KindDev, Token: tok}, nil
+}
+
+func (d Dev) token(ctx context.Context) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

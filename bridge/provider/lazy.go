@@ -16,7 +16,8 @@ const (
 
 // LazyConfig configures a Lazy provider. Kind and Start are required.
 type LazyConfig struct {
-	// Kind is the header kind of the tokens the started provider makes.
+	// Kind is the name the provider goes by, started or not (Name): the
+	// header kind of the tokens the started provider makes.
 	Kind string
 	// Name names the provider in errors, e.g. "DeviceCheck".
 	Name string
@@ -95,8 +96,8 @@ func NewLazy(cfg LazyConfig) *Lazy {
 	return &Lazy{cfg: cfg}
 }
 
-// Kind returns the configured kind, started or not.
-func (l *Lazy) Kind() string { return l.cfg.Kind }
+// Name returns the configured kind, started or not.
+func (l *Lazy) Name() string { return l.cfg.Kind }
 
 // Start begins an attempt to start the provider in the background, unless
 // it has started, an attempt runs, or the last failure is final or too
@@ -173,7 +174,7 @@ func (l *Lazy) start() (p Provider, err error) {
 // after the attempt began) for an attempt in progress, and otherwise fails
 // at once with the last start error, which keeps that error's reason and
 // hint.
-func (l *Lazy) Generate(ctx context.Context) ([]byte, error) {
+func (l *Lazy) Generate(ctx context.Context) (Answer, error) {
 	l.mu.Lock()
 	done := l.startLocked()
 	since := l.runSince
@@ -186,9 +187,9 @@ func (l *Lazy) Generate(ctx context.Context) ([]byte, error) {
 		case <-wctx.Done():
 			cancel()
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("%s is still starting: %w", l.cfg.Name, ctx.Err())
+				return Answer{}, fmt.Errorf("%s is still starting: %w", l.cfg.Name, ctx.Err())
 			}
-			return nil, &Error{Reason: ReasonProviderError,
+			return Answer{}, &Error{Reason: ReasonProviderError,
 				Msg:      fmt.Sprintf("starting %s has not returned after %v", l.cfg.Name, time.Since(since).Round(time.Millisecond)),
 				HintText: "restart the daemon; if it happens again, \"attestd selftest\" shows which step hangs"}
 		}
@@ -199,7 +200,7 @@ func (l *Lazy) Generate(ctx context.Context) ([]byte, error) {
 	if p != nil {
 		return p.Generate(ctx)
 	}
-	return nil, fmt.Errorf("%s could not start: %w", l.cfg.Name, err)
+	return Answer{}, fmt.Errorf("%s could not start: %w", l.cfg.Name, err)
 }
 
 // LazyState is what a Lazy provider knows about its start.
@@ -219,3 +220,5 @@ func (l *Lazy) State() LazyState {
 	return LazyState{Started: l.p != nil, Starting: l.running != nil, Err: l.err,
 		At: l.errAt, Attempts: l.attempts, RetryAt: l.retryAt}
 }
+
+var _ Starter = (*Lazy)(nil)

@@ -33,8 +33,8 @@ func TestLazyUnsupportedFailsAtOnceAndForGood(t *testing.T) {
 	var calls atomic.Int32
 	clk := clock.NewFake(time.Unix(1000, 0))
 	l := NewLazy(LazyConfig{Kind: header.KindDeviceCheck, Name: "DeviceCheck", Start: startScript(&calls, unsupported), Now: clk.Now})
-	if l.Kind() != header.KindDeviceCheck {
-		t.Fatalf("Kind = %q before start", l.Kind())
+	if l.Name() != header.KindDeviceCheck {
+		t.Fatalf("Name = %q before start", l.Name())
 	}
 	<-l.Start()
 	for range 3 {
@@ -86,7 +86,7 @@ func TestLazyRetriesWithBackoff(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || len(tok) != DevTokenLen {
+		if err != nil || len(tok.Token) != DevTokenLen {
 			t.Fatalf("after the last failure: %v", err)
 		}
 	}

@@ -1,6 +1,6 @@
-// Package provider defines where attestation tokens come from: the Provider
-// interface, the failure reasons reported to clients, and the development
-// provider that works on every OS.
+// Package provider defines where attestation comes from: the Provider
+// interface and the Answer it gives, the failure reasons reported to
+// clients, and the development provider that works on every OS.
 package provider
 
 import (
@@ -8,29 +8,40 @@ import (
 	"errors"
 
 	"github.com/attestd/attestd/bridge/hint"
+	"github.com/attestd/attestd/bridge/protocol"
 )
 
-// Provider generates raw attestation tokens, one per call.
+// Provider makes attestation: one whole answer (a header value but for
+// the helper's identity) per call. The kind of the answers may differ
+// from one call to the next: the App Attest provider answers with
+// DeviceCheck tokens until its key is registered.
 type Provider interface {
-	// Kind returns the header kind of the tokens it makes
-	// (header.KindDeviceCheck or header.KindDev).
-	Kind() string
-	// Generate returns one fresh token. It must return promptly once ctx is
-	// done, with an error that wraps ctx.Err().
-	Generate(ctx context.Context) ([]byte, error)
+	// Name names the provider in initialize and attestation/status: the
+	// header kind of a provider that makes one kind (dc, dev), else its
+	// --provider value (appattest, appattest-sim).
+	Name() string
+	// Generate returns one fresh answer. It must return promptly once ctx
+	// is done, with an error that wraps ctx.Err().
+	Generate(ctx context.Context) (Answer, error)
 }
 
-// Func adapts a function to Provider.
+// Func adapts a function that makes raw tokens of one kind to Provider.
 type Func struct {
-	K string
+	K string // the kind of the tokens, which is also the provider's name
 	F func(ctx context.Context) ([]byte, error)
 }
 
-// Kind implements Provider.
-func (f Func) Kind() string { return f.K }
+// Name implements Provider: the kind.
+func (f Func) Name() string { return f.K }
 
-// Generate implements Provider.
-func (f Func) Generate(ctx context.Context) ([]byte, error) { return f.F(ctx) }
+// Generate implements Provider: F's token, of kind K.
+func (f Func) Generate(ctx context.Context) (Answer, error) {
+	tok, err := f.F(ctx)
+	if err != nil {
+		return Answer{}, err
+	}
+	return Answer{Kind: f.K, Token: tok}, nil
+}
 
 var _ Provider = Func{}
 
@@ -109,4 +120,30 @@ func DCErrorCodeOf(err error) (int, bool) {
 		return pe.DCCode, true
 	}
 	return 0, false
+}
+
+// Starter is implemented by a provider with work of its own to start
+// (Lazy, the App Attest provider): the daemon starts it once it has taken
+// its socket. The channel is closed when the attempt (or first round)
+// begun ends.
+type Starter interface {
+	Start() <-chan struct{}
+}
+
+// Ahead is implemented by a provider that decides how many of its answers
+// a pool makes ahead of need. A pool without it keeps what demand asks
+// for; DeviceCheck tokens take hundreds of milliseconds, so they must be
+// made ahead, while App Attest assertions are made in milliseconds, on
+// demand, and only as many ahead as the user asked for.
+type Ahead interface {
+	// Ahead returns how many answers to keep ready when demand asks for
+	// want (want > 0) just now: want, or fewer; 0 means every answer is
+	// made when a request asks for it.
+	Ahead(want int) int
+}
+
+// AppAttestReporter is implemented by a provider that uses App Attest: its
+// state, which attestation/status shows.
+type AppAttestReporter interface {
+	AppAttestStatus() protocol.AppAttestStatus
 }

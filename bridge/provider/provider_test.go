@@ -54,15 +54,15 @@ func TestErrorText(t *testing.T) {
 
 func TestDevTokensAreRandomAndOfKindDev(t *testing.T) {
 	var d Dev
-	if d.Kind() != header.KindDev {
-		t.Fatalf("kind %q", d.Kind())
+	if d.Name() != header.KindDev {
+		t.Fatalf("kind %q", d.Name())
 	}
 	a, err := d.Generate(context.Background())
-	if err != nil || len(a) != DevTokenLen {
-		t.Fatalf("%x, %v", a, err)
+	if err != nil || len(a.Token) != DevTokenLen || a.Kind != header.KindDev {
+		t.Fatalf("%+v, %v", a, err)
 	}
 	b, _ := d.Generate(context.Background())
-	if string(a) == string(b) {
+	if string(a.Token) == string(b.Token) {
 		t.Fatal("two equal dev tokens")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -94,7 +94,7 @@ func TestDevLatency(t *testing.T) {
 
 func TestFuncAdapter(t *testing.T) {
 	var p Provider = Func{K: "dc", F: func(context.Context) ([]byte, error) { return []byte{1}, nil }}
-	if b, err := p.Generate(context.Background()); p.Kind() != "dc" || err != nil || len(b) != 1 {
+	if b, err := p.Generate(context.Background()); p.Name() != "dc" || err != nil || len(b.Token) != 1 || b.Kind != "dc" {
 		t.Fatal("Func does not adapt")
 	}
 }

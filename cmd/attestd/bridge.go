@@ -49,7 +49,7 @@ func newBridgeCommand(seams bridgeSeams) *command {
 			"client's initialize is opted into capabilities.requestAttestation and the child's\n" +
 			"attestation/generate requests are answered here, from the daemon's socket or, with\n" +
 			"--provider, an in-process token pool. Stderr, exit status and signals pass through.",
-		usage: "bridge [--socket PATH | --agent LABEL|KEY | --provider " + providerNames + "] [--deadline D] [--hold D] -- COMMAND [ARGS...]",
+		usage: "bridge [--socket PATH | --agent LABEL|KEY | --provider " + allProviderNames + "] [--deadline D] [--hold D] -- COMMAND [ARGS...]",
 	}
 	c.run = func(ctx context.Context, s *streams, args []string) error { return runBridge(ctx, s, c, seams, args) }
 	return c
@@ -67,7 +67,7 @@ type bridgeFlags struct {
 func addBridgeFlags(fs *flag.FlagSet) *bridgeFlags {
 	return &bridgeFlags{
 		where:    addClientFlags(fs),
-		provider: addProviderFlags(fs, "", "make tokens in-process with this provider instead of asking the daemon: "+providerNames),
+		provider: addProviderFlags(fs, "", "make tokens in-process with this provider instead of asking the daemon: "+allProviderNames),
 		pool: addPoolFlags(fs, stdio.DefaultDeadline, poolFlagUsage{
 			prefetch:   "with --provider: tokens kept ready while a turn runs",
 			maxAge:     "with --provider: discard a ready token older than this",
@@ -93,7 +93,7 @@ func (f *bridgeFlags) check(argv []string) error {
 	if !f.pool.valid() || *f.hold < 0 {
 		return usagef("--deadline, --max-age and --warm-window must be positive, --hold not negative, and --prefetch at least 1")
 	}
-	return nil
+	return f.provider.check(true)
 }
 
 func runBridge(ctx context.Context, s *streams, c *command, seams bridgeSeams, args []string) error {
@@ -161,12 +161,12 @@ func runBridge(ctx context.Context, s *streams, c *command, seams bridgeSeams, a
 // with --provider, else the daemon's socket; call closeSource when done.
 func (f *bridgeFlags) source(ctx context.Context, s *streams, seams bridgeSeams, logger *slog.Logger) (src stdio.Source, closeSource func(), err error) {
 	if *f.provider.name != "" {
-		prov, err := f.provider.newProvider(s)
+		prov, err := f.provider.newProvider(s, logger)
 		if err != nil {
 			return nil, nil, err
 		}
 		p := pool.New(f.pool.poolConfig(seams.wrapProvider(prov), logger))
-		return p, p.Close, nil
+		return p, func() { p.Close(); closeProvider(prov) }, nil
 	}
 	sock, err := f.where.resolve(ctx, s)
 	if err != nil {

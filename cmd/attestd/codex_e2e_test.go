@@ -541,11 +541,11 @@ type slowProvider struct {
 	made chan struct{}
 }
 
-func (p slowProvider) Generate(ctx context.Context) ([]byte, error) {
+func (p slowProvider) Generate(ctx context.Context) (provider.Answer, error) {
 	select {
 	case <-time.After(p.d):
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return provider.Answer{}, ctx.Err()
 	}
 	tok, err := p.Provider.Generate(ctx)
 	select {

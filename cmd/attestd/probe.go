@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
@@ -28,8 +29,10 @@ func newProbeCommand(clock probe.Clock) *command {
 			"validated a second time (reuse) and a made-up token once (bad). Prints the measured\n" +
 			"lifetime, the --max-age it recommends, and Apple's exact HTTP status and body for each\n" +
 			"kind of answer. The search takes as long as the largest age it reaches (1 h by default).\n" +
-			"With --provider dev it runs anywhere; dev tokens go only to an --environment URL.",
-		usage: "probe [--count N] [--json] [--provider P] [--dev-latency D] [--timeout D] [--team-id T --key-id K --key FILE] [--environment E] [--ages LIST]",
+			"With --provider dev it runs anywhere; dev tokens go only to an --environment URL.\n" +
+			"With --provider appattest (appattest-sim anywhere): a key made for the probe, one\n" +
+			"registration round trip with --appattest-register, then assertions timed as tokens are.",
+		usage: "probe [--count N] [--json] [--provider P] [--dev-latency D] [--timeout D] [--team-id T --key-id K --key FILE] [--environment E] [--ages LIST] [--appattest-register URL]",
 	}
 	c.run = func(ctx context.Context, s *streams, args []string) error { return runProbe(ctx, s, c, clock, args) }
 	return c
@@ -49,7 +52,7 @@ func addProbeFlags(fs *flag.FlagSet) probeFlags {
 	return probeFlags{
 		count:    fs.Int("count", 20, "tokens to time after the cold first call (0: no latency measurement)"),
 		json:     fs.Bool("json", false, "print the report as JSON"),
-		provider: addProviderFlags(fs, "auto", "token provider: "+providerNames),
+		provider: addProviderFlags(fs, "auto", "token provider: "+allProviderNames),
 		timeout:  fs.Duration("timeout", 15*time.Second, "bound on each token and each request to Apple"),
 		teamID:   fs.String("team-id", "", "Apple developer team id (the JWT iss), to measure the lifetime"),
 		keyID:    fs.String("key-id", "", "id of the DeviceCheck key (the JWT kid)"),
@@ -114,7 +117,14 @@ func (f probeFlags) config(s *streams) (probe.Config, error) {
 	if err != nil {
 		return probe.Config{}, usagef("--environment: %v", err)
 	}
-	prov, err := f.provider.newProvider(s)
+	if usesAppAttest(*f.provider.name, *f.provider.register) {
+		if keyFlags != 0 {
+			return probe.Config{}, usagef("the lifetime is DeviceCheck's: measure it with --provider devicecheck")
+		}
+		aa, err := f.provider.probeAppAttest(*f.timeout)
+		return probe.Config{AppAttest: aa, Count: *f.count, Timeout: *f.timeout}, err
+	}
+	prov, err := f.provider.newProvider(s, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return probe.Config{}, err
 	}
@@ -122,8 +132,8 @@ func (f probeFlags) config(s *streams) (probe.Config, error) {
 	if keyFlags == 0 {
 		return cfg, nil
 	}
-	if prov.Kind() != header.KindDeviceCheck && (baseURL == verify.Production || baseURL == verify.Development) {
-		return probe.Config{}, usagef("%s tokens are never valid with Apple: measure the lifetime with --provider devicecheck on a Mac, or point --environment at a test server", prov.Kind())
+	if prov.Name() != header.KindDeviceCheck && (baseURL == verify.Production || baseURL == verify.Development) {
+		return probe.Config{}, usagef("%s tokens are never valid with Apple: measure the lifetime with --provider devicecheck on a Mac, or point --environment at a test server", prov.Name())
 	}
 	key, err := verify.LoadPrivateKey(*f.keyFile)
 	if err != nil {
@@ -134,6 +144,9 @@ func (f probeFlags) config(s *streams) (probe.Config, error) {
 }
 
 func probeHint(r probe.Report) string {
+	if r.AppAttest != nil && r.AppAttest.Registration != nil && r.AppAttest.Registration.Error != "" {
+		return "check --appattest-register: the server must mount the registration handlers and accept this App ID and environment"
+	}
 	if r.Lifetime != nil && r.Lifetime.Aborted != "" {
 		return "check --team-id, --key-id, --key and --environment (tokens from a development-signed helper validate only with --environment development)"
 	}

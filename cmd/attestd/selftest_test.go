@@ -22,12 +22,12 @@ func TestSelftestCommandOffMac(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil || stderr != "" {
 		t.Fatalf("selftest --json printed %q, stderr %q: %v", out, stderr, err)
 	}
-	if code != 0 || !r.OK || r.Failed != 0 || r.Skipped != 9 {
+	if code != 0 || !r.OK || r.Failed != 0 || r.Skipped != 13 {
 		t.Fatalf("exit %d, ok %v, failed %d, skipped %d: %+v", code, r.OK, r.Failed, r.Skipped, r.Checks)
 	}
 
 	code, out, _ = runCLI(t, nil, "", "selftest")
-	if code != 0 || !strings.Contains(out, "no check failed (9 skipped)") || !strings.Contains(out, "macOS only") {
+	if code != 0 || !strings.Contains(out, "no check failed (13 skipped)") || !strings.Contains(out, "macOS only") {
 		t.Errorf("selftest (table) exit %d:\n%s", code, out)
 	}
 }

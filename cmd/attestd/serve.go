@@ -19,7 +19,7 @@ func init() {
 	c := &command{
 		name:    "serve",
 		summary: "Run the daemon: answer attestation/generate on a Unix socket.",
-		usage:   "serve [--socket PATH | --listen-fd N | --launchd NAME] [--provider " + providerNames + "] [flags]",
+		usage:   "serve [--socket PATH | --listen-fd N | --launchd NAME] [--provider " + allProviderNames + "] [flags]",
 	}
 	c.run = func(ctx context.Context, s *streams, args []string) error { return runServe(ctx, s, c, args) }
 	register(c)
@@ -87,7 +87,7 @@ func addServeFlags(fs *flag.FlagSet) *serveFlags {
 		socket:   fs.String("socket", "", "listen on this Unix socket path (default $ATTESTD_SOCKET or the per-user runtime path)"),
 		listenFD: fs.Int("listen-fd", -1, "serve an inherited listening Unix socket on this file descriptor"),
 		launchd:  fs.String("launchd", "", "serve the launchd socket of this name from the LaunchAgent's Sockets (macOS; usually \"Listeners\")"),
-		provider: addProviderFlags(fs, "auto", "token provider: "+providerNames),
+		provider: addProviderFlags(fs, "auto", "token provider: "+allProviderNames),
 		pool: addPoolFlags(fs, server.DefaultDeadline, poolFlagUsage{
 			prefetch:   "tokens kept ready while a turn runs",
 			maxAge:     "discard a ready token older than this",
@@ -160,17 +160,18 @@ func (f *serveFlags) daemonConfig(s *streams, logger *slog.Logger) (daemon.Confi
 }
 
 // serveProvider returns the provider the daemon serves. DeviceCheck
-// (--provider devicecheck, or auto on macOS) comes as daemon.DeviceCheck
-// makes it, started only once the daemon has its socket; the development
-// provider needs no start.
+// (--provider devicecheck, or auto on macOS without a registration URL)
+// comes as daemon.DeviceCheck makes it, and App Attest with it as its
+// fallback, both started only once the daemon has its socket; the
+// development provider needs no start.
 func (f providerFlags) serveProvider(s *streams, logger *slog.Logger) (provider.Provider, error) {
-	if *f.devLatency < 0 {
-		return nil, usagef("--dev-latency must not be negative")
+	if err := f.check(true); err != nil {
+		return nil, err
 	}
-	if name := *f.name; name == "devicecheck" || name == "auto" && runtime.GOOS == "darwin" {
+	if name := *f.name; name == "devicecheck" || name == "auto" && runtime.GOOS == "darwin" && *f.register == "" {
 		return daemon.DeviceCheck(logger), nil
 	}
-	return f.newProvider(s)
+	return f.newProvider(s, logger)
 }
 
 // peerRequirement returns the check of --peer-requirement, or nil when

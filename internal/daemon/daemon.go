@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -35,9 +36,11 @@ const DefaultShutdownGrace = 5 * time.Second
 type Config struct {
 	// Pool configures the token pool; Pool.Provider is required, and
 	// Pool.BusyWindow is how long after a request the pool counts as busy
-	// (and so the daemon as not idle). A *provider.Lazy provider is started
-	// once Run has its listeners; until it has started, attestation/status
-	// shows why not as the pool's lastError.
+	// (and so the daemon as not idle). A provider with work of its own
+	// (provider.Starter: provider.Lazy, App Attest's) is started once Run
+	// has its listeners, and closed (io.Closer) when it returns; until a
+	// Lazy provider (or the App Attest provider's fallback) has started,
+	// attestation/status shows why not as the pool's lastError.
 	Pool pool.Config
 	// Server configures the socket server; Run sets its Tokens, and its
 	// Version is the one the daemon logs.
@@ -81,19 +84,22 @@ func Run(ctx context.Context, cfg Config, listeners []net.Listener) error {
 		return errors.New("daemon: no token provider")
 	}
 	cfg.setDefaults()
-	lazy, _ := cfg.Pool.Provider.(*provider.Lazy)
-	if lazy != nil {
-		lazy.Start()
+	prov := cfg.Pool.Provider
+	if s, ok := prov.(provider.Starter); ok {
+		s.Start()
+	}
+	if c, ok := prov.(io.Closer); ok {
+		defer c.Close()
 	}
 	p := pool.New(cfg.Pool)
 	defer p.Close()
 	scfg := cfg.Server
-	scfg.Tokens = tokens{Pool: p, lazy: lazy}
+	scfg.Tokens = tokens{Pool: p, lazy: lazyOf(prov)}
 	d := &daemon{cfg: cfg, pool: p, srv: server.New(scfg), served: make(chan error, len(listeners))}
 	for _, l := range listeners {
 		go func() { d.served <- d.srv.Serve(l) }()
 	}
-	cfg.Logger.Info("attestd serving", "version", cfg.Server.Version, "socket", cfg.Where, "provider", cfg.Pool.Provider.Kind(),
+	cfg.Logger.Info("attestd serving", "version", cfg.Server.Version, "socket", cfg.Where, "provider", cfg.Pool.Provider.Name(),
 		"bundleId", cfg.Pool.BundleID, "teamId", cfg.Pool.TeamID, "pid", os.Getpid())
 	if cfg.Serving != nil {
 		cfg.Serving()

@@ -182,15 +182,15 @@ func newGatedProvider() *gatedProvider {
 	return &gatedProvider{started: make(chan struct{}, 16), release: make(chan struct{})}
 }
 
-func (p *gatedProvider) Kind() string { return header.KindDev }
+func (p *gatedProvider) Name() string { return header.KindDev }
 
-func (p *gatedProvider) Generate(ctx context.Context) ([]byte, error) {
+func (p *gatedProvider) Generate(ctx context.Context) (provider.Answer, error) {
 	p.started <- struct{}{}
 	select {
 	case <-p.release:
 		return provider.Dev{}.Generate(ctx)
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return provider.Answer{}, ctx.Err()
 	}
 }
 

@@ -51,6 +51,22 @@ func startDeviceCheck() (provider.Provider, error) {
 	return p, err
 }
 
+// lazyOf returns the Lazy provider whose start attestation/status shows:
+// p itself, or the fallback of an App Attest provider.
+func lazyOf(p provider.Provider) *provider.Lazy {
+	for range 2 {
+		if l, ok := p.(*provider.Lazy); ok {
+			return l
+		}
+		f, ok := p.(interface{ Fallback() provider.Provider })
+		if !ok {
+			return nil
+		}
+		p = f.Fallback()
+	}
+	return nil
+}
+
 // tokens is the pool as the server sees it. Its status also shows a
 // provider that has not started: as the pool's last error, before any
 // request has run into it, and counted in consecutiveFailures.

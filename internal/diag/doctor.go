@@ -188,7 +188,8 @@ func tokenCheck(ctx context.Context, env Env, timeout time.Duration) Check {
 		c.fail(err)
 		return c
 	}
-	tok, err := p.Generate(ctx)
+	ans, err := p.Generate(ctx)
+	tok := ans.Token
 	if err != nil {
 		c.set(Fail, err.Error())
 		c.Hint = joinHints(hint.Of(err), appIDHint)

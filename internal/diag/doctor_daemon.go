@@ -12,6 +12,7 @@ import (
 
 	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/bridge/hint"
+	"github.com/attestd/attestd/bridge/protocol"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/bridge/socket"
 )
@@ -97,10 +98,13 @@ func daemonCheck(ctx context.Context, env Env, path string, sock Check) Check {
 			return c
 		}
 	}
-	if env.Native() && st.Provider != header.KindDeviceCheck {
+	if aa := st.Pool.AppAttest; aa != nil {
+		c.Detail += "; " + appAttestDetail(*aa)
+	}
+	if env.Native() && st.Provider != header.KindDeviceCheck && st.Provider != "appattest" {
 		c.Status = Fail
 		c.Detail += ": the daemon does not serve DeviceCheck tokens"
-		c.Hint = "restart it with --provider devicecheck (or auto); development tokens are never valid in production"
+		c.Hint = "restart it with --provider devicecheck, appattest or auto; development tokens and simulated App Attest are never valid in production"
 		return c
 	}
 	c.Status = Pass
@@ -134,4 +138,19 @@ func logCheck(cfg DoctorConfig) Check {
 			cfg.AgentLabel, cfg.LogFile, fi.Size(), fi.ModTime().Format(time.RFC3339), cfg.CrashFile))
 	}
 	return c
+}
+
+// appAttestDetail says where the App Attest provider is: registered (its
+// key, the kind it last served), or why it answers with DeviceCheck.
+func appAttestDetail(aa protocol.AppAttestStatus) string {
+	s := "App Attest " + aa.State
+	if aa.Registered {
+		s += fmt.Sprintf(" (key %s, %s, with %s)", aa.KeyID, aa.Environment, aa.Server)
+	} else {
+		s += fmt.Sprintf(" (%s answers until the key is registered with %s)", aa.Fallback, aa.Server)
+	}
+	if e := aa.LastError; e != nil && !aa.Registered {
+		s += fmt.Sprintf(": last error (%s): %s", e.Reason, e.Message)
+	}
+	return s
 }

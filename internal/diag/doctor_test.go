@@ -367,6 +367,15 @@ func TestDaemonCheck(t *testing.T) {
 	cannotStart.Pool.LastError = &protocol.PoolFailure{Reason: provider.ReasonNoGUISession, Message: "DeviceCheck could not start"}
 	cannotStart.Pool.ConsecutiveFailures = 1
 	unreachable := &provider.Error{Reason: provider.ReasonDaemonUnreachable, Msg: "no daemon", HintText: "start it"}
+	aa := dc
+	aa.Provider = "appattest"
+	aa.Pool.AppAttest = &protocol.AppAttestStatus{State: protocol.AppAttestRegistered, Registered: true,
+		KeyID: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", Environment: "production", Server: "https://gate.example", Fallback: "dc"}
+	registering := aa
+	registering.Pool.AppAttest = &protocol.AppAttestStatus{State: protocol.AppAttestFailing, Server: "https://gate.example", Fallback: "dc",
+		LastError: &protocol.PoolFailure{Reason: provider.ReasonProviderError, Message: "register the key: HTTP 503"}}
+	sim := aa
+	sim.Provider = "appattest-sim"
 	tests := []struct {
 		name     string
 		native   bool
@@ -382,6 +391,9 @@ func TestDaemonCheck(t *testing.T) {
 		{"provider cannot start", true, healthy, cannotStart, nil, Fail, "last error (no_gui_session): DeviceCheck could not start", true},
 		{"dev daemon on a Mac", true, healthy, dev, nil, Fail, "does not serve DeviceCheck", true},
 		{"dev daemon elsewhere", false, healthy, dev, nil, Pass, "provider dev", false},
+		{"App Attest registered", true, healthy, aa, nil, Pass, "App Attest registered (key AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=, production, with https://gate.example)", false},
+		{"App Attest registering", true, healthy, registering, nil, Pass, "App Attest failing (dc answers until the key is registered with https://gate.example): last error (provider_error): register the key: HTTP 503", false},
+		{"simulated App Attest on a Mac", true, healthy, sim, nil, Fail, "does not serve DeviceCheck", true},
 		{"unreachable", true, healthy, protocol.StatusResult{}, unreachable, Fail, "no daemon", true},
 		{"no socket", true, Check{Status: Skipped}, dc, nil, Skipped, "no daemon answers", false},
 	}

@@ -43,6 +43,12 @@ type Env interface {
 	ActivateSocket(name string) ([]net.Listener, error)
 	// NewDeviceCheck starts Apple's DeviceCheck provider.
 	NewDeviceCheck(darwin.DeviceCheckOptions) (provider.Provider, error)
+	// AppAttestSupported is DCAppAttestService.isSupported, NewAppAttest
+	// starts App Attest, and NewKeychain opens the Keychain item of a
+	// service (darwin's).
+	AppAttestSupported() (bool, error)
+	NewAppAttest(darwin.AppAttestOptions) (darwin.AppAttestService, error)
+	NewKeychain(darwin.KeychainOptions) (darwin.KeyStore, error)
 	// MainLoopRunning reports whether the main thread runs its run loop,
 	// and why not; PingMainQueue waits until a function posted to the
 	// main dispatch queue has run, or ctx ends.
@@ -88,6 +94,17 @@ func (system) ActivateSocket(name string) ([]net.Listener, error) {
 }
 func (system) NewDeviceCheck(opts darwin.DeviceCheckOptions) (provider.Provider, error) {
 	return darwin.NewDeviceCheck(opts)
+}
+func (system) AppAttestSupported() (bool, error) { return darwin.AppAttestSupported() }
+func (system) NewAppAttest(opts darwin.AppAttestOptions) (darwin.AppAttestService, error) {
+	return darwin.NewAppAttest(opts)
+}
+func (system) NewKeychain(opts darwin.KeychainOptions) (darwin.KeyStore, error) {
+	kc, err := darwin.NewKeychain(opts)
+	if err != nil {
+		return nil, err
+	}
+	return kc, nil
 }
 func (system) MainLoopRunning() (bool, string)         { return darwin.MainLoopRunning() }
 func (system) PingMainQueue(ctx context.Context) error { return darwin.PingMainQueue(ctx) }

@@ -34,6 +34,9 @@ type fakeEnv struct {
 	identity           func() (darwin.Identity, error)
 	activate           func(name string) ([]net.Listener, error)
 	newDeviceCheck     func(darwin.DeviceCheckOptions) (provider.Provider, error)
+	aaSupported        func() (bool, error)
+	newAppAttest       func(darwin.AppAttestOptions) (darwin.AppAttestService, error)
+	newKeychain        func(darwin.KeychainOptions) (darwin.KeyStore, error)
 	mainLoop           func() (bool, string)
 	pingMainQueue      func(context.Context) error
 	newPeerRequirement func(string) (darwin.PeerChecker, error)
@@ -62,6 +65,13 @@ func (e *fakeEnv) ActivateSocket(name string) ([]net.Listener, error) {
 }
 func (e *fakeEnv) NewDeviceCheck(opts darwin.DeviceCheckOptions) (provider.Provider, error) {
 	return e.newDeviceCheck(opts)
+}
+func (e *fakeEnv) AppAttestSupported() (bool, error) { return e.aaSupported() }
+func (e *fakeEnv) NewAppAttest(opts darwin.AppAttestOptions) (darwin.AppAttestService, error) {
+	return e.newAppAttest(opts)
+}
+func (e *fakeEnv) NewKeychain(opts darwin.KeychainOptions) (darwin.KeyStore, error) {
+	return e.newKeychain(opts)
 }
 func (e *fakeEnv) MainLoopRunning() (bool, string)         { return e.mainLoop() }
 func (e *fakeEnv) PingMainQueue(ctx context.Context) error { return e.pingMainQueue(ctx) }
@@ -116,15 +126,22 @@ type selftestMac struct {
 	loop       bool
 	ping       error
 	dcCalls    atomic.Int32 // calls that touched DeviceCheck
+	// App Attest: isSupported, the service (nil: none), the Keychain.
+	aaSupported func() (bool, error)
+	appAttest   *fakeAppAttest
+	keychain    *fakeKeychains
 }
 
 func newSelftestMac() *selftestMac {
 	return &selftestMac{
 		sig: darwin.Signature{Signed: true, Identifier: "dev.attestd.helper", TeamID: "ABCDE12345", Flags: darwin.SignatureRuntime},
 		gui: true, loop: true,
-		supported:  func() (bool, error) { return true, nil },
-		answer:     func() ([]byte, error) { return []byte("apple-token-bytes"), nil },
-		completion: &darwin.Completion{Queue: "com.apple.devicecheck.reply", Thread: 11, RequestThread: 4},
+		supported:   func() (bool, error) { return true, nil },
+		answer:      func() ([]byte, error) { return []byte("apple-token-bytes"), nil },
+		completion:  &darwin.Completion{Queue: "com.apple.devicecheck.reply", Thread: 11, RequestThread: 4},
+		aaSupported: func() (bool, error) { return true, nil },
+		appAttest:   &fakeAppAttest{answer: func() ([]byte, error) { return []byte("apple-assertion-bytes"), nil }},
+		keychain:    &fakeKeychains{items: map[string]string{}},
 	}
 }
 
@@ -156,6 +173,21 @@ func (m *selftestMac) env(t *testing.T) *fakeEnv {
 				}
 				return tok, err
 			}}, nil
+		},
+		aaSupported: func() (bool, error) {
+			m.dcCalls.Add(1)
+			return m.aaSupported()
+		},
+		newAppAttest: func(opts darwin.AppAttestOptions) (darwin.AppAttestService, error) {
+			m.dcCalls.Add(1)
+			if m.appAttest == nil {
+				return nil, errors.New("no App Attest in this fake")
+			}
+			m.appAttest.observe = opts.OnCompletion
+			return m.appAttest, nil
+		},
+		newKeychain: func(opts darwin.KeychainOptions) (darwin.KeyStore, error) {
+			return &fakeKeychain{all: m.keychain, service: opts.Service}, nil
 		},
 		mainLoop:      func() (bool, string) { return m.loop, "RunMainLoop was not called" },
 		pingMainQueue: func(context.Context) error { return m.ping },
@@ -220,4 +252,66 @@ func (c *tickClock) now() time.Time {
 	defer c.mu.Unlock()
 	c.t = c.t.Add(1500 * time.Microsecond)
 	return c.t
+}
+
+// fakeAppAttest is App Attest on a Mac where it works: a fixed key, an
+// assertion from answer, completions on Apple's queue.
+type fakeAppAttest struct {
+	answer  func() ([]byte, error)
+	observe func(darwin.AppAttestOp, darwin.Completion)
+}
+
+const fakeKeyID = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+func (f *fakeAppAttest) Supported() (bool, error) { return true, nil }
+func (f *fakeAppAttest) GenerateKey(context.Context) (string, error) {
+	return fakeKeyID, nil
+}
+func (f *fakeAppAttest) AttestKey(context.Context, string, []byte) ([]byte, error) {
+	return nil, errors.New("the selftest does not attest")
+}
+func (f *fakeAppAttest) GenerateAssertion(_ context.Context, keyID string, h []byte) ([]byte, error) {
+	if keyID != fakeKeyID || len(h) != 32 {
+		return nil, fmt.Errorf("assertion of key %q over %d bytes", keyID, len(h))
+	}
+	if f.observe != nil {
+		f.observe(darwin.OpGenerateAssertion, darwin.Completion{Queue: "com.apple.devicecheck.appattest", Thread: 12, RequestThread: 4})
+	}
+	return f.answer()
+}
+
+// fakeKeychains are the login Keychain's generic-password items, by
+// service; fakeKeychain is one service's.
+type fakeKeychains struct {
+	mu    sync.Mutex
+	items map[string]string
+}
+
+type fakeKeychain struct {
+	all     *fakeKeychains
+	service string
+}
+
+func (k *fakeKeychain) Get(context.Context) (string, error) {
+	k.all.mu.Lock()
+	defer k.all.mu.Unlock()
+	id, ok := k.all.items[k.service]
+	if !ok {
+		return "", fmt.Errorf("keychain item (service %q): %w", k.service, darwin.ErrNotFound)
+	}
+	return id, nil
+}
+
+func (k *fakeKeychain) Set(_ context.Context, id string) error {
+	k.all.mu.Lock()
+	defer k.all.mu.Unlock()
+	k.all.items[k.service] = id
+	return nil
+}
+
+func (k *fakeKeychain) Delete(context.Context) error {
+	k.all.mu.Lock()
+	defer k.all.mu.Unlock()
+	delete(k.all.items, k.service)
+	return nil
 }

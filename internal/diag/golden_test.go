@@ -31,7 +31,7 @@ import (
 
 // goldenTokens are the fake DeviceCheck tokens, whose fingerprints the
 // reports keep; every other fingerprint is of a random development token.
-var goldenTokens = []string{"token", "apple-token-bytes"}
+var goldenTokens = []string{"token", "apple-token-bytes", "apple-assertion-bytes", fakeKeyID}
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/golden from the current output")
 
@@ -202,20 +202,32 @@ var selftestGoldens = []selftestGolden{
 	{name: "linux", ok: true, setup: func(*testing.T) *fakeEnv {
 		return &fakeEnv{goos: "linux", goarch: "amd64", uid: os.Getuid()}
 	}},
-	{name: "mac-pass", ok: true, setup: func(t *testing.T) *fakeEnv { return newSelftestMac().env(t) }},
+	{name: "mac-pass", ok: true, setup: func(t *testing.T) *fakeEnv { return beforeAppAttest(newSelftestMac().env(t)) }},
 	{name: "mac-no-gui", ok: true, setup: func(t *testing.T) *fakeEnv {
 		m := newSelftestMac()
 		m.gui = false
 		return m.env(t)
 	}},
 	{name: "launchd-pass", ok: true, launchd: true, setup: func(t *testing.T) *fakeEnv {
-		return launchdEnv(t, newFakeLaunchd(t))
+		return beforeAppAttest(launchdEnv(t, newFakeLaunchd(t)))
 	}},
 	{name: "launchd-fail", ok: false, launchd: true, setup: func(t *testing.T) *fakeEnv {
 		f := newFakeLaunchd(t)
 		f.failBootstrap = true
-		return launchdEnv(t, f)
+		return beforeAppAttest(launchdEnv(t, f))
 	}},
+	{name: "mac-appattest", ok: true, setup: func(t *testing.T) *fakeEnv {
+		env := newSelftestMac().env(t)
+		env.osVersion = func() (string, error) { return "27.0 (27A5001)", nil }
+		return env
+	}},
+}
+
+// beforeAppAttest makes env the macOS 15 Mac the goldens were written
+// for: DCAppAttestService.isSupported is false there.
+func beforeAppAttest(env *fakeEnv) *fakeEnv {
+	env.aaSupported = func() (bool, error) { return false, nil }
+	return env
 }
 
 // TestGolden runs every golden case of both lists.

@@ -14,7 +14,8 @@ import (
 // machine: the portable ones everywhere (a token through a private
 // socket), and on a Mac its version, the GUI session, the main run loop,
 // the own signature, DeviceCheck (each Apple call bounded and timed),
-// where Apple runs the completion handler, the peer code requirement and,
+// where Apple runs the completion handler, App Attest (isSupported, a
+// Keychain item, a key, an assertion), the peer code requirement and,
 // with cfg.Launchd, a temporary LaunchAgent answering through launchd.
 func Selftest(ctx context.Context, env Env, cfg SelftestConfig) Report {
 	if cfg.Timeout <= 0 {
@@ -27,6 +28,7 @@ func Selftest(ctx context.Context, env Env, cfg SelftestConfig) Report {
 
 func selftestList(cfg SelftestConfig, platform string) list {
 	var dc deviceCheckRun // what devicecheck-token found, for completion-queue
+	var aa appAttestRun   // what each App Attest check found, for the next
 	return list{command: selftestCommand, offMac: fmt.Sprintf("macOS only (this is %s)", platform), steps: []step{
 		{name: "platform", check: func(r *run) Check { return platformCheck(r.env, cfg.Version) }},
 		{name: "socket-roundtrip", check: func(r *run) Check { return socketCheckRoundTrip(r.ctx, r.env, cfg) }},
@@ -42,6 +44,10 @@ func selftestList(cfg SelftestConfig, platform string) list {
 		}},
 		{name: "devicecheck-token", macOnly: true, check: func(r *run) Check { return dc.token(r, cfg.Timeout) }},
 		{name: "completion-queue", macOnly: true, check: dc.completionQueue},
+		{name: "appattest-supported", macOnly: true, check: func(r *run) Check { return aa.supported(r, cfg.Timeout) }},
+		{name: "appattest-keychain", macOnly: true, check: func(r *run) Check { return aa.keychain(r, cfg.Timeout) }},
+		{name: "appattest-key", macOnly: true, check: func(r *run) Check { return aa.key(r, cfg.Timeout) }},
+		{name: "appattest-assertion", macOnly: true, check: func(r *run) Check { return aa.assertion(r, cfg.Timeout) }},
 		{name: "peer-requirement", macOnly: true, check: func(r *run) Check {
 			sig, err := r.signature()
 			return peerRequirementCheck(r.ctx, r.env, cfg, sig, err)

@@ -101,7 +101,10 @@ func (d *deviceCheckRun) token(r *run, timeout time.Duration) Check {
 	}
 	// The provider bounds the call by timeout itself; the extra second
 	// catches a provider that does not.
-	res := callBounded(r.ctx, r.env.Now, timeout+time.Second, func() ([]byte, error) { return p.Generate(r.ctx) })
+	res := callBounded(r.ctx, r.env.Now, timeout+time.Second, func() ([]byte, error) {
+		ans, err := p.Generate(r.ctx)
+		return ans.Token, err
+	})
 	sig, sigErr := r.signature()
 	c = judgeToken(hasTeam(sig) && sigErr == nil, signingKind(sig), res, timeout)
 	d.asked, d.err = true, res.err

@@ -44,7 +44,7 @@ func TestSelftestOffMac(t *testing.T) {
 	// The table for people says the same.
 	var out bytes.Buffer
 	r.Render(&out)
-	if !strings.Contains(out.String(), "no check failed (9 skipped)") || !strings.Contains(out.String(), "macOS only") {
+	if !strings.Contains(out.String(), "no check failed (13 skipped)") || !strings.Contains(out.String(), "macOS only") {
 		t.Errorf("selftest (table):\n%s", out.String())
 	}
 }
@@ -53,7 +53,8 @@ func TestSelftestOffMac(t *testing.T) {
 // order.
 var macChecks = []string{
 	"macos", "gui-session", "main-run-loop", "identity", "devicecheck-supported",
-	"devicecheck-token", "completion-queue", "peer-requirement", "launchd-agent",
+	"devicecheck-token", "completion-queue", "appattest-supported", "appattest-keychain",
+	"appattest-key", "appattest-assertion", "peer-requirement", "launchd-agent",
 }
 
 func TestSelftestOnMac(t *testing.T) {
@@ -79,7 +80,8 @@ func TestSelftestOnMac(t *testing.T) {
 			}},
 		{name: "over SSH", change: func(m *selftestMac) { m.gui = false }, ok: true, noTouchDC: true,
 			want: map[string]Status{"gui-session": Skipped, "devicecheck-supported": Skipped,
-				"devicecheck-token": Skipped, "completion-queue": Skipped}},
+				"devicecheck-token": Skipped, "completion-queue": Skipped, "appattest-supported": Skipped,
+				"appattest-keychain": Skipped, "appattest-key": Skipped, "appattest-assertion": Skipped}},
 		{name: "isSupported hangs", timeout: 50 * time.Millisecond,
 			change: func(m *selftestMac) {
 				m.supported = func() (bool, error) { <-release; return true, nil }

@@ -42,8 +42,8 @@ func measureLatency(ctx context.Context, p provider.Provider, count int, timeout
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		start := clock.Now()
-		tok, err := p.Generate(cctx)
-		return clock.Now().Sub(start), tok, err
+		ans, err := p.Generate(cctx)
+		return clock.Now().Sub(start), ans.Token, err
 	}
 	cold, tok, err := call()
 	r.ColdMs = ms(cold)

@@ -82,7 +82,7 @@ func (s *lifetimeSearch) makeTokens(p provider.Provider, ages []time.Duration) (
 	made := make([]time.Time, len(ages))
 	for i := len(ages) - 1; i >= 0; i-- {
 		cctx, cancel := context.WithTimeout(s.ctx, s.timeout)
-		tok, err := p.Generate(cctx)
+		ans, err := p.Generate(cctx)
 		cancel()
 		if err != nil {
 			s.r.Aborted = fmt.Sprintf("could not make a token for age %s: %v", shortDuration(ages[i]), err)
@@ -93,7 +93,7 @@ func (s *lifetimeSearch) makeTokens(p provider.Provider, ages []time.Duration) (
 			}
 			return nil, nil, false
 		}
-		toks[i], made[i] = tok, s.clock.Now()
+		toks[i], made[i] = ans.Token, s.clock.Now()
 	}
 	return toks, made, true
 }

@@ -1,7 +1,9 @@
 // Package probe measures DeviceCheck where attestd runs: how long a token
 // takes to make and, with a DeviceCheck key, how long Apple accepts a
-// token, whether it accepts one twice, and Apple's exact answers. Run
-// does the measuring and returns a Report; the command renders it.
+// token, whether it accepts one twice, and Apple's exact answers; or App
+// Attest: a key, an assertion's latency, cold and warm, and one
+// registration round trip. Run does the measuring and returns a Report;
+// the command renders it.
 //
 // A probe that runs but measures nothing useful (no token was made, or
 // the lifetime search stopped early) still returns its whole report,
@@ -25,8 +27,11 @@ import (
 
 // Config says what to measure and how.
 type Config struct {
-	// Provider makes the tokens. Required.
+	// Provider makes the tokens. Required, unless AppAttest is set.
 	Provider provider.Provider
+	// AppAttest, when set, measures App Attest instead of Provider:
+	// Count assertions after a cold one.
+	AppAttest *AppAttestConfig
 	// Count is how many tokens to time after the cold first call; zero
 	// skips the latency measurement.
 	Count int
@@ -79,11 +84,12 @@ func (e *FailedError) Error() string { return "probe: " + strings.Join(e.Reasons
 
 // Report is what the probe found; "attestd probe --json" prints it.
 type Report struct {
-	Attestd  string    `json:"attestd"`
-	Platform string    `json:"platform"`
-	Provider string    `json:"provider"`
-	Latency  *Latency  `json:"latency,omitempty"`
-	Lifetime *Lifetime `json:"lifetime,omitempty"`
+	Attestd   string           `json:"attestd"`
+	Platform  string           `json:"platform"`
+	Provider  string           `json:"provider"`
+	Latency   *Latency         `json:"latency,omitempty"`
+	Lifetime  *Lifetime        `json:"lifetime,omitempty"`
+	AppAttest *AppAttestReport `json:"appAttest,omitempty"`
 }
 
 // Clock is the probe's view of time: the lifetime search waits with
@@ -135,7 +141,16 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		defer apple.client.CloseIdleConnections()
 	}
 
-	r := Report{Attestd: cfg.Version, Platform: runtime.GOOS + "/" + runtime.GOARCH, Provider: cfg.Provider.Kind()}
+	r := Report{Attestd: cfg.Version, Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	if cfg.AppAttest != nil {
+		r.Provider = provider.KindAppAttest
+		r.AppAttest = measureAppAttest(ctx, cfg.AppAttest, cfg.Count, cfg.Timeout, clock)
+		if f := r.AppAttest.failure(); f != "" {
+			return r, &FailedError{Reasons: []string{f}}
+		}
+		return r, nil
+	}
+	r.Provider = cfg.Provider.Name()
 	var failures []string
 	if cfg.Count > 0 {
 		l := measureLatency(ctx, cfg.Provider, cfg.Count, cfg.Timeout, clock)
@@ -165,7 +180,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 // check reports what makes cfg impossible to run.
 func (cfg Config) check() error {
 	switch {
-	case cfg.Provider == nil:
+	case cfg.AppAttest != nil && (cfg.AppAttest.Start == nil || cfg.Lifetime != nil || cfg.Count == 0):
+		return fmt.Errorf("%w: App Attest needs a start, a count and no lifetime search", ErrConfig)
+	case cfg.Provider == nil && cfg.AppAttest == nil:
 		return fmt.Errorf("%w: no provider", ErrConfig)
 	case cfg.Count < 0:
 		return fmt.Errorf("%w: negative count %d", ErrConfig, cfg.Count)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/internal/probe/probetest"
 	"github.com/attestd/attestd/verify"
 	"github.com/attestd/attestd/verify/devicechecktest"
@@ -86,14 +87,14 @@ type issuedTokens struct {
 	issued map[string]bool
 }
 
-func (p *issuedTokens) Kind() string { return "issued" }
+func (p *issuedTokens) Name() string { return "issued" }
 
-func (p *issuedTokens) Generate(context.Context) ([]byte, error) {
+func (p *issuedTokens) Generate(context.Context) (provider.Answer, error) {
 	tok := p.srv.IssueToken()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.issued[string(tok)] = true
-	return tok, nil
+	return provider.Answer{Kind: "dc", Token: tok}, nil
 }
 
 func (p *issuedTokens) known(tok []byte) bool {

@@ -20,7 +20,7 @@ type countingProvider struct {
 	calls atomic.Int32
 }
 
-func (p *countingProvider) Generate(ctx context.Context) ([]byte, error) {
+func (p *countingProvider) Generate(ctx context.Context) (provider.Answer, error) {
 	p.calls.Add(1)
 	return p.Dev.Generate(ctx)
 }
@@ -28,10 +28,10 @@ func (p *countingProvider) Generate(ctx context.Context) ([]byte, error) {
 // failingProvider makes no token.
 type failingProvider struct{}
 
-func (failingProvider) Kind() string { return "dc" }
+func (failingProvider) Name() string { return "dc" }
 
-func (failingProvider) Generate(context.Context) ([]byte, error) {
-	return nil, errors.New("no GUI login session")
+func (failingProvider) Generate(context.Context) (provider.Answer, error) {
+	return provider.Answer{}, errors.New("no GUI login session")
 }
 
 // fakeApple is the fake Apple on the step clock, and a lifetime config

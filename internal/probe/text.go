@@ -14,6 +14,9 @@ func (r Report) WriteText(w io.Writer) {
 	if l := r.Lifetime; l != nil {
 		l.writeText(w)
 	}
+	if a := r.AppAttest; a != nil {
+		a.writeText(w)
+	}
 }
 
 func (l *Latency) writeText(w io.Writer) {

@@ -29,6 +29,7 @@ import (
 	"github.com/attestd/attestd/bridge/internal/clock"
 	"github.com/attestd/attestd/bridge/pool"
 	"github.com/attestd/attestd/bridge/protocol"
+	"github.com/attestd/attestd/bridge/provider"
 )
 
 // Config is the pool configuration, how the client signals demand, and
@@ -160,19 +161,19 @@ type simProvider struct {
 	rng *rand.Rand
 }
 
-func (p *simProvider) Kind() string { return "dev" }
+func (p *simProvider) Name() string { return "dev" }
 
-func (p *simProvider) Generate(ctx context.Context) ([]byte, error) {
+func (p *simProvider) Generate(ctx context.Context) (provider.Answer, error) {
 	p.mu.Lock()
 	d := latency(p.rng)
 	p.mu.Unlock()
 	t := p.clk.NewTimer(d)
 	select {
 	case <-t.C():
-		return []byte("simulated-token-bytes-0123456789"), nil
+		return provider.Answer{Kind: "dev", Token: []byte("simulated-token-bytes-0123456789")}, nil
 	case <-ctx.Done():
 		t.Stop()
-		return nil, ctx.Err()
+		return provider.Answer{}, ctx.Err()
 	}
 }
 

@@ -17,7 +17,8 @@ import (
 // Step is what one call to Generate does, in this order: announce itself
 // on Started, wait for Release (if set), sleep Delay, hang until the
 // context ends (if Hang), panic with Panic (if set), fail with Err (if
-// set), else return Token (or 32 random bytes).
+// set), else return Answer (if set), else Token (or 32 random bytes) of
+// the provider's kind.
 type Step struct {
 	Release <-chan struct{}
 	Delay   time.Duration
@@ -25,12 +26,13 @@ type Step struct {
 	Panic   any
 	Err     error
 	Token   []byte
+	Answer  *provider.Answer
 }
 
 // Scripted is a scriptable provider. Script picks the step for call n
 // (counting from 0); nil means every call succeeds at once.
 type Scripted struct {
-	K      string // kind; empty means header.KindDev
+	K      string // kind of its tokens, and its name; empty means header.KindDev
 	Script func(n int) Step
 	// Started, when set, receives the call number as each call begins.
 	// Make it buffered or drain it.
@@ -42,8 +44,8 @@ type Scripted struct {
 
 var _ provider.Provider = (*Scripted)(nil)
 
-// Kind returns K, or "dev".
-func (s *Scripted) Kind() string {
+// Name returns K, or "dev".
+func (s *Scripted) Name() string {
 	if s.K == "" {
 		return header.KindDev
 	}
@@ -58,7 +60,21 @@ func (s *Scripted) Calls() int {
 }
 
 // Generate runs the scripted step for this call.
-func (s *Scripted) Generate(ctx context.Context) ([]byte, error) {
+func (s *Scripted) Generate(ctx context.Context) (provider.Answer, error) {
+	tok, st, err := s.run(ctx)
+	if err != nil {
+		return provider.Answer{}, err
+	}
+	if st.Answer != nil {
+		a := *st.Answer
+		a.Token = append([]byte(nil), a.Token...)
+		return a, nil
+	}
+	return provider.Answer{Kind: s.Name(), Token: tok}, nil
+}
+
+// run runs the step for this call up to its token.
+func (s *Scripted) run(ctx context.Context) ([]byte, Step, error) {
 	s.mu.Lock()
 	n := s.calls
 	s.calls++
@@ -71,14 +87,14 @@ func (s *Scripted) Generate(ctx context.Context) ([]byte, error) {
 		select {
 		case s.Started <- n:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, st, ctx.Err()
 		}
 	}
 	if st.Release != nil {
 		select {
 		case <-st.Release:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("scripted call %d: %w", n, ctx.Err())
+			return nil, st, fmt.Errorf("scripted call %d: %w", n, ctx.Err())
 		}
 	}
 	if st.Delay > 0 {
@@ -87,23 +103,23 @@ func (s *Scripted) Generate(ctx context.Context) ([]byte, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("scripted call %d: %w", n, ctx.Err())
+			return nil, st, fmt.Errorf("scripted call %d: %w", n, ctx.Err())
 		}
 	}
 	if st.Hang {
 		<-ctx.Done()
-		return nil, fmt.Errorf("scripted call %d hung: %w", n, ctx.Err())
+		return nil, st, fmt.Errorf("scripted call %d hung: %w", n, ctx.Err())
 	}
 	if st.Panic != nil {
 		panic(st.Panic)
 	}
 	if st.Err != nil {
-		return nil, st.Err
+		return nil, st, st.Err
 	}
 	if st.Token != nil {
-		return append([]byte(nil), st.Token...), nil
+		return append([]byte(nil), st.Token...), st, nil
 	}
 	b := make([]byte, provider.DevTokenLen)
 	_, _ = rand.Read(b)
-	return b, nil
+	return b, st, nil
 }

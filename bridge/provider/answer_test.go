@@ -1,0 +1,94 @@
+package provider
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/attestd/attestd/bridge/header"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+var answerAt = time.UnixMilli(1_790_000_000_123).UTC()
+
+func TestAnswerEncodesTokens(t *testing.T) {
+	t.Parallel()
+	a := Answer{Kind: header.KindDeviceCheck, Token: []byte("token"), GeneratedAt: answerAt}
+	got, err := a.Encode("com.example.app", "TEAM123456")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := header.Encode(header.Value{Kind: "dc", Token: []byte("token"), GeneratedAt: answerAt,
+		BundleID: "com.example.app", TeamID: "TEAM123456"})
+	if got != want {
+		t.Fatalf("Encode = %s, want header.Encode's %s", got, want)
+	}
+}
+
+func TestAnswerEncodesAppAttest(t *testing.T) {
+	t.Parallel()
+	keyID, nonce := bytes.Repeat([]byte{7}, 32), bytes.Repeat([]byte{9}, 16)
+	a := Answer{Kind: KindAppAttest, Token: []byte("assertion"), GeneratedAt: answerAt, KeyID: keyID, Nonce: nonce}
+	s, err := a.Encode("b", "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(strings.TrimPrefix(s, header.Prefix))
+	if err != nil || !strings.HasPrefix(s, header.Prefix) {
+		t.Fatalf("%q: %v", s, err)
+	}
+	var w aaWire
+	if err := msgpack.Unmarshal(raw, &w); err != nil {
+		t.Fatal(err)
+	}
+	// The keys, in order: dc's, then i and n.
+	dec := msgpack.NewDecoder(bytes.NewReader(raw))
+	n, err := dec.DecodeMapLen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for range n {
+		k, _ := dec.DecodeString()
+		keys = append(keys, k)
+		_ = dec.Skip()
+	}
+	if strings.Join(keys, "") != "ktgbmin" {
+		t.Fatalf("keys in order %v", keys)
+	}
+	if w.K != "aa" || string(w.T) != "assertion" || w.G != answerAt.UnixMilli() || w.B != "b" || w.M != "m" ||
+		!bytes.Equal(w.I, keyID) || !bytes.Equal(w.N, nonce) {
+		t.Fatalf("decoded %+v", w)
+	}
+}
+
+func TestAnswerEncodeRefuses(t *testing.T) {
+	t.Parallel()
+	good := Answer{Kind: KindAppAttest, Token: []byte("a"), GeneratedAt: answerAt,
+		KeyID: make([]byte, 32), Nonce: make([]byte, 16)}
+	for _, tc := range []struct {
+		name   string
+		change func(a *Answer)
+		want   error
+	}{
+		{"no assertion", func(a *Answer) { a.Token = nil }, header.ErrMissingToken},
+		{"short key id", func(a *Answer) { a.KeyID = a.KeyID[:31] }, ErrAnswer},
+		{"long nonce", func(a *Answer) { a.Nonce = make([]byte, 17) }, ErrAnswer},
+		{"no generation time", func(a *Answer) { a.GeneratedAt = time.Time{} }, ErrAnswer},
+		{"a token with a key id", func(a *Answer) { a.Kind = header.KindDeviceCheck }, ErrAnswer},
+		{"unknown kind", func(a *Answer) { a.Kind, a.KeyID, a.Nonce = "xx", nil, nil }, header.ErrUnknownKind},
+		{"too long", func(a *Answer) { a.Token = make([]byte, header.MaxValueLen) }, header.ErrTooLong},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := good
+			tc.change(&a)
+			if s, err := a.Encode("", ""); !errors.Is(err, tc.want) {
+				t.Fatalf("Encode = %q, %v; want %v", s, err, tc.want)
+			}
+		})
+	}
+}
