@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/attestd/attestd/internal/agent"
+	"github.com/attestd/attestd/internal/providers"
 	"github.com/attestd/attestd/packaging/plists"
 )
 
@@ -98,7 +99,7 @@ func parseAgentFlags(s *streams, agentCmd *command, args []string) (sub string, 
 	fs.StringVar(&spec.Label, "label", plists.DefaultLabel, "launchd label; the plist is ~/Library/LaunchAgents/LABEL.plist")
 	if sub == "install" {
 		fs.StringVar(&spec.SocketPath, "socket", "", "fixed socket path (mode 0600) instead of launchd's private one; for development by one user only (launchd expands neither ~ nor variables)")
-		fs.StringVar(&spec.Provider, "provider", plists.DefaultProvider, "provider the agent runs ("+providerNames+")")
+		fs.StringVar(&spec.Provider, "provider", plists.DefaultProvider, "provider the agent runs ("+providers.AgentNames+")")
 		fs.StringVar(&spec.PeerRequirement, "peer-requirement", "", "serve only peers whose code satisfies this requirement (see attestd serve -h)")
 		fs.BoolVar(&printOnly, "print", false, "print the plist instead of installing it (any OS)")
 	}
@@ -110,8 +111,8 @@ func parseAgentFlags(s *streams, agentCmd *command, args []string) (sub string, 
 		return "", spec, false, usagef("agent %s: unexpected argument %q", sub, fs.Arg(0))
 	case spec.Label == "" || strings.ContainsAny(spec.Label, "/ ") || strings.HasPrefix(spec.Label, "."):
 		return "", spec, false, usagef("agent %s: bad label %q (reverse-DNS, no '/' or spaces)", sub, spec.Label)
-	case sub == "install" && !slices.Contains(strings.Split(providerNames, "|"), spec.Provider):
-		return "", spec, false, usagef("agent install: unknown provider %q; want one of %s", spec.Provider, providerNames)
+	case sub == "install" && !slices.Contains(strings.Split(providers.AgentNames, "|"), spec.Provider):
+		return "", spec, false, usagef("agent install: unknown provider %q; want one of %s", spec.Provider, providers.AgentNames)
 	}
 	return sub, spec, printOnly, nil
 }

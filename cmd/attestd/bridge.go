@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/attestd/attestd/bridge/pool"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/bridge/stdio"
+	"github.com/attestd/attestd/internal/providers"
 )
 
 // bridgeSignals are forwarded to the child.
@@ -49,7 +49,7 @@ func newBridgeCommand(seams bridgeSeams) *command {
 			"client's initialize is opted into capabilities.requestAttestation and the child's\n" +
 			"attestation/generate requests are answered here, from the daemon's socket or, with\n" +
 			"--provider, an in-process token pool. Stderr, exit status and signals pass through.",
-		usage: "bridge [--socket PATH | --agent LABEL|KEY | --provider " + allProviderNames + "] [--deadline D] [--hold D] -- COMMAND [ARGS...]",
+		usage: "bridge [--socket PATH | --agent LABEL|KEY | --provider " + providers.Names + "] [--deadline D] [--hold D] -- COMMAND [ARGS...]",
 	}
 	c.run = func(ctx context.Context, s *streams, args []string) error { return runBridge(ctx, s, c, seams, args) }
 	return c
@@ -67,7 +67,7 @@ type bridgeFlags struct {
 func addBridgeFlags(fs *flag.FlagSet) *bridgeFlags {
 	return &bridgeFlags{
 		where:    addClientFlags(fs),
-		provider: addProviderFlags(fs, "", "make tokens in-process with this provider instead of asking the daemon: "+allProviderNames),
+		provider: addProviderFlags(fs, "", "make tokens in-process with this provider instead of asking the daemon: "+providers.Names),
 		pool: addPoolFlags(fs, stdio.DefaultDeadline, poolFlagUsage{
 			prefetch:   "with --provider: tokens kept ready while a turn runs",
 			maxAge:     "with --provider: discard a ready token older than this",
@@ -80,7 +80,7 @@ func addBridgeFlags(fs *flag.FlagSet) *bridgeFlags {
 }
 
 // check says when the flags do not go together.
-func (f *bridgeFlags) check(argv []string) error {
+func (f *bridgeFlags) check(s *streams, argv []string) error {
 	if len(argv) == 0 {
 		return usagef("no command to run; e.g. attestd bridge -- codex app-server")
 	}
@@ -93,7 +93,11 @@ func (f *bridgeFlags) check(argv []string) error {
 	if !f.pool.valid() || *f.hold < 0 {
 		return usagef("--deadline, --max-age and --warm-window must be positive, --hold not negative, and --prefetch at least 1")
 	}
-	return f.provider.check(true)
+	spec := f.provider.spec(s)
+	if spec == (providers.Spec{AgentLabel: spec.AgentLabel}) {
+		return nil // the daemon's tokens
+	}
+	return providerUsage(spec.Check(true))
 }
 
 func runBridge(ctx context.Context, s *streams, c *command, seams bridgeSeams, args []string) error {
@@ -103,7 +107,7 @@ func runBridge(ctx context.Context, s *streams, c *command, seams bridgeSeams, a
 		return err
 	}
 	argv := fs.Args()
-	if err := f.check(argv); err != nil {
+	if err := f.check(s, argv); err != nil {
 		return err
 	}
 	logger, err := f.log.logger(s)
@@ -161,68 +165,22 @@ func runBridge(ctx context.Context, s *streams, c *command, seams bridgeSeams, a
 // with --provider, else the daemon's socket; call closeSource when done.
 func (f *bridgeFlags) source(ctx context.Context, s *streams, seams bridgeSeams, logger *slog.Logger) (src stdio.Source, closeSource func(), err error) {
 	if *f.provider.name != "" {
-		prov, err := f.provider.newProvider(s, logger)
+		prov, err := providers.New(f.provider.spec(s), logger, warner(s))
 		if err != nil {
 			return nil, nil, err
 		}
 		p := pool.New(f.pool.poolConfig(seams.wrapProvider(prov), logger))
-		return p, func() { p.Close(); closeProvider(prov) }, nil
+		return p, func() { p.Close(); providers.Close(prov) }, nil
 	}
 	sock, err := f.where.resolve(ctx, s)
 	if err != nil {
 		return nil, nil, err
 	}
 	cl := client.New(sock.Path)
-	return withDaemonHint(cl, s.err, sock.Path), func() { cl.Close() }, nil
-}
-
-// withDaemonHint wraps the daemon's client so that it says once, on
-// stderr, what to do when the daemon cannot be reached: the app-server only
-// records s=2 upstream, which no one sees. The wrapper keeps the client's
-// ReadyWaiter and TurnTracker methods, when it has them, so that the
-// bridge can hold cold turns and report turns through it.
-func withDaemonHint(src stdio.Source, w io.Writer, path string) stdio.Source {
-	h := &hintingSource{Source: src, w: w, path: path}
-	rw, canWait := src.(stdio.ReadyWaiter)
-	tt, tracks := src.(stdio.TurnTracker)
-	switch {
-	case canWait && tracks:
-		return struct {
-			*hintingSource
-			stdio.ReadyWaiter
-			stdio.TurnTracker
-		}{h, rw, tt}
-	case canWait:
-		return struct {
-			*hintingSource
-			stdio.ReadyWaiter
-		}{h, rw}
-	case tracks:
-		return struct {
-			*hintingSource
-			stdio.TurnTracker
-		}{h, tt}
-	}
-	return h
-}
-
-// hintingSource is the Source of withDaemonHint.
-type hintingSource struct {
-	stdio.Source
-	w    io.Writer
-	path string
-	once sync.Once
-}
-
-func (h *hintingSource) Token(ctx context.Context) (string, error) {
-	tok, err := h.Source.Token(ctx)
-	if err != nil && provider.ReasonOf(err) == provider.ReasonDaemonUnreachable {
-		h.once.Do(func() {
-			fmt.Fprintf(h.w, "attestd: warning: no attestd daemon answers on %s; the app-server gets an error instead of each token\n", h.path)
-			fmt.Fprintf(h.w, "attestd: hint: start the daemon (attestd serve, or its LaunchAgent), pass its --socket, or run the bridge with --provider\n")
-		})
-	}
-	return tok, err
+	return stdio.OnUnreachable(cl, func() {
+		fmt.Fprintf(s.err, "attestd: warning: no attestd daemon answers on %s; the app-server gets an error instead of each token\n", sock.Path)
+		fmt.Fprintf(s.err, "attestd: hint: start the daemon (attestd serve, or its LaunchAgent), pass its --socket, or run the bridge with --provider\n")
+	}), func() { cl.Close() }, nil
 }
 
 // describeExit says how the child ended, for a non-zero status.

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/bridge/stdio"
 )
 
@@ -258,97 +256,6 @@ func TestBridgeHoldFlag(t *testing.T) {
 		if got.Hold != c.want {
 			t.Errorf("attestd %v: Bridge.Hold = %v, want %v", args, got.Hold, c.want)
 		}
-	}
-}
-
-// plainSource is a Source with neither optional part; the types below
-// add one or both.
-type plainSource struct {
-	tokens, warms int
-	err           error
-}
-
-func (s *plainSource) Token(context.Context) (string, error) {
-	s.tokens++
-	return "", s.err
-}
-func (s *plainSource) Warm() { s.warms++ }
-
-type waitingSource struct {
-	plainSource
-	waits int
-}
-
-func (s *waitingSource) WaitReady(context.Context) error {
-	s.waits++
-	return nil
-}
-
-type trackingSource struct {
-	plainSource
-	turns int
-}
-
-func (s *trackingSource) TurnStarted()   { s.turns++ }
-func (s *trackingSource) TurnCompleted() { s.turns-- }
-
-type fullSource struct {
-	waitingSource
-	turns int
-}
-
-func (s *fullSource) TurnStarted()   { s.turns++ }
-func (s *fullSource) TurnCompleted() { s.turns-- }
-
-// The daemon hint keeps the socket client's optional methods, and only
-// those it has: the bridge decides by them whether it can hold a turn.
-func TestDaemonHintKeepsTheSourcesMethods(t *testing.T) {
-	unreachable := &provider.Error{Reason: provider.ReasonDaemonUnreachable, Msg: "dial: no such file"}
-	for _, c := range []struct {
-		name          string
-		src           stdio.Source
-		waits, tracks bool
-	}{
-		{"plain", &plainSource{err: unreachable}, false, false},
-		{"waits", &waitingSource{plainSource: plainSource{err: unreachable}}, true, false},
-		{"tracks", &trackingSource{plainSource: plainSource{err: unreachable}}, false, true},
-		{"both", &fullSource{waitingSource: waitingSource{plainSource: plainSource{err: unreachable}}}, true, true},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			var stderr bytes.Buffer
-			h := withDaemonHint(c.src, &stderr, "/x.sock")
-			rw, waits := h.(stdio.ReadyWaiter)
-			tt, tracks := h.(stdio.TurnTracker)
-			if waits != c.waits || tracks != c.tracks {
-				t.Fatalf("wrapper is a ReadyWaiter %v and a TurnTracker %v; want %v and %v", waits, tracks, c.waits, c.tracks)
-			}
-			if waits {
-				rw.WaitReady(context.Background())
-			}
-			if tracks {
-				tt.TurnStarted()
-			}
-			h.Warm()
-			h.Token(context.Background())
-			h.Token(context.Background())
-			switch s := c.src.(type) {
-			case *waitingSource:
-				if s.waits != 1 {
-					t.Errorf("WaitReady reached the source %d times", s.waits)
-				}
-			case *trackingSource:
-				if s.turns != 1 {
-					t.Errorf("TurnStarted reached the source %d times", s.turns)
-				}
-			case *fullSource:
-				if s.waits != 1 || s.turns != 1 {
-					t.Errorf("WaitReady and TurnStarted reached the source %d and %d times", s.waits, s.turns)
-				}
-			}
-			if n := strings.Count(stderr.String(), "no attestd daemon answers on /x.sock"); n != 1 {
-				t.Errorf("the hint was given %d times, want once:\n%s", n, stderr.String())
-			}
-		})
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/internal/inspect"
 	"github.com/attestd/attestd/internal/probe"
+	"github.com/attestd/attestd/internal/providers"
 	"github.com/attestd/attestd/verify"
 )
 
@@ -52,7 +53,7 @@ func addProbeFlags(fs *flag.FlagSet) probeFlags {
 	return probeFlags{
 		count:    fs.Int("count", 20, "tokens to time after the cold first call (0: no latency measurement)"),
 		json:     fs.Bool("json", false, "print the report as JSON"),
-		provider: addProviderFlags(fs, "auto", "token provider: "+allProviderNames),
+		provider: addProviderFlags(fs, "auto", "token provider: "+providers.Names),
 		timeout:  fs.Duration("timeout", 15*time.Second, "bound on each token and each request to Apple"),
 		teamID:   fs.String("team-id", "", "Apple developer team id (the JWT iss), to measure the lifetime"),
 		keyID:    fs.String("key-id", "", "id of the DeviceCheck key (the JWT kid)"),
@@ -117,16 +118,17 @@ func (f probeFlags) config(s *streams) (probe.Config, error) {
 	if err != nil {
 		return probe.Config{}, usagef("--environment: %v", err)
 	}
-	if usesAppAttest(*f.provider.name, *f.provider.register) {
+	spec := f.provider.spec(s)
+	if spec.UsesAppAttest() {
 		if keyFlags != 0 {
 			return probe.Config{}, usagef("the lifetime is DeviceCheck's: measure it with --provider devicecheck")
 		}
-		aa, err := f.provider.probeAppAttest(*f.timeout)
-		return probe.Config{AppAttest: aa, Count: *f.count, Timeout: *f.timeout}, err
+		aa, err := providers.ProbeAppAttest(spec, *f.timeout)
+		return probe.Config{AppAttest: aa, Count: *f.count, Timeout: *f.timeout}, providerUsage(err)
 	}
-	prov, err := f.provider.newProvider(s, slog.New(slog.DiscardHandler))
+	prov, err := providers.New(spec, slog.New(slog.DiscardHandler), warner(s))
 	if err != nil {
-		return probe.Config{}, err
+		return probe.Config{}, providerUsage(err)
 	}
 	cfg := probe.Config{Provider: prov, Count: *f.count, Timeout: *f.timeout}
 	if keyFlags == 0 {

@@ -6,20 +6,19 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime"
 	"time"
 
-	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/bridge/server"
 	"github.com/attestd/attestd/darwin"
 	"github.com/attestd/attestd/internal/daemon"
+	"github.com/attestd/attestd/internal/providers"
 )
 
 func init() {
 	c := &command{
 		name:    "serve",
 		summary: "Run the daemon: answer attestation/generate on a Unix socket.",
-		usage:   "serve [--socket PATH | --listen-fd N | --launchd NAME] [--provider " + allProviderNames + "] [flags]",
+		usage:   "serve [--socket PATH | --listen-fd N | --launchd NAME] [--provider " + providers.Names + "] [flags]",
 	}
 	c.run = func(ctx context.Context, s *streams, args []string) error { return runServe(ctx, s, c, args) }
 	register(c)
@@ -87,7 +86,7 @@ func addServeFlags(fs *flag.FlagSet) *serveFlags {
 		socket:   fs.String("socket", "", "listen on this Unix socket path (default $ATTESTD_SOCKET or the per-user runtime path)"),
 		listenFD: fs.Int("listen-fd", -1, "serve an inherited listening Unix socket on this file descriptor"),
 		launchd:  fs.String("launchd", "", "serve the launchd socket of this name from the LaunchAgent's Sockets (macOS; usually \"Listeners\")"),
-		provider: addProviderFlags(fs, "auto", "token provider: "+allProviderNames),
+		provider: addProviderFlags(fs, "auto", "token provider: "+providers.Names),
 		pool: addPoolFlags(fs, server.DefaultDeadline, poolFlagUsage{
 			prefetch:   "tokens kept ready while a turn runs",
 			maxAge:     "discard a ready token older than this",
@@ -140,15 +139,15 @@ func exitIdleFor(launchd bool, value time.Duration, given bool) time.Duration {
 // daemonConfig returns the daemon the flags describe, but for where it
 // listens, when it exits idle and what stops it.
 func (f *serveFlags) daemonConfig(s *streams, logger *slog.Logger) (daemon.Config, error) {
-	prov, err := f.provider.serveProvider(s, logger)
+	prov, err := providers.ForDaemon(f.provider.spec(s), logger, warner(s))
 	if err != nil {
-		return daemon.Config{}, err
+		return daemon.Config{}, providerUsage(err)
 	}
 	checkPeer, err := peerRequirement(*f.peerRequirement)
 	if err != nil {
 		return daemon.Config{}, err
 	}
-	id := selfIdentity(logger)
+	id := providers.SelfIdentity(logger)
 	pc := f.pool.poolConfig(prov, logger)
 	pc.BundleID, pc.TeamID = id.BundleID, id.TeamID
 	return daemon.Config{
@@ -157,21 +156,6 @@ func (f *serveFlags) daemonConfig(s *streams, logger *slog.Logger) (daemon.Confi
 			MaxConns: *f.maxConns, CheckPeer: checkPeer, Logger: logger},
 		Logger: logger,
 	}, nil
-}
-
-// serveProvider returns the provider the daemon serves. DeviceCheck
-// (--provider devicecheck, or auto on macOS without a registration URL)
-// comes as daemon.DeviceCheck makes it, and App Attest with it as its
-// fallback, both started only once the daemon has its socket; the
-// development provider needs no start.
-func (f providerFlags) serveProvider(s *streams, logger *slog.Logger) (provider.Provider, error) {
-	if err := f.check(true); err != nil {
-		return nil, err
-	}
-	if name := *f.name; name == "devicecheck" || name == "auto" && runtime.GOOS == "darwin" && *f.register == "" {
-		return daemon.DeviceCheck(logger), nil
-	}
-	return f.newProvider(s, logger)
 }
 
 // peerRequirement returns the check of --peer-requirement, or nil when
@@ -185,18 +169,4 @@ func peerRequirement(req string) (func(*net.UnixConn) error, error) {
 		return nil, withHint(fmt.Errorf("--peer-requirement: %w", err), "check the requirement with: codesign -v -R '%s' /path/to/client.app", req)
 	}
 	return chk, nil
-}
-
-// selfIdentity returns the bundle and team this executable is signed as,
-// for the header's b and m: on macOS only, and empty (with a warning)
-// when the signature cannot be read.
-func selfIdentity(logger *slog.Logger) darwin.Identity {
-	if runtime.GOOS != "darwin" {
-		return darwin.Identity{}
-	}
-	id, err := darwin.SelfIdentity()
-	if err != nil {
-		logger.Warn("cannot read own signing identity; header b and m stay empty", "err", err)
-	}
-	return id
 }
