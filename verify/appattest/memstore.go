@@ -57,7 +57,7 @@ func (s *MemoryKeyStore) shard(id []byte) (*keyShard, [32]byte, error) {
 
 // Register implements KeyStore.
 func (s *MemoryKeyStore) Register(_ context.Context, key *Key, now time.Time) (*KeyRecord, bool, error) {
-	if err := checkRegistrable(key); err != nil {
+	if err := key.Storable(); err != nil {
 		return nil, false, err
 	}
 	sh, k, err := s.shard(key.ID)

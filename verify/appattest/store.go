@@ -120,9 +120,11 @@ type ChallengeStore interface {
 // DefaultChallengeTTL is how long a registration challenge stays good.
 const DefaultChallengeTTL = 5 * time.Minute
 
-// checkRegistrable refuses a key a store cannot record: it needs its id
-// (SHA-256 of its P-256 public key), App ID, environment and root.
-func checkRegistrable(key *Key) error {
+// Storable returns why a KeyStore cannot record key, or nil: a store
+// needs its id (32 bytes), P-256 public key, App ID, environment and
+// root, as VerifyAttestation returns them. Its error is the caller's
+// mistake, not a refusal.
+func (key *Key) Storable() error {
 	switch {
 	case key == nil || key.PublicKey == nil || key.PublicKey.Curve != elliptic.P256():
 		return errors.New("appattest: register: the key has no P-256 public key")
