@@ -119,7 +119,9 @@ func globEscape(s string) string {
 	return b.String()
 }
 
-func (s *Store) challengeName(challenge string) string { return s.opts.Prefix + "challenge:" + challenge }
+func (s *Store) challengeName(challenge string) string {
+	return s.opts.Prefix + "challenge:" + challenge
+}
 
 // Put implements appattest.ChallengeStore with SET … NX PX: Redis's
 // clock expires it.
