@@ -202,7 +202,9 @@ func TestRegisterRefusals(t *testing.T) {
 		{"challenge missing", func() req { return req{"both", registerBody(dev.ID(), "AAAA", "")} }, 400, "bad_challenge"},
 		{"challenge padded", func() req { return req{"both", registerBody(dev.ID(), "AAAA", c+"=")} }, 400, "bad_challenge"},
 		{"challenge of 31 bytes", func() req { return req{"both", registerBody(dev.ID(), "AAAA", c[:42])} }, 400, "bad_challenge"},
-		{"too large", func() req { return req{"both", `{"attestation":"` + strings.Repeat("A", registration.MaxBodySize) + `"}`} }, 400, "too_large"},
+		{"too large", func() req {
+			return req{"both", `{"attestation":"` + strings.Repeat("A", registration.MaxBodySize) + `"}`}
+		}, 400, "too_large"},
 		{"a challenge never issued", func() req {
 			never := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
 			return req{"both", registerBody(dev.ID(), attestFor(t, dev, never), never)}
