@@ -13,6 +13,7 @@ import (
 
 	"github.com/attestd/attestd/bridge/socket"
 	"github.com/attestd/attestd/darwin"
+	"github.com/attestd/attestd/internal/agent"
 	"github.com/attestd/attestd/packaging/plists"
 )
 
@@ -40,19 +41,19 @@ func (f *fakeLaunchctl) run(_ context.Context, args ...string) ([]byte, error) {
 // fakeMac returns the environment of an agent command that believes it
 // runs on goos as uid 501, from exe, with home as the home directory, and
 // the launchctl it calls.
-func fakeMac(goos, exe, home string) (*agentEnv, *fakeLaunchctl) {
+func fakeMac(goos, exe, home string) (*agent.Env, *fakeLaunchctl) {
 	f := &fakeLaunchctl{fail: map[string]string{}}
-	return &agentEnv{
-		goos:       goos,
-		executable: func() (string, error) { return exe, nil },
-		homeDir:    func() (string, error) { return home, nil },
-		uid:        func() int { return 501 },
-		launchctl:  f.run,
+	return &agent.Env{
+		GOOS:       goos,
+		Executable: func() (string, error) { return exe, nil },
+		HomeDir:    func() (string, error) { return home, nil },
+		UID:        func() int { return 501 },
+		Launchctl:  f.run,
 	}, f
 }
 
 // runAgentCLI runs "attestd agent args..." in-process on env.
-func runAgentCLI(t *testing.T, env *agentEnv, args ...string) (int, string, string) {
+func runAgentCLI(t *testing.T, env *agent.Env, args ...string) (int, string, string) {
 	t.Helper()
 	if len(args) == 0 || args[0] != "agent" {
 		t.Fatalf("runAgentCLI %q: not an agent command", args)
@@ -276,7 +277,7 @@ func TestAgentInstallRetriesAfterBootout(t *testing.T) {
 	home := realTempDir(t)
 	env, f := fakeMac("darwin", helperBundle(t, home), home)
 	failures := 2
-	env.launchctl = func(ctx context.Context, args ...string) ([]byte, error) {
+	env.Launchctl = func(ctx context.Context, args ...string) ([]byte, error) {
 		if args[0] == "bootstrap" && failures > 0 {
 			failures--
 			f.calls = append(f.calls, args)
@@ -336,20 +337,6 @@ func TestAgentUninstallAndStatus(t *testing.T) {
 	code, _, errOut = runAgentCLI(t, env, "agent", "status")
 	if code != 1 || !strings.Contains(errOut, "is not loaded") || !strings.Contains(errOut, "launchctl bootstrap gui/501 "+plistPath) {
 		t.Errorf("status, not loaded: exit %d\n%s", code, errOut)
-	}
-}
-
-func TestBundleOf(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct{ exe, want string }{
-		{"/A/Host.app/Contents/Helpers/Attestd.app/Contents/MacOS/attestd", "/A/Host.app/Contents/Helpers/Attestd.app"},
-		{"/usr/local/bin/attestd", ""},
-		{"/A/Attestd/Contents/MacOS/attestd", ""},
-		{"/A/Attestd.app/Contents/Resources/attestd", ""},
-	} {
-		if got := bundleOf(tc.exe); got != tc.want {
-			t.Errorf("bundleOf(%q) = %q, want %q", tc.exe, got, tc.want)
-		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/internal/diag"
+	"github.com/attestd/attestd/internal/inspect"
 )
 
 func TestHelpListsCommands(t *testing.T) {
@@ -89,7 +90,7 @@ func TestDecode(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
-			var d decoded
+			var d inspect.Decoded
 			if err := json.Unmarshal([]byte(out), &d); err != nil {
 				t.Fatalf("output %q: %v", out, err)
 			}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/internal/inspect"
 	"github.com/attestd/attestd/internal/probe"
 	"github.com/attestd/attestd/verify"
 )
@@ -126,7 +127,7 @@ func (f probeFlags) config(s *streams) (probe.Config, error) {
 	}
 	key, err := verify.LoadPrivateKey(*f.keyFile)
 	if err != nil {
-		return probe.Config{}, withHint(err, "%s", appleKeyHint)
+		return probe.Config{}, withHint(err, "%s", inspect.AppleKeyHint)
 	}
 	cfg.Lifetime = &probe.LifetimeConfig{TeamID: *f.teamID, KeyID: *f.keyID, Key: key, BaseURL: baseURL, Ages: ages}
 	return cfg, nil

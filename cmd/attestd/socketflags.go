@@ -4,10 +4,9 @@ import (
 	"context"
 	"flag"
 	"os"
-	"path/filepath"
 
 	"github.com/attestd/attestd/bridge/socket"
-	"github.com/attestd/attestd/packaging/plists"
+	"github.com/attestd/attestd/internal/agent"
 )
 
 // clientFlags are the flags every client of the daemon shares (token,
@@ -34,31 +33,13 @@ func (s *streams) ownExecutable() (string, error) {
 }
 
 // ownAgent returns the LaunchAgent label and socket key that the
-// Info.plist of the bundle this executable runs from names (make bundle
-// writes them), or "" when it runs outside a bundle.
+// Info.plist of the bundle this executable runs from names (agent.Own).
 func ownAgent(s *streams) (label, key string) {
 	exe, err := s.ownExecutable()
 	if err != nil {
 		return "", ""
 	}
-	if p, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = p
-	}
-	app := bundleOf(exe)
-	if app == "" {
-		return "", ""
-	}
-	data, err := os.ReadFile(filepath.Join(app, "Contents", "Info.plist"))
-	if err != nil {
-		return "", ""
-	}
-	info, err := plists.Dict(data)
-	if err != nil {
-		return "", ""
-	}
-	label, _ = info[plists.InfoKeyLabel].(string)
-	key, _ = info[plists.InfoKeySocketKey].(string)
-	return label, key
+	return agent.Own(exe)
 }
 
 // lookup says which helper the flags name: --socket, else --agent, else

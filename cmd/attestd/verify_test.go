@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/internal/inspect"
 	"github.com/attestd/attestd/verify/devicechecktest"
 	"github.com/attestd/attestd/verify/redisreplay/redistest"
 )
@@ -64,9 +65,9 @@ func codexEnvelope(value string) string {
 	return string(b)
 }
 
-func parseVerifyOutput(t *testing.T, out string) verifyOutput {
+func parseVerifyOutput(t *testing.T, out string) inspect.Report {
 	t.Helper()
-	var o verifyOutput
+	var o inspect.Report
 	dec := json.NewDecoder(strings.NewReader(out))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&o); err != nil {
@@ -130,7 +131,7 @@ func TestVerifyCommand(t *testing.T) {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out, errOut)
 			}
 			o := parseVerifyOutput(t, out)
-			if o.Outcome != outcomes[tt.code] {
+			if o.Outcome != inspect.Outcome(tt.code) {
 				t.Errorf("outcome %q for exit %d", o.Outcome, tt.code)
 			}
 			if o.Valid != (tt.code == 0) || o.Reason != tt.reason || o.Validated != tt.validated || o.StatusName != tt.status {
@@ -200,7 +201,7 @@ func TestVerifyAppleFailures(t *testing.T) {
 			value := encodeValue(t, header.KindDeviceCheck, apple.IssueToken(), time.Now())
 			code, out, errOut := runCLI(t, nil, value, append([]string{"verify", "-"}, keyFlags...)...)
 			o := parseVerifyOutput(t, out)
-			if code != exitNotChecked || o.Valid || o.Validated || o.Outcome != "not_checked" || o.Reason != tt.reason {
+			if code != inspect.NotChecked || o.Valid || o.Validated || o.Outcome != "not_checked" || o.Reason != tt.reason {
 				t.Errorf("exit %d, output %+v", code, o)
 			}
 			if o.Apple == nil || o.Apple.HTTPStatus != tt.status || o.Apple.Body != tt.body || o.Apple.Attempts != tt.attempts {
@@ -235,7 +236,7 @@ func TestVerifyBadKeyFile(t *testing.T) {
 	for _, key := range []string{filepath.Join(t.TempDir(), "missing.p8"), notAKey} {
 		code, out, errOut := runCLI(t, nil, value, "verify", "--team-id", "T", "--key-id", "K", "--key", key)
 		o := parseVerifyOutput(t, out)
-		if code != exitNotChecked || o.Valid || o.Outcome != "not_checked" || o.Reason != "bad_key" || o.Kind != "dc" || o.Fingerprint != header.Fingerprint(value) || o.Error == "" {
+		if code != inspect.NotChecked || o.Valid || o.Outcome != "not_checked" || o.Reason != "bad_key" || o.Kind != "dc" || o.Fingerprint != header.Fingerprint(value) || o.Error == "" {
 			t.Errorf("%s: exit %d, output %+v", key, code, o)
 		}
 		if !strings.Contains(errOut, "attestd: hint: give the .p8 file") {
@@ -271,11 +272,11 @@ func TestVerifyAndDecodeRefuseOverlongInput(t *testing.T) {
 		}
 	}
 	// Up to the limit, white space around a value is still fine.
-	padded := value + strings.Repeat(" ", maxInput-len(value)-1) + "\n"
+	padded := value + strings.Repeat(" ", inspect.MaxInput-len(value)-1) + "\n"
 	if code, _, errOut := runCLI(t, nil, padded, "decode"); code != 0 {
 		t.Errorf("decode of a value padded to the limit: exit %d, %s", code, errOut)
 	}
-	if code, _, errOut := runCLI(t, nil, padded, "verify", "--allow-dev"); code != exitNotValidated {
+	if code, _, errOut := runCLI(t, nil, padded, "verify", "--allow-dev"); code != inspect.NotValidated {
 		t.Errorf("verify of a value padded to the limit: exit %d, %s", code, errOut)
 	}
 }
@@ -345,7 +346,7 @@ func TestVerifyRoundTripDaemon(t *testing.T) {
 	}
 	value := strings.TrimSpace(string(out))
 
-	verifyProc := func(extra ...string) (int, verifyOutput, string) {
+	verifyProc := func(extra ...string) (int, inspect.Report, string) {
 		return runVerifyProcess(t, codexEnvelope(value)+"\n", append(append([]string{"--max-age", "1m"}, extra...), keyFlags...)...)
 	}
 
@@ -413,7 +414,7 @@ func TestVerifyRoundTripCodex(t *testing.T) {
 
 // runVerifyProcess runs "attestd verify" as its own process with stdin
 // and args, and returns its exit status, parsed output and stderr.
-func runVerifyProcess(t *testing.T, stdin string, args ...string) (int, verifyOutput, string) {
+func runVerifyProcess(t *testing.T, stdin string, args ...string) (int, inspect.Report, string) {
 	t.Helper()
 	cmd := exec.Command(attestdBinary(t), append([]string{"verify"}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
@@ -460,7 +461,7 @@ func TestVerifyReplayRedisTwoProcesses(t *testing.T) {
 	redis.Stop()
 	fresh := codexEnvelope(encodeValue(t, header.KindDeviceCheck, apple.IssueToken(), time.Now()))
 	code, o, errOut = runVerifyProcess(t, fresh, args...)
-	if code != exitNotChecked || o.Valid || o.Reason != "replay_store" || o.Outcome != "not_checked" {
+	if code != inspect.NotChecked || o.Valid || o.Reason != "replay_store" || o.Outcome != "not_checked" {
 		t.Errorf("Redis stopped: exit %d, %+v\n%s", code, o, errOut)
 	}
 	if !strings.Contains(errOut, "attestd: error: could not check the token: ") || !strings.Contains(errOut, "redis replay store") ||
@@ -491,7 +492,7 @@ func TestVerifyReplayRedisHidesPassword(t *testing.T) {
 		code int
 		want string
 	}{
-		{down, exitNotChecked, "check that Redis runs at redis://:xxxxx@" + ln.Addr().String() + "/0"},
+		{down, inspect.NotChecked, "check that Redis runs at redis://:xxxxx@" + ln.Addr().String() + "/0"},
 		{"redis://:" + password + "@127.0.0.1:notaport/0", 2, "--replay-redis: "},
 	} {
 		code, out, errOut := runCLI(t, nil, "", append([]string{"verify", value, "--replay-redis", tc.url}, keyFlags...)...)
@@ -529,7 +530,7 @@ func TestVerifySecretsFromEnvironment(t *testing.T) {
 	}
 	// The command line wins: a key that does not exist, given as a flag.
 	code, out, _ = runCLI(t, env, value, append(args, "--key", filepath.Join(t.TempDir(), "none.p8"))...)
-	if o := parseVerifyOutput(t, out); code != exitNotChecked || o.Reason != "bad_key" {
+	if o := parseVerifyOutput(t, out); code != inspect.NotChecked || o.Reason != "bad_key" {
 		t.Errorf("--key on the command line: exit %d, %+v; want its (missing) file used", code, o)
 	}
 	env["ATTESTD_REPLAY_REDIS"] = redis.URL()
@@ -551,7 +552,7 @@ func TestVerifyReportsEvictionPolicy(t *testing.T) {
 		stderr       string
 	}{
 		{"noeviction", "noeviction", nil, 0, ""},
-		{"allkeys-lru", "allkeys-lru", []string{"maxmemory-policy allkeys-lru"}, exitNotChecked, "maxmemory-policy allkeys-lru"},
+		{"allkeys-lru", "allkeys-lru", []string{"maxmemory-policy allkeys-lru"}, inspect.NotChecked, "maxmemory-policy allkeys-lru"},
 		{"unreadable", "", []string{`rename-command INFO ""`}, 0, "attestd: warning: redis replay store: redis eviction policy could not be read"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -565,7 +566,7 @@ func TestVerifyReportsEvictionPolicy(t *testing.T) {
 			if !strings.Contains(errOut, tt.stderr) || (tt.stderr == "") != (errOut == "") {
 				t.Errorf("stderr %q, want %q", errOut, tt.stderr)
 			}
-			if code == exitNotChecked && (o.Reason != "replay_store" || !strings.Contains(errOut, "attestd: hint: Redis may evict") || len(apple.Requests()) > 0 && o.Validated) {
+			if code == inspect.NotChecked && (o.Reason != "replay_store" || !strings.Contains(errOut, "attestd: hint: Redis may evict") || len(apple.Requests()) > 0 && o.Validated) {
 				t.Errorf("policy that may evict: %+v\n%s", o, errOut)
 			}
 		})
@@ -583,7 +584,7 @@ func TestVerifyKeyFilePermissions(t *testing.T) {
 		stderr string
 	}{
 		{0o644, 0, "attestd: warning: " + keyPath + ": key file is readable by every user (mode 0644); chmod 600 " + keyPath},
-		{0o664, exitNotChecked, "key file is writable by group or others (mode 0664)"},
+		{0o664, inspect.NotChecked, "key file is writable by group or others (mode 0664)"},
 	} {
 		if err := os.Chmod(keyPath, tt.mode); err != nil {
 			t.Fatal(err)
