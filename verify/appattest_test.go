@@ -29,7 +29,7 @@ type aaDevice struct {
 
 // newAADevice makes a key and registers it in keys as coming from root
 // (appattest.AppleRootName: as if Apple had attested it).
-func newAADevice(t *testing.T, keys appattest.KeyStore, root string, env appattest.Environment) *aaDevice {
+func newAADevice(t testing.TB, keys appattest.KeyStore, root string, env appattest.Environment) *aaDevice {
 	t.Helper()
 	k, err := devattest.NewKey(aaAppID)
 	if err != nil {
@@ -48,7 +48,7 @@ func newAADevice(t *testing.T, keys appattest.KeyStore, root string, env appatte
 // value makes the device's next header value, generated at g, as the
 // helper does: a fresh nonce, the assertion over the value's
 // clientDataHash.
-func (d *aaDevice) value(t *testing.T, g time.Time) string {
+func (d *aaDevice) value(t testing.TB, g time.Time) string {
 	t.Helper()
 	v := header.Value{Kind: header.KindAppAttest, KeyID: d.key.ID(), Nonce: make([]byte, header.NonceLen), GeneratedAt: g}
 	rand.Read(v.Nonce)
