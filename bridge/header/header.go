@@ -307,22 +307,27 @@ func decodePayload(raw []byte) (Value, error) {
 	if r.Len() != 0 {
 		return Value{}, fmt.Errorf("%w (%d bytes)", ErrTrailing, r.Len())
 	}
-	if !hasK {
-		return Value{}, ErrMissingKind
-	}
-	if !hasT {
-		return Value{}, ErrMissingToken
-	}
-	if !knownKind(v.Kind) {
-		return Value{}, fmt.Errorf("%w: %q", ErrUnknownKind, v.Kind)
-	}
-	if err := checkKindFields(v.Kind, hasI, hasN, v.KeyID, v.Nonce); err != nil {
+	if err := checkPayload(v, hasK, hasT, hasI, hasN); err != nil {
 		return Value{}, err
 	}
 	if generatedAtMs != 0 {
 		v.GeneratedAt = time.UnixMilli(generatedAtMs).UTC()
 	}
 	return v, nil
+}
+
+// checkPayload applies the rules on a decoded map as a whole: k and t
+// present, a known kind, and the kind's own fields.
+func checkPayload(v Value, hasK, hasT, hasI, hasN bool) error {
+	switch {
+	case !hasK:
+		return ErrMissingKind
+	case !hasT:
+		return ErrMissingToken
+	case !knownKind(v.Kind):
+		return fmt.Errorf("%w: %q", ErrUnknownKind, v.Kind)
+	}
+	return checkKindFields(v.Kind, hasI, hasN, v.KeyID, v.Nonce)
 }
 
 func errOrNil(err error) any {

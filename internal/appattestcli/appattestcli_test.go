@@ -314,3 +314,38 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// FuzzReadObject: whatever a file holds, ReadObject gives its bytes back
+// as they are, or the base64 they spell (which encodes back to them), or
+// a usage error; and a key id is 32 bytes or refused.
+func FuzzReadObject(f *testing.F) {
+	f.Add([]byte{0xa2, 0x61, 'a', 0x01})
+	f.Add([]byte("omlzaWduYXR1cmVYRjBE\n"))
+	f.Add([]byte("omlzaWduYXR1cmVYRjBE=="))
+	f.Add([]byte("-_-_"))
+	f.Add([]byte(" \r\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := ReadObject(bytes.NewReader(in), "-")
+		if err != nil {
+			var ue *UsageError
+			if !errors.As(err, &ue) {
+				t.Fatalf("ReadObject(%q) = %v, want a usage error", in, err)
+			}
+			return
+		}
+		if !bytes.Equal(got, in) {
+			s := strings.TrimSpace(string(in))
+			encs := []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding}
+			ok := false
+			for _, e := range encs {
+				ok = ok || e.EncodeToString(got) == s
+			}
+			if !ok {
+				t.Fatalf("ReadObject(%q) = %x: neither the input nor its base64", in, got)
+			}
+		}
+		if id, err := ParseKeyID(string(in)); err == nil && len(id) != 32 {
+			t.Fatalf("ParseKeyID(%q) = %d bytes", in, len(id))
+		}
+	})
+}

@@ -161,7 +161,7 @@ func TestRegisterRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conflicting := newDevKey(t, appattest.Development) // registered from the development root first
+	conflicting := newDevKey(t, appattest.Development)
 	cfgs := map[string]registration.Config{
 		"both":            {},
 		"production only": {Environments: []appattest.Environment{appattest.Production}},
@@ -227,22 +227,8 @@ func TestRegisterRefusals(t *testing.T) {
 		{"development root not trusted", func() req { return fresh("Apple's root", dev) }, 403, "bad_chain"},
 		{"another App ID", func() req { return fresh("another app", dev) }, 403, "bad_app_id"},
 		{"registered from another root", func() req {
-			d := &appattesttest.Device{Key: conflicting.PrivateKey, AppID: appID, Environment: appattest.Development}
-			c := servers["test CA too"].challenge(t)
-			raw, _ := base64.RawURLEncoding.DecodeString(c)
-			cdh := sha256.Sum256(raw)
-			obj, err := ca.Attest(d, cdh[:])
-			if err != nil {
-				t.Fatal(err)
-			}
-			return req{"test CA too", registerBody(conflicting.ID(), base64.StdEncoding.EncodeToString(obj), c)}
+			return req{"test CA too", conflictingBody(t, servers["test CA too"], ca, conflicting)}
 		}, 403, "key_conflict"},
-	}
-	// The conflicting key, registered from the development root.
-	cs := servers["test CA too"]
-	cc := cs.challenge(t)
-	if code, body, _ := cs.do(t, "POST", "/appattest/register", registerBody(conflicting.ID(), attestFor(t, conflicting, cc), cc)); code != 201 {
-		t.Fatalf("setup: %d %s", code, body)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -252,6 +238,24 @@ func TestRegisterRefusals(t *testing.T) {
 			expect(t, tt.name, code, body, tt.code, fmt.Sprintf(`{"error":"%s","reason":"%s"}`, errName, tt.reason))
 		})
 	}
+}
+
+// conflictingBody registers key on s from the development root, then
+// returns a registration of the same key id certified by another CA.
+func conflictingBody(t *testing.T, s *server, ca *appattesttest.CA, key *devattest.Key) string {
+	t.Helper()
+	c := s.challenge(t)
+	if code, body, _ := s.do(t, "POST", "/appattest/register", registerBody(key.ID(), attestFor(t, key, c), c)); code != 201 {
+		t.Fatalf("setup: %d %s", code, body)
+	}
+	c = s.challenge(t)
+	raw, _ := base64.RawURLEncoding.DecodeString(c)
+	cdh := sha256.Sum256(raw)
+	obj, err := ca.Attest(&appattesttest.Device{Key: key.PrivateKey, AppID: appID, Environment: appattest.Development}, cdh[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return registerBody(key.ID(), base64.StdEncoding.EncodeToString(obj), c)
 }
 
 // TestRoutes: paths, methods and prefixes.
