@@ -114,7 +114,9 @@ type Verifier struct {
 	// It is never shorter than the check (Timeout plus a second).
 	RefusedWindow time.Duration
 	// AllowReplays turns the replay check off. Never set it in
-	// production: a captured header could be sent again and again.
+	// production: a captured header could be sent again and again. It
+	// does not touch App Attest's counter window, which Keys applies to
+	// every "aa" value.
 	AllowReplays bool
 	// ReplayWindow is how long a token that may be admitted is
 	// remembered, from the end of its check (on the store's clock; g is
