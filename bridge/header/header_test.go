@@ -651,6 +651,12 @@ func TestAppAttestClientDataHash(t *testing.T) {
 			t.Errorf("%s: AppAttestClientDataHash = %x, want %s", tt.name, got, tt.want)
 		}
 	}
+	// The Mac side's pinned vector (bridge/provider/appattest), computed
+	// apart from both: key id 1…32, nonce 100…115, g 1790000000123.
+	kid, non := seq(1, KeyIDLen), seq(100, NonceLen)
+	if got := AppAttestClientDataHash(kid, time.UnixMilli(1_790_000_000_123), non); hex.EncodeToString(got[:]) != "20b629a720c57abb8c2c60c0f193de86d0e91d0c23bfa12536dc8e6d2e4b8c4c" {
+		t.Errorf("the Mac side's vector: %x", got)
+	}
 	// The hash is of what the value carries: decoding the encoded value
 	// gives the same hash as the values it was made from.
 	v := Value{Kind: KindAppAttest, Token: []byte{1}, KeyID: testKeyID, Nonce: testNonce, GeneratedAt: time.Now()}
