@@ -52,6 +52,15 @@
 // balancer, or a header replayed to another instance passes: package
 // redisreplay keeps it in Redis. Package verifyprom exports metrics.
 //
+// # App Attest
+//
+// A value of kind "aa" carries an App Attest assertion by a key the app
+// registered (package appattest/registration); with Verifier.Keys set it
+// is checked locally, with no call to Apple: the key registered and
+// active, the assertion's signature over header.AppAttestClientDataHash
+// of the value, then its counter within the key's window (the replay
+// protection of "aa"). Verifier.Kinds chooses the kinds a server accepts.
+//
 // DeviceCheck tokens from development builds of an app validate only
 // against Apple's Development environment (Config.BaseURL). Tokens of kind
 // "dev", from attestd's development provider, prove nothing and are

@@ -2,11 +2,16 @@ package verify
 
 import (
 	"bytes"
+	"context"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/verify/appattest"
+	"github.com/attestd/attestd/verify/appattest/devattest"
 )
 
 // FuzzParseRetryAfter: any header value gives a wait in [0, 24 h], and a
@@ -68,6 +73,54 @@ func FuzzScrub(f *testing.F) {
 		}
 		if utf8.Valid(body) && !utf8.ValidString(out) {
 			t.Fatalf("scrub broke UTF-8: %q", out)
+		}
+	})
+}
+
+// FuzzVerifyAppAttest: whatever value arrives, a Verifier with one
+// registered App Attest key admits only what that key signed (the key
+// id, g and nonce of a genuine value: nobody else can sign), and every
+// refusal has a reason of the fixed set (never "error": the memory
+// store does not fail).
+func FuzzVerifyAppAttest(f *testing.F) {
+	dev, err := devattest.NewKey("TEAMID1234.com.example.app")
+	if err != nil {
+		f.Fatal(err)
+	}
+	rec := &appattest.Key{ID: dev.ID(), PublicKey: &dev.PrivateKey.PublicKey, AppID: "TEAMID1234.com.example.app",
+		Environment: appattest.Production, Root: appattest.AppleRootName}
+	genuine := map[string]bool{}
+	for i := range 3 {
+		v := header.Value{Kind: header.KindAppAttest, KeyID: dev.ID(), Nonce: bytes.Repeat([]byte{byte(i)}, 16), GeneratedAt: time.UnixMilli(int64(1e12 + i))}
+		cdh := header.AppAttestClientDataHash(v.KeyID, v.GeneratedAt, v.Nonce)
+		if v.Token, err = dev.Assert(cdh[:]); err != nil {
+			f.Fatal(err)
+		}
+		s, err := header.Encode(v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		genuine[string(cdh[:])] = true
+		f.Add(s)
+		f.Add(envelope(s))
+	}
+	f.Add("v1.h6FromFhoXTEAf-hacQgAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh-hbsQQoKGio6SlpqeoqaqrrK2ur6FnAKFioKFtoA")
+	f.Fuzz(func(t *testing.T, s string) {
+		keys := &appattest.MemoryKeyStore{}
+		if _, _, err := keys.Register(context.Background(), rec, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		v := &Verifier{NoClient: true, Keys: keys, Kinds: []string{header.KindAppAttest}, MaxAge: -1, AllowReplays: true}
+		res, err := v.Verify(context.Background(), s)
+		if err != nil {
+			if r := Reason(err); r == "error" || r == "" {
+				t.Fatalf("Verify(%q) = %v, reason %q", s, err, r)
+			}
+			return
+		}
+		cdh := header.AppAttestClientDataHash(res.KeyID, res.GeneratedAt, res.Nonce)
+		if !genuine[string(cdh[:])] || !res.Valid {
+			t.Fatalf("Verify(%q) admitted a value the key did not sign: %v", s, res)
 		}
 	})
 }

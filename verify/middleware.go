@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/attestd/attestd/bridge/header"
 )
 
 // Policy is what Middleware does with a request whose attestation fails.
@@ -145,9 +147,9 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 		default:
 			err = errors.Join(ErrMalformed, errors.New("more than one attestation header"))
 		}
-		if len(vals) != 1 && opts.Verifier.Observer != nil {
+		if len(vals) != 1 {
 			// Refused without Verify: counted all the same.
-			opts.Verifier.Observer.ObserveCheck(err, 0)
+			opts.Verifier.observeCheck("", err, 0)
 		}
 		letThrough := err == nil || opts.Policy == Annotate || (opts.WhenAppleDown == AllowWhenDown && AppleDown(err))
 		if err != nil && opts.Logger != nil {
@@ -155,6 +157,9 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 			if res != nil {
 				attrs = append(attrs, slog.String("status", res.Status.String()),
 					slog.String("kind", res.Kind), slog.String("token", res.Fingerprint()))
+				if res.KeyID != nil {
+					attrs = append(attrs, slog.String("keyId", keyName(res.KeyID)))
+				}
 			}
 			attrs = append(attrs, slog.Bool("passed", letThrough))
 			opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "attestation check failed", attrs...)
@@ -173,15 +178,25 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 }
 
 // checkVerifier panics, at construction, on a Verifier that could only
-// fail later: nil, without a Client and without NoClient (every
-// DeviceCheck token would fail as not validated), with both, or with a
-// Client not made by NewClient.
+// fail later: nil, accepting DeviceCheck tokens without a Client and
+// without NoClient (every one would fail as not validated), with both, a
+// Client not made by NewClient, or Kinds naming a kind it cannot check.
 func checkVerifier(v *Verifier) {
+	if v != nil {
+		for _, k := range v.Kinds {
+			switch {
+			case k != header.KindDeviceCheck && k != header.KindAppAttest && k != header.KindDev:
+				panic(fmt.Sprintf("verify.Middleware: Verifier.Kinds lists %q; the kinds are %q, %q and %q", k, header.KindDeviceCheck, header.KindAppAttest, header.KindDev))
+			case k == header.KindAppAttest && v.Keys == nil:
+				panic("verify.Middleware: Verifier.Kinds lists \"aa\" but Keys is nil: give it the App Attest key store")
+			}
+		}
+	}
 	switch {
 	case v == nil:
 		panic("verify.Middleware: MiddlewareOptions.Verifier is nil")
-	case v.Client == nil && !v.NoClient:
-		panic("verify.Middleware: the Verifier has no Client, so no DeviceCheck token can pass; give it one from NewClient, or set NoClient for local checks only")
+	case v.Client == nil && !v.NoClient && v.accepts(header.KindDeviceCheck):
+		panic("verify.Middleware: the Verifier has no Client, so no DeviceCheck token can pass; give it one from NewClient, set NoClient for local checks only, or leave \"dc\" out of Kinds")
 	case v.Client != nil && v.NoClient:
 		panic("verify.Middleware: the Verifier has a Client and NoClient set; drop one")
 	case v.Client != nil && v.Client.usable() != nil:

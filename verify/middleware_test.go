@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -226,10 +227,13 @@ func TestMiddlewareWhenAppleDown(t *testing.T) {
 		{"Apple 500", nil, func(h *harness) { h.apple.Respond(status(500, "")) }, nil, 200, "apple_server_error"},
 		{"Apple unreachable", func(c *Config) { c.BaseURL = closed }, nil, nil, 200, "network"},
 		// Attempts of 50 ms each, every one failing on its own timeout,
-		// until the call's 300 ms run out.
+		// until the call's 300 ms run out ("timeout"), or until the time
+		// left is shorter than the backoff before the next attempt, when
+		// the last attempt's own timeout is reported ("network"; a loaded
+		// machine gets there).
 		{"Apple hangs", func(c *Config) {
 			c.Timeout, c.AttemptTimeout, c.MaxAttempts, c.MinBackoff, c.MaxBackoff = 300*time.Millisecond, 50*time.Millisecond, 100, time.Millisecond, time.Millisecond
-		}, func(h *harness) { h.apple.SetLatency(time.Hour) }, nil, 200, "timeout"},
+		}, func(h *harness) { h.apple.SetLatency(time.Hour) }, nil, 200, "timeout|network"},
 		{"Apple 429", nil, func(h *harness) { h.apple.Respond(status(429, "")) }, nil, 503, "rate_limited"},
 		{"our key refused", nil, func(h *harness) { h.apple.Respond(status(401, devicechecktest.BodyBadAuthorization)) }, nil, 503, "bad_authorization"},
 		{"redirect", nil, func(h *harness) { h.apple.Redirect(302) }, nil, 503, "unexpected_response"},
@@ -273,10 +277,11 @@ func TestMiddlewareWhenAppleDown(t *testing.T) {
 				if rec.Code != want || reached != (want == 200) {
 					t.Errorf("policy %d: answer %d (reached %v), want %d; body %s", when, rec.Code, reached, want, rec.Body)
 				}
-				if reached && Reason(got) != tt.reason {
+				reasons := strings.Split(tt.reason, "|")
+				if reached && !slices.Contains(reasons, Reason(got)) {
 					t.Errorf("policy %d: FromContext error %v, want reason %s", when, got, tt.reason)
 				}
-				if !reached && !strings.Contains(rec.Body.String(), `"reason":"`+tt.reason+`"`) {
+				if !reached && !slices.ContainsFunc(reasons, func(r string) bool { return strings.Contains(rec.Body.String(), `"reason":"`+r+`"`) }) {
 					t.Errorf("policy %d: body %s, want reason %s", when, rec.Body, tt.reason)
 				}
 			}

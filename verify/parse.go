@@ -76,11 +76,16 @@ type Attestation struct {
 	// Status is the envelope status; StatusOK for a bare value. When it is
 	// not ok, the fields below are empty.
 	Status header.Status
-	// Kind is header.KindDeviceCheck or header.KindDev.
+	// Kind is header.KindDeviceCheck, header.KindAppAttest or
+	// header.KindDev.
 	Kind string
-	// Token holds the raw token bytes. It is a secret: log Fingerprint()
-	// instead.
+	// Token holds the raw token bytes (for App Attest, the assertion
+	// object). It is a secret: log Fingerprint() instead.
 	Token []byte
+	// KeyID and Nonce are App Attest's key id (32 bytes) and nonce (16
+	// bytes), nil for the other kinds. The key id names the device's key,
+	// not a secret; once Verify finds it registered, the Result says so.
+	KeyID, Nonce []byte
 	// GeneratedAt is when the helper got the token; zero if it did not say.
 	GeneratedAt time.Time
 	// BundleID and TeamID identify the helper, as it reported them. They
@@ -147,6 +152,8 @@ func fromValue(f Form, value string, v header.Value) *Attestation {
 		Status:      header.StatusOK,
 		Kind:        v.Kind,
 		Token:       v.Token,
+		KeyID:       v.KeyID,
+		Nonce:       v.Nonce,
 		GeneratedAt: v.GeneratedAt,
 		BundleID:    v.BundleID,
 		TeamID:      v.TeamID,

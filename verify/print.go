@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +24,9 @@ func (a Attestation) String() string {
 	}
 	if len(a.Token) > 0 {
 		s += fmt.Sprintf(" token=%s (%d bytes)", a.Fingerprint(), len(a.Token))
+	}
+	if a.KeyID != nil {
+		s += " keyId=" + base64.StdEncoding.EncodeToString(a.KeyID)
 	}
 	if !a.GeneratedAt.IsZero() {
 		s += " generated=" + a.GeneratedAt.UTC().Format(time.RFC3339Nano)
@@ -51,6 +55,9 @@ func (a Attestation) logAttrs() []slog.Attr {
 	if len(a.Token) > 0 {
 		attrs = append(attrs, slog.String("token", a.Fingerprint()), slog.Int("tokenBytes", len(a.Token)))
 	}
+	if a.KeyID != nil {
+		attrs = append(attrs, slog.String("keyId", base64.StdEncoding.EncodeToString(a.KeyID)))
+	}
 	if !a.GeneratedAt.IsZero() {
 		attrs = append(attrs, slog.Time("generatedAt", a.GeneratedAt))
 	}
@@ -71,6 +78,8 @@ type attestationJSON struct {
 	Kind        string `json:"kind,omitempty"`
 	Fingerprint string `json:"fingerprint,omitempty"`
 	TokenBytes  int    `json:"tokenBytes,omitempty"`
+	KeyID       string `json:"keyId,omitempty"` // App Attest: standard base64, as Apple gives it
+	Nonce       string `json:"nonce,omitempty"`
 	GeneratedAt string `json:"generatedAt,omitempty"`
 	BundleID    string `json:"bundleId,omitempty"`
 	TeamID      string `json:"teamId,omitempty"`
@@ -80,6 +89,9 @@ func (a Attestation) toJSON() attestationJSON {
 	j := attestationJSON{
 		Form: a.Form, Status: int(a.Status), StatusName: a.Status.String(), Kind: a.Kind,
 		Fingerprint: a.Fingerprint(), TokenBytes: len(a.Token), BundleID: a.BundleID, TeamID: a.TeamID,
+	}
+	if a.KeyID != nil {
+		j.KeyID, j.Nonce = base64.StdEncoding.EncodeToString(a.KeyID), base64.StdEncoding.EncodeToString(a.Nonce)
 	}
 	if !a.GeneratedAt.IsZero() {
 		j.GeneratedAt = a.GeneratedAt.UTC().Format(time.RFC3339Nano)
@@ -93,7 +105,11 @@ func (a Attestation) MarshalJSON() ([]byte, error) { return json.Marshal(a.toJSO
 
 // String describes r for logs, naming the token by its fingerprint.
 func (r Result) String() string {
-	return fmt.Sprintf("{valid=%t appleChecked=%t age=%v attestation=%s}", r.Valid, r.AppleChecked, r.Age, r.Attestation.String())
+	env := ""
+	if r.Environment != "" {
+		env = fmt.Sprintf(" environment=%s counter=%d", r.Environment, r.Counter)
+	}
+	return fmt.Sprintf("{valid=%t appleChecked=%t age=%v%s attestation=%s}", r.Valid, r.AppleChecked, r.Age, env, r.Attestation.String())
 }
 
 // Format makes every fmt verb print String.
@@ -105,6 +121,9 @@ func (r Result) LogValue() slog.Value {
 	if r.Age != 0 {
 		attrs = append(attrs, slog.Duration("age", r.Age))
 	}
+	if r.Environment != "" {
+		attrs = append(attrs, slog.String("environment", r.Environment), slog.Uint64("counter", uint64(r.Counter)))
+	}
 	return slog.GroupValue(attrs...)
 }
 
@@ -115,8 +134,10 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		Valid        bool   `json:"valid"`
 		AppleChecked bool   `json:"appleChecked"`
 		Age          string `json:"age,omitempty"`
+		Environment  string `json:"environment,omitempty"`
+		Counter      uint32 `json:"counter,omitempty"`
 		attestationJSON
-	}{Valid: r.Valid, AppleChecked: r.AppleChecked, attestationJSON: r.Attestation.toJSON()}
+	}{Valid: r.Valid, AppleChecked: r.AppleChecked, Environment: r.Environment, Counter: r.Counter, attestationJSON: r.Attestation.toJSON()}
 	if r.Age != 0 {
 		j.Age = r.Age.String()
 	}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
+	"github.com/attestd/attestd/verify/appattest"
 )
 
 // Errors returned by Verifier.Verify for its own policy. Test with
@@ -70,11 +72,28 @@ type Verifier struct {
 	// AllowDev, pass; DeviceCheck tokens fail with ErrNotValidated).
 	// Setting it with a Client is a mistake Middleware refuses.
 	NoClient bool
-	// AllowDev accepts tokens from attestd's development provider. Apple
-	// never issued them, so they are not sent to Apple's own servers; they
-	// are sent when Client points at another base URL (a fake server or a
-	// proxy), so tests run the whole path. Never set it in production.
+	// AllowDev accepts tokens from attestd's development provider, and
+	// App Attest assertions by keys that did not come from Apple's root
+	// (devattest's development root, a test CA). Apple never issued
+	// either: they prove nothing. Development tokens are not sent to
+	// Apple's own servers; they are sent when Client points at another
+	// base URL (a fake server or a proxy), so tests run the whole path.
+	// Never set it in production.
 	AllowDev bool
+	// Kinds lists the kinds of attestation accepted: header.KindDeviceCheck
+	// ("dc"), header.KindAppAttest ("aa"), header.KindDev ("dev"; it also
+	// needs AllowDev). A value of another kind is refused at once
+	// (ErrKindNotAccepted), so a server can require App Attest and
+	// refuse DeviceCheck tokens outright. Nil means what the Verifier is
+	// set up to check: dc always, aa when Keys is set, dev under AllowDev.
+	Kinds []string
+	// Keys holds the registered App Attest keys and their counters
+	// (appattest.MemoryKeyStore for one instance, package appattestredis
+	// for many). A value of kind "aa" is checked against it, locally:
+	// the key must be registered and active, its signature good over
+	// header.AppAttestClientDataHash of the value, and its counter new
+	// within the key's window. Nil refuses kind "aa".
+	Keys appattest.KeyStore
 	// MaxAge refuses tokens generated longer ago than this (by their g,
 	// a claim of the client), or that do not say when they were
 	// generated. Zero means DefaultMaxAge; negative means no limit.
@@ -95,7 +114,9 @@ type Verifier struct {
 	// It is never shorter than the check (Timeout plus a second).
 	RefusedWindow time.Duration
 	// AllowReplays turns the replay check off. Never set it in
-	// production: a captured header could be sent again and again.
+	// production: a captured header could be sent again and again. It
+	// does not touch App Attest's counter window, which Keys applies to
+	// every "aa" value.
 	AllowReplays bool
 	// ReplayWindow is how long a token that may be admitted is
 	// remembered, from the end of its check (on the store's clock; g is
@@ -111,8 +132,9 @@ type Verifier struct {
 	// to Apple with its retries (the Client's own Timeout bounds those
 	// too). Zero means DefaultTimeout.
 	Timeout time.Duration
-	// Observer, when set, is told the outcome of every check and every
-	// replay store failure.
+	// Observer, when set, is told the outcome of every check (with its
+	// kind, when it is a KindObserver) and every failure of the replay
+	// store or the App Attest key store.
 	Observer Observer
 	// Now returns the current time, for ages; nil means time.Now.
 	Now func() time.Time
@@ -132,6 +154,13 @@ type Result struct {
 	AppleChecked bool
 	// Age is how long ago the token was generated, when it says.
 	Age time.Duration
+	// Environment is the App Attest key's environment ("development" or
+	// "production") once the key was found registered; "" for the other
+	// kinds. The key is Attestation.KeyID.
+	Environment string
+	// Counter is the App Attest assertion's counter, once its signature
+	// verified.
+	Counter uint32
 }
 
 // Verify parses value (an envelope or a bare "v1." value, as in the
@@ -156,10 +185,24 @@ func (v *Verifier) Verify(ctx context.Context, value string) (*Result, error) {
 func (v *Verifier) check(ctx context.Context, value string, keep func(error) bool) (*Result, error) {
 	start := time.Now()
 	res, err := v.verify(ctx, value, keep)
-	if v.Observer != nil {
-		v.Observer.ObserveCheck(err, time.Since(start))
+	kind := ""
+	if res != nil {
+		kind = res.Kind
 	}
+	v.observeCheck(kind, err, time.Since(start))
 	return res, err
+}
+
+// observeCheck tells the Observer, if any, of a check's outcome, with its
+// kind when the Observer is a KindObserver.
+func (v *Verifier) observeCheck(kind string, err error, elapsed time.Duration) {
+	switch o := v.Observer.(type) {
+	case nil:
+	case KindObserver:
+		o.ObserveCheckKind(kind, err, elapsed)
+	default:
+		o.ObserveCheck(err, elapsed)
+	}
 }
 
 func (v *Verifier) verify(ctx context.Context, value string, keep func(error) bool) (*Result, error) {
@@ -173,6 +216,9 @@ func (v *Verifier) verify(ctx context.Context, value string, keep func(error) bo
 	}
 	if err := v.Check(a); err != nil {
 		return res, err
+	}
+	if a.Kind == header.KindAppAttest {
+		return res, v.checkAppAttest(ctx, a, res, keep)
 	}
 	if err := v.Client.usable(); err != nil && a.Kind != header.KindDev {
 		return res, err
@@ -243,13 +289,17 @@ func (v *Verifier) Spend(ctx context.Context, a *Attestation) error {
 }
 
 // Check applies the Verifier's local policy (envelope status, kind and
-// age) to a parsed attestation, without asking Apple or the replay store.
+// age) to a parsed attestation, without asking Apple, the replay store
+// or the key store.
 func (v *Verifier) Check(a *Attestation) error {
 	if a.Status != header.StatusOK {
 		return &StatusError{Status: a.Status}
 	}
 	if a.Kind == header.KindDev && !v.AllowDev {
 		return ErrDevToken
+	}
+	if !v.accepts(a.Kind) {
+		return fmt.Errorf("%w: %q (accepted: %s)", ErrKindNotAccepted, a.Kind, strings.Join(v.kinds(), ", "))
 	}
 	maxAge := v.maxAge()
 	if maxAge <= 0 {
@@ -336,7 +386,10 @@ func (v *Verifier) age(a *Attestation) time.Duration {
 // Reason returns a short machine-readable name for why err failed
 // verification, for logs, metrics and JSON answers: "missing",
 // "malformed", "client_status", "dev_token", "too_old", "future",
-// "replay", "replay_store", "not_validated", "bad_device_token",
+// "replay", "replay_store", "kind_not_accepted", "unknown_key",
+// "revoked_key", "dev_key", "key_store", the name of the App Attest check
+// an assertion failed ("bad_signature", "bad_format", "bad_auth_data",
+// "bad_app_id": see package appattest), "not_validated", "bad_device_token",
 // "bad_request", "bad_authorization", "expired_authorization",
 // "forbidden", "rate_limited", "apple_server_error", "apple_unavailable",
 // "unexpected_response", "network", "limited", "canceled", "timeout" or
@@ -350,6 +403,9 @@ func Reason(err error) string {
 		if errors.Is(err, r.err) {
 			return r.name
 		}
+	}
+	if errors.Is(err, ErrAssertion) {
+		return appattest.Reason(err)
 	}
 	return "error"
 }
@@ -366,6 +422,11 @@ var reasons = []struct {
 	{ErrFuture, "future"},
 	{ErrReplay, "replay"},
 	{ErrReplayStore, "replay_store"},
+	{ErrKindNotAccepted, "kind_not_accepted"},
+	{ErrUnknownKey, "unknown_key"},
+	{ErrRevokedKey, "revoked_key"},
+	{ErrDevKey, "dev_key"},
+	{ErrKeyStore, "key_store"},
 	{ErrNotValidated, "not_validated"},
 	{ErrBadDeviceToken, "bad_device_token"},
 	{ErrBadRequest, "bad_request"},
@@ -384,9 +445,10 @@ var reasons = []struct {
 
 // Rejected reports whether err says the attestation itself is bad
 // (missing, malformed, not allowed, too old, already used, refused by
-// Apple), as opposed to a failure to check it (Apple unreachable, our own
-// limit, our credentials refused, the replay store): it chooses between
-// 403 and 503.
+// Apple, an App Attest key unknown, revoked or not allowed, an assertion
+// that does not verify), as opposed to a failure to check it (Apple
+// unreachable, our own limit, our credentials refused, the replay store
+// or the key store): it chooses between 403 and 503.
 //
 // Rejected is not the test for letting a request through. A handler that
 // fails open (under Annotate, or calling Verify itself) must refuse every
@@ -396,7 +458,8 @@ var reasons = []struct {
 // only what Rejected names would admit a forged header every time the
 // limit keeps it from Apple.
 func Rejected(err error) bool {
-	for _, e := range []error{ErrMissing, ErrMalformed, ErrClientStatus, ErrDevToken, ErrTooOld, ErrFuture, ErrReplay, ErrBadDeviceToken} {
+	for _, e := range []error{ErrMissing, ErrMalformed, ErrClientStatus, ErrDevToken, ErrTooOld, ErrFuture, ErrReplay, ErrBadDeviceToken,
+		ErrKindNotAccepted, ErrUnknownKey, ErrRevokedKey, ErrDevKey, ErrAssertion} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -16,6 +16,10 @@ func FuzzDecode(f *testing.F) {
 		cat(fixmap(3), kDev, tTok, kv("g", 0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0)),
 		cat(fixmap(2), kDev, fixstr("t"), []byte{0xc6, 0xff, 0xff, 0xff, 0xff}),
 		{0xdf, 0xff, 0xff, 0xff, 0xff},
+		cat(fixmap(4), kAA, tTok, iKey, nNonce),
+		cat(fixmap(3), kAA, tTok, iKey),
+		cat(fixmap(4), kAA, tTok, fixstr("i"), []byte{0xc6, 0xff, 0xff, 0xff, 0xff}, nNonce),
+		cat(fixmap(3), kDev, tTok, nNonce),
 	} {
 		f.Add(Prefix + b64(raw))
 	}

@@ -3,14 +3,17 @@
 //
 // A value is "v1." followed by the unpadded base64url encoding of a msgpack
 // map with the keys k (kind), t (token bytes), g (generation time, Unix
-// milliseconds), b (bundle identifier) and m (team identifier). Encoding is
-// deterministic: the keys are always written, in that order, with the
-// smallest msgpack integer that holds g.
+// milliseconds), b (bundle identifier) and m (team identifier); a value of
+// kind "aa" (App Attest) also carries i (the key id, 32 bytes) and n (a
+// nonce, 16 bytes) after t. Encoding is deterministic: the keys are always
+// written, in that order, with the smallest msgpack integer that holds g.
 package header
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +36,19 @@ const (
 	// KindDev marks a token from the development provider; it is never
 	// valid in production.
 	KindDev = "dev"
+	// KindAppAttest marks an App Attest assertion: Token is the assertion
+	// object, signed by the key KeyID names over
+	// AppAttestClientDataHash(KeyID, GeneratedAt, Nonce).
+	KindAppAttest = "aa"
+)
+
+// Lengths of the App Attest fields, exact.
+const (
+	// KeyIDLen is the length of an App Attest key id: SHA-256 of the
+	// key's uncompressed public point.
+	KeyIDLen = 32
+	// NonceLen is the length of an App Attest value's nonce.
+	NonceLen = 16
 )
 
 // Errors returned by Decode, one for each reason a value is rejected.
@@ -48,14 +64,31 @@ var (
 	ErrUnknownKind  = errors.New("header payload has an unknown kind")
 	ErrFieldType    = errors.New("header payload field has the wrong type")
 	ErrDuplicateKey = errors.New("header payload repeats a key")
+	// ErrMissingField: a key the value's kind requires is absent (i and n
+	// for kind "aa").
+	ErrMissingField = errors.New("header payload lacks a field its kind requires")
+	// ErrFieldLength: a field of fixed length has another (i must be 32
+	// bytes, n 16).
+	ErrFieldLength = errors.New("header payload field has the wrong length")
+	// ErrFieldKind: a field that belongs to another kind is present (i or
+	// n in a "dc" or "dev" value).
+	ErrFieldKind = errors.New("header payload has a field its kind does not take")
 )
 
 // Value is the decoded content of a header value.
 type Value struct {
-	// Kind is KindDeviceCheck or KindDev.
+	// Kind is KindDeviceCheck, KindAppAttest or KindDev.
 	Kind string
-	// Token holds the raw token bytes as the provider returned them.
+	// Token holds the raw token bytes as the provider returned them (for
+	// KindAppAttest, the assertion object).
 	Token []byte
+	// KeyID is the App Attest key id (KindAppAttest only, KeyIDLen
+	// bytes): SHA-256 of the key's uncompressed public point, Apple's key
+	// id decoded from base64. Nil for the other kinds.
+	KeyID []byte
+	// Nonce is KindAppAttest's random nonce (NonceLen bytes), which makes
+	// each value's clientDataHash distinct. Nil for the other kinds.
+	Nonce []byte
 	// GeneratedAt is when the token was generated, to the millisecond.
 	GeneratedAt time.Time
 	// BundleID is the bundle identifier the helper ran as; may be empty.
@@ -65,7 +98,8 @@ type Value struct {
 	TeamID string
 }
 
-// wire fixes the field order of the encoded map.
+// wire fixes the field order of the encoded map; wireAppAttest is the
+// same for kind "aa", with i and n after t.
 type wire struct {
 	K string `msgpack:"k"`
 	T []byte `msgpack:"t"`
@@ -74,8 +108,19 @@ type wire struct {
 	M string `msgpack:"m"`
 }
 
+type wireAppAttest struct {
+	K string `msgpack:"k"`
+	T []byte `msgpack:"t"`
+	I []byte `msgpack:"i"`
+	N []byte `msgpack:"n"`
+	G int64  `msgpack:"g"`
+	B string `msgpack:"b"`
+	M string `msgpack:"m"`
+}
+
 // Encode returns the header value for v. It fails only when v has an
-// unknown kind or no token, or when the result would exceed MaxValueLen.
+// unknown kind or no token, when its App Attest fields do not fit its
+// kind (see Decode), or when the result would exceed MaxValueLen.
 func Encode(v Value) (string, error) {
 	if !knownKind(v.Kind) {
 		return "", fmt.Errorf("encode header: %w: %q", ErrUnknownKind, v.Kind)
@@ -83,14 +128,18 @@ func Encode(v Value) (string, error) {
 	if len(v.Token) == 0 {
 		return "", fmt.Errorf("encode header: %w", ErrMissingToken)
 	}
+	if err := checkKindFields(v.Kind, v.KeyID != nil, v.Nonce != nil, v.KeyID, v.Nonce); err != nil {
+		return "", fmt.Errorf("encode header: %w", err)
+	}
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
 	enc.UseCompactInts(true)
-	var g int64
-	if !v.GeneratedAt.IsZero() {
-		g = v.GeneratedAt.UnixMilli()
+	g := millis(v.GeneratedAt)
+	var w any = wire{K: v.Kind, T: v.Token, G: g, B: v.BundleID, M: v.TeamID}
+	if v.Kind == KindAppAttest {
+		w = wireAppAttest{K: v.Kind, T: v.Token, I: v.KeyID, N: v.Nonce, G: g, B: v.BundleID, M: v.TeamID}
 	}
-	if err := enc.Encode(wire{K: v.Kind, T: v.Token, G: g, B: v.BundleID, M: v.TeamID}); err != nil {
+	if err := enc.Encode(w); err != nil {
 		return "", fmt.Errorf("encode header: %w", err)
 	}
 	s := Prefix + base64.RawURLEncoding.EncodeToString(buf.Bytes())
@@ -102,7 +151,9 @@ func Encode(v Value) (string, error) {
 
 // Decode parses a header value. Unknown map keys are ignored so that later
 // versions may add fields; everything else listed in the package errors is
-// rejected.
+// rejected, including the kind-specific rules: a value of kind "aa" needs
+// i (exactly KeyIDLen bytes) and n (exactly NonceLen bytes), and the
+// other kinds must not carry either.
 func Decode(s string) (Value, error) {
 	if len(s) > MaxValueLen {
 		return Value{}, fmt.Errorf("decode header: %w (%d bytes)", ErrTooLong, len(s))
@@ -124,6 +175,63 @@ func Decode(s string) (Value, error) {
 		return Value{}, fmt.Errorf("decode header: %w", err)
 	}
 	return v, nil
+}
+
+// millis is g for t: Unix milliseconds, 0 for the zero time ("not
+// said").
+func millis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// AppAttestClientDataHash returns the clientDataHash an App Attest value's
+// assertion signs: SHA-256("attestd-aa-v1" ‖ keyID ‖ g ‖ nonce), g being
+// generatedAt as the value's g field holds it (Unix milliseconds, 0 for
+// the zero time) in 8 bytes big-endian, two's complement. A server
+// computes it from the decoded value alone; the helper from what it is
+// about to encode.
+func AppAttestClientDataHash(keyID []byte, generatedAt time.Time, nonce []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(appAttestDomain))
+	h.Write(keyID)
+	var g [8]byte
+	binary.BigEndian.PutUint64(g[:], uint64(millis(generatedAt)))
+	h.Write(g[:])
+	h.Write(nonce)
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// appAttestDomain starts every App Attest clientDataHash, so that an
+// assertion made for attestd cannot be taken for one made for another
+// purpose with the same key.
+const appAttestDomain = "attestd-aa-v1"
+
+// checkKindFields applies the kind-specific rules to the App Attest
+// fields i and n (present or not, their lengths): kind "aa" requires
+// both, of exactly KeyIDLen and NonceLen bytes; the other kinds take
+// neither.
+func checkKindFields(kind string, hasI, hasN bool, keyID, nonce []byte) error {
+	if kind != KindAppAttest {
+		if hasI || hasN {
+			return fmt.Errorf("%w: i and n belong to kind %q, not %q", ErrFieldKind, KindAppAttest, kind)
+		}
+		return nil
+	}
+	switch {
+	case !hasI:
+		return fmt.Errorf("%w: kind %q needs the key id (i)", ErrMissingField, kind)
+	case !hasN:
+		return fmt.Errorf("%w: kind %q needs the nonce (n)", ErrMissingField, kind)
+	case len(keyID) != KeyIDLen:
+		return fmt.Errorf("%w: key id (i) of %d bytes, want %d", ErrFieldLength, len(keyID), KeyIDLen)
+	case len(nonce) != NonceLen:
+		return fmt.Errorf("%w: nonce (n) of %d bytes, want %d", ErrFieldLength, len(nonce), NonceLen)
+	}
+	return nil
 }
 
 func cutPrefix(s string) (string, bool) {
@@ -155,6 +263,7 @@ func decodePayload(raw []byte) (Value, error) {
 		v             Value
 		seen          = make(map[string]bool, n)
 		hasK, hasT    bool
+		hasI, hasN    bool
 		generatedAtMs int64
 	)
 	for i := 0; i < n; i++ {
@@ -176,6 +285,12 @@ func decodePayload(raw []byte) (Value, error) {
 		case "t":
 			v.Token, err = decodeBytes(dec, r)
 			hasT = err == nil && len(v.Token) > 0
+		case "i":
+			v.KeyID, err = decodeBytes(dec, r)
+			hasI = err == nil
+		case "n":
+			v.Nonce, err = decodeBytes(dec, r)
+			hasN = err == nil
 		case "g":
 			generatedAtMs, err = decodeInt(dec)
 		case "b":
@@ -192,19 +307,27 @@ func decodePayload(raw []byte) (Value, error) {
 	if r.Len() != 0 {
 		return Value{}, fmt.Errorf("%w (%d bytes)", ErrTrailing, r.Len())
 	}
-	if !hasK {
-		return Value{}, ErrMissingKind
-	}
-	if !hasT {
-		return Value{}, ErrMissingToken
-	}
-	if !knownKind(v.Kind) {
-		return Value{}, fmt.Errorf("%w: %q", ErrUnknownKind, v.Kind)
+	if err := checkPayload(v, hasK, hasT, hasI, hasN); err != nil {
+		return Value{}, err
 	}
 	if generatedAtMs != 0 {
 		v.GeneratedAt = time.UnixMilli(generatedAtMs).UTC()
 	}
 	return v, nil
+}
+
+// checkPayload applies the rules on a decoded map as a whole: k and t
+// present, a known kind, and the kind's own fields.
+func checkPayload(v Value, hasK, hasT, hasI, hasN bool) error {
+	switch {
+	case !hasK:
+		return ErrMissingKind
+	case !hasT:
+		return ErrMissingToken
+	case !knownKind(v.Kind):
+		return fmt.Errorf("%w: %q", ErrUnknownKind, v.Kind)
+	}
+	return checkKindFields(v.Kind, hasI, hasN, v.KeyID, v.Nonce)
 }
 
 func errOrNil(err error) any {
@@ -379,4 +502,4 @@ func isIntCode(c byte) bool {
 	return c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3)
 }
 
-func knownKind(k string) bool { return k == KindDeviceCheck || k == KindDev }
+func knownKind(k string) bool { return k == KindDeviceCheck || k == KindDev || k == KindAppAttest }

@@ -51,7 +51,7 @@ func newShapingHarness(t *testing.T, cfg Config, ahead int, script func(n int) p
 
 // aaAnswer is an App Attest answer of the scripted provider.
 func aaAnswer(n int) *provider.Answer {
-	return &provider.Answer{Kind: provider.KindAppAttest, Token: []byte{byte(n), 1, 2, 3},
+	return &provider.Answer{Kind: header.KindAppAttest, Token: []byte{byte(n), 1, 2, 3},
 		GeneratedAt: epoch.Add(-time.Second), KeyID: make([]byte, 32), Nonce: make([]byte, 16)}
 }
 
@@ -72,14 +72,17 @@ func TestAnswersOfMixedKinds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if dec, err := header.Decode(s); err == nil {
-			if dec.BundleID != "b" || dec.TeamID != "m" || !dec.GeneratedAt.Equal(h.clk.Now().Truncate(time.Millisecond)) {
-				t.Fatalf("dc value %+v: want b, m and g filled in by the pool", dec)
-			}
-			kinds = append(kinds, dec.Kind)
-		} else {
-			kinds = append(kinds, provider.KindAppAttest) // TODO(header aa): decode with header.Decode
+		dec, err := header.Decode(s)
+		if err != nil {
+			t.Fatalf("the pool served %q: %v", s, err)
 		}
+		if dec.BundleID != "b" || dec.TeamID != "m" {
+			t.Fatalf("%s value %+v: want b and m filled in by the pool", dec.Kind, dec)
+		}
+		if dec.Kind == header.KindDeviceCheck && !dec.GeneratedAt.Equal(h.clk.Now().Truncate(time.Millisecond)) {
+			t.Fatalf("dc value %+v: want g filled in by the pool", dec)
+		}
+		kinds = append(kinds, dec.Kind)
 		h.settle()
 	}
 	if kinds[0] != "dc" || kinds[1] != "aa" || kinds[2] != "dc" || kinds[3] != "aa" {

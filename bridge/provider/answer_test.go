@@ -2,14 +2,11 @@ package provider
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 var answerAt = time.UnixMilli(1_790_000_000_123).UTC()
@@ -28,46 +25,30 @@ func TestAnswerEncodesTokens(t *testing.T) {
 	}
 }
 
+// TestAnswerEncodesAppAttest: an App Attest answer is header.Encode's
+// value of kind aa, with the pool's b and m.
 func TestAnswerEncodesAppAttest(t *testing.T) {
 	t.Parallel()
 	keyID, nonce := bytes.Repeat([]byte{7}, 32), bytes.Repeat([]byte{9}, 16)
-	a := Answer{Kind: KindAppAttest, Token: []byte("assertion"), GeneratedAt: answerAt, KeyID: keyID, Nonce: nonce}
+	a := Answer{Kind: header.KindAppAttest, Token: []byte("assertion"), GeneratedAt: answerAt, KeyID: keyID, Nonce: nonce}
 	s, err := a.Encode("b", "m")
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(strings.TrimPrefix(s, header.Prefix))
-	if err != nil || !strings.HasPrefix(s, header.Prefix) {
-		t.Fatalf("%q: %v", s, err)
+	want, err := header.Encode(header.Value{Kind: header.KindAppAttest, Token: []byte("assertion"), KeyID: keyID, Nonce: nonce,
+		GeneratedAt: answerAt, BundleID: "b", TeamID: "m"})
+	if err != nil || s != want {
+		t.Fatalf("Encode = %s, want header.Encode's %s (%v)", s, want, err)
 	}
-	var w aaWire
-	if err := msgpack.Unmarshal(raw, &w); err != nil {
-		t.Fatal(err)
-	}
-	// The keys, in order: dc's, then i and n.
-	dec := msgpack.NewDecoder(bytes.NewReader(raw))
-	n, err := dec.DecodeMapLen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	for range n {
-		k, _ := dec.DecodeString()
-		keys = append(keys, k)
-		_ = dec.Skip()
-	}
-	if strings.Join(keys, "") != "ktgbmin" {
-		t.Fatalf("keys in order %v", keys)
-	}
-	if w.K != "aa" || string(w.T) != "assertion" || w.G != answerAt.UnixMilli() || w.B != "b" || w.M != "m" ||
-		!bytes.Equal(w.I, keyID) || !bytes.Equal(w.N, nonce) {
-		t.Fatalf("decoded %+v", w)
+	dec, err := header.Decode(s)
+	if err != nil || dec.Kind != "aa" || !bytes.Equal(dec.KeyID, keyID) || !bytes.Equal(dec.Nonce, nonce) || !dec.GeneratedAt.Equal(answerAt) {
+		t.Fatalf("decoded %+v, %v", dec, err)
 	}
 }
 
 func TestAnswerEncodeRefuses(t *testing.T) {
 	t.Parallel()
-	good := Answer{Kind: KindAppAttest, Token: []byte("a"), GeneratedAt: answerAt,
+	good := Answer{Kind: header.KindAppAttest, Token: []byte("a"), GeneratedAt: answerAt,
 		KeyID: make([]byte, 32), Nonce: make([]byte, 16)}
 	for _, tc := range []struct {
 		name   string

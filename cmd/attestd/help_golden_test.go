@@ -37,6 +37,9 @@ func TestHelpGolden(t *testing.T) {
 	for _, sub := range []string{"install", "uninstall", "status"} {
 		cases["agent-"+sub] = []string{"agent", sub, "-h"}
 	}
+	for _, sub := range []string{"attestation", "assertion", "keys"} {
+		cases["appattest-"+sub] = []string{"appattest", sub, "-h"}
+	}
 	if len(cases) < 13 {
 		t.Fatalf("help lists %d commands, want every command:\n%s", len(cases)-1, run("help"))
 	}

@@ -18,7 +18,8 @@ func init() {
 		summary: "Check an attestation the way a server would, and ask Apple's DeviceCheck API about its token.\n\n" +
 			"VALUE is the x-oai-attestation header's value: the app-server's {\"v\":1,\"s\":N,\"t\":\"v1.…\"}\n" +
 			"envelope or a bare \"v1.\" value; with - or nothing, it is read from standard input\n" +
-			"(at most 9472 bytes; longer input is refused, never cut).\n" +
+			"(at most 9472 bytes; longer input is refused, never cut). An App Attest value (kind aa)\n" +
+			"is checked against the key store in the --replay-redis Redis, without Apple.\n" +
 			"The outcome is always printed as JSON on standard output. Exit status: 0 valid;\n" +
 			"1 not valid (Apple said no, or the policy refused: dev token, too old, replay);\n" +
 			"2 usage error; 3 without --team-id, --key-id and --key: decoded and checked locally\n" +
@@ -62,7 +63,7 @@ func parseVerifyFlags(s *streams, c *command, args []string) (inspect.CheckConfi
 	fs.BoolVar(&cfg.AllowDev, "allow-dev", false, "accept tokens from the dev provider (never in production); they are sent to Apple only when --environment is a URL")
 	fs.DurationVar(&cfg.MaxAge, "max-age", verify.DefaultMaxAge, "refuse tokens generated longer ago than this (0: no limit)")
 	fs.DurationVar(&cfg.Timeout, "timeout", verify.DefaultTimeout, "time limit for the whole check: the replay store, Apple, retries")
-	fs.StringVar(&cfg.ReplayRedis, "replay-redis", "", "record the token in this Redis (redis://host:port/db, rediss://…, unix:///path) and refuse it if already there, so checks in separate processes or machines accept a token once")
+	fs.StringVar(&cfg.ReplayRedis, "replay-redis", "", "record the token in this Redis (redis://host:port/db, rediss://…, unix:///path) and refuse it if already there, so checks in separate processes or machines accept a token once; an App Attest value's key and counter are read and updated there")
 	secrets := bindEnv(fs, "key", "replay-redis")
 	pos, err := parseInterleaved(fs, args)
 	if err == nil {
@@ -82,8 +83,6 @@ func parseVerifyFlags(s *streams, c *command, args []string) (inspect.CheckConfi
 		return cfg, "", usagef("give one value, or - to read standard input")
 	case keyFlags != 0 && keyFlags != 3:
 		return cfg, "", usagef("give all of --team-id, --key-id and --key to ask Apple, or none to only decode")
-	case cfg.ReplayRedis != "" && keyFlags == 0:
-		return cfg, "", usagef("--replay-redis needs --team-id, --key-id and --key: a token is recorded as used only when it is checked")
 	case cfg.MaxAge < 0 || cfg.Timeout <= 0:
 		return cfg, "", usagef("--max-age must not be negative and --timeout must be positive")
 	}
@@ -109,8 +108,14 @@ func printVerify(s *streams, v inspect.Verdict) error {
 	case inspect.Valid:
 		return nil
 	case inspect.NotValidated:
-		fmt.Fprintf(s.err, "attestd: note: decoded only; nothing was validated with Apple\n")
-		fmt.Fprintf(s.err, "attestd: hint: pass --team-id, --key-id and --key to ask Apple\n")
+		h := hint.Of(v.Err)
+		if h == "" {
+			fmt.Fprintf(s.err, "attestd: note: decoded only; nothing was validated with Apple\n")
+			h = "pass --team-id, --key-id and --key to ask Apple"
+		} else {
+			fmt.Fprintf(s.err, "attestd: note: decoded only; the assertion was not checked\n")
+		}
+		fmt.Fprintf(s.err, "attestd: hint: %s\n", h)
 		return exitCode(v.Code)
 	}
 	fmt.Fprintf(s.err, "attestd: error: %v\n", v.Err)

@@ -110,7 +110,7 @@ func TestThroughTheDaemonSocket(t *testing.T) {
 	var values []string
 	for len(values) < 4 {
 		v := token(t, cl)
-		if kindOf(t, v) == provider.KindAppAttest {
+		if kindOf(t, v) == header.KindAppAttest {
 			values = append(values, v)
 		} else if len(values) > 0 {
 			t.Fatal("a development token after an App Attest value")
@@ -170,7 +170,7 @@ func TestOnDemandAndReady(t *testing.T) {
 					t.Fatalf("on demand, yet %d ready, %d made", st.Ready, st.Counters.Generated)
 				}
 				v, err := p.Token(ctx)
-				if err != nil || kindOf(t, v) != provider.KindAppAttest {
+				if err != nil || kindOf(t, v) != header.KindAppAttest {
 					t.Fatalf("Token = %q, %v", v, err)
 				}
 				if _, err := srv.Check(v); err != nil {
@@ -179,7 +179,7 @@ func TestOnDemandAndReady(t *testing.T) {
 				return
 			}
 			v, ok := p.TryToken() // one is ready: no wait, no generation
-			if !ok || kindOf(t, v) != provider.KindAppAttest {
+			if !ok || kindOf(t, v) != header.KindAppAttest {
 				t.Fatalf("TryToken = %q, %v", v, ok)
 			}
 			if _, err := srv.Check(v); err != nil {

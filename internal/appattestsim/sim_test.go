@@ -119,7 +119,7 @@ func TestSimRegistersWithARealCheck(t *testing.T) {
 	var values []string
 	for range 6 {
 		a := generate(t, s)
-		if a.Kind != provider.KindAppAttest {
+		if a.Kind != header.KindAppAttest {
 			t.Fatalf("answer of kind %q after registration", a.Kind)
 		}
 		values = append(values, encode(t, a))

@@ -347,8 +347,8 @@ func TestHealthEndpoints(t *testing.T) {
 		`attestd_gate_requests_total{code="503",handler="readyz"} 1`,
 		`attestd_gate_request_duration_seconds_count{handler="auth"} 2`,
 		`attestd_gate_open_streams 0`,
-		`attestd_verify_checks_total{outcome="valid",reason="none"} 1`,
-		`attestd_verify_checks_total{outcome="rejected",reason="bad_device_token"} 1`,
+		`attestd_verify_checks_total{kind="dc",outcome="valid",reason="none"} 1`,
+		`attestd_verify_checks_total{kind="dc",outcome="rejected",reason="bad_device_token"} 1`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)

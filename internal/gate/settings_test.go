@@ -89,7 +89,7 @@ func TestSettingsMakeAGate(t *testing.T) {
 		t.Errorf("/readyz: %d %s", got.status, got.body)
 	}
 	metrics := send(t, "GET", "http://"+gw.addr+"/metrics", "", nil, "").body
-	for _, want := range []string{`attestd_verify_checks_total{outcome="valid",reason="none"} 1`, `attestd_verify_apple_request_duration_seconds_count{code="200",op="validate_device_token"} 1`, "go_goroutines", "process_"} {
+	for _, want := range []string{`attestd_verify_checks_total{kind="dc",outcome="valid",reason="none"} 1`, `attestd_verify_apple_request_duration_seconds_count{code="200",op="validate_device_token"} 1`, "go_goroutines", "process_"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

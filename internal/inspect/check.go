@@ -10,6 +10,7 @@ import (
 
 	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/verify"
+	"github.com/attestd/attestd/verify/appattest/appattestredis"
 	"github.com/attestd/attestd/verify/redisreplay"
 )
 
@@ -18,8 +19,8 @@ import (
 const (
 	Valid        = 0
 	NotValid     = 1 // Apple said no, or the policy refused
-	NotValidated = 3 // decoded and checked locally; Apple was not asked
-	NotChecked   = 4 // the check could not be made: Apple, our key, the replay store
+	NotValidated = 3 // decoded and checked locally; Apple (or the App Attest key store) was not asked
+	NotChecked   = 4 // the check could not be made: Apple, our key, the replay or key store
 )
 
 // outcomes names each exit status in the report.
@@ -73,9 +74,11 @@ func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // Check reads the value (arg, or stdin when arg is "" or "-") and checks
-// it: locally always, then with Apple and the replay store when cfg asks.
-// Its error is for what is not about the value: a CheckConfig that cannot
-// be used, or stdin that cannot be read.
+// it: locally always, then with Apple and the replay store when cfg asks
+// (a DeviceCheck token), or with the App Attest key store in the replay
+// store's Redis (an App Attest value, kind "aa"). Its error is for what
+// is not about the value: a CheckConfig that cannot be used, or stdin
+// that cannot be read.
 func Check(ctx context.Context, cfg CheckConfig, stdin io.Reader, arg string) (Verdict, error) {
 	warn := cfg.Warn
 	if warn == nil {
@@ -88,48 +91,69 @@ func Check(ctx context.Context, cfg CheckConfig, stdin io.Reader, arg string) (V
 	// One run checks one token: a cache of its own (the process-wide
 	// default would carry over between runs in one process).
 	v.Replays = verify.NewMemoryReplayCache()
+	in, err := ReadValue(stdin, arg)
+	if err != nil && !errors.Is(err, ErrInputTooLong) {
+		return Verdict{}, err
+	}
+	in = TrimHeaderName(in)
+	aa := err == nil && isAppAttest(in)
 	r := &Report{}
 	if cfg.ReplayRedis != "" {
+		if cfg.Apple == nil && !aa {
+			return Verdict{}, &ConfigError{errors.New("--replay-redis needs --team-id, --key-id and --key for a DeviceCheck token: a token is recorded as used only when it is checked")}
+		}
 		store, err := redisreplay.Open(cfg.ReplayRedis, redisreplay.Options{Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			return Verdict{}, &ConfigError{fmt.Errorf("--replay-redis: %w", err)}
 		}
 		defer store.Close()
 		v.Replays = store
+		if aa {
+			v.Keys = appattestredis.New(store, appattestredis.Options{})
+		}
 		r.ReplayStore = replayStore(ctx, store, cfg.Timeout, warn)
 	}
-	in, err := ReadValue(stdin, arg)
-	if err != nil && !errors.Is(err, ErrInputTooLong) {
-		return Verdict{}, err
-	}
-	var res *verify.Result
-	switch {
-	case err != nil:
+	if err != nil {
 		err = fmt.Errorf("%w: %w", verify.ErrMalformed, err)
+		r.fill(nil, err)
+		return r.verdict(exitCode(err, false), hint.Wrap(err, Hint(err, cfg.ReplayRedis))), nil
+	}
+	if aa {
+		return checkAppAttest(ctx, v, r, in, cfg.ReplayRedis), nil
+	}
+	return checkDeviceCheck(ctx, cfg, v, r, in, warn), nil
+}
+
+// checkDeviceCheck checks a DeviceCheck (or development) token: locally,
+// then with Apple when cfg says how.
+func checkDeviceCheck(ctx context.Context, cfg CheckConfig, v *verify.Verifier, r *Report, in string, warn func(string)) Verdict {
+	var res *verify.Result
+	var err error
+	switch {
 	case cfg.Apple == nil:
-		if res, err = checkLocally(v, TrimHeaderName(in)); err == nil {
+		if res, err = checkLocally(v, in); err == nil {
 			err = verify.ErrNotValidated
 		}
 	default:
 		r.Environment = cfg.Apple.BaseURL
 		// Local checks first: a token the policy refuses needs no key.
-		if res, err = checkLocally(v, TrimHeaderName(in)); err != nil {
+		if res, err = checkLocally(v, in); err != nil {
 			break
 		}
 		if v.Client, err = appleClient(cfg, warn); err != nil {
 			r.fill(res, err)
 			r.Reason = "bad_key"
-			return r.verdict(NotChecked, hint.Wrap(fmt.Errorf("could not check the token: %w", err), AppleKeyHint)), nil
+			return r.verdict(NotChecked, hint.Wrap(fmt.Errorf("could not check the token: %w", err), AppleKeyHint))
 		}
 		defer v.Client.CloseIdleConnections()
-		res, err = v.Verify(ctx, TrimHeaderName(in))
+		res, err = v.Verify(ctx, in)
 	}
 	r.fill(res, err)
 	code := exitCode(err, cfg.Apple != nil)
 	if code == NotChecked {
 		err = fmt.Errorf("could not check the token: %w", err)
 	}
-	return r.verdict(code, hint.Wrap(err, Hint(err, cfg.ReplayRedis))), nil
+	return r.verdict(code, hint.Wrap(err, Hint(err, cfg.ReplayRedis)))
 }
 
 // verdict names code in the report and returns the Verdict.

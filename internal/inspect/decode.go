@@ -18,6 +18,12 @@ type Decoded struct {
 	GeneratedAt string    `json:"generatedAt,omitempty"`
 	BundleID    string    `json:"bundleId"`
 	TeamID      string    `json:"teamId"`
+	// KeyID, Nonce and ClientDataHash are an App Attest value's (kind
+	// "aa"), in standard base64: the key that signed the assertion (Token),
+	// the nonce, and the clientDataHash the assertion signs.
+	KeyID          string `json:"keyId,omitempty"`
+	Nonce          string `json:"nonce,omitempty"`
+	ClientDataHash string `json:"clientDataHash,omitempty"`
 }
 
 // Envelope is the app-server's envelope around a value, as Decoded shows
@@ -61,5 +67,9 @@ func Decode(in string) (*Decoded, error) {
 		out.GeneratedAt = v.GeneratedAt.UTC().Format(time.RFC3339Nano)
 	}
 	out.BundleID, out.TeamID = v.BundleID, v.TeamID
+	if v.Kind == header.KindAppAttest {
+		aa := appAttestOf(v.KeyID, v.Nonce, v.GeneratedAt)
+		out.KeyID, out.Nonce, out.ClientDataHash = aa.KeyID, aa.Nonce, aa.ClientDataHash
+	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/attestd/attestd/verify"
+	"github.com/attestd/attestd/verify/appattest"
 	"github.com/attestd/attestd/verify/redisreplay"
 )
 
@@ -23,8 +24,20 @@ func Hint(err error, redisURL string) string {
 		return "check a fresh token, or raise --max-age"
 	case errors.Is(err, verify.ErrFuture):
 		return "the client's clock or this machine's is wrong"
+	case errors.Is(err, verify.ErrReplay) && errors.Is(err, appattest.ErrReplay):
+		return "each assertion is good once: its counter was already accepted, or is below the key's window (the --replay-redis key store says so)"
 	case errors.Is(err, verify.ErrReplay):
 		return "each token is good for one check, and this one was already checked (it is in the --replay-redis store)"
+	case errors.Is(err, verify.ErrUnknownKey):
+		return "no App Attest key with this id is registered in the --replay-redis key store: the app registers its key (POST …/appattest/register) before it asserts; check the URL and that the server uses the same store"
+	case errors.Is(err, verify.ErrRevokedKey):
+		return "the key was revoked (attestd appattest keys show): the app must make and register a new key"
+	case errors.Is(err, verify.ErrDevKey):
+		return "this key was certified by the development root (or a test CA) and proves nothing; pass --allow-dev to accept it (never in production)"
+	case errors.Is(err, verify.ErrAssertion):
+		return "the assertion does not verify with the registered key over this value: the header was changed after it was signed, or another key made it"
+	case errors.Is(err, verify.ErrKeyStore):
+		return fmt.Sprintf("the App Attest key store did not answer, and the check fails closed without it: check that Redis runs at %s", redactURL(redisURL))
 	case errors.Is(err, redisreplay.ErrEvictionPolicy):
 		return "Redis may evict the records that make a token single-use: set maxmemory-policy noeviction on every master (CONFIG SET maxmemory-policy noeviction, or your provider's parameter; see verify/README.md)"
 	case errors.Is(err, verify.ErrReplayStore):

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/verify"
 	"github.com/attestd/attestd/verify/redisreplay"
 )
@@ -36,6 +37,9 @@ type Report struct {
 	Age           string `json:"age,omitempty"`
 	BundleID      string `json:"bundleId,omitempty"`
 	TeamID        string `json:"teamId,omitempty"`
+	// AppAttest is the key and nonce of an App Attest value (kind "aa"),
+	// and what the key store said.
+	AppAttest *AppAttest `json:"appAttest,omitempty"`
 
 	Apple *AppleAnswer `json:"apple,omitempty"`
 }
@@ -77,4 +81,12 @@ func (r *Report) fill(res *verify.Result, err error) {
 		}
 	}
 	r.BundleID, r.TeamID = res.BundleID, res.TeamID
+	if res.Kind == header.KindAppAttest {
+		r.AppAttest = appAttestOf(res.KeyID, res.Nonce, res.GeneratedAt)
+		r.AppAttest.Environment = res.Environment
+		if res.Counter != 0 || res.Valid {
+			c := res.Counter
+			r.AppAttest.Counter = &c
+		}
+	}
 }

@@ -78,7 +78,7 @@ func measureAppAttest(ctx context.Context, cfg *AppAttestConfig, count int, time
 	if cfg.Register != nil {
 		r.Registration = register(ctx, svc, cfg.Register, keyID, timeout, clock)
 	}
-	asserting := provider.Func{K: provider.KindAppAttest, F: func(ctx context.Context) ([]byte, error) {
+	asserting := provider.Func{K: header.KindAppAttest, F: func(ctx context.Context) ([]byte, error) {
 		h := make([]byte, sha256.Size) // a fresh clientDataHash for each assertion
 		rand.Read(h)
 		return svc.GenerateAssertion(ctx, keyID, h)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/bridge/provider/appattest"
 	"github.com/attestd/attestd/internal/appattestsim"
@@ -35,7 +36,7 @@ func TestAppAttestProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := r.AppAttest
-	if r.Provider != provider.KindAppAttest || a == nil || a.Error != "" || a.Key == "" {
+	if r.Provider != header.KindAppAttest || a == nil || a.Error != "" || a.Key == "" {
 		t.Fatalf("report %+v", r)
 	}
 	if g := a.Registration; g == nil || g.Error != "" || g.Environment != "development" || g.TotalMs < g.AttestMs {

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/verify"
 )
@@ -143,7 +144,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 
 	r := Report{Attestd: cfg.Version, Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	if cfg.AppAttest != nil {
-		r.Provider = provider.KindAppAttest
+		r.Provider = header.KindAppAttest
 		r.AppAttest = measureAppAttest(ctx, cfg.AppAttest, cfg.Count, cfg.Timeout, clock)
 		if f := r.AppAttest.failure(); f != "" {
 			return r, &FailedError{Reasons: []string{f}}

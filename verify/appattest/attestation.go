@@ -118,6 +118,29 @@ func VerifyAttestation(object []byte, opts AttestationOptions) (*Key, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
+	if len(opts.ClientDataHash) == 0 {
+		return nil, errors.New("appattest: no clientDataHash: set AttestationOptions.ClientDataHash to what the app passed to attestKey")
+	}
+	return verifyAttestation(object, opts, true)
+}
+
+// AttestedKey returns the key an attestation certifies, making every
+// check VerifyAttestation makes but the nonce's (opts.ClientDataHash is
+// ignored): the chain verifies at opts.Now to one of opts.Roots, and the
+// authenticator data (App ID, counter, AAGUID, key id, COSE key) is bound
+// to the leaf. It proves the key is one the root certified for an
+// accepted App ID, not that the attestation answers a challenge of
+// yours: use it to check assertions of a key whose attestation is at
+// hand without its challenge (debugging tools), never to register a key.
+func AttestedKey(object []byte, opts AttestationOptions) (*Key, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	return verifyAttestation(object, opts, false)
+}
+
+// verifyAttestation is VerifyAttestation, with the nonce checked or not.
+func verifyAttestation(object []byte, opts AttestationOptions, checkNonce bool) (*Key, error) {
 	obj, err := decodeAttestation(object)
 	if err != nil {
 		return nil, err
@@ -135,7 +158,7 @@ func VerifyAttestation(object []byte, opts AttestationOptions) (*Key, error) {
 		return nil, err
 	}
 	leaf := certs[0]
-	if err := checkLeaf(leaf, ad, obj.AuthData, key, opts.ClientDataHash); err != nil {
+	if err := checkLeaf(leaf, ad, obj.AuthData, key, opts.ClientDataHash, checkNonce); err != nil {
 		return nil, err
 	}
 	if key.Root, err = verifyChain(certs, opts); err != nil {
@@ -150,9 +173,6 @@ func VerifyAttestation(object []byte, opts AttestationOptions) (*Key, error) {
 func (o *AttestationOptions) check() error {
 	if len(o.AppIDs) == 0 {
 		return errors.New("appattest: no App ID accepted: set AttestationOptions.AppIDs (\"TEAMID.bundle.id\")")
-	}
-	if len(o.ClientDataHash) == 0 {
-		return errors.New("appattest: no clientDataHash: set AttestationOptions.ClientDataHash to what the app passed to attestKey")
 	}
 	for _, e := range o.Environments {
 		if e != Development && e != Production {
@@ -250,8 +270,8 @@ func parseChain(x5c [][]byte) ([]*x509.Certificate, error) {
 }
 
 // checkLeaf binds the leaf to the authenticator data: key id, COSE key,
-// nonce; and reads its key-policy extension.
-func checkLeaf(leaf *x509.Certificate, ad *authData, rawAuthData []byte, key *Key, clientDataHash []byte) error {
+// nonce (when checkNonce); and reads its key-policy extension.
+func checkLeaf(leaf *x509.Certificate, ad *authData, rawAuthData []byte, key *Key, clientDataHash []byte, checkNonce bool) error {
 	point, err := leaf.PublicKey.(*ecdsa.PublicKey).Bytes()
 	if err != nil {
 		return refuse(ErrBadChain, err, "the credential certificate's key")
@@ -263,15 +283,17 @@ func checkLeaf(leaf *x509.Certificate, ad *authData, rawAuthData []byte, key *Ke
 	if !bytes.Equal(point, ad.publicKey) {
 		return refuse(ErrBadPublicKey, nil, "the COSE key differs from the certificate's key")
 	}
-	nonce, err := leafNonce(leaf)
-	if err != nil {
-		return err
-	}
-	h := sha256.New()
-	h.Write(rawAuthData)
-	h.Write(clientDataHash)
-	if subtle.ConstantTimeCompare(h.Sum(nil), nonce) != 1 {
-		return refuse(ErrBadNonce, nil, "SHA-256(authData ‖ clientDataHash) is not the certificate's nonce: another challenge, or altered authData")
+	if checkNonce {
+		nonce, err := leafNonce(leaf)
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		h.Write(rawAuthData)
+		h.Write(clientDataHash)
+		if subtle.ConstantTimeCompare(h.Sum(nil), nonce) != 1 {
+			return refuse(ErrBadNonce, nil, "SHA-256(authData ‖ clientDataHash) is not the certificate's nonce: another challenge, or altered authData")
+		}
 	}
 	for _, ext := range leaf.Extensions {
 		if ext.Id.Equal(oidKeyPolicy) {

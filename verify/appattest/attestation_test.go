@@ -354,3 +354,33 @@ func duplicateFmt(object []byte) []byte {
 	out := []byte{0xa4, 0x63, 'f', 'm', 't', 0x60}
 	return append(out, object[1:]...)
 }
+
+// TestAttestedKey: AttestedKey makes every check of VerifyAttestation
+// but the nonce's: the refusals of every other check are the same, the
+// nonce's pass with the certified key, and no clientDataHash is needed.
+func TestAttestedKey(t *testing.T) {
+	t.Parallel()
+	f := newRefusalFixture(t)
+	for _, tt := range append(f.structureRefusals(), f.bindingRefusals()...) {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			key, err := appattest.AttestedKey(tt.object, tt.opts)
+			if tt.want != appattest.ErrBadNonce {
+				if !errors.Is(err, tt.want) || key != nil {
+					t.Fatalf("err = %v, want %v", err, tt.want)
+				}
+				return
+			}
+			if err != nil || key == nil || !key.PublicKey.Equal(&f.device.Key.PublicKey) {
+				t.Fatalf("AttestedKey = %v, %v; want the device's key: the nonce is not checked", key, err)
+			}
+		})
+	}
+	key, err := appattest.AttestedKey(f.good, f.opts(func(o *appattest.AttestationOptions) { o.ClientDataHash = nil }))
+	if err != nil || !bytes.Equal(key.ID, f.device.KeyID()) {
+		t.Fatalf("AttestedKey without a clientDataHash = %v, %v", key, err)
+	}
+	if _, err := appattest.VerifyAttestation(f.good, f.opts(func(o *appattest.AttestationOptions) { o.ClientDataHash = nil })); err == nil || appattest.Rejected(err) {
+		t.Fatalf("VerifyAttestation without a clientDataHash = %v, want a caller's error", err)
+	}
+}

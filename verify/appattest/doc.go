@@ -78,19 +78,30 @@
 //
 // # What the caller must still do
 //
-//   - Make the challenge: random, single-use and short-lived; pass
-//     ClientDataHash as the app computed it from it.
+// Package registration does the first two over HTTP, and verify.Verifier
+// the next three for attestd's header (kind "aa"); a server with its own
+// protocol does them itself with this package's stores:
+//
+//   - Make the challenge: random, single-use and short-lived (a
+//     ChallengeStore: MemoryChallengeStore, or appattestredis shared by
+//     instances); pass ClientDataHash as the app computed it from it.
 //   - Keep the key (public key, App ID, environment, root, receipt) in a
-//     store, and refuse keys from a root other than Apple's unless
-//     development keys are wanted (the development root is never trusted
-//     unless passed in Roots).
-//   - Judge the counter: a Window per key (accept each counter once
-//     within a sliding window below the highest seen; requests arrive
-//     out of order), updated atomically with the store.
-//   - Revoke: this package knows no revocation. Apple's receipt can be
-//     exchanged for a fraud metric (not done here).
+//     KeyStore (Register), and refuse keys from a root other than Apple's
+//     unless development keys are wanted (the development root is never
+//     trusted unless passed in Roots; KeyRecord.Development says so).
+//   - Judge the counter: KeyStore.Accept applies the key's Window (accept
+//     each counter once within a sliding window below the highest seen;
+//     requests arrive out of order) atomically with the key's status, and
+//     only after VerifyAssertion, so a forged assertion spends nothing.
+//   - Revoke: KeyStore.Revoke; a revoked key's assertions are refused and
+//     it cannot be registered again. Apple's receipt can be exchanged for a
+//     fraud metric (not done here).
 //   - Bind the assertion to the request: compute clientDataHash from the
 //     request on the server, never take it from the client.
+//
+// AttestedKey makes every check of VerifyAttestation but the nonce's, for
+// tools that have an attestation without its challenge; it never makes a
+// key fit to register.
 //
 // # Reasons
 //
@@ -111,6 +122,9 @@
 //	expired          ErrExpired          a certificate is expired, or not yet valid, at Now
 //	bad_signature    ErrBadSignature     assertion signature not valid
 //	replay           ErrReplay           counter used before, or below the window
+//	unknown_key      ErrUnknownKey       no key with this id registered (a KeyStore)
+//	revoked_key      ErrKeyRevoked       the key was revoked (a KeyStore)
+//	key_conflict     ErrKeyConflict      the id is registered with another key, App ID, environment or root
 //
 // A caller's mistake (no App ID, no clientDataHash, an unknown
 // environment, a root without a name or a non-Apple root named "apple",

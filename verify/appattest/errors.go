@@ -103,6 +103,9 @@ var reasons = []struct {
 	{ErrExpired, "expired"},
 	{ErrBadSignature, "bad_signature"},
 	{ErrReplay, "replay"},
+	{ErrUnknownKey, "unknown_key"},
+	{ErrKeyRevoked, "revoked_key"},
+	{ErrKeyConflict, "key_conflict"},
 }
 
 // Reason returns the short machine-readable name of why err refused an

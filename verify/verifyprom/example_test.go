@@ -38,10 +38,11 @@ func Example() {
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			fmt.Printf("%s{outcome=%q,reason=%q} %v\n", f.GetName(), m.GetLabel()[0].GetValue(), m.GetLabel()[1].GetValue(), m.GetCounter().GetValue())
+			l := m.GetLabel()
+			fmt.Printf("%s{kind=%q,outcome=%q,reason=%q} %v\n", f.GetName(), l[0].GetValue(), l[1].GetValue(), l[2].GetValue(), m.GetCounter().GetValue())
 		}
 	}
 	// Output:
-	// attestd_verify_checks_total{outcome="rejected",reason="replay"} 1
-	// attestd_verify_checks_total{outcome="valid",reason="none"} 1
+	// attestd_verify_checks_total{kind="dev",outcome="rejected",reason="replay"} 1
+	// attestd_verify_checks_total{kind="dev",outcome="valid",reason="none"} 1
 }

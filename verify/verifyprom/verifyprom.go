@@ -9,14 +9,18 @@
 //
 // The metrics:
 //
-//	attestd_verify_checks_total{outcome, reason}             counter
+//	attestd_verify_checks_total{kind, outcome, reason}       counter
 //	attestd_verify_apple_request_duration_seconds{op, code}  histogram
 //	attestd_verify_apple_retries_total{op, reason}           counter
 //	attestd_verify_replay_store_errors_total                 counter
 //
-// outcome is "valid", "rejected" (the attestation is bad: verify.Rejected)
-// or "not_checked" (the check could not be made); reason is verify.Reason
-// of the error, "none" when valid; code is Apple's HTTP status when the
+// kind is the value's kind: "dc" (DeviceCheck), "aa" (App Attest), "dev",
+// or "none" when nothing could be parsed; outcome is "valid", "rejected"
+// (the attestation is bad: verify.Rejected) or "not_checked" (the check
+// could not be made); reason is verify.Reason of the error (App Attest
+// adds unknown_key, revoked_key, dev_key, key_store and the assertion's
+// bad_signature, bad_format, bad_auth_data, bad_app_id), "none" when
+// valid; code is Apple's HTTP status when the
 // API documents it (200, 400, 401, 403, 405, 429, 500, 503), else its
 // class (1xx … 5xx), "other" for a number outside 100–599, and "none"
 // when no answer came. Each label takes a small, fixed set of values,
@@ -29,6 +33,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/verify"
 )
 
@@ -46,8 +51,8 @@ func New() *Collector {
 	return &Collector{
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "attestd_verify_checks_total",
-			Help: "Attestation checks by outcome (valid, rejected, not_checked) and reason.",
-		}, []string{"outcome", "reason"}),
+			Help: "Attestation checks by kind (dc, aa, dev, none), outcome (valid, rejected, not_checked) and reason.",
+		}, []string{"kind", "outcome", "reason"}),
 		apple: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "attestd_verify_apple_request_duration_seconds",
 			Help:    "Requests to Apple's DeviceCheck API by endpoint and HTTP status (none: no answer), and how long each took.",
@@ -80,8 +85,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.storeErrors.Collect(ch)
 }
 
-// ObserveCheck implements verify.Observer.
-func (c *Collector) ObserveCheck(err error, _ time.Duration) {
+// ObserveCheck implements verify.Observer; a Verifier calls
+// ObserveCheckKind instead, and ObserveCheck counts its check under kind
+// "none".
+func (c *Collector) ObserveCheck(err error, elapsed time.Duration) {
+	c.ObserveCheckKind("", err, elapsed)
+}
+
+// ObserveCheckKind implements verify.KindObserver.
+func (c *Collector) ObserveCheckKind(kind string, err error, _ time.Duration) {
 	outcome, reason := "valid", "none"
 	switch {
 	case err == nil:
@@ -90,7 +102,17 @@ func (c *Collector) ObserveCheck(err error, _ time.Duration) {
 	default:
 		outcome, reason = "not_checked", verify.Reason(err)
 	}
-	c.checks.WithLabelValues(outcome, reason).Inc()
+	c.checks.WithLabelValues(kindLabel(kind), outcome, reason).Inc()
+}
+
+// kindLabel is the kind label: one of the kinds package header defines,
+// or "none".
+func kindLabel(kind string) string {
+	switch kind {
+	case header.KindDeviceCheck, header.KindAppAttest, header.KindDev:
+		return kind
+	}
+	return "none"
 }
 
 // ObserveAppleRequest implements verify.Observer.
@@ -128,6 +150,6 @@ func (c *Collector) ObserveRetry(op string, err error) {
 func (c *Collector) ObserveReplayStoreError(error) { c.storeErrors.Inc() }
 
 var (
-	_ verify.Observer      = (*Collector)(nil)
+	_ verify.KindObserver  = (*Collector)(nil)
 	_ prometheus.Collector = (*Collector)(nil)
 )

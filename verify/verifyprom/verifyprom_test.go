@@ -18,6 +18,8 @@ import (
 
 	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/verify"
+	"github.com/attestd/attestd/verify/appattest"
+	"github.com/attestd/attestd/verify/appattest/devattest"
 	"github.com/attestd/attestd/verify/devicechecktest"
 )
 
@@ -81,12 +83,12 @@ func TestCollector(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{[]string{"valid", "none"}, 2},
-		{[]string{"rejected", "replay"}, 1},
-		{[]string{"rejected", "bad_device_token"}, 1},
-		{[]string{"rejected", "malformed"}, 1},
-		{[]string{"not_checked", "not_validated"}, 1},
-		{[]string{"not_checked", "replay_store"}, 1},
+		{[]string{"dc", "valid", "none"}, 2},
+		{[]string{"dc", "rejected", "replay"}, 1},
+		{[]string{"dc", "rejected", "bad_device_token"}, 1},
+		{[]string{"none", "rejected", "malformed"}, 1},
+		{[]string{"dc", "not_checked", "not_validated"}, 1},
+		{[]string{"dev", "not_checked", "replay_store"}, 1},
 	} {
 		if got := testutil.ToFloat64(m.checks.WithLabelValues(tt.labels...)); got != tt.want {
 			t.Errorf("checks%v = %v, want %v", tt.labels, got, tt.want)
@@ -158,6 +160,58 @@ func TestCodeLabelIsBounded(t *testing.T) {
 	for status, code := range map[int]string{0: "none", 200: "200", 204: "2xx", 302: "3xx", 418: "4xx", 502: "5xx", 503: "503", 999: "other", -1: "other"} {
 		if got := codeLabel(status); got != code {
 			t.Errorf("codeLabel(%d) = %q, want %q", status, got, code)
+		}
+	}
+}
+
+// App Attest checks are counted under kind "aa", with the reasons of
+// package verify and the assertion's checks; the kind label takes only
+// the kinds package header defines, and "none".
+func TestAppAttestLabels(t *testing.T) {
+	m := New()
+	keys := &appattest.MemoryKeyStore{}
+	dev, err := devattest.NewKey("TEAMID1234.com.example.app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys.Register(context.Background(), &appattest.Key{ID: dev.ID(), PublicKey: &dev.PrivateKey.PublicKey,
+		AppID: "TEAMID1234.com.example.app", Environment: appattest.Production, Root: appattest.AppleRootName}, time.Now())
+	v := &verify.Verifier{NoClient: true, Keys: keys, Observer: m}
+	value := func(keyID []byte, sign bool) string {
+		hv := header.Value{Kind: header.KindAppAttest, KeyID: keyID, Nonce: make([]byte, 16), GeneratedAt: time.Now()}
+		cdh := header.AppAttestClientDataHash(hv.KeyID, hv.GeneratedAt, hv.Nonce)
+		if !sign {
+			cdh[0] ^= 1
+		}
+		hv.Token, _ = dev.Assert(cdh[:])
+		s, err := header.Encode(hv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	good := value(dev.ID(), true)
+	ctx := context.Background()
+	v.Verify(ctx, good)
+	v.Verify(ctx, good)
+	v.Verify(ctx, value(make([]byte, 32), true))
+	v.Verify(ctx, value(dev.ID(), false))
+	for _, tt := range []struct {
+		labels []string
+		want   float64
+	}{
+		{[]string{"aa", "valid", "none"}, 1},
+		{[]string{"aa", "rejected", "replay"}, 1},
+		{[]string{"aa", "rejected", "unknown_key"}, 1},
+		{[]string{"aa", "rejected", "bad_signature"}, 1},
+	} {
+		if got := testutil.ToFloat64(m.checks.WithLabelValues(tt.labels...)); got != tt.want {
+			t.Errorf("checks%v = %v, want %v", tt.labels, got, tt.want)
+		}
+	}
+	for kind, want := range map[string]string{"dc": "dc", "aa": "aa", "dev": "dev", "": "none", "AA": "none", "x\x00": "none"} {
+		if got := kindLabel(kind); got != want {
+			t.Errorf("kindLabel(%q) = %q, want %q", kind, got, want)
 		}
 	}
 }

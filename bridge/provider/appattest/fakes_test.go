@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/bridge/internal/clock"
 	"github.com/attestd/attestd/bridge/provider"
 )
@@ -338,9 +339,9 @@ func (r *rig) answer() provider.Answer {
 func checkAssertion(t *testing.T, a provider.Answer, keyID string) {
 	t.Helper()
 	raw, _ := base64.StdEncoding.DecodeString(keyID)
-	h := clientDataHash(raw, a.GeneratedAt, a.Nonce)
+	h := header.AppAttestClientDataHash(raw, a.GeneratedAt, a.Nonce)
 	want := "asr:" + keyID + ":" + hex.EncodeToString(h[:])
-	if a.Kind != provider.KindAppAttest || string(a.Token) != want || string(a.KeyID) != string(raw) || len(a.Nonce) != 16 {
+	if a.Kind != header.KindAppAttest || string(a.Token) != want || string(a.KeyID) != string(raw) || len(a.Nonce) != 16 {
 		t.Fatalf("answer %+v; want an assertion by %s", a, keyID)
 	}
 }

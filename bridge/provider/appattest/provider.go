@@ -258,12 +258,12 @@ func (p *Provider) Generate(ctx context.Context) (provider.Answer, error) {
 
 // assert makes one assertion of key for a fresh nonce and now.
 func (p *Provider) assert(ctx context.Context, svc Service, key keyID) (provider.Answer, error) {
-	nonce := make([]byte, provider.AppAttestNonceSize)
+	nonce := make([]byte, header.NonceLen)
 	if _, err := rand.Read(nonce); err != nil {
 		return provider.Answer{}, err
 	}
 	g := time.UnixMilli(p.cfg.Clock.Now().UnixMilli())
-	h := clientDataHash(key.raw, g, nonce)
+	h := header.AppAttestClientDataHash(key.raw, g, nonce)
 	actx, cancel := context.WithTimeout(ctx, p.cfg.AssertTimeout)
 	defer cancel()
 	obj, err := svc.GenerateAssertion(actx, key.text, h[:])
@@ -273,7 +273,7 @@ func (p *Provider) assert(ctx context.Context, svc Service, key keyID) (provider
 	if err != nil {
 		return provider.Answer{}, fmt.Errorf("appattest assertion: %w", err)
 	}
-	return provider.Answer{Kind: provider.KindAppAttest, Token: obj, GeneratedAt: g,
+	return provider.Answer{Kind: header.KindAppAttest, Token: obj, GeneratedAt: g,
 		KeyID: append([]byte(nil), key.raw...), Nonce: nonce}, nil
 }
 
@@ -376,7 +376,7 @@ type keyID struct {
 // bytes, nothing else.
 func parseKeyID(text string) (keyID, error) {
 	raw, err := base64.StdEncoding.Strict().DecodeString(text)
-	if err != nil || len(raw) != provider.AppAttestKeyIDSize || base64.StdEncoding.EncodeToString(raw) != text {
+	if err != nil || len(raw) != header.KeyIDLen || base64.StdEncoding.EncodeToString(raw) != text {
 		return keyID{}, fmt.Errorf("not an App Attest key id (standard base64 of 32 bytes): %q", text)
 	}
 	return keyID{text: text, raw: raw}, nil

@@ -8,25 +8,20 @@
 package regtest
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/attestd/attestd/bridge/header"
-	"github.com/attestd/attestd/bridge/provider"
 	"github.com/attestd/attestd/verify/appattest"
 	"github.com/attestd/attestd/verify/appattest/devattest"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Server is the registration server; URL is its base URL.
@@ -198,58 +193,13 @@ func (s *Server) Forget() {
 	clear(s.keys)
 }
 
-// Value is an "aa" header value's content.
-type Value struct {
-	K string `msgpack:"k"`
-	T []byte `msgpack:"t"`
-	G int64  `msgpack:"g"`
-	B string `msgpack:"b"`
-	M string `msgpack:"m"`
-	I []byte `msgpack:"i"`
-	N []byte `msgpack:"n"`
-}
-
-// DecodeAA decodes an "aa" header value.
-//
-// TODO(header aa): header.Decode once bridge/header has the kind.
-func DecodeAA(value string) (Value, error) {
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(strings.TrimPrefix(value, header.Prefix))
-	if err != nil || !strings.HasPrefix(value, header.Prefix) {
-		return Value{}, fmt.Errorf("not a v1. value: %v", err)
-	}
-	var v Value
-	if err := msgpack.Unmarshal(raw, &v); err != nil {
-		return Value{}, err
-	}
-	if v.K != provider.KindAppAttest || len(v.I) != 32 || len(v.N) != 16 || len(v.T) == 0 {
-		return Value{}, fmt.Errorf("not an aa value: kind %q, key id %d bytes, nonce %d bytes", v.K, len(v.I), len(v.N))
-	}
-	return v, nil
-}
-
-// Kind returns a header value's kind: "aa", or what header.Decode says;
-// "" for neither.
+// Kind returns a header value's kind, or "" when it does not decode.
 func Kind(value string) string {
-	if v, err := header.Decode(value); err == nil {
-		return v.Kind
+	v, err := header.Decode(value)
+	if err != nil {
+		return ""
 	}
-	if _, err := DecodeAA(value); err == nil {
-		return provider.KindAppAttest
-	}
-	return ""
-}
-
-// ClientDataHash is the contract's, written out again from PLAN-WAVE2.md
-// (not the helper's code): SHA-256("attestd-aa-v1" ‖ key id ‖ g as 8
-// bytes big-endian Unix ms ‖ nonce).
-func ClientDataHash(keyID []byte, g int64, nonce []byte) []byte {
-	var b bytes.Buffer
-	b.WriteString("attestd-aa-v1")
-	b.Write(keyID)
-	binary.Write(&b, binary.BigEndian, uint64(g))
-	b.Write(nonce)
-	h := sha256.Sum256(b.Bytes())
-	return h[:]
+	return v.Kind
 }
 
 // Check verifies a header value as the server side would: an "aa" value
@@ -257,18 +207,22 @@ func ClientDataHash(keyID []byte, g int64, nonce []byte) []byte {
 // its own fields, with a counter not accepted before. It returns the key
 // id (standard base64).
 func (s *Server) Check(value string) (string, error) {
-	v, err := DecodeAA(value)
+	v, err := header.Decode(value)
 	if err != nil {
 		return "", err
 	}
-	id := base64.StdEncoding.EncodeToString(v.I)
+	if v.Kind != header.KindAppAttest {
+		return "", fmt.Errorf("a %q value, not an App Attest one", v.Kind)
+	}
+	id := base64.StdEncoding.EncodeToString(v.KeyID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k, ok := s.keys[id]
 	if !ok || k.status != "active" {
 		return id, fmt.Errorf("key %s is not registered and active", id)
 	}
-	a, err := appattest.VerifyAssertion(v.T, k.key, ClientDataHash(v.I, v.G, v.N))
+	cdh := header.AppAttestClientDataHash(v.KeyID, v.GeneratedAt, v.Nonce)
+	a, err := appattest.VerifyAssertion(v.Token, k.key, cdh[:])
 	if err != nil {
 		return id, err
 	}
