@@ -10,6 +10,7 @@ import (
 
 	"github.com/attestd/attestd/bridge/hint"
 	"github.com/attestd/attestd/internal/appattestcli"
+	"github.com/attestd/attestd/internal/envflag"
 )
 
 func init() {
@@ -82,10 +83,10 @@ func runKeys(ctx context.Context, s *streams, fs *flag.FlagSet, args []string) (
 	cfg := appattestcli.KeysConfig{}
 	fs.StringVar(&cfg.RedisURL, "replay-redis", "", "the Redis of the server's replay and App Attest key store (redis://…, rediss://…, unix:///path)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "time limit for the whole command")
-	secrets := bindEnv(fs, "replay-redis")
+	secrets := envflag.Bind(fs, "replay-redis")
 	pos, err := parseInterleaved(fs, args)
 	if err == nil {
-		err = secrets.fill(s.getenv)
+		err = secrets.Fill(s.getenv)
 	}
 	if err != nil {
 		return appattestcli.Verdict{}, err

@@ -97,7 +97,7 @@ func (f *bridgeFlags) check(s *streams, argv []string) error {
 	if spec == (providers.Spec{AgentLabel: spec.AgentLabel}) {
 		return nil // the daemon's tokens
 	}
-	return providerUsage(spec.Check(true))
+	return spec.Check(true)
 }
 
 func runBridge(ctx context.Context, s *streams, c *command, seams bridgeSeams, args []string) error {

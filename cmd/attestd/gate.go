@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/attestd/attestd/internal/envflag"
 	"github.com/attestd/attestd/internal/gate"
 	"github.com/attestd/attestd/internal/inspect"
 	"github.com/attestd/attestd/verify"
@@ -56,11 +57,11 @@ func runGate(ctx context.Context, s *streams, c *command, args []string) error {
 	fs.StringVar(&st.Header, "header", verify.HeaderName, "the request header holding the attestation")
 	fs.DurationVar(&st.ShutdownGrace, "shutdown-grace", gate.DefaultShutdownGrace, "after SIGTERM, how long open requests, streams and websockets get")
 	logFlags := addLogFlags(fs, "info")
-	env := bindEnv(fs)
+	env := envflag.Bind(fs)
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
-	if err := env.fill(s.getenv); err != nil {
+	if err := env.Fill(s.getenv); err != nil {
 		return err
 	}
 	if *listen == "" {

@@ -17,6 +17,8 @@ import (
 	"syscall"
 
 	"github.com/attestd/attestd/bridge/hint"
+	"github.com/attestd/attestd/internal/envflag"
+	"github.com/attestd/attestd/internal/providers"
 )
 
 func main() {
@@ -68,8 +70,7 @@ func runCommand(ctx context.Context, s *streams, c *command, args []string) int 
 	case errors.As(err, &code):
 		return int(code)
 	}
-	var usage *usageError
-	if errors.As(err, &usage) {
+	if isUsage(err) {
 		fmt.Fprintf(s.err, "attestd: error: %v\n", err)
 		fmt.Fprintf(s.err, "attestd: hint: run \"attestd %s -h\" for usage\n", c.name)
 		return 2
@@ -79,6 +80,15 @@ func runCommand(ctx context.Context, s *streams, c *command, args []string) int 
 		fmt.Fprintf(s.err, "attestd: hint: %s\n", h)
 	}
 	return 1
+}
+
+// isUsage reports whether err says the command line is wrong, however the
+// code that found out says so: it exits 2 with a pointer to -h.
+func isUsage(err error) bool {
+	var usage *usageError
+	var env *envflag.Error
+	var prov *providers.UsageError
+	return errors.As(err, &usage) || errors.As(err, &env) || errors.As(err, &prov)
 }
 
 func printHelp(w io.Writer) {

@@ -124,11 +124,11 @@ func (f probeFlags) config(s *streams) (probe.Config, error) {
 			return probe.Config{}, usagef("the lifetime is DeviceCheck's: measure it with --provider devicecheck")
 		}
 		aa, err := providers.ProbeAppAttest(spec, *f.timeout)
-		return probe.Config{AppAttest: aa, Count: *f.count, Timeout: *f.timeout}, providerUsage(err)
+		return probe.Config{AppAttest: aa, Count: *f.count, Timeout: *f.timeout}, err
 	}
 	prov, err := providers.New(spec, slog.New(slog.DiscardHandler), warner(s))
 	if err != nil {
-		return probe.Config{}, providerUsage(err)
+		return probe.Config{}, err
 	}
 	cfg := probe.Config{Provider: prov, Count: *f.count, Timeout: *f.timeout}
 	if keyFlags == 0 {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -38,14 +37,4 @@ func (f providerFlags) spec(s *streams) providers.Spec {
 // warner returns a func that prints a warning line on s's stderr.
 func warner(s *streams) func(string) {
 	return func(msg string) { fmt.Fprintf(s.err, "attestd: warning: %s\n", msg) }
-}
-
-// providerUsage turns settings that do not go together into a usage
-// error.
-func providerUsage(err error) error {
-	var ue *providers.UsageError
-	if errors.As(err, &ue) {
-		return usagef("%v", ue)
-	}
-	return err
 }

@@ -141,7 +141,7 @@ func exitIdleFor(launchd bool, value time.Duration, given bool) time.Duration {
 func (f *serveFlags) daemonConfig(s *streams, logger *slog.Logger) (daemon.Config, error) {
 	prov, err := providers.ForDaemon(f.provider.spec(s), logger, warner(s))
 	if err != nil {
-		return daemon.Config{}, providerUsage(err)
+		return daemon.Config{}, err
 	}
 	checkPeer, err := peerRequirement(*f.peerRequirement)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/attestd/attestd/bridge/hint"
+	"github.com/attestd/attestd/internal/envflag"
 	"github.com/attestd/attestd/internal/inspect"
 	"github.com/attestd/attestd/verify"
 )
@@ -64,10 +65,10 @@ func parseVerifyFlags(s *streams, c *command, args []string) (inspect.CheckConfi
 	fs.DurationVar(&cfg.MaxAge, "max-age", verify.DefaultMaxAge, "refuse tokens generated longer ago than this (0: no limit)")
 	fs.DurationVar(&cfg.Timeout, "timeout", verify.DefaultTimeout, "time limit for the whole check: the replay store, Apple, retries")
 	fs.StringVar(&cfg.ReplayRedis, "replay-redis", "", "record the token in this Redis (redis://host:port/db, rediss://…, unix:///path) and refuse it if already there, so checks in separate processes or machines accept a token once; an App Attest value's key and counter are read and updated there")
-	secrets := bindEnv(fs, "key", "replay-redis")
+	secrets := envflag.Bind(fs, "key", "replay-redis")
 	pos, err := parseInterleaved(fs, args)
 	if err == nil {
-		err = secrets.fill(s.getenv)
+		err = secrets.Fill(s.getenv)
 	}
 	if err != nil {
 		return cfg, "", err

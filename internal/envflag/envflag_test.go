@@ -1,4 +1,4 @@
-package main
+package envflag
 
 import (
 	"bytes"
@@ -58,22 +58,22 @@ func TestEnvFlags(t *testing.T) {
 			replay := fs.String("replay-redis", "", "a URL")
 			maxAge := fs.Duration("max-age", time.Minute, "an age")
 			dev := fs.Bool("allow-dev", false, "a switch")
-			env := bindEnv(fs)
+			env := Bind(fs)
 			if err := fs.Parse(tt.args); err != nil {
 				t.Fatal(err)
 			}
-			err := env.fill(func(k string) string { return tt.env[k] })
-			var ue *usageError
+			err := env.Fill(func(k string) string { return tt.env[k] })
+			var ee *Error
 			switch {
 			case tt.wantErr != "":
-				if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("fill = %v, want a usage error with %q", err, tt.wantErr)
+				if !errors.As(err, &ee) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Fill = %v, want an *Error with %q", err, tt.wantErr)
 				}
 				if strings.Contains(err.Error(), "s3cret") {
 					t.Errorf("error %q shows the file's content", err)
 				}
 			case err != nil:
-				t.Fatalf("fill = %v", err)
+				t.Fatalf("Fill = %v", err)
 			case *replay != tt.replay || *maxAge != tt.maxAge || *dev != tt.dev:
 				t.Errorf("flags %q %v %v, want %q %v %v", *replay, *maxAge, *dev, tt.replay, tt.maxAge, tt.dev)
 			}
@@ -87,12 +87,12 @@ func TestEnvFlagsNamedOnly(t *testing.T) {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	key := fs.String("key", "", "the key's file")
 	team := fs.String("team-id", "", "the team")
-	env := bindEnv(fs, "key")
+	env := Bind(fs, "key")
 	if err := fs.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
 	vars := map[string]string{"ATTESTD_KEY": "/run/secrets/key.p8", "ATTESTD_TEAM_ID": "TEAMID1234"}
-	if err := env.fill(func(k string) string { return vars[k] }); err != nil {
+	if err := env.Fill(func(k string) string { return vars[k] }); err != nil {
 		t.Fatal(err)
 	}
 	if *key != "/run/secrets/key.p8" || *team != "" {
