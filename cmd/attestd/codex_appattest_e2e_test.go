@@ -58,7 +58,9 @@ func TestCodexE2EAppAttestSim(t *testing.T) {
 // between codex and its backend. The bridge registers its key with the
 // gate; every model request passes the gate's check, those with App
 // Attest values (each with its key id) without a call to Apple, and the
-// development tokens of the first moments under --allow-dev.
+// development tokens of the first moments under --allow-dev. (codex's
+// requests without attestation, the model list, get 401 from the gate;
+// codex carries on without them.)
 func TestCodexE2EAppAttestThroughGate(t *testing.T) {
 	codexBinary(t)
 	b := newBackend(t)
