@@ -100,6 +100,7 @@ func parseAgentFlags(s *streams, agentCmd *command, args []string) (sub string, 
 	if sub == "install" {
 		fs.StringVar(&spec.SocketPath, "socket", "", "fixed socket path (mode 0600) instead of launchd's private one; for development by one user only (launchd expands neither ~ nor variables)")
 		fs.StringVar(&spec.Provider, "provider", plists.DefaultProvider, "provider the agent runs ("+providers.AgentNames+")")
+		fs.StringVar(&spec.AppAttestRegister, "appattest-register", "", "with appattest or auto: the `URL` of the server the key registers with (see attestd serve -h)")
 		fs.StringVar(&spec.PeerRequirement, "peer-requirement", "", "serve only peers whose code satisfies this requirement (see attestd serve -h)")
 		fs.BoolVar(&printOnly, "print", false, "print the plist instead of installing it (any OS)")
 	}
@@ -113,8 +114,10 @@ func parseAgentFlags(s *streams, agentCmd *command, args []string) (sub string, 
 		return "", spec, false, usagef("agent %s: bad label %q (reverse-DNS, no '/' or spaces)", sub, spec.Label)
 	case sub == "install" && !slices.Contains(strings.Split(providers.AgentNames, "|"), spec.Provider):
 		return "", spec, false, usagef("agent install: unknown provider %q; want one of %s", spec.Provider, providers.AgentNames)
+	case sub == "install":
+		err = providers.Spec{Name: spec.Provider, Register: spec.AppAttestRegister}.Check(true)
 	}
-	return sub, spec, printOnly, nil
+	return sub, spec, printOnly, err
 }
 
 // agentError says which subcommand failed, and what to do off macOS.

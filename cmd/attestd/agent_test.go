@@ -98,6 +98,10 @@ func TestAgentUsage(t *testing.T) {
 		{[]string{"agent", "status", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"agent", "install", "--nope"}, 2, "flag provided but not defined"},
 		{[]string{"agent", "install", "--provider", "magic"}, 2, `unknown provider "magic"`},
+		{[]string{"agent", "install", "--provider", "appattest-sim"}, 2, `unknown provider "appattest-sim"`},
+		{[]string{"agent", "install", "--provider", "appattest"}, 2, "needs --appattest-register URL"},
+		{[]string{"agent", "install", "--provider", "dev", "--appattest-register", "https://gate.example.com"}, 2, "go with --provider appattest"},
+		{[]string{"agent", "install", "--provider", "auto", "--appattest-register", "http://gate.example.com"}, 2, "--appattest-register: "},
 		{[]string{"agent", "uninstall", "--label", "../../x"}, 2, `bad label "../../x"`},
 		{[]string{"agent", "status", "--label", ""}, 2, `bad label ""`},
 		{[]string{"agent", "install", "-h"}, 0, "usage: attestd agent install"},
@@ -123,6 +127,30 @@ func TestAgentPrintAnyOS(t *testing.T) {
 	}
 	if got, _ := stringsOf(m["ProgramArguments"]); !slices.Contains(got, "dev") {
 		t.Errorf("ProgramArguments %v", got)
+	}
+}
+
+// agent install --provider appattest (or auto) passes the registration
+// URL to the daemon in the plist.
+func TestAgentPrintAppAttest(t *testing.T) {
+	t.Parallel()
+	dir := realTempDir(t)
+	env, _ := fakeMac("linux", helperBundle(t, dir), dir)
+	for _, provider := range []string{"appattest", "auto"} {
+		code, out, errOut := runAgentCLI(t, env, "agent", "install", "--print", "--provider", provider,
+			"--appattest-register", "https://gate.example.com/attestd")
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", provider, code, errOut)
+		}
+		m, err := plists.Dict([]byte(out))
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		args, _ := stringsOf(m["ProgramArguments"])
+		i := slices.Index(args, "--appattest-register")
+		if j := slices.Index(args, "--provider"); i < 0 || i+1 >= len(args) || args[i+1] != "https://gate.example.com/attestd" || j < 0 || args[j+1] != provider {
+			t.Errorf("%s: ProgramArguments %v", provider, args)
+		}
 	}
 }
 

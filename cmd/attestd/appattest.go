@@ -84,7 +84,9 @@ func runKeys(ctx context.Context, s *streams, fs *flag.FlagSet, args []string) (
 	fs.StringVar(&cfg.RedisURL, "replay-redis", "", "the Redis of the server's replay and App Attest key store (redis://…, rediss://…, unix:///path)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "time limit for the whole command")
 	secrets := envflag.Bind(fs, "replay-redis")
+	args, ids := appattestcli.DashKeyIDs(args)
 	pos, err := parseInterleaved(fs, args)
+	pos = append(pos, ids...)
 	if err == nil {
 		err = secrets.Fill(s.getenv)
 	}

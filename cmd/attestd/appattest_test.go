@@ -31,6 +31,8 @@ func TestAppAttestCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	b64 := base64.StdEncoding.EncodeToString
+	// A key id whose base64url (X-Attestd-Key-Id's) starts with "-".
+	dashID := base64.RawURLEncoding.EncodeToString(append([]byte{0xf8}, make([]byte, 31)...))
 	args := []string{"appattest", "attestation", "--app-id", "TEAMID1234.com.example.app", "--root", root, "-"}
 	for _, tt := range []struct {
 		name   string
@@ -47,6 +49,8 @@ func TestAppAttestCommand(t *testing.T) {
 		{"an unknown subcommand", nil, []string{"appattest", "attest"}, 2, "", "unknown subcommand"},
 		{"keys, Redis down, from the environment", map[string]string{"ATTESTD_REPLAY_REDIS": "redis://127.0.0.1:1"}, []string{"appattest", "keys", "list", "--timeout", "2s"}, 4, `"reason": "key_store"`, "127.0.0.1:1"},
 		{"keys without a store", nil, []string{"appattest", "keys", "list"}, 2, "", "--replay-redis"},
+		{"a key id that starts with -", nil, []string{"appattest", "keys", "revoke", dashID, "--replay-redis", "redis://127.0.0.1:1", "--timeout", "2s"}, 4, `"reason": "key_store"`, "127.0.0.1:1"},
+		{"a flag that is no key id", nil, []string{"appattest", "keys", "revoke", "-no-such-flag", "--replay-redis", "redis://127.0.0.1:1"}, 2, "", "flag provided but not defined"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out, errOut := runCLI(t, tt.env, b64(att), tt.args...)

@@ -80,6 +80,9 @@ type seenRequest struct {
 	websocket    bool
 	attestation  string // the header; empty when absent
 	hasHeader    bool
+	// kind and keyID are X-Attestd-Kind and X-Attestd-Key-Id, what a gate
+	// in front of the backend says of a request it let through.
+	kind, keyID string
 }
 
 func newBackend(t *testing.T) *backend {
@@ -97,7 +100,8 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 		att = vals[0]
 	}
 	b.mu.Lock()
-	b.reqs = append(b.reqs, seenRequest{method: r.Method, path: r.URL.Path, websocket: ws, attestation: att, hasHeader: has})
+	b.reqs = append(b.reqs, seenRequest{method: r.Method, path: r.URL.Path, websocket: ws, attestation: att, hasHeader: has,
+		kind: r.Header.Get("X-Attestd-Kind"), keyID: r.Header.Get("X-Attestd-Key-Id")})
 	b.mu.Unlock()
 	io.Copy(io.Discard, r.Body)
 
@@ -149,8 +153,13 @@ func (b *backend) all() []seenRequest {
 // codexHome writes a CODEX_HOME for ChatGPT auth against the backend.
 func codexHome(t *testing.T, b *backend, websockets bool) string {
 	t.Helper()
+	return codexHomeAt(t, b.srv.URL, websockets)
+}
+
+// codexHomeAt is codexHome for a backend at base (a gate in front of it).
+func codexHomeAt(t *testing.T, base string, websockets bool) string {
+	t.Helper()
 	dir := t.TempDir()
-	base := b.srv.URL
 	config := fmt.Sprintf(`approval_policy = "never"
 sandbox_mode = "read-only"
 chatgpt_base_url = "%[1]s/backend-api/"

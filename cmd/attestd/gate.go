@@ -20,10 +20,12 @@ func init() {
 			"200 with X-Attestd-Kind, -Team, -Bundle, -Fingerprint, -Age-Ms and -Key-Id (valid), 401 (missing or\n" +
 			"malformed), 403 (refused: forged, replayed, too old, dev) or 503 with Retry-After (could not check).\n" +
 			"With --upstream every request is checked the same way and forwarded there (websockets too).\n" +
+			"App Attest (--app-id): apps register their keys at /appattest/challenge, /appattest/register and\n" +
+			"/appattest/keys/ID, served by the gate unchecked in both modes; then each assertion is checked here.\n" +
 			"/healthz, /readyz and /metrics are on --admin-listen, else (forward-auth only) on --listen.\n" +
 			"Every flag can also come from the environment, as each one says; the command line wins.\n" +
 			"SIGTERM or SIGINT: /readyz turns 503, open requests and streams get --shutdown-grace, exit 0.",
-		usage: "gate --listen ADDR [--upstream URL] [--team-id T --key-id K --key FILE] [--environment E] [--replay-redis URL [--redis-mode M]] [flags]",
+		usage: "gate --listen ADDR [--upstream URL] [--team-id T --key-id K --key FILE] [--environment E] [--app-id ID…] [--kinds K] [--replay-redis URL [--redis-mode M]] [flags]",
 	}
 	c.run = func(ctx context.Context, s *streams, args []string) error { return runGate(ctx, s, c, args) }
 	register(c)
@@ -40,8 +42,8 @@ func runGate(ctx context.Context, s *streams, c *command, args []string) error {
 	fs.StringVar(&st.TeamID, "team-id", "", "Apple developer team id (the JWT iss)")
 	fs.StringVar(&st.KeyID, "key-id", "", "id of the DeviceCheck key (the JWT kid)")
 	fs.StringVar(&st.KeyFile, "key", "", "the key's .p8 `FILE` (AuthKey_KEYID.p8)")
-	fs.StringVar(&st.Environment, "environment", "production", "Apple environment: production, development or a base URL (https, or http to loopback)")
-	fs.BoolVar(&st.AllowDev, "allow-dev", false, "accept tokens from the dev provider (never in production)")
+	fs.StringVar(&st.Environment, "environment", "production", "DeviceCheck's Apple environment: production, development or a base URL (https, or http to loopback)")
+	fs.BoolVar(&st.AllowDev, "allow-dev", false, "accept tokens from the dev provider, and App Attest keys from an --appattest-root (never in production)")
 	maxAge := fs.Duration("max-age", verify.DefaultMaxAge, "refuse tokens generated longer ago than this (0: no limit)")
 	fs.DurationVar(&st.Timeout, "timeout", verify.DefaultTimeout, "time limit for one check: the replay store, Apple, retries")
 	fs.Float64Var(&st.AppleRateLimit, "apple-rate-limit", verify.DefaultRateLimit, "requests a second to Apple at most (negative: no limit)")
@@ -50,10 +52,11 @@ func runGate(ctx context.Context, s *streams, c *command, args []string) error {
 	fs.StringVar(&st.RedisMode, "redis-mode", "single", "how --replay-redis reads: single, cluster (redis://h1:p?addr=h2:p…) or sentinel (…?master_name=NAME)")
 	fs.BoolVar(&st.AllowWhenDown, "allow-when-down", false, "admit a token that passed every local check while Apple counts as down")
 	fs.StringVar(&st.ClientKey, "client-key", "remote-addr", "what names a client for the fair share of calls to Apple: remote-addr or header:NAME (from a --trusted-proxy only)")
-	fs.Func("trusted-proxy", "a `CIDR` (or address) of proxies whose forwarding headers are believed; repeat, or separate with commas", func(v string) error {
-		st.TrustedProxies = append(st.TrustedProxies, strings.Split(v, ",")...)
-		return nil
-	})
+	fs.Func("trusted-proxy", "a `CIDR` (or address) of proxies whose forwarding headers are believed; repeat, or separate with commas", appendTo(&st.TrustedProxies, ","))
+	fs.Func("kinds", "the `KINDS` accepted, separated by commas: aa (App Attest), dc (DeviceCheck), dev (needs --allow-dev); default: aa with --app-id, dc with the key, dev with --allow-dev", appendTo(&st.Kinds, ","))
+	fs.Func("app-id", "App Attest: an App `ID` (TEAMID.bundle.id) whose keys may register; repeat, or separate with commas; aa needs one", appendTo(&st.AppIDs, ","))
+	fs.StringVar(&st.AppAttestEnvironment, "appattest-environment", "production", "App Attest: the environment keys must come from: production, development or both")
+	fs.Func("appattest-root", "App Attest: a root certificate trusted beside Apple's, a `PEM` file or its text (tests: the development root; its keys need --allow-dev); repeatable", appendTo(&st.AppAttestRoots, ""))
 	fs.StringVar(&st.Header, "header", verify.HeaderName, "the request header holding the attestation")
 	fs.DurationVar(&st.ShutdownGrace, "shutdown-grace", gate.DefaultShutdownGrace, "after SIGTERM, how long open requests, streams and websockets get")
 	logFlags := addLogFlags(fs, "info")
@@ -87,6 +90,19 @@ func runGate(ctx context.Context, s *streams, c *command, args []string) error {
 		return err
 	}
 	return gate.Run(ctx, cfg, ln, adminLn)
+}
+
+// appendTo returns a flag.Func that appends a value to list, split at sep
+// unless sep is "".
+func appendTo(list *[]string, sep string) func(string) error {
+	return func(v string) error {
+		if sep == "" {
+			*list = append(*list, v)
+		} else {
+			*list = append(*list, strings.Split(v, sep)...)
+		}
+		return nil
+	}
 }
 
 // gateListeners opens the main listener and, when asked for, the admin

@@ -24,6 +24,11 @@ func TestGateUsage(t *testing.T) {
 		{"redis mode", nil, []string{"--listen", "127.0.0.1:0", "--allow-dev", "--replay-redis", "redis://x", "--redis-mode", "ring"}, "--redis-mode: "},
 		{"upstream", map[string]string{"ATTESTD_UPSTREAM": "ftp://app"}, []string{"--listen", "127.0.0.1:0", "--allow-dev"}, "--upstream: "},
 		{"argument", nil, []string{"--listen", "127.0.0.1:0", "extra"}, `unexpected argument "extra"`},
+		{"aa without an App ID", nil, []string{"--listen", "127.0.0.1:0", "--allow-dev", "--kinds", "aa,dev"}, "--app-id: App Attest (aa) needs"},
+		{"dev without allow-dev", map[string]string{"ATTESTD_KINDS": "aa,dev", "ATTESTD_APP_ID": "T.b"}, []string{"--listen", "127.0.0.1:0"}, "--kinds: dev needs --allow-dev"},
+		{"unknown kind", nil, []string{"--listen", "127.0.0.1:0", "--app-id", "T.b", "--kinds", "aa,apple"}, `--kinds: unknown kind "apple"`},
+		{"App Attest environment", map[string]string{"ATTESTD_APP_ID": "T.b,U.c", "ATTESTD_APPATTEST_ENVIRONMENT": "staging"}, []string{"--listen", "127.0.0.1:0"}, "--appattest-environment: "},
+		{"App Attest root", nil, []string{"--listen", "127.0.0.1:0", "--app-id", "T.b", "--appattest-root", "/nonexistent/root.pem"}, "--appattest-root: "},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, _, stderr := runCLI(t, c.env, "", append([]string{"gate"}, c.args...)...)

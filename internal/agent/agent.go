@@ -61,6 +61,9 @@ type Spec struct {
 	SocketPath      string // a fixed socket path; "" for launchd's private one
 	Provider        string
 	PeerRequirement string
+	// AppAttestRegister is the agent's --appattest-register (App
+	// Attest's registration server); "" for none.
+	AppAttestRegister string
 }
 
 // Target names where an agent lives: its plist and its launchd service.
@@ -114,8 +117,8 @@ func (e Env) Plist(spec Spec) (*plists.LaunchAgent, error) {
 		}
 	}
 	return plists.NewLaunchAgent(plists.AgentConfig{
-		Label: spec.Label, Program: exe, Provider: spec.Provider, SocketPath: sockPath,
-		PeerRequirement: spec.PeerRequirement, AssociatedBundleIDs: assoc,
+		Label: spec.Label, Program: exe, Provider: spec.Provider, AppAttestRegister: spec.AppAttestRegister,
+		SocketPath: sockPath, PeerRequirement: spec.PeerRequirement, AssociatedBundleIDs: assoc,
 	})
 }
 

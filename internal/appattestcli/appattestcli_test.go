@@ -349,3 +349,15 @@ func FuzzReadObject(f *testing.F) {
 		}
 	})
 }
+
+// A key id whose base64url starts with "-" is taken out of the flags;
+// flags, values and other key ids stay.
+func TestDashKeyIDs(t *testing.T) {
+	t.Parallel()
+	dash := base64.RawURLEncoding.EncodeToString(append([]byte{0xf8}, make([]byte, 31)...))
+	plain := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	rest, ids := DashKeyIDs([]string{"revoke", dash, "--replay-redis", "redis://x", "-timeout", "2s", plain, "-" + plain[2:]})
+	if strings.Join(rest, " ") != "revoke --replay-redis redis://x -timeout 2s "+plain+" -"+plain[2:] || len(ids) != 1 || ids[0] != dash {
+		t.Errorf("DashKeyIDs = %q, %q", rest, ids)
+	}
+}

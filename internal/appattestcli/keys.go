@@ -69,6 +69,21 @@ func ParseKeyID(s string) ([]byte, error) {
 	return b, nil
 }
 
+// DashKeyIDs takes out of args the key ids that start with "-" (base64url
+// may, as X-Attestd-Key-Id's value does), which a flag parser would take
+// for flags; the command adds them to its positional arguments. No flag
+// name is a key id: it would be 43 or 44 base64 characters.
+func DashKeyIDs(args []string) (rest, ids []string) {
+	for _, a := range args {
+		if _, err := ParseKeyID(a); err == nil && strings.HasPrefix(a, "-") {
+			ids = append(ids, a)
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	return rest, ids
+}
+
 // RunKeys runs "attestd appattest keys" with its positional arguments:
 // list (every key, as a JSON array), show KEYID or revoke KEYID (the key
 // as it is then). Its error is a *UsageError for arguments that cannot

@@ -19,6 +19,17 @@
 // any X-Attestd-* header the client sent. Websocket upgrades pass
 // through, checked on the handshake; streamed answers flow as they come.
 //
+// App Attest (kind "aa"): Settings with App IDs give the Verifier a key
+// store (appattestredis on the replay store's Redis connection, so that
+// every gate shares keys, counter windows and challenges; this process's
+// memory without Redis) and mount registration.Handler at
+// RegistrationPath, rate-limited per client by the gate's ClientKey. An
+// app registers its key there, then sends an assertion per request; the
+// check is local (the key registered and active, its signature, its
+// counter new within the window), never a call to Apple, and a valid one
+// carries the key id in X-Attestd-Key-Id (base64url, no padding, as the
+// registration's key paths name it). /readyz reads the key store too.
+//
 // Decisions the issue left open:
 //
 //   - The per-client share of calls to Apple names a client by its
@@ -31,7 +42,20 @@
 //     be public.
 //   - Config.Mount's handlers (App Attest's registration) are served by
 //     the gate itself, unchecked: a client registers before it has an
-//     attestation to send.
+//     attestation to send. In proxy mode they are never forwarded; in
+//     front of forward-auth, the proxy sends /appattest/ to the gate
+//     itself (the README's nginx and Caddy configurations do).
+//   - The kinds accepted (Settings.Kinds) default to every kind that is
+//     set up: aa with App IDs, dc with the DeviceCheck key, dev with
+//     AllowDev. A gate for App Attest alone needs no DeviceCheck key, and
+//     a command line from before App Attest keeps its meaning. A kind
+//     named in Kinds must be set up. A kind not accepted is refused
+//     outright (403 kind_not_accepted): the gate will never check it, so
+//     a retry is no use.
+//   - --appattest-root takes a PEM file or the PEM text itself, so that
+//     $ATTESTD_APPATTEST_ROOT_FILE (which hands over a file's content)
+//     works too; roots are named as "attestd appattest --root" names
+//     them. Keys from any root but Apple's pass only under AllowDev.
 //   - The team and bundle ids in the result headers are the client's
 //     claims: bytes outside visible ASCII are percent-encoded, so a claim
 //     cannot smuggle control characters into headers a proxy copies.

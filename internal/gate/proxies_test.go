@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
@@ -156,5 +157,55 @@ func (f front) checkUpstreamSaw(t *testing.T, body, att string) {
 	case !f.strict && strings.Count(body, "forged") != 1:
 		// nginx replaces the six result headers; another name passes.
 		t.Errorf("want only the client's X-Attestd-Admin through nginx: %s", body)
+	}
+}
+
+// The README's nginx and Caddy configurations in front of a gate that
+// accepts App Attest: an app registers its key through the proxy (the
+// registration paths reach the gate whole, without the check, and never
+// the app), then its assertions pass the check once each and the app
+// sees the key id.
+func TestRealProxiesAppAttest(t *testing.T) {
+	t.Parallel()
+	a, up := newApple(t), startUpstream(t)
+	s := aaSettings(t, a)
+	s.ClientKey, s.TrustedProxies = "header:X-Forwarded-For", []string{"127.0.0.1"}
+	cfg, closeAll, err := s.Config(testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll()
+	gw := startGate(t, cfg, false)
+	for _, f := range []struct{ name, base string }{
+		{"nginx", proxytest.StartNginx(t, proxytest.NginxAuthRequest(gw.addr, up.host())).URL()},
+		{"caddy", proxytest.StartCaddy(t, proxytest.CaddyForwardAuth(gw.addr, up.host())).URL()},
+	} {
+		t.Run(f.name, func(t *testing.T) {
+			d := register(t, f.base)
+			if n := up.reached(); n != 0 {
+				t.Fatalf("the registration reached the app %d times", n)
+			}
+			v := d.value(t)
+			got := send(t, "GET", f.base+"/app?q=1", v, nil, "")
+			keyID := base64.RawURLEncoding.EncodeToString(d.key.ID())
+			if got.status != 200 || !strings.Contains(got.body, `x-attestd-kind="aa"`) || !strings.Contains(got.body, `x-attestd-key-id="`+keyID+`"`) {
+				t.Errorf("an App Attest request: %d %s", got.status, got.body)
+			}
+			if got := send(t, "GET", f.base+"/app?q=1", v, nil, ""); got.status != 403 {
+				t.Errorf("the same header again: %d %s", got.status, got.body)
+			}
+			if got := send(t, "GET", f.base+"/appattest/keys/"+keyID, "", nil, ""); got.status != 200 || !strings.Contains(got.body, `"status":"active"`) {
+				t.Errorf("the key's status through the proxy: %d %s", got.status, got.body)
+			}
+			if n := up.reached(); n != 1 {
+				t.Errorf("the app was reached %d times, want once", n)
+			}
+			up.mu.Lock()
+			up.calls = 0
+			up.mu.Unlock()
+		})
+	}
+	if n := len(a.Requests()); n != 0 {
+		t.Errorf("Apple was asked %d times", n)
 	}
 }

@@ -1,10 +1,12 @@
 package gate
 
 import (
+	"encoding/base64"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/verify"
 )
 
@@ -13,9 +15,9 @@ import (
 // Every one is present even when empty: Caddy 2.6 sets a header its
 // copy_headers names to a literal placeholder when the answer lacks it.
 const (
-	// HeaderKind is the attestation's kind: "dc" (DeviceCheck), "dev"
-	// (the development provider, only with AllowDev), "aa" (App Attest,
-	// when the Verifier accepts it).
+	// HeaderKind is the attestation's kind: "aa" (App Attest), "dc"
+	// (DeviceCheck), "dev" (the development provider, only with
+	// AllowDev).
 	HeaderKind = "X-Attestd-Kind"
 	// HeaderTeam is the team id the helper reported (a claim: Apple's
 	// answer covers the token alone).
@@ -29,7 +31,8 @@ const (
 	// in whole milliseconds by its g (a claim); negative, by at most
 	// verify.MaxClockSkew, when the client's clock is ahead.
 	HeaderAgeMs = "X-Attestd-Age-Ms"
-	// HeaderKeyID is the App Attest key id (base64url) for kind "aa", and
+	// HeaderKeyID is the App Attest key id for kind "aa" (base64url
+	// without padding, as the registration's key paths name it), and
 	// empty for the other kinds.
 	HeaderKeyID = "X-Attestd-Key-Id"
 )
@@ -47,19 +50,20 @@ const resultPrefix = "X-Attestd-"
 // visible ASCII, and %, is percent-encoded: a claim cannot put control
 // characters into a header a proxy passes on.
 func setResult(h http.Header, res *verify.Result) {
-	var kind, team, bundle, fp, age string
+	var kind, team, bundle, fp, age, keyID string
 	if res != nil {
 		kind, team, bundle, fp = res.Kind, res.TeamID, res.BundleID, res.Fingerprint()
 		age = strconv.FormatInt(res.Age.Milliseconds(), 10)
+		if kind == header.KindAppAttest {
+			keyID = base64.RawURLEncoding.EncodeToString(res.KeyID)
+		}
 	}
 	h.Set(HeaderKind, headerSafe(kind))
 	h.Set(HeaderTeam, headerSafe(team))
 	h.Set(HeaderBundle, headerSafe(bundle))
 	h.Set(HeaderFingerprint, fp)
 	h.Set(HeaderAgeMs, age)
-	// TODO(issue 22): base64url of res.KeyID for kind "aa", once
-	// verify.Result has it (the wave-2 contract in PLAN-WAVE2.md).
-	h.Set(HeaderKeyID, "")
+	h.Set(HeaderKeyID, keyID)
 }
 
 // dropClientResults removes from h every header that starts with

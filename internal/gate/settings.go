@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/attestd/attestd/bridge/header"
 	"github.com/attestd/attestd/verify"
 	"github.com/attestd/attestd/verify/redisreplay"
 	"github.com/attestd/attestd/verify/verifyprom"
@@ -22,14 +25,27 @@ type Settings struct {
 	// means forward-auth mode.
 	Upstream string
 	// TeamID, KeyID and KeyFile are the DeviceCheck key; all or none.
-	// With none, only development tokens can pass, and only with
-	// AllowDev.
+	// With none, no DeviceCheck token is accepted.
 	TeamID, KeyID, KeyFile string
 	// Environment is production (empty), development or a base URL
 	// (verify.EnvironmentURL).
 	Environment string
-	// AllowDev accepts tokens from the development provider.
+	// AllowDev accepts tokens from the development provider, and App
+	// Attest assertions of keys from a root other than Apple's.
 	AllowDev bool
+	// Kinds are the kinds accepted: "aa", "dc", "dev" (which needs
+	// AllowDev). Empty means every kind that is set up: dc with the
+	// DeviceCheck key, aa with AppIDs, dev with AllowDev.
+	Kinds []string
+	// AppIDs are the App IDs ("TEAMID.bundle.id") whose App Attest keys
+	// may register; aa needs at least one.
+	AppIDs []string
+	// AppAttestEnvironment is the App Attest environment registered keys
+	// must come from: production (empty), development or both.
+	AppAttestEnvironment string
+	// AppAttestRoots are roots trusted beside Apple's for App Attest
+	// (devattest's development root, in tests): PEM files, or PEM text.
+	AppAttestRoots []string
 	// MaxAge is verify.Verifier.MaxAge: zero the default, negative no
 	// limit.
 	MaxAge time.Duration
@@ -64,15 +80,17 @@ func (e *SettingError) Error() string { return e.Setting + ": " + e.Err.Error() 
 // Unwrap returns the error.
 func (e *SettingError) Unwrap() error { return e.Err }
 
-// ErrNoKey means no DeviceCheck key was given and development tokens are
-// not accepted, so nothing could pass.
-var ErrNoKey = errors.New("give --team-id, --key-id and --key (the DeviceCheck key the gate asks Apple with), or --allow-dev to accept development tokens alone")
+// ErrNoKey means DeviceCheck tokens are to be accepted without the key to
+// check them with, or nothing at all could pass.
+var ErrNoKey = errors.New("give --team-id, --key-id and --key (the DeviceCheck key the gate asks Apple with), --app-id for App Attest alone, or --allow-dev to accept development tokens alone")
 
 // Config makes the Config the settings describe, logging to logger. The
 // DeviceCheck key is loaded now (one every user can read is used all the
-// same, with a warning). Call closeAll when the gate has stopped: it
-// closes the replay store and the Client's idle connections. Bad values
-// are *SettingError.
+// same, with a warning). When kind "aa" is accepted, the App Attest key
+// and challenge stores are made (in the replay store's Redis, or in
+// memory) and the registration handler is mounted at RegistrationPath.
+// Call closeAll when the gate has stopped: it closes the replay store
+// and the Client's idle connections. Bad values are *SettingError.
 func (s Settings) Config(logger *slog.Logger) (Config, func(), error) {
 	var closers []func()
 	closeAll := func() {
@@ -97,19 +115,33 @@ func (s Settings) config(logger *slog.Logger, closers *[]func()) (Config, error)
 	cfg.Registry = newRegistry()
 	metrics := verifyprom.New()
 	cfg.Registry.MustRegister(metrics)
-	v := &verify.Verifier{AllowDev: s.AllowDev, MaxAge: s.MaxAge, Timeout: s.Timeout, Observer: metrics}
-	if err := s.client(v, metrics, logger); err != nil {
+	keyGiven := countSet(s.TeamID, s.KeyID, s.KeyFile)
+	if keyGiven != 0 && keyGiven != 3 {
+		return Config{}, &SettingError{"key", ErrNoKey}
+	}
+	kinds, err := s.acceptedKinds(keyGiven == 3)
+	if err != nil {
+		return Config{}, err
+	}
+	v := &verify.Verifier{AllowDev: s.AllowDev, Kinds: kinds, MaxAge: s.MaxAge, Timeout: s.Timeout, Observer: metrics}
+	if err := s.client(v, keyGiven == 3, metrics, logger); err != nil {
 		return Config{}, err
 	}
 	if v.Client != nil {
 		*closers = append(*closers, v.Client.CloseIdleConnections)
 	}
-	ready, closeStore, err := s.replays(v, logger)
+	replay, ready, closeStore, err := s.replays(v, logger)
 	if err != nil {
 		return Config{}, err
 	}
 	*closers = append(*closers, closeStore)
 	cfg.Verifier, cfg.Ready = v, ready
+	if slices.Contains(kinds, header.KindAppAttest) {
+		if err := s.appAttest(&cfg, v, replay, logger); err != nil {
+			return Config{}, err
+		}
+	}
+	logger.Info("gate: accepting", "kinds", strings.Join(kinds, ","))
 	return cfg, nil
 }
 
@@ -144,20 +176,20 @@ func (s Settings) network(cfg *Config) error {
 	return nil
 }
 
-// client loads the key and gives v the Client that asks Apple, or, with
-// no key and AllowDev, none.
-func (s Settings) client(v *verify.Verifier, obs verify.Observer, logger *slog.Logger) error {
+// client loads the key, when given, and gives v the Client that asks
+// Apple; without one, v checks no DeviceCheck token (acceptedKinds has
+// left dc out).
+func (s Settings) client(v *verify.Verifier, hasKey bool, obs verify.Observer, logger *slog.Logger) error {
 	base, err := verify.EnvironmentURL(s.Environment)
 	if err != nil {
 		return &SettingError{"environment", err}
 	}
-	switch given := countSet(s.TeamID, s.KeyID, s.KeyFile); {
-	case given == 0 && s.AllowDev:
-		logger.Warn("gate: no DeviceCheck key: only development tokens can pass (--allow-dev); never run this in production")
+	if !hasKey {
+		if slices.Equal(v.Kinds, []string{header.KindDev}) {
+			logger.Warn("gate: no DeviceCheck key: only development tokens can pass (--allow-dev); never run this in production")
+		}
 		v.NoClient = true
 		return nil
-	case given != 3:
-		return &SettingError{"key", ErrNoKey}
 	}
 	key, err := verify.LoadPrivateKey(s.KeyFile)
 	if errors.Is(err, verify.ErrKeyReadable) {
@@ -172,21 +204,21 @@ func (s Settings) client(v *verify.Verifier, obs verify.Observer, logger *slog.L
 	return err
 }
 
-// replays gives v its replay store: Redis, whose health /readyz checks,
-// or this process's memory.
-func (s Settings) replays(v *verify.Verifier, logger *slog.Logger) ([]ReadyCheck, func(), error) {
+// replays gives v its replay store: Redis, whose health /readyz checks
+// (and which it returns), or this process's memory.
+func (s Settings) replays(v *verify.Verifier, logger *slog.Logger) (*redisreplay.Store, []ReadyCheck, func(), error) {
 	mode, err := redisreplay.ParseMode(s.RedisMode)
 	if err != nil {
-		return nil, nil, &SettingError{"redis-mode", err}
+		return nil, nil, nil, &SettingError{"redis-mode", err}
 	}
 	if s.ReplayRedis == "" {
 		logger.Info("gate: replay records are kept in this process: give --replay-redis when more than one gate serves the same clients")
 		v.Replays = verify.NewMemoryReplayCache()
-		return nil, func() {}, nil
+		return nil, nil, func() {}, nil
 	}
 	store, err := redisreplay.OpenMode(s.ReplayRedis, mode, redisreplay.Options{Logger: logger})
 	if err != nil {
-		return nil, nil, &SettingError{"replay-redis", err}
+		return nil, nil, nil, &SettingError{"replay-redis", err}
 	}
 	v.Replays = store
 	health := func(ctx context.Context) error {
@@ -201,7 +233,7 @@ func (s Settings) replays(v *verify.Verifier, logger *slog.Logger) ([]ReadyCheck
 	if err := health(ctx); err != nil {
 		logger.Warn("gate: the replay store is not ready; every check fails closed (503) until it is", "err", err)
 	}
-	return []ReadyCheck{{Name: "replay_store", Check: health}}, func() { store.Close() }, nil
+	return store, []ReadyCheck{{Name: "replay_store", Check: health}}, func() { store.Close() }, nil
 }
 
 func countSet(values ...string) int {

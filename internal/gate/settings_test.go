@@ -123,7 +123,8 @@ func TestSettingsEvictingRedisNotReady(t *testing.T) {
 	}
 }
 
-// Without a key, --allow-dev runs a gate for development tokens alone.
+// Without a key, --allow-dev runs a gate for development tokens alone;
+// a DeviceCheck token is of a kind it does not accept.
 func TestSettingsDevOnly(t *testing.T) {
 	t.Parallel()
 	cfg, closeAll, err := Settings{AllowDev: true}.Config(testLogger(t))
@@ -139,7 +140,7 @@ func TestSettingsDevOnly(t *testing.T) {
 		t.Errorf("dev token: %d %s", got.status, got.body)
 	}
 	a := newApple(t)
-	if got := send(t, "GET", "http://"+gw.addr+"/auth", a.valid(t), nil, ""); got.status != 503 || !strings.Contains(got.body, "not_validated") {
-		t.Errorf("DeviceCheck token without a key: %d %s", got.status, got.body)
+	if got := send(t, "GET", "http://"+gw.addr+"/auth", a.valid(t), nil, ""); got.status != 403 || !strings.Contains(got.body, "kind_not_accepted") {
+		t.Errorf("DeviceCheck token without a key: %d %s, want 403 kind_not_accepted", got.status, got.body)
 	}
 }

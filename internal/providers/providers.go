@@ -27,9 +27,8 @@ import (
 const Names = "auto|devicecheck|appattest|appattest-sim|dev"
 
 // AgentNames lists the providers "attestd agent install" offers: those
-// that need no flag it does not pass (App Attest's registration URL,
-// which make bundle passes).
-const AgentNames = "auto|devicecheck|dev"
+// that need no flag it does not pass (the simulator's --app-id).
+const AgentNames = "auto|devicecheck|appattest|dev"
 
 // Spec names a provider and its settings, as the command line gives them.
 type Spec struct {
