@@ -251,6 +251,56 @@ func (*failingKeys) Get(context.Context, []byte) (*appattest.KeyRecord, error) {
 	return nil, errStoreDown
 }
 
+// lostReplyKeys is a key store whose Accept makes the accept and then
+// fails, as a shared store whose reply was lost does.
+type lostReplyKeys struct{ appattest.MemoryKeyStore }
+
+func (s *lostReplyKeys) Accept(ctx context.Context, id []byte, counter uint32, check string, now time.Time) error {
+	if err := s.MemoryKeyStore.Accept(ctx, id, counter, check, now); err != nil {
+		return err
+	}
+	return errStoreDown
+}
+
+// TestAppAttestUnknownOutcome: when the key store accepted the counter
+// but said so in an error (its reply lost), a check that answers 503
+// gives the counter back, so that the client's retry of the header is
+// checked again, not refused as a replay; a check whose request may be
+// let through (Annotate) leaves it spent.
+func TestAppAttestUnknownOutcome(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		policy          Policy
+		code, retryCode int
+		reason          string // the retry's, as the next handler sees it
+	}{
+		{Reject, 503, 200, ""},
+		{Annotate, 200, 200, "replay"},
+	} {
+		lossy := &lostReplyKeys{}
+		d := newAADevice(t, lossy, appattest.AppleRootName, appattest.Production)
+		value := d.value(t, time.Now())
+		replays := NewMemoryReplayCache()
+		send := func(keys appattest.KeyStore) (int, error) {
+			var got error
+			next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, got = FromContext(r.Context()) })
+			v := &Verifier{NoClient: true, Keys: keys, Kinds: []string{header.KindAppAttest}, Replays: replays}
+			req := httptest.NewRequest("POST", "/", nil)
+			req.Header.Set(HeaderName, value)
+			rec := httptest.NewRecorder()
+			Middleware(next, MiddlewareOptions{Verifier: v, Policy: tt.policy}).ServeHTTP(rec, req)
+			return rec.Code, got
+		}
+		if code, got := send(lossy); code != tt.code || (tt.policy == Annotate && Reason(got) != "key_store") {
+			t.Fatalf("policy %d, the reply lost: %d (%v), want %d", tt.policy, code, got, tt.code)
+		}
+		// The retry reaches the store when it answers.
+		if code, got := send(&lossy.MemoryKeyStore); code != tt.retryCode || Reason(got) != tt.reason {
+			t.Fatalf("policy %d, the retry: %d (%v), want %d (%q)", tt.policy, code, got, tt.retryCode, tt.reason)
+		}
+	}
+}
+
 // TestAppAttestMiddleware: the status codes of App Attest values through
 // the middleware, on a Verifier with no Client that accepts only "aa".
 // Under Annotate a check the store could not make spends the token.

@@ -93,6 +93,9 @@
 //     each counter once within a sliding window below the highest seen;
 //     requests arrive out of order) atomically with the key's status, and
 //     only after VerifyAssertion, so a forged assertion spends nothing.
+//     When Accept fails without a refusal (a shared store's reply lost)
+//     and the request is answered "could not check", KeyStore.Release
+//     gives the counter back, so the retry is not a replay.
 //   - Revoke: KeyStore.Revoke; a revoked key's assertions are refused and
 //     it cannot be registered again. Apple's receipt can be exchanged for a
 //     fraud metric (not done here).

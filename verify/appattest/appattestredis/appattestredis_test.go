@@ -72,7 +72,7 @@ func TestEvictionPolicyFailsClosed(t *testing.T) {
 	ops := map[string]func() error{
 		"Register": func() error { _, _, err := s.Register(ctx, key, time.Now()); return err },
 		"Get":      func() error { _, err := s.Get(ctx, key.ID); return err },
-		"Accept":   func() error { return s.Accept(ctx, key.ID, 1, time.Now()) },
+		"Accept":   func() error { return s.Accept(ctx, key.ID, 1, "check", time.Now()) },
 		"Revoke":   func() error { return s.Revoke(ctx, key.ID, time.Now()) },
 		"List":     func() error { return s.List(ctx, func(*appattest.KeyRecord) bool { return true }) },
 		"Put":      func() error { return s.Put(ctx, "c", time.Minute) },
@@ -102,7 +102,7 @@ func TestRedisDown(t *testing.T) {
 	}
 	srv.Stop()
 	for name, err := range map[string]error{
-		"Accept": s.Accept(ctx, key.ID, 1, time.Now()),
+		"Accept": s.Accept(ctx, key.ID, 1, "check", time.Now()),
 		"Get":    func() error { _, err := s.Get(ctx, key.ID); return err }(),
 		"Take":   func() error { _, err := s.Take(ctx, "c"); return err }(),
 	} {
