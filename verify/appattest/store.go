@@ -121,7 +121,9 @@ type KeyStore interface {
 // that any instance sharing the store can take the registration. A
 // challenge is single-use and short-lived.
 type ChallengeStore interface {
-	// Put records challenge as issued, for ttl.
+	// Put records challenge as issued, for ttl. A store holds a bounded
+	// number of unexpired challenges, so that requests for challenges
+	// cannot fill it: beyond that Put fails with ErrStoreFull.
 	Put(ctx context.Context, challenge string, ttl time.Duration) error
 	// Take removes challenge and reports whether it was issued and had
 	// not expired: of two calls with one challenge, at most one gets

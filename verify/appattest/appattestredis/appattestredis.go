@@ -20,7 +20,9 @@
 //	                     when counter hi-i was accepted); check, prevhi
 //	                     and prevseen: the latest accept's check and the
 //	                     window before it, for Release
-//	challenge:<value>    "1", expiring (SET … NX PX), taken with DEL
+//	challenges           sorted set: each unexpired challenge, scored by
+//	                     its expiry (Unix ms, Redis's clock); at most
+//	                     Options.MaxChallenges of them
 //
 // Each operation on a key is one Lua script, atomic in Redis and in a
 // Cluster (one key each). The counter script mirrors appattest.Window
@@ -58,6 +60,11 @@ type Options struct {
 	// means appattest.DefaultWindowSize. Instances sharing the store must
 	// use the same.
 	WindowSize int
+	// MaxChallenges bounds the unexpired registration challenges held,
+	// by every instance together; Put fails with appattest.ErrStoreFull
+	// beyond it. Zero means appattest.DefaultMaxChallenges (about 9 MB
+	// of Redis's memory).
+	MaxChallenges int
 }
 
 // Store is an appattest.KeyStore and an appattest.ChallengeStore in
@@ -83,6 +90,9 @@ func New(replay *redisreplay.Store, opts Options) *Store {
 		opts.WindowSize = appattest.DefaultWindowSize
 	}
 	opts.WindowSize = min(opts.WindowSize, appattest.MaxWindowSize)
+	if opts.MaxChallenges <= 0 {
+		opts.MaxChallenges = appattest.DefaultMaxChallenges
+	}
 	return &Store{rdb: replay.Client(), replay: replay, opts: opts}
 }
 
