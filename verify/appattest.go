@@ -48,9 +48,10 @@ var (
 //
 // The counter window is the replay protection of kind "aa", so the
 // token replay cache is not used: a header sent again carries the same
-// counter and is refused by the window, and changing any of its fields
-// (g, i, n, the assertion) breaks the signature. Only the key can make
-// another assertion with a new counter.
+// counter and is refused by the window, changing g, i or n breaks the
+// signature, and the assertion's bytes, which can be spelled otherwise
+// without breaking it (ECDSA's s for n-s), carry the same counter. Only
+// the key can make another assertion with a new counter.
 func (v *Verifier) checkAppAttest(ctx context.Context, a *Attestation, res *Result, keep func(error) bool) error {
 	if v.Keys == nil { // Check refuses "aa" without Keys; kept for Kinds listing it
 		return fmt.Errorf("%w: %q needs Verifier.Keys, the App Attest key store", ErrKindNotAccepted, a.Kind)
@@ -105,7 +106,8 @@ func (v *Verifier) releaseCounter(ctx context.Context, id []byte, check string) 
 // keyFailure turns an error of the key store into the check's: a
 // refusal (unknown, revoked, a counter replayed) or a failure to check
 // (ErrKeyStore). After a failure the caller may let through (keep), the
-// token is spent in the replay cache, so that the same header cannot be
+// value is spent in the replay cache, under its clientDataHash
+// (recordKey), so that the same assertion, however spelled, cannot be
 // let through twice; after any other, release (when set) undoes what
 // the failed step may have done.
 func (v *Verifier) keyFailure(ctx context.Context, a *Attestation, name string, err error, keep func(error) bool, release func()) error {

@@ -3,8 +3,11 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/asn1"
 	"errors"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -348,6 +351,66 @@ func TestAppAttestMiddleware(t *testing.T) {
 				t.Errorf("the next handler got %v, want reason %q", got, tt.body)
 			}
 		})
+	}
+}
+
+// malleate returns value with its assertion's signature (r, s) made
+// (r, n-s), which verifies as well: the same assertion, other bytes.
+func malleate(t *testing.T, value string) string {
+	t.Helper()
+	return reencode(t, value, func(v *header.Value) {
+		sig, authData, err := appattesttest.AssertionParts(v.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rs struct{ R, S *big.Int }
+		if _, err := asn1.Unmarshal(sig, &rs); err != nil {
+			t.Fatal(err)
+		}
+		rs.S.Sub(elliptic.P256().Params().N, rs.S)
+		if sig, err = asn1.Marshal(rs); err != nil {
+			t.Fatal(err)
+		}
+		if v.Token, err = appattesttest.AssertionObject(sig, authData); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// An assertion's bytes can be changed without breaking its signature
+// (its ECDSA s for n-s, its CBOR spelled otherwise). When a check the
+// key store could not make spent the token for a handler that may admit
+// it (Annotate), the record was keyed by those bytes, so the same
+// assertion with its signature malleated was not a replay: a handler
+// that let key_store failures through admitted it twice. The record is
+// now keyed by what the signature covers: the value's clientDataHash.
+func TestAppAttestSpendSurvivesMalleation(t *testing.T) {
+	t.Parallel()
+	keys := &appattest.MemoryKeyStore{}
+	d := newAADevice(t, keys, appattest.AppleRootName, appattest.Production)
+	value := d.value(t, time.Now())
+	twin := malleate(t, value)
+	if twin == value {
+		t.Fatal("malleate changed nothing")
+	}
+	v := &Verifier{NoClient: true, Keys: keys, Kinds: []string{header.KindAppAttest}, Replays: NewMemoryReplayCache()}
+	if res, err := v.Verify(context.Background(), twin); err != nil || res.Counter != 1 {
+		t.Fatalf("the malleated assertion verifies: %+v, %v", res, err)
+	}
+	down := &Verifier{NoClient: true, Keys: &failingKeys{}, Kinds: []string{header.KindAppAttest}, Replays: NewMemoryReplayCache()}
+	var got []string
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := FromContext(r.Context())
+		got = append(got, Reason(err))
+	})
+	mw := Middleware(next, MiddlewareOptions{Verifier: down, Policy: Annotate})
+	for _, in := range []string{value, twin} {
+		req := httptest.NewRequest("POST", "/", nil)
+		req.Header.Set(HeaderName, in)
+		mw.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	if len(got) != 2 || got[0] != "key_store" || got[1] != "replay" {
+		t.Fatalf("the value, then its twin, under Annotate with the key store down: %q, want key_store then replay", got)
 	}
 }
 
