@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -47,9 +48,10 @@ var (
 //
 // The counter window is the replay protection of kind "aa", so the
 // token replay cache is not used: a header sent again carries the same
-// counter and is refused by the window, and changing any of its fields
-// (g, i, n, the assertion) breaks the signature. Only the key can make
-// another assertion with a new counter.
+// counter and is refused by the window, changing g, i or n breaks the
+// signature, and the assertion's bytes, which can be spelled otherwise
+// without breaking it (ECDSA's s for n-s), carry the same counter. Only
+// the key can make another assertion with a new counter.
 func (v *Verifier) checkAppAttest(ctx context.Context, a *Attestation, res *Result, keep func(error) bool) error {
 	if v.Keys == nil { // Check refuses "aa" without Keys; kept for Kinds listing it
 		return fmt.Errorf("%w: %q needs Verifier.Keys, the App Attest key store", ErrKindNotAccepted, a.Kind)
@@ -59,7 +61,7 @@ func (v *Verifier) checkAppAttest(ctx context.Context, a *Attestation, res *Resu
 	name := keyName(a.KeyID)
 	rec, err := v.Keys.Get(ctx, a.KeyID)
 	if err != nil {
-		return v.keyFailure(ctx, a, name, err, keep)
+		return v.keyFailure(ctx, a, name, err, keep, nil)
 	}
 	res.Environment = string(rec.Environment)
 	switch {
@@ -72,24 +74,43 @@ func (v *Verifier) checkAppAttest(ctx context.Context, a *Attestation, res *Resu
 	as, err := appattest.VerifyAssertion(a.Token, rec.Key(), cdh[:])
 	if err != nil {
 		if !appattest.Rejected(err) { // a stored record VerifyAssertion cannot use
-			return v.keyFailure(ctx, a, name, err, keep)
+			return v.keyFailure(ctx, a, name, err, keep, nil)
 		}
 		return fmt.Errorf("key %s, token %s: %w: %w", name, a.Fingerprint(), ErrAssertion, err)
 	}
 	res.Counter = as.Counter
-	if err := v.Keys.Accept(ctx, a.KeyID, as.Counter, v.now()); err != nil {
-		return v.keyFailure(ctx, a, name, err, keep)
+	check := rand.Text()
+	if err := v.Keys.Accept(ctx, a.KeyID, as.Counter, check, v.now()); err != nil {
+		// The outcome is unknown when the store failed: the counter may
+		// have been accepted. A check that admits nothing gives it back.
+		release := func() { v.releaseCounter(ctx, a.KeyID, check) }
+		return v.keyFailure(ctx, a, name, err, keep, release)
 	}
 	res.Valid = true
 	return nil
 }
 
+// releaseCounter undoes the accept check may have made of a counter of
+// key id, on a budget of its own (the check's may be spent, or its
+// caller gone): a check that answers "could not check" spends nothing.
+// If the store cannot, the counter stays spent: a retry of the same
+// header is then refused as a replay, never admitted twice.
+func (v *Verifier) releaseCounter(ctx context.Context, id []byte, check string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	if _, err := v.Keys.Release(ctx, id, check); err != nil {
+		v.observeStoreError(err)
+	}
+}
+
 // keyFailure turns an error of the key store into the check's: a
 // refusal (unknown, revoked, a counter replayed) or a failure to check
 // (ErrKeyStore). After a failure the caller may let through (keep), the
-// token is spent in the replay cache, so that the same header cannot be
-// let through twice.
-func (v *Verifier) keyFailure(ctx context.Context, a *Attestation, name string, err error, keep func(error) bool) error {
+// value is spent in the replay cache, under its clientDataHash
+// (recordKey), so that the same assertion, however spelled, cannot be
+// let through twice; after any other, release (when set) undoes what
+// the failed step may have done.
+func (v *Verifier) keyFailure(ctx context.Context, a *Attestation, name string, err error, keep func(error) bool, release func()) error {
 	switch {
 	case errors.Is(err, appattest.ErrUnknownKey):
 		return fmt.Errorf("key %s: %w: %w", name, ErrUnknownKey, err)
@@ -100,10 +121,13 @@ func (v *Verifier) keyFailure(ctx context.Context, a *Attestation, name string, 
 	}
 	v.observeStoreError(err)
 	err = fmt.Errorf("key %s: %w: %w", name, ErrKeyStore, err)
-	if keep != nil && keep(err) {
+	switch {
+	case keep != nil && keep(err):
 		if _, rerr := v.record(ctx, a, v.replayTTL()); rerr != nil {
 			return rerr
 		}
+	case release != nil:
+		release()
 	}
 	return err
 }

@@ -3,8 +3,11 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/asn1"
 	"errors"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -251,6 +254,56 @@ func (*failingKeys) Get(context.Context, []byte) (*appattest.KeyRecord, error) {
 	return nil, errStoreDown
 }
 
+// lostReplyKeys is a key store whose Accept makes the accept and then
+// fails, as a shared store whose reply was lost does.
+type lostReplyKeys struct{ appattest.MemoryKeyStore }
+
+func (s *lostReplyKeys) Accept(ctx context.Context, id []byte, counter uint32, check string, now time.Time) error {
+	if err := s.MemoryKeyStore.Accept(ctx, id, counter, check, now); err != nil {
+		return err
+	}
+	return errStoreDown
+}
+
+// TestAppAttestUnknownOutcome: when the key store accepted the counter
+// but said so in an error (its reply lost), a check that answers 503
+// gives the counter back, so that the client's retry of the header is
+// checked again, not refused as a replay; a check whose request may be
+// let through (Annotate) leaves it spent.
+func TestAppAttestUnknownOutcome(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		policy          Policy
+		code, retryCode int
+		reason          string // the retry's, as the next handler sees it
+	}{
+		{Reject, 503, 200, ""},
+		{Annotate, 200, 200, "replay"},
+	} {
+		lossy := &lostReplyKeys{}
+		d := newAADevice(t, lossy, appattest.AppleRootName, appattest.Production)
+		value := d.value(t, time.Now())
+		replays := NewMemoryReplayCache()
+		send := func(keys appattest.KeyStore) (int, error) {
+			var got error
+			next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, got = FromContext(r.Context()) })
+			v := &Verifier{NoClient: true, Keys: keys, Kinds: []string{header.KindAppAttest}, Replays: replays}
+			req := httptest.NewRequest("POST", "/", nil)
+			req.Header.Set(HeaderName, value)
+			rec := httptest.NewRecorder()
+			Middleware(next, MiddlewareOptions{Verifier: v, Policy: tt.policy}).ServeHTTP(rec, req)
+			return rec.Code, got
+		}
+		if code, got := send(lossy); code != tt.code || (tt.policy == Annotate && Reason(got) != "key_store") {
+			t.Fatalf("policy %d, the reply lost: %d (%v), want %d", tt.policy, code, got, tt.code)
+		}
+		// The retry reaches the store when it answers.
+		if code, got := send(&lossy.MemoryKeyStore); code != tt.retryCode || Reason(got) != tt.reason {
+			t.Fatalf("policy %d, the retry: %d (%v), want %d (%q)", tt.policy, code, got, tt.retryCode, tt.reason)
+		}
+	}
+}
+
 // TestAppAttestMiddleware: the status codes of App Attest values through
 // the middleware, on a Verifier with no Client that accepts only "aa".
 // Under Annotate a check the store could not make spends the token.
@@ -298,6 +351,66 @@ func TestAppAttestMiddleware(t *testing.T) {
 				t.Errorf("the next handler got %v, want reason %q", got, tt.body)
 			}
 		})
+	}
+}
+
+// malleate returns value with its assertion's signature (r, s) made
+// (r, n-s), which verifies as well: the same assertion, other bytes.
+func malleate(t *testing.T, value string) string {
+	t.Helper()
+	return reencode(t, value, func(v *header.Value) {
+		sig, authData, err := appattesttest.AssertionParts(v.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rs struct{ R, S *big.Int }
+		if _, err := asn1.Unmarshal(sig, &rs); err != nil {
+			t.Fatal(err)
+		}
+		rs.S.Sub(elliptic.P256().Params().N, rs.S)
+		if sig, err = asn1.Marshal(rs); err != nil {
+			t.Fatal(err)
+		}
+		if v.Token, err = appattesttest.AssertionObject(sig, authData); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// An assertion's bytes can be changed without breaking its signature
+// (its ECDSA s for n-s, its CBOR spelled otherwise). When a check the
+// key store could not make spent the token for a handler that may admit
+// it (Annotate), the record was keyed by those bytes, so the same
+// assertion with its signature malleated was not a replay: a handler
+// that let key_store failures through admitted it twice. The record is
+// now keyed by what the signature covers: the value's clientDataHash.
+func TestAppAttestSpendSurvivesMalleation(t *testing.T) {
+	t.Parallel()
+	keys := &appattest.MemoryKeyStore{}
+	d := newAADevice(t, keys, appattest.AppleRootName, appattest.Production)
+	value := d.value(t, time.Now())
+	twin := malleate(t, value)
+	if twin == value {
+		t.Fatal("malleate changed nothing")
+	}
+	v := &Verifier{NoClient: true, Keys: keys, Kinds: []string{header.KindAppAttest}, Replays: NewMemoryReplayCache()}
+	if res, err := v.Verify(context.Background(), twin); err != nil || res.Counter != 1 {
+		t.Fatalf("the malleated assertion verifies: %+v, %v", res, err)
+	}
+	down := &Verifier{NoClient: true, Keys: &failingKeys{}, Kinds: []string{header.KindAppAttest}, Replays: NewMemoryReplayCache()}
+	var got []string
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := FromContext(r.Context())
+		got = append(got, Reason(err))
+	})
+	mw := Middleware(next, MiddlewareOptions{Verifier: down, Policy: Annotate})
+	for _, in := range []string{value, twin} {
+		req := httptest.NewRequest("POST", "/", nil)
+		req.Header.Set(HeaderName, in)
+		mw.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	if len(got) != 2 || got[0] != "key_store" || got[1] != "replay" {
+		t.Fatalf("the value, then its twin, under Annotate with the key store down: %q, want key_store then replay", got)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"time"
+
+	"github.com/attestd/attestd/bridge/header"
 )
 
 // settleTimeout bounds what a check does to the token's record after
@@ -34,7 +36,7 @@ func (v *Verifier) record(ctx context.Context, a *Attestation, ttl time.Duration
 	if replays == nil {
 		return nil, nil
 	}
-	rec := &record{cache: replays, key: ReplayKey(a.Token), id: rand.Text(), fingerprint: a.Fingerprint(), observe: v.observeStoreError}
+	rec := &record{cache: replays, key: recordKey(a), id: rand.Text(), fingerprint: a.Fingerprint(), observe: v.observeStoreError}
 	added, err := replays.Add(ctx, rec.key, rec.id, ttl)
 	if err != nil {
 		rec.observe(err)
@@ -45,6 +47,19 @@ func (v *Verifier) record(ctx context.Context, a *Attestation, ttl time.Duration
 		return nil, fmt.Errorf("token %s: %w", rec.fingerprint, ErrReplay)
 	}
 	return rec, nil
+}
+
+// recordKey is the key a's token is recorded under: ReplayKey of the
+// token, or, for an App Attest value, of what its assertion's signature
+// covers (the value's clientDataHash, after a domain of its own), since
+// the assertion's bytes can be changed without breaking the signature
+// (ECDSA's s for n-s, CBOR spelled otherwise) and so could not name it.
+func recordKey(a *Attestation) string {
+	if a.Kind != header.KindAppAttest {
+		return ReplayKey(a.Token)
+	}
+	cdh := header.AppAttestClientDataHash(a.KeyID, a.GeneratedAt, a.Nonce)
+	return ReplayKey(append([]byte("attestd-aa-spent:"), cdh[:]...))
 }
 
 // extend keeps the record for ttl from now. When that fails (the store,

@@ -66,6 +66,10 @@ type ReplayCache interface {
 // the hex SHA-256 of the token bytes. The key depends on the token alone,
 // not on the rest of the header (g, b and m are the client's to choose),
 // so a token re-encoded with a fresh generation time is still a replay.
+// An App Attest value (kind "aa"), whose assertion bytes can be changed
+// without breaking its signature, is recorded under ReplayKey of
+// "attestd-aa-spent:" followed by its clientDataHash
+// (header.AppAttestClientDataHash), which the signature covers.
 func ReplayKey(token []byte) string {
 	sum := sha256.Sum256(token)
 	return hex.EncodeToString(sum[:])

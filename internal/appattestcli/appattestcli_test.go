@@ -267,7 +267,7 @@ func TestKeys(t *testing.T) {
 	defer replay.Close()
 	store := appattestredis.New(replay, appattestredis.Options{})
 	store.Register(ctx, key, time.Now())
-	store.Accept(ctx, key.ID, 7, time.Now())
+	store.Accept(ctx, key.ID, 7, "check", time.Now())
 	cfg := KeysConfig{RedisURL: srv.URL(), Timeout: 5 * time.Second}
 	run := func(cfg KeysConfig, args ...string) Verdict {
 		t.Helper()

@@ -70,5 +70,9 @@ func VerifyAssertion(object []byte, key *Key, clientDataHash []byte) (*Assertion
 	if !ecdsa.VerifyASN1(key.PublicKey, digest[:], obj.Signature) {
 		return nil, refuse(ErrBadSignature, nil, "not signed by this key over this authenticatorData and clientDataHash")
 	}
-	return &Assertion{Counter: ad.counter, Extensions: ad.extensions}, nil
+	ext, err := parseExtensions(ad.rawExtensions)
+	if err != nil {
+		return nil, err
+	}
+	return &Assertion{Counter: ad.counter, Extensions: ext}, nil
 }

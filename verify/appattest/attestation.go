@@ -149,7 +149,7 @@ func verifyAttestation(object []byte, opts AttestationOptions, checkNonce bool) 
 	if err != nil {
 		return nil, err
 	}
-	key := &Key{Receipt: obj.AttStmt.Receipt, Extensions: ad.extensions, ID: ad.credentialID}
+	key := &Key{Receipt: obj.AttStmt.Receipt, ID: ad.credentialID}
 	if err := checkAuthData(ad, key, opts); err != nil {
 		return nil, err
 	}
@@ -162,6 +162,9 @@ func verifyAttestation(object []byte, opts AttestationOptions, checkNonce bool) 
 		return nil, err
 	}
 	if key.Root, err = verifyChain(certs, opts); err != nil {
+		return nil, err
+	}
+	if key.Extensions, err = parseExtensions(ad.rawExtensions); err != nil {
 		return nil, err
 	}
 	key.Certificate = leaf

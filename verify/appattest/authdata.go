@@ -86,7 +86,10 @@ type authData struct {
 	aaguid       []byte
 	credentialID []byte
 	publicKey    []byte // the COSE key as an X9.62 uncompressed point
-	extensions   *Extensions
+	// rawExtensions is the extensions map, checked to be one well-formed
+	// CBOR map but not decoded (nil when absent): decoding allocates, so
+	// it waits until the object verified (decodeExtensions).
+	rawExtensions []byte
 }
 
 // parseAttestationAuthData splits an attestation's authenticator data:
@@ -113,8 +116,11 @@ func parseAttestationAuthData(b []byte) (*authData, error) {
 		return nil, err
 	}
 	a.publicKey = pub
-	if a.extensions, err = parseExtensions(rest); err != nil {
+	if err := checkExtensions(rest); err != nil {
 		return nil, err
+	}
+	if len(rest) > 0 {
+		a.rawExtensions = rest
 	}
 	return a, nil
 }
@@ -128,9 +134,11 @@ func parseAssertionAuthData(b []byte) (*authData, error) {
 		return nil, refuse(ErrBadAuthData, nil, "%d bytes, want at least %d", len(b), assertionDataLen)
 	}
 	a := splitAssertionPrefix(b)
-	var err error
-	if a.extensions, err = parseExtensions(b[assertionDataLen:]); err != nil {
+	if err := checkExtensions(b[assertionDataLen:]); err != nil {
 		return nil, err
+	}
+	if len(b) > assertionDataLen {
+		a.rawExtensions = b[assertionDataLen:]
 	}
 	return a, nil
 }
@@ -170,17 +178,32 @@ func parseCOSEKey(b []byte) (point, rest []byte, err error) {
 	return point, rest, nil
 }
 
+// checkExtensions checks b, the bytes after the fixed part of the
+// authenticator data: nothing, or exactly one well-formed CBOR map within
+// the decoder's bounds. It allocates nothing, so that an object refused
+// later (a forged signature, a chain to no given root) costs no decoding
+// of a map made to be expensive.
+func checkExtensions(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	// A map, checked first so that a lone integer or string is named for
+	// what it is.
+	if b[0]>>5 != 5 {
+		return refuse(ErrBadAuthData, nil, "%d bytes after the fixed fields are not a CBOR map", len(b))
+	}
+	if err := objectMode.Wellformed(b); err != nil {
+		return refuse(ErrBadAuthData, err, "%d bytes after the fixed fields are not one CBOR map", len(b))
+	}
+	return nil
+}
+
 // parseExtensions reads b, the bytes after the fixed part of the
 // authenticator data, as exactly one CBOR map with text keys; nothing
-// gives nil.
+// gives nil. Call it once the object verified: see checkExtensions.
 func parseExtensions(b []byte) (*Extensions, error) {
-	if len(b) == 0 {
-		return nil, nil
-	}
-	// A map, checked before decoding so that a lone integer or string is
-	// named for what it is.
-	if b[0]>>5 != 5 {
-		return nil, refuse(ErrBadAuthData, nil, "%d bytes after the fixed fields are not a CBOR map", len(b))
+	if err := checkExtensions(b); err != nil || len(b) == 0 {
+		return nil, err
 	}
 	var m map[string]any
 	if err := objectMode.Unmarshal(b, &m); err != nil {

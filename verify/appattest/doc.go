@@ -28,8 +28,8 @@
 //  2. bad_auth_data: authData is rpIdHash (32) ‖ flags (1) ‖ counter (4)
 //     ‖ AAGUID (16) ‖ credential id length (2, = 32) ‖ credential id ‖ a
 //     COSE key that is exactly {1: 2, 3: -7, -1: 1, -2: x, -3: y} (its
-//     CBOR encoding is its extent) ‖ optionally one CBOR map with text
-//     keys, the extensions. The bytes after the COSE key are read as the
+//     CBOR encoding is its extent) ‖ optionally one well-formed CBOR
+//     map, the extensions. The bytes after the COSE key are read as the
 //     extensions map whatever the ED flag says: Apple's own 2026 sample
 //     appends the map without it. Anything else after the COSE key is
 //     refused.
@@ -55,6 +55,9 @@
 //     (AppleRootFingerprint), unless the caller passes others. Any
 //     extended key usage is allowed: Apple's 2026 leaves carry one of
 //     their own.
+//  13. bad_auth_data: the extensions map decodes, with text keys and no
+//     key twice. It is decoded only now, once the object verified: a
+//     map made to allocate much costs a forged object nothing.
 //
 // The Key then says where it came from (Root: "apple", or the name of
 // the caller's root, e.g. devattest's "development"), its environment,
@@ -68,13 +71,16 @@
 //  1. bad_format: at most MaxAssertionSize bytes of one CBOR map
 //     {signature: bytes, authenticatorData: bytes}, both non-empty.
 //  2. bad_auth_data: authenticatorData is rpIdHash ‖ flags ‖ counter,
-//     optionally followed by one CBOR map (iOS 27 and macOS 27 append
-//     their extensions and set AT and ED without attested credential
-//     data, so the flags are not consulted).
+//     optionally followed by one well-formed CBOR map (iOS 27 and macOS
+//     27 append their extensions and set AT and ED without attested
+//     credential data, so the flags are not consulted).
 //  3. bad_app_id: rpIdHash is SHA-256 of the key's App ID.
 //  4. bad_signature: the signature is a DER ECDSA P-256 signature by the
 //     key of SHA-256(nonce), nonce = SHA-256(authenticatorData ‖
 //     clientDataHash) — what SecKeyCreateSignature makes of the nonce.
+//  5. bad_auth_data: the extensions map, when present, decodes with
+//     text keys and no key twice; as for attestations, only once the
+//     signature verified.
 //
 // # What the caller must still do
 //
@@ -93,6 +99,9 @@
 //     each counter once within a sliding window below the highest seen;
 //     requests arrive out of order) atomically with the key's status, and
 //     only after VerifyAssertion, so a forged assertion spends nothing.
+//     When Accept fails without a refusal (a shared store's reply lost)
+//     and the request is answered "could not check", KeyStore.Release
+//     gives the counter back, so the retry is not a replay.
 //   - Revoke: KeyStore.Revoke; a revoked key's assertions are refused and
 //     it cannot be registered again. Apple's receipt can be exchanged for a
 //     fraud metric (not done here).

@@ -85,7 +85,7 @@ func FuzzAuthData(f *testing.F) {
 			if !bytes.Equal(a.rpIDHash, b[:32]) || !bytes.Equal(a.aaguid, b[37:53]) || !bytes.Equal(a.credentialID, b[55:87]) || len(a.publicKey) != 65 || a.publicKey[0] != 4 {
 				t.Fatalf("attestation authData fields misplaced: %+v", a)
 			}
-			checkTail(t, b, a.extensions)
+			checkTail(t, b, a.rawExtensions)
 		} else if Reason(errA) != "bad_auth_data" {
 			t.Fatalf("attestation authData: %v", errA)
 		}
@@ -93,8 +93,8 @@ func FuzzAuthData(f *testing.F) {
 			if !bytes.Equal(s.rpIDHash, b[:32]) || s.flags != b[32] {
 				t.Fatalf("assertion authData fields misplaced: %+v", s)
 			}
-			checkTail(t, b, s.extensions)
-			if s.extensions == nil && len(b) != 37 {
+			checkTail(t, b, s.rawExtensions)
+			if s.rawExtensions == nil && len(b) != 37 {
 				t.Fatalf("%d bytes of assertion authData and no extensions", len(b))
 			}
 		} else if Reason(errS) != "bad_auth_data" {
@@ -103,10 +103,22 @@ func FuzzAuthData(f *testing.F) {
 	})
 }
 
-func checkTail(t *testing.T, b []byte, e *Extensions) {
+// checkTail checks that the extensions split off are the tail of b, and
+// that decoding them later gives a map or refuses them as bad_auth_data
+// within the same allocation bound.
+func checkTail(t *testing.T, b, raw []byte) {
 	t.Helper()
-	if e != nil && (!bytes.HasSuffix(b, e.Raw) || e.Values == nil) {
-		t.Fatalf("extensions %x are not the tail of %x", e.Raw, b)
+	if raw != nil && !bytes.HasSuffix(b, raw) {
+		t.Fatalf("extensions %x are not the tail of %x", raw, b)
+	}
+	var e *Extensions
+	var err error
+	checkAlloc(t, len(raw), func() { e, err = parseExtensions(raw) })
+	switch {
+	case err != nil && Reason(err) != "bad_auth_data":
+		t.Fatalf("extensions %x: %v", raw, err)
+	case err == nil && len(raw) > 0 && (e == nil || !bytes.Equal(e.Raw, raw) || e.Values == nil):
+		t.Fatalf("extensions %x decoded as %+v", raw, e)
 	}
 }
 

@@ -37,6 +37,15 @@ type MemoryKeyStore struct {
 type keyShard struct {
 	mu   sync.Mutex
 	keys map[[32]byte]*KeyRecord
+	// last is each key's latest accept, for Release.
+	last map[[32]byte]lastAccept
+}
+
+// lastAccept is a key's latest accepted counter: the check that made it
+// and the Window before it.
+type lastAccept struct {
+	check string
+	prev  Window
 }
 
 var _ KeyStore = (*MemoryKeyStore)(nil)
@@ -45,6 +54,7 @@ func (s *MemoryKeyStore) shard(id []byte) (*keyShard, [32]byte, error) {
 	s.once.Do(func() {
 		for i := range s.shards {
 			s.shards[i].keys = map[[32]byte]*KeyRecord{}
+			s.shards[i].last = map[[32]byte]lastAccept{}
 		}
 	})
 	var k [32]byte
@@ -120,7 +130,7 @@ func (s *MemoryKeyStore) Get(_ context.Context, id []byte) (*KeyRecord, error) {
 }
 
 // Accept implements KeyStore.
-func (s *MemoryKeyStore) Accept(_ context.Context, id []byte, counter uint32, now time.Time) error {
+func (s *MemoryKeyStore) Accept(_ context.Context, id []byte, counter uint32, check string, now time.Time) error {
 	sh, k, err := s.shard(id)
 	if err != nil {
 		return err
@@ -134,11 +144,31 @@ func (s *MemoryKeyStore) Accept(_ context.Context, id []byte, counter uint32, no
 	case r.Status == KeyRevoked:
 		return revoked()
 	}
+	prev := r.Window
 	if err := r.Window.Accept(counter, s.WindowSize); err != nil {
 		return err
 	}
+	sh.last[k] = lastAccept{check: check, prev: prev}
 	r.LastSeen = now
 	return nil
+}
+
+// Release implements KeyStore.
+func (s *MemoryKeyStore) Release(_ context.Context, id []byte, check string) (bool, error) {
+	sh, k, err := s.shard(id)
+	if err != nil {
+		return false, nil
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	last, ok := sh.last[k]
+	r := sh.keys[k]
+	if !ok || r == nil || check == "" || last.check != check {
+		return false, nil
+	}
+	r.Window = last.prev
+	delete(sh.last, k)
+	return true, nil
 }
 
 // Revoke implements KeyStore.

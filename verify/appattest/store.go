@@ -95,8 +95,20 @@ type KeyStore interface {
 	// has verified, in one atomic step: the key must be stored
 	// (ErrUnknownKey) and active (ErrKeyRevoked), and its Window must
 	// accept counter (else an *Error with ErrReplay, the window left
-	// unchanged). Then LastSeen = now.
-	Accept(ctx context.Context, id []byte, counter uint32, now time.Time) error
+	// unchanged). Then LastSeen = now. check is the caller's own id for
+	// this check (a random string), kept with the key until its next
+	// accept, so that Release can undo this one. Any other error means
+	// the outcome is unknown: the counter may have been accepted (a
+	// shared store ran the step but its reply was lost).
+	Accept(ctx context.Context, id []byte, counter uint32, check string, now time.Time) error
+	// Release undoes the accept that check made, for a caller that
+	// admits nothing after all (Accept's outcome was unknown): when
+	// that accept is the key's latest, the Window is put back as it
+	// was before it and released is true, so that the counter can be
+	// accepted again, once. Otherwise (the accept was never made, or
+	// another has been made for the key since) it changes nothing: the
+	// counter, if it was accepted, stays spent.
+	Release(ctx context.Context, id []byte, check string) (released bool, err error)
 	// Revoke marks the key revoked from now on (ErrUnknownKey when
 	// there is none); revoking a revoked key does nothing.
 	Revoke(ctx context.Context, id []byte, now time.Time) error
@@ -109,7 +121,9 @@ type KeyStore interface {
 // that any instance sharing the store can take the registration. A
 // challenge is single-use and short-lived.
 type ChallengeStore interface {
-	// Put records challenge as issued, for ttl.
+	// Put records challenge as issued, for ttl. A store holds a bounded
+	// number of unexpired challenges, so that requests for challenges
+	// cannot fill it: beyond that Put fails with ErrStoreFull.
 	Put(ctx context.Context, challenge string, ttl time.Duration) error
 	// Take removes challenge and reports whether it was issued and had
 	// not expired: of two calls with one challenge, at most one gets

@@ -1,16 +1,12 @@
 package redisreplay
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
-	"net"
-	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,80 +15,6 @@ import (
 	"github.com/attestd/attestd/verify/devicechecktest"
 	"github.com/attestd/attestd/verify/redisreplay/redistest"
 )
-
-// lossyProxy stands between go-redis and redis-server on a Unix socket
-// and can lose a reply: the next command containing a marker reaches
-// Redis and runs, but the proxy closes the client's connection instead
-// of passing the answer on.
-type lossyProxy struct {
-	path  string
-	ln    net.Listener
-	armed atomic.Pointer[[]byte]
-	wg    sync.WaitGroup
-}
-
-func startLossyProxy(t *testing.T, srv *redistest.Server) *lossyProxy {
-	t.Helper()
-	p := &lossyProxy{path: filepath.Join(filepath.Dir(srv.Socket), "proxy.sock")}
-	ln, err := net.Listen("unix", p.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.ln = ln
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.wg.Add(1)
-			go func() { defer p.wg.Done(); p.serve(c, srv.Socket) }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
-	return p
-}
-
-// loseReplyTo arms the proxy for the next command that contains marker.
-func (p *lossyProxy) loseReplyTo(marker string) { b := []byte(marker); p.armed.Store(&b) }
-
-func (p *lossyProxy) serve(client net.Conn, upstream string) {
-	defer client.Close()
-	server, err := net.Dial("unix", upstream)
-	if err != nil {
-		return
-	}
-	defer server.Close()
-	var drop atomic.Bool
-	go func() {
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := client.Read(buf)
-			if err != nil {
-				server.Close()
-				return
-			}
-			if m := p.armed.Load(); m != nil && bytes.Contains(buf[:n], *m) && p.armed.CompareAndSwap(m, nil) {
-				drop.Store(true) // set before Redis can answer
-			}
-			if _, err := server.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-	}()
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := server.Read(buf)
-		if err != nil || drop.Load() {
-			return // the command ran; its answer is lost with the connection
-		}
-		if _, err := client.Write(buf[:n]); err != nil {
-			return
-		}
-	}
-}
 
 func newVerifier(t *testing.T, store *Store) (*verify.Verifier, *devicechecktest.Server) {
 	t.Helper()
@@ -116,15 +38,15 @@ func newVerifier(t *testing.T, store *Store) (*verify.Verifier, *devicechecktest
 // checked, not refused as a replay, as a 503 promises.
 func TestLostReplyDoesNotSpendToken(t *testing.T) {
 	srv := redistest.Start(t)
-	proxy := startLossyProxy(t, srv)
-	store := open(t, &redistest.Server{Socket: proxy.path}, Options{})
+	proxy := redistest.StartLossyProxy(t, srv)
+	store := open(t, &redistest.Server{Socket: proxy.Socket}, Options{})
 	v, apple := newVerifier(t, store)
 	value, err := header.Encode(header.Value{Kind: header.KindDeviceCheck, Token: apple.IssueToken(), GeneratedAt: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	proxy.loseReplyTo("\r\nSET\r\n")
+	proxy.LoseReplyTo("\r\nSET\r\n")
 	if _, err := v.Verify(ctx, value); !errors.Is(err, verify.ErrReplayStore) {
 		t.Fatalf("SET's reply lost: %v, want replay_store", err)
 	}
@@ -143,8 +65,8 @@ func TestLostReplyDoesNotSpendToken(t *testing.T) {
 // a third time.
 func TestLostReplyLeavesAnotherRequestsRecord(t *testing.T) {
 	srv := redistest.Start(t)
-	proxy := startLossyProxy(t, srv)
-	store := open(t, &redistest.Server{Socket: proxy.path}, Options{})
+	proxy := redistest.StartLossyProxy(t, srv)
+	store := open(t, &redistest.Server{Socket: proxy.Socket}, Options{})
 	v, apple := newVerifier(t, store)
 	token := apple.IssueToken()
 	arrived, release := make(chan struct{}), make(chan struct{})
@@ -161,7 +83,7 @@ func TestLostReplyLeavesAnotherRequestsRecord(t *testing.T) {
 	first := make(chan error, 1)
 	go func() { _, err := v.Verify(ctx, value); first <- err }()
 	<-arrived // A's record is made; A waits for Apple
-	proxy.loseReplyTo("\r\nSET\r\n")
+	proxy.LoseReplyTo("\r\nSET\r\n")
 	if _, err := v.Verify(ctx, value); !errors.Is(err, verify.ErrReplayStore) {
 		t.Errorf("B, its reply lost: %v, want replay_store", err)
 	}

@@ -17,8 +17,12 @@
 //	                     policy, status (active|revoked), first, last,
 //	                     revoked (Unix ms), hi (highest counter) and seen
 //	                     (the window's bits as text: character i is "1"
-//	                     when counter hi-i was accepted)
-//	challenge:<value>    "1", expiring (SET … NX PX), taken with DEL
+//	                     when counter hi-i was accepted); check, prevhi
+//	                     and prevseen: the latest accept's check and the
+//	                     window before it, for Release
+//	challenges           sorted set: each unexpired challenge, scored by
+//	                     its expiry (Unix ms, Redis's clock); at most
+//	                     Options.MaxChallenges of them
 //
 // Each operation on a key is one Lua script, atomic in Redis and in a
 // Cluster (one key each). The counter script mirrors appattest.Window
@@ -56,6 +60,11 @@ type Options struct {
 	// means appattest.DefaultWindowSize. Instances sharing the store must
 	// use the same.
 	WindowSize int
+	// MaxChallenges bounds the unexpired registration challenges held,
+	// by every instance together; Put fails with appattest.ErrStoreFull
+	// beyond it. Zero means appattest.DefaultMaxChallenges (about 9 MB
+	// of Redis's memory).
+	MaxChallenges int
 }
 
 // Store is an appattest.KeyStore and an appattest.ChallengeStore in
@@ -81,6 +90,9 @@ func New(replay *redisreplay.Store, opts Options) *Store {
 		opts.WindowSize = appattest.DefaultWindowSize
 	}
 	opts.WindowSize = min(opts.WindowSize, appattest.MaxWindowSize)
+	if opts.MaxChallenges <= 0 {
+		opts.MaxChallenges = appattest.DefaultMaxChallenges
+	}
 	return &Store{rdb: replay.Client(), replay: replay, opts: opts}
 }
 
@@ -189,10 +201,11 @@ func (s *Store) Get(ctx context.Context, id []byte) (*appattest.KeyRecord, error
 }
 
 // acceptScript: KEYS[1] the key's hash; ARGV counter, window size, now
-// (ms). It returns {code, hi, seen}: "ok", "unknown", "revoked", or
-// "replay" with the window that refused. The steps are
+// (ms), check. It returns {code, hi, seen}: "ok", "unknown", "revoked",
+// or "replay" with the window that refused. The steps are
 // appattest.Window.Accept's, with the bits as text (character i+1 is bit
-// i), so that no 64-bit integer passes through Lua's doubles.
+// i), so that no 64-bit integer passes through Lua's doubles. An accept
+// keeps its check and the window before it, for releaseScript.
 var acceptScript = redis.NewScript(`
 local f = redis.call("HMGET", KEYS[1], "status", "hi", "seen")
 if not f[1] then return {"unknown"} end
@@ -211,21 +224,33 @@ else
   if #seen < d + 1 then seen = seen .. string.rep("0", d + 1 - #seen) end
   seen = string.sub(seen, 1, d) .. "1" .. string.sub(seen, d + 2)
 end
-redis.call("HSET", KEYS[1], "hi", string.format("%d", hi), "seen", seen, "last", ARGV[3])
+redis.call("HSET", KEYS[1], "hi", string.format("%d", hi), "seen", seen, "last", ARGV[3],
+  "check", ARGV[4], "prevhi", f[2] or "0", "prevseen", f[3] or "")
 return {"ok"}
+`)
+
+// releaseScript: KEYS[1] the key's hash; ARGV check. When the key's
+// latest accept is check's, the window goes back to what it was before
+// it (1); otherwise nothing changes (0).
+var releaseScript = redis.NewScript(`
+local f = redis.call("HMGET", KEYS[1], "check", "prevhi", "prevseen")
+if not f[1] or f[1] ~= ARGV[1] then return 0 end
+redis.call("HSET", KEYS[1], "hi", f[2] or "0", "seen", f[3] or "")
+redis.call("HDEL", KEYS[1], "check", "prevhi", "prevseen")
+return 1
 `)
 
 // Accept implements appattest.KeyStore, in one script. A refusal's error
 // is appattest.Window's own, made again from the window the script
 // refused with; should the two ever disagree, the check fails closed.
-func (s *Store) Accept(ctx context.Context, id []byte, counter uint32, now time.Time) error {
+func (s *Store) Accept(ctx context.Context, id []byte, counter uint32, check string, now time.Time) error {
 	if len(id) != 32 {
 		return unknownKey()
 	}
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
-	reply, err := acceptScript.Run(ctx, s.rdb, []string{s.keyName(id)}, counter, s.opts.WindowSize, now.UnixMilli()).StringSlice()
+	reply, err := acceptScript.Run(ctx, s.rdb, []string{s.keyName(id)}, counter, s.opts.WindowSize, now.UnixMilli(), check).StringSlice()
 	if err != nil {
 		return s.failed(err)
 	}
@@ -247,6 +272,20 @@ func (s *Store) Accept(ctx context.Context, id []byte, counter uint32, now time.
 		return s.failed(fmt.Errorf("the counter script refused counter %d, which appattest.Window accepts from %+v", counter, w))
 	}
 	return s.failed(fmt.Errorf("accept: unexpected reply %q", reply))
+}
+
+// Release implements appattest.KeyStore, in one script. It does not
+// wait for the eviction check: it only ever puts back a window an
+// accept of this check changed.
+func (s *Store) Release(ctx context.Context, id []byte, check string) (bool, error) {
+	if len(id) != 32 || check == "" {
+		return false, nil
+	}
+	n, err := releaseScript.Run(ctx, s.rdb, []string{s.keyName(id)}, check).Int()
+	if err != nil {
+		return false, s.failed(err)
+	}
+	return n == 1, nil
 }
 
 // revokeScript: KEYS[1] the key's hash; ARGV now (ms). 0: no such key.

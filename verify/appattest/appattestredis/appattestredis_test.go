@@ -72,7 +72,7 @@ func TestEvictionPolicyFailsClosed(t *testing.T) {
 	ops := map[string]func() error{
 		"Register": func() error { _, _, err := s.Register(ctx, key, time.Now()); return err },
 		"Get":      func() error { _, err := s.Get(ctx, key.ID); return err },
-		"Accept":   func() error { return s.Accept(ctx, key.ID, 1, time.Now()) },
+		"Accept":   func() error { return s.Accept(ctx, key.ID, 1, "check", time.Now()) },
 		"Revoke":   func() error { return s.Revoke(ctx, key.ID, time.Now()) },
 		"List":     func() error { return s.List(ctx, func(*appattest.KeyRecord) bool { return true }) },
 		"Put":      func() error { return s.Put(ctx, "c", time.Minute) },
@@ -102,7 +102,7 @@ func TestRedisDown(t *testing.T) {
 	}
 	srv.Stop()
 	for name, err := range map[string]error{
-		"Accept": s.Accept(ctx, key.ID, 1, time.Now()),
+		"Accept": s.Accept(ctx, key.ID, 1, "check", time.Now()),
 		"Get":    func() error { _, err := s.Get(ctx, key.ID); return err }(),
 		"Take":   func() error { _, err := s.Take(ctx, "c"); return err }(),
 	} {
@@ -134,4 +134,60 @@ func TestCorruptRecord(t *testing.T) {
 			t.Errorf("%s=%q: Get = %v, want a store failure", tt.field, tt.value, err)
 		}
 	}
+}
+
+// An attacker with many addresses (an IPv6 /64 holds 2^64), each within
+// the registration's rate of 1 a second, asked for challenges faster
+// than they expired: each was a Redis key of about 166 bytes for five
+// minutes, so 4,096 clients held some 200 MB, and a Redis at its
+// maxmemory under noeviction refuses every write: every check, of every
+// kind, on every instance, failed with 503. The store now holds at most
+// Options.MaxChallenges unexpired challenges, across instances; beyond
+// that Put fails (503 from the registration), and taken or expired
+// challenges make room.
+func TestChallengesBounded(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	const max = 50
+	s := instances(t, srv, "p:", 2, appattestredis.Options{MaxChallenges: max}, redisreplay.Options{})
+	for i := range max {
+		if err := s[i%2].Put(ctx, fmt.Sprint("c", i), time.Minute); err != nil {
+			t.Fatalf("Put %d: %v", i, err)
+		}
+	}
+	for _, inst := range s {
+		if err := inst.Put(ctx, "one too many", time.Minute); !errors.Is(err, appattest.ErrStoreFull) || appattest.Rejected(err) {
+			t.Fatalf("Put beyond MaxChallenges = %v, want ErrStoreFull", err)
+		}
+	}
+	if ok, err := s[1].Take(ctx, "c7"); !ok || err != nil {
+		t.Fatalf("Take = %v, %v", ok, err)
+	}
+	if err := s[0].Put(ctx, "in its place", time.Minute); err != nil {
+		t.Fatalf("Put after a Take: %v", err)
+	}
+	if ok, err := s[0].Take(ctx, "c7"); ok || err != nil {
+		t.Fatalf("Take again = %v, %v; want false", ok, err)
+	}
+
+	// Expired challenges make room too, by Redis's clock.
+	short := instances(t, srv, "short:", 1, appattestredis.Options{MaxChallenges: 3}, redisreplay.Options{})[0]
+	for i := range 3 {
+		if err := short.Put(ctx, fmt.Sprint("s", i), time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for range 200 {
+		err := short.Put(ctx, "after expiry", time.Minute)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, appattest.ErrStoreFull) {
+			t.Fatal(err)
+		}
+		<-tick.C
+	}
+	t.Fatal("challenges of 1 ms still filled the store after a second")
 }

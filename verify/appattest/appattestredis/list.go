@@ -119,12 +119,43 @@ func globEscape(s string) string {
 	return b.String()
 }
 
-func (s *Store) challengeName(challenge string) string {
-	return s.opts.Prefix + "challenge:" + challenge
-}
+func (s *Store) challengesName() string { return s.opts.Prefix + "challenges" }
 
-// Put implements appattest.ChallengeStore with SET … NX PX: Redis's
-// clock expires it.
+// putScript: KEYS[1] the challenges' sorted set (member: the challenge,
+// score: its expiry in Unix ms by Redis's clock); ARGV challenge, ttl
+// (ms), the most unexpired challenges it may hold. It drops the expired
+// ones, then adds the challenge unless the set is full ("full") or holds
+// it already ("exists"), and keeps the set no longer than its newest
+// challenge needs.
+var putScript = redis.NewScript(`
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", now)
+if redis.call("ZCARD", KEYS[1]) >= tonumber(ARGV[3]) then return "full" end
+if redis.call("ZADD", KEYS[1], "NX", now + ttl, ARGV[1]) == 0 then return "exists" end
+if redis.call("PTTL", KEYS[1]) < ttl then redis.call("PEXPIRE", KEYS[1], ttl) end
+return "ok"
+`)
+
+// takeScript: KEYS[1] the challenges' sorted set; ARGV challenge. It
+// removes the challenge and returns 1 when it was there and had not
+// expired by Redis's clock, else 0.
+var takeScript = redis.NewScript(`
+local exp = redis.call("ZSCORE", KEYS[1], ARGV[1])
+if not exp then return 0 end
+redis.call("ZREM", KEYS[1], ARGV[1])
+local t = redis.call("TIME")
+if tonumber(exp) > tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then return 1 end
+return 0
+`)
+
+// Put implements appattest.ChallengeStore: one script adds the
+// challenge to a sorted set by its expiry on Redis's clock, after
+// dropping the expired ones. When the set holds Options.MaxChallenges
+// unexpired challenges, Put fails with appattest.ErrStoreFull (a
+// failure, not a refusal), so that a flood of requests for challenges
+// cannot fill Redis.
 func (s *Store) Put(ctx context.Context, challenge string, ttl time.Duration) error {
 	if ttl <= 0 {
 		return fmt.Errorf("app attest redis store: challenge ttl %v is not positive", ttl)
@@ -132,24 +163,27 @@ func (s *Store) Put(ctx context.Context, challenge string, ttl time.Duration) er
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
-	err := s.rdb.Do(ctx, "SET", s.challengeName(challenge), "1", "PX", max(1, ttl.Milliseconds()), "NX").Err()
+	code, err := putScript.Run(ctx, s.rdb, []string{s.challengesName()}, challenge, max(1, ttl.Milliseconds()), s.opts.MaxChallenges).Text()
 	switch {
-	case errors.Is(err, redis.Nil):
-		return s.failed(errors.New("the challenge is already issued: make challenges from 32 random bytes"))
 	case err != nil:
 		return s.failed(err)
+	case code == "full":
+		return s.failed(fmt.Errorf("%w: %d unexpired challenges (Options.MaxChallenges)", appattest.ErrStoreFull, s.opts.MaxChallenges))
+	case code == "exists":
+		return s.failed(errors.New("the challenge is already issued: make challenges from 32 random bytes"))
+	case code != "ok":
+		return s.failed(fmt.Errorf("put: unexpected reply %q", code))
 	}
 	return nil
 }
 
-// Take implements appattest.ChallengeStore with DEL, atomic: of two
-// takes, one deletes the key. An expired key is not deleted (Redis
-// reports it gone).
+// Take implements appattest.ChallengeStore, in one script: of two takes
+// of one challenge, one removes it.
 func (s *Store) Take(ctx context.Context, challenge string) (bool, error) {
 	if err := s.ready(ctx); err != nil {
 		return false, err
 	}
-	n, err := s.rdb.Del(ctx, s.challengeName(challenge)).Result()
+	n, err := takeScript.Run(ctx, s.rdb, []string{s.challengesName()}, challenge).Int()
 	if err != nil {
 		return false, s.failed(err)
 	}

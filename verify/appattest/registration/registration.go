@@ -14,14 +14,16 @@
 // clientDataHash = SHA-256 of the challenge's 32 decoded bytes. A
 // challenge is single-use and lives Config.ChallengeTTL (5 minutes),
 // kept in the ChallengeStore so that any instance sharing it can take
-// the registration; it is spent when a registration names it, whatever
-// the outcome. Errors are JSON {"error":…,"reason":…}: 400 malformed
+// the registration; it is spent when a well-formed registration names
+// it, whatever the outcome (a 400 leaves it). Errors are JSON {"error":…,"reason":…}: 400 malformed
 // (bad_json, bad_key_id, bad_attestation, bad_challenge, too_large),
 // 403 refused (unknown_challenge, a reason of package appattest such as
 // bad_nonce or bad_chain, revoked_key: the app must make a new key,
 // key_conflict), 404 unknown path or key, 405 wrong method (with Allow),
-// 429 over the client's rate (with Retry-After), 503 a store failed
-// (with Retry-After).
+// 429 over the client's rate (with Retry-After), 503 a store failed or
+// is full (with Retry-After): a ChallengeStore holds a bounded number of
+// unexpired challenges (appattest.DefaultMaxChallenges by default), so
+// that clients from many addresses cannot fill it.
 //
 // Every request takes a token from its client's bucket (Config.Client
 // names the client, as verify.MiddlewareOptions.Client does: by default

@@ -123,7 +123,9 @@ func TestRegistration(t *testing.T) {
 	expect(t, "status of a key never registered", code, body, 404, `{"error":"not_found","reason":"unknown_key"}`)
 	c := s.challenge(t)
 	att := attestFor(t, key, c)
-	code, body, _ = s.do(t, "POST", "/appattest/register", registerBody(key.ID(), att, c))
+	code, body, _ = s.do(t, "POST", "/appattest/register", registerBody(key.ID()[:31], att, c))
+	expect(t, "a malformed registration", code, body, 400, `{"error":"bad_request","reason":"bad_key_id"}`)
+	code, body, _ = s.do(t, "POST", "/appattest/register", registerBody(key.ID(), att, c)) // the 400 left the challenge
 	want := fmt.Sprintf(`{"keyId":"%s","environment":"development","status":"active"}`, base64.StdEncoding.EncodeToString(key.ID()))
 	expect(t, "register", code, body, 201, want)
 	code, body, _ = s.do(t, "POST", "/appattest/register", registerBody(key.ID(), att, c))

@@ -24,6 +24,7 @@ func TestKeyStore(t *testing.T, open OpenKeyStores) {
 	t.Run("window table", func(t *testing.T) { testWindowTable(t, open) })
 	t.Run("window model", func(t *testing.T) { testWindowModel(t, open) })
 	t.Run("concurrent accepts", func(t *testing.T) { testConcurrentAccept(t, open) })
+	t.Run("release", func(t *testing.T) { testRelease(t, open) })
 	t.Run("list", func(t *testing.T) { testList(t, open) })
 }
 
@@ -47,7 +48,7 @@ func testRegister(t *testing.T, open OpenKeyStores) {
 
 	// Counters accepted before registering again stay accepted: the key
 	// and its counter are the same.
-	if err := a.Accept(ctx, key.ID, 5, at(10)); err != nil {
+	if err := a.Accept(ctx, key.ID, 5, "check", at(10)); err != nil {
 		t.Fatalf("Accept(5): %v", err)
 	}
 	again := *key
@@ -57,7 +58,7 @@ func testRegister(t *testing.T, open OpenKeyStores) {
 		t.Fatalf("Register again = %v, %v; want an existing key", created, err)
 	}
 	checkRecord(t, "Register again", rec, &again, appattest.KeyActive, at(0), at(20))
-	if err := a.Accept(ctx, key.ID, 5, at(30)); !errors.Is(err, appattest.ErrReplay) {
+	if err := a.Accept(ctx, key.ID, 5, "check", at(30)); !errors.Is(err, appattest.ErrReplay) {
 		t.Errorf("Accept(5) after registering again = %v, want a replay: the window is kept", err)
 	}
 	got, _ = a.Get(ctx, key.ID)
@@ -134,7 +135,7 @@ func testUnknown(t *testing.T, open OpenKeyStores) {
 		if _, err := a.Get(ctx, id); !errors.Is(err, appattest.ErrUnknownKey) || appattest.Reason(err) != "unknown_key" {
 			t.Errorf("%s: Get = %v, want ErrUnknownKey", name, err)
 		}
-		if err := a.Accept(ctx, id, 1, at(1)); !errors.Is(err, appattest.ErrUnknownKey) {
+		if err := a.Accept(ctx, id, 1, "check", at(1)); !errors.Is(err, appattest.ErrUnknownKey) {
 			t.Errorf("%s: Accept = %v, want ErrUnknownKey", name, err)
 		}
 		if err := a.Revoke(ctx, id, at(1)); !errors.Is(err, appattest.ErrUnknownKey) {
@@ -157,13 +158,13 @@ func testRevoke(t *testing.T, open OpenKeyStores) {
 	if _, _, err := a.Register(ctx, key, at(0)); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Accept(ctx, key.ID, 1, at(1)); err != nil {
+	if err := a.Accept(ctx, key.ID, 1, "check", at(1)); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Revoke(ctx, key.ID, at(2)); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
-	if err := a.Accept(ctx, key.ID, 2, at(3)); !errors.Is(err, appattest.ErrKeyRevoked) || appattest.Reason(err) != "revoked_key" {
+	if err := a.Accept(ctx, key.ID, 2, "check", at(3)); !errors.Is(err, appattest.ErrKeyRevoked) || appattest.Reason(err) != "revoked_key" {
 		t.Errorf("Accept after Revoke = %v, want ErrKeyRevoked", err)
 	}
 	if _, _, err := a.Register(ctx, key, at(4)); !errors.Is(err, appattest.ErrKeyRevoked) {
@@ -200,7 +201,7 @@ func testWindowTable(t *testing.T, open OpenKeyStores) {
 			var model appattest.Window
 			for i, s := range tt.Steps {
 				store := []appattest.KeyStore{a, b}[i%2]
-				err := store.Accept(ctx, key.ID, s.Counter, at(int64(i+1)))
+				err := store.Accept(ctx, key.ID, s.Counter, "check", at(int64(i+1)))
 				if merr := model.Accept(s.Counter, tt.Size); (merr == nil) != s.OK {
 					t.Fatalf("the table is wrong: step %d: Window.Accept(%d) = %v, table says ok=%v", i, s.Counter, merr, s.OK)
 				}
@@ -240,7 +241,7 @@ func testWindowModel(t *testing.T, open OpenKeyStores) {
 				c += uint32(r.IntN(1000))
 			}
 			store := []appattest.KeyStore{a, b}[r.IntN(2)]
-			err, want := store.Accept(ctx, key.ID, c, at(int64(i))), model.Accept(c, size)
+			err, want := store.Accept(ctx, key.ID, c, "check", at(int64(i))), model.Accept(c, size)
 			if (err == nil) != (want == nil) {
 				t.Fatalf("size %d, step %d: Accept(%d) = %v; Window.Accept says %v (window %+v)", size, i, c, err, want, model)
 			}
@@ -270,7 +271,7 @@ func testConcurrentAccept(t *testing.T, open OpenKeyStores) {
 		go func() {
 			defer wg.Done()
 			for c := uint32(1); c <= counters; c++ {
-				err := store.Accept(ctx, key.ID, c, at(int64(c)))
+				err := store.Accept(ctx, key.ID, c, "check", at(int64(c)))
 				switch {
 				case err == nil:
 					accepted[c].Add(1)
@@ -290,6 +291,73 @@ func testConcurrentAccept(t *testing.T, open OpenKeyStores) {
 		if n := accepted[c].Load(); n != 1 {
 			t.Errorf("counter %d accepted %d times by %d concurrent callers, want once", c, n, workers)
 		}
+	}
+}
+
+// testRelease: Release puts the window back as it was before the
+// key's latest accept when that accept is the check's, and otherwise
+// changes nothing, so no counter accepted by another check is ever
+// given back.
+func testRelease(t *testing.T, open OpenKeyStores) {
+	a, b := open(t, 0)
+	ctx := ctxOf(t)
+	key := NewKey(t, appID, appattest.Production, appattest.AppleRootName)
+	if _, _, err := a.Register(ctx, key, at(0)); err != nil {
+		t.Fatal(err)
+	}
+	accept := func(s appattest.KeyStore, c uint32, check string, ok bool) {
+		t.Helper()
+		if err := s.Accept(ctx, key.ID, c, check, at(int64(c))); (err == nil) != ok || (err != nil && !errors.Is(err, appattest.ErrReplay)) {
+			t.Fatalf("Accept(%d, %q) = %v, want ok=%v", c, check, err, ok)
+		}
+	}
+	release := func(s appattest.KeyStore, id []byte, check string, want bool) {
+		t.Helper()
+		if got, err := s.Release(ctx, id, check); got != want || err != nil {
+			t.Fatalf("Release(%q) = %v, %v; want %v", check, got, err, want)
+		}
+	}
+	window := func(want appattest.Window) {
+		t.Helper()
+		if rec, err := b.Get(ctx, key.ID); err != nil || rec.Window != want {
+			t.Fatalf("window %+v, %v; want %+v", rec.Window, err, want)
+		}
+	}
+
+	accept(a, 1, "first", true)
+	release(b, key.ID, "first", true) // from the other instance
+	window(appattest.Window{})
+	release(a, key.ID, "first", false) // once
+	accept(b, 1, "again", true)        // the counter given back is good once more
+	accept(a, 1, "replay", false)
+
+	accept(a, 2, "two", true)
+	accept(b, 3, "three", true)
+	release(a, key.ID, "two", false) // not the latest: 2 stays spent
+	accept(a, 2, "replay", false)
+	release(a, key.ID, "replay", false) // a refusal accepted nothing
+	release(b, key.ID, "three", true)
+	window(appattest.Window{Highest: 2, Seen: 0b11})
+	accept(a, 3, "three again", true)
+
+	// An accept that slid the window far is undone whole: the counters
+	// that fell out of it are in it again, and still spent.
+	accept(a, 1000, "jump", true)
+	release(a, key.ID, "jump", true)
+	window(appattest.Window{Highest: 3, Seen: 0b111})
+	accept(b, 2, "replay", false)
+	accept(b, 1000, "jump again", true)
+
+	// Neither an unknown key nor an empty check releases anything, and
+	// a revoked key stays revoked.
+	release(a, NewKey(t, appID, appattest.Production, appattest.AppleRootName).ID, "jump again", false)
+	release(a, key.ID, "", false)
+	if err := b.Revoke(ctx, key.ID, at(2000)); err != nil {
+		t.Fatal(err)
+	}
+	release(a, key.ID, "jump again", true)
+	if err := a.Accept(ctx, key.ID, 1000, "after revoke", at(2001)); !errors.Is(err, appattest.ErrKeyRevoked) {
+		t.Fatalf("Accept after Revoke and Release = %v, want ErrKeyRevoked", err)
 	}
 }
 
