@@ -63,7 +63,7 @@ func (v *Verifier) checkAppAttest(ctx context.Context, a *Attestation, res *Resu
 	if err != nil {
 		return v.keyFailure(ctx, a, name, err, keep, nil)
 	}
-	res.Environment = string(rec.Environment)
+	res.Environment, res.AppID = string(rec.Environment), rec.AppID
 	switch {
 	case rec.Status == appattest.KeyRevoked:
 		return fmt.Errorf("key %s: %w", name, ErrRevokedKey)

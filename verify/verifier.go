@@ -158,6 +158,11 @@ type Result struct {
 	// "production") once the key was found registered; "" for the other
 	// kinds. The key is Attestation.KeyID.
 	Environment string
+	// AppID is the App ID ("TEAMID.bundle.id") the App Attest key was
+	// attested for, once the key was found registered; "" for the other
+	// kinds. Unlike the header's b and m, which the client states, it is
+	// proven: Apple's attestation and every assertion cover it.
+	AppID string
 	// Counter is the App Attest assertion's counter, once its signature
 	// verified.
 	Counter uint32

@@ -56,7 +56,7 @@ func runGate(ctx context.Context, s *streams, c *command, args []string) error {
 	fs.Func("kinds", "the `KINDS` accepted, separated by commas: aa (App Attest), dc (DeviceCheck), dev (needs --allow-dev); default: aa with --app-id, dc with the key, dev with --allow-dev", appendTo(&st.Kinds, ","))
 	fs.Func("app-id", "App Attest: an App `ID` (TEAMID.bundle.id) whose keys may register; repeat, or separate with commas; aa needs one", appendTo(&st.AppIDs, ","))
 	fs.StringVar(&st.AppAttestEnvironment, "appattest-environment", "production", "App Attest: the environment keys must come from: production, development or both")
-	fs.Func("appattest-root", "App Attest: a root certificate trusted beside Apple's, a `PEM` file or its text (tests: the development root; its keys need --allow-dev); repeatable", appendTo(&st.AppAttestRoots, ""))
+	fs.Func("appattest-root", "App Attest: a root certificate trusted beside Apple's, a `PEM` file or its text (tests: the development root; refused without --allow-dev, which its keys need); repeatable", appendTo(&st.AppAttestRoots, ""))
 	fs.StringVar(&st.Header, "header", verify.HeaderName, "the request header holding the attestation")
 	fs.DurationVar(&st.ShutdownGrace, "shutdown-grace", gate.DefaultShutdownGrace, "after SIGTERM, how long open requests, streams and websockets get")
 	logFlags := addLogFlags(fs, "info")

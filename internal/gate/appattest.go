@@ -94,7 +94,10 @@ func (s Settings) appAttest(cfg *Config, v *verify.Verifier, replay *redisreplay
 		return &SettingError{"appattest-root", err}
 	}
 	if len(roots) > 1 && !s.AllowDev {
-		logger.Warn("gate: keys from --appattest-root register, but their assertions pass only with --allow-dev")
+		// Keys from another root pass only with AllowDev: registering them
+		// would only fill the store, and the development root's private
+		// key ships in the repository, so anyone could.
+		return &SettingError{"appattest-root", errors.New("keys from another root than Apple's pass only with --allow-dev (never in production): give --allow-dev, or leave --appattest-root out")}
 	}
 	var keys appattest.KeyStore
 	var challenges appattest.ChallengeStore

@@ -93,8 +93,10 @@ func (d *device) value(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// b and m claim another app: the gate's team and bundle headers must
+	// come from the key's attested App ID instead.
 	v, err := header.Encode(header.Value{Kind: header.KindAppAttest, Token: obj, KeyID: d.key.ID(), Nonce: nonce,
-		GeneratedAt: g, BundleID: "com.example.app", TeamID: teamID})
+		GeneratedAt: g, BundleID: "com.example.other", TeamID: "OTHER12345"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +145,9 @@ func TestAppAttestForwardAuth(t *testing.T) {
 		}
 		if k, id := got.header.Get(HeaderKind), got.header.Get(HeaderKeyID); k != "aa" || id != base64.RawURLEncoding.EncodeToString(d.key.ID()) {
 			t.Errorf("%s: kind %q, key id %q", c.name, k, id)
+		}
+		if team, bundle := got.header.Get(HeaderTeam), got.header.Get(HeaderBundle); team != teamID || bundle != "com.example.app" {
+			t.Errorf("%s: team %q, bundle %q: want the attested App ID's, not the header's claims", c.name, team, bundle)
 		}
 	}
 	// The fake Apple is no Apple's own server: the Verifier asks it about
@@ -222,20 +227,37 @@ func TestAppAttestOnlyNeedsNoKey(t *testing.T) {
 	}
 }
 
-// Without --allow-dev, a key from the development root registers but its
-// assertions are refused.
+// A root other than Apple's needs --allow-dev: its keys would pass only
+// with it, and the development root's private key is public. And a gate
+// without --allow-dev refuses a development key that another gate on the
+// same Redis registered.
 func TestAppAttestDevKeyNeedsAllowDev(t *testing.T) {
 	t.Parallel()
 	s := Settings{AppIDs: []string{aaAppID}, AppAttestEnvironment: "development", AppAttestRoots: []string{string(devattest.RootPEM())}}
-	cfg, closeAll, err := s.Config(testLogger(t))
-	if err != nil {
-		t.Fatal(err)
+	var bad *SettingError
+	if _, _, err := s.Config(testLogger(t)); !errors.As(err, &bad) || bad.Setting != "appattest-root" || !strings.Contains(err.Error(), "--allow-dev") {
+		t.Fatalf("--appattest-root without --allow-dev: %v, want a SettingError for appattest-root", err)
 	}
-	defer closeAll()
-	gw := startGate(t, cfg, false)
-	d := register(t, "http://"+gw.addr)
-	if got := send(t, "GET", "http://"+gw.addr+"/auth", d.value(t), nil, ""); got.status != 403 || !strings.Contains(got.body, "dev_key") {
-		t.Errorf("a development key without --allow-dev: %d %s", got.status, got.body)
+
+	srv := redistest.Start(t)
+	dev := aaSettings(t, newApple(t))
+	dev.ReplayRedis = srv.URL()
+	strict := Settings{AppIDs: []string{aaAppID}, AppAttestEnvironment: "development", ReplayRedis: srv.URL()}
+	var gates []*running
+	for _, s := range []Settings{dev, strict} {
+		cfg, closeAll, err := s.Config(testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(closeAll)
+		gates = append(gates, startGate(t, cfg, false))
+	}
+	d := register(t, "http://"+gates[0].addr)
+	if got := send(t, "GET", "http://"+gates[1].addr+"/auth", d.value(t), nil, ""); got.status != 403 || !strings.Contains(got.body, "dev_key") {
+		t.Errorf("a development key at a gate without --allow-dev: %d %s", got.status, got.body)
+	}
+	if got := send(t, "GET", "http://"+gates[0].addr+"/auth", d.value(t), nil, ""); got.status != 200 {
+		t.Errorf("the same key at the gate with --allow-dev: %d %s", got.status, got.body)
 	}
 }
 

@@ -55,10 +55,14 @@
 //   - --appattest-root takes a PEM file or the PEM text itself, so that
 //     $ATTESTD_APPATTEST_ROOT_FILE (which hands over a file's content)
 //     works too; roots are named as "attestd appattest --root" names
-//     them. Keys from any root but Apple's pass only under AllowDev.
-//   - The team and bundle ids in the result headers are the client's
-//     claims: bytes outside visible ASCII are percent-encoded, so a claim
-//     cannot smuggle control characters into headers a proxy copies.
+//     them. Keys from any root but Apple's pass only under AllowDev, so a
+//     root without AllowDev is a setting error: its registrations would
+//     only fill the store (and the development root's key is public).
+//   - For App Attest the team and bundle ids in the result headers are
+//     the attested App ID's, never the header's b and m. Otherwise they
+//     are the client's claims: bytes outside visible ASCII are
+//     percent-encoded, so a claim cannot smuggle control characters into
+//     headers a proxy copies.
 //   - A forward-auth request with a body is answered with Connection:
 //     close and its body is left unread, so a client cannot hold the
 //     connection by sending one slowly; in proxy mode each read of a body

@@ -19,10 +19,12 @@ const (
 	// (DeviceCheck), "dev" (the development provider, only with
 	// AllowDev).
 	HeaderKind = "X-Attestd-Kind"
-	// HeaderTeam is the team id the helper reported (a claim: Apple's
-	// answer covers the token alone).
+	// HeaderTeam is the team id: for "aa" the one of the App ID the key
+	// was attested for (proven); for "dc" and "dev" the one the helper
+	// reported (a claim: Apple's answer covers the token alone).
 	HeaderTeam = "X-Attestd-Team"
-	// HeaderBundle is the bundle id the helper reported (a claim).
+	// HeaderBundle is the bundle id, proven for "aa" and a claim
+	// otherwise, as HeaderTeam.
 	HeaderBundle = "X-Attestd-Bundle"
 	// HeaderFingerprint is the token's fingerprint (header.Fingerprint),
 	// the name logs give it; never the token.
@@ -46,7 +48,9 @@ var ResultHeaders = []string{HeaderKind, HeaderTeam, HeaderBundle, HeaderFingerp
 const resultPrefix = "X-Attestd-"
 
 // setResult sets every result header on h from res (nil: all empty).
-// The team and bundle ids are the client's claims, so any byte outside
+// For App Attest the team and bundle ids are the attested App ID's, never
+// the header's b and m, which a client with a key of one app could set to
+// another's. Otherwise they are the client's claims, so any byte outside
 // visible ASCII, and %, is percent-encoded: a claim cannot put control
 // characters into a header a proxy passes on.
 func setResult(h http.Header, res *verify.Result) {
@@ -56,6 +60,7 @@ func setResult(h http.Header, res *verify.Result) {
 		age = strconv.FormatInt(res.Age.Milliseconds(), 10)
 		if kind == header.KindAppAttest {
 			keyID = base64.RawURLEncoding.EncodeToString(res.KeyID)
+			team, bundle, _ = strings.Cut(res.AppID, ".")
 		}
 	}
 	h.Set(HeaderKind, headerSafe(kind))
