@@ -2,9 +2,9 @@ package gate
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
+	"github.com/attestd/attestd/verify/verifyprom"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -82,20 +82,9 @@ var gateCodes = map[int]string{
 	429: "429", 431: "431", 500: "500", 502: "502", 503: "503", 504: "504",
 }
 
-// codeLabel returns the code label for status: at most 19 values, whatever
-// an upstream sends.
-func codeLabel(status int) string {
-	if code, ok := gateCodes[status]; ok {
-		return code
-	}
-	switch {
-	case status == 0:
-		return "none"
-	case status >= 100 && status < 600:
-		return strconv.Itoa(status/100) + "xx"
-	}
-	return "other"
-}
+// codeLabel returns the code label for status (StatusLabel over the
+// statuses a gate answers with), whatever an upstream sends.
+func codeLabel(status int) string { return verifyprom.StatusLabel(status, gateCodes) }
 
 // instrument wraps h: the handler it runs gets a recorder, and its answer
 // is counted under route.

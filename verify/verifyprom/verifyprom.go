@@ -125,11 +125,16 @@ func (c *Collector) ObserveAppleRequest(op string, status int, elapsed time.Dura
 var appleCodes = map[int]string{200: "200", 400: "400", 401: "401", 403: "403", 405: "405", 429: "429", 500: "500", 503: "503"}
 
 // codeLabel returns the code label for an answer's status: the status
-// itself when Apple documents it, else its class ("2xx" … "5xx"), "other"
-// for a number outside 100–599, and "none" for no answer. Whatever an
-// upstream or a proxy sends, the label takes one of at most 14 values.
-func codeLabel(status int) string {
-	if code, ok := appleCodes[status]; ok {
+// itself when Apple documents it, else its class (StatusLabel), whatever
+// an upstream or a proxy sends.
+func codeLabel(status int) string { return StatusLabel(status, appleCodes) }
+
+// StatusLabel returns a bounded Prometheus label for an HTTP status: the
+// status itself when known lists it, else its class ("2xx" … "5xx"),
+// "other" for a number outside 100–599, and "none" for no answer (0).
+// Whatever a peer sends, the label takes one of len(known)+7 values.
+func StatusLabel(status int, known map[int]string) string {
+	if code, ok := known[status]; ok {
 		return code
 	}
 	switch {
