@@ -119,14 +119,6 @@ func (c *Cluster) Stop() {
 // test with a hint when there is none.
 func cliBinary(tb testing.TB) string {
 	tb.Helper()
-	if bin := os.Getenv("REDIS_CLI"); bin != "" {
-		return bin
-	}
-	bin, err := exec.LookPath("redis-cli")
-	if err != nil {
-		tb.Fatalf("redis-cli not found on PATH, and the Redis Cluster tests need it to join the nodes.\n" +
-			"Run `make test` or `make redis-server` (they install Debian's redis-server and redis-tools, or Homebrew's redis on a Mac, when missing), " +
-			"or set REDIS_CLI to a redis-cli (or valkey-cli) binary.")
-	}
-	return bin
+	return binary(tb, "REDIS_CLI", "redis-cli", "the Redis Cluster tests need it to join the nodes",
+		"Debian's redis-server and redis-tools, or Homebrew's redis on a Mac", "a redis-cli (or valkey-cli)")
 }

@@ -184,14 +184,22 @@ func freePorts(n int) ([]int, error) {
 // fails the test with a hint when there is none.
 func serverBinary(tb testing.TB) string {
 	tb.Helper()
-	if bin := os.Getenv("REDIS_SERVER"); bin != "" {
+	return binary(tb, "REDIS_SERVER", "redis-server", "these tests need a real one",
+		"Debian's redis-server, or Homebrew's redis on a Mac", "a redis-server (or valkey-server)")
+}
+
+// binary returns $env, else name from PATH; without either it fails the
+// test, saying why it needs the program and how to install it.
+func binary(tb testing.TB, env, name, why, packages, alternative string) string {
+	tb.Helper()
+	if bin := os.Getenv(env); bin != "" {
 		return bin
 	}
-	bin, err := exec.LookPath("redis-server")
+	bin, err := exec.LookPath(name)
 	if err != nil {
-		tb.Fatalf("redis-server not found on PATH, and these tests need a real one.\n" +
-			"Run `make test` or `make redis-server` (they install Debian's redis-server, or Homebrew's redis on a Mac, when missing), " +
-			"or set REDIS_SERVER to a redis-server (or valkey-server) binary.")
+		tb.Fatalf("%s not found on PATH, and %s.\n"+
+			"Run `make test` or `make redis-server` (they install %s, when missing), "+
+			"or set %s to %s binary.", name, why, packages, env, alternative)
 	}
 	return bin
 }
