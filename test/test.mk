@@ -27,7 +27,7 @@ FUZZMINIMIZETIME ?= 10s
 
 # The packages whose tests start processes, sockets or timers: where a
 # test can pass alone and fail once in twenty, or on a busy machine.
-FLAKY_PKGS  ?= ./test/reliability ./bridge/stdio ./cmd/attestd ./internal/daemon ./internal/diag ./internal/probe ./internal/logsetup ./bridge/server ./bridge/client ./bridge/pool ./bridge/socket ./bridge/provider ./bridge/provider/appattest ./internal/appattestsim ./verify/redisreplay ./verify/redisreplay/redistest ./internal/proxytest ./internal/gate ./packaging/sign
+FLAKY_PKGS  ?= ./test/reliability ./bridge/stdio ./cmd/attestd ./internal/daemon ./internal/diag ./internal/probe ./internal/logsetup ./bridge/server ./bridge/client ./bridge/pool ./bridge/socket ./bridge/provider ./bridge/provider/appattest ./internal/appattestsim ./verify/redisreplay ./verify/redisreplay/redistest ./internal/proxytest ./internal/gate ./verify ./verify/appattest/appattestredis ./verify/appattest/registration ./internal/appattestcli ./packaging/sign
 FLAKY_COUNT ?= 20
 FLAKY_RUN   ?= .
 BUSY        ?= 0
