@@ -66,8 +66,8 @@ func TestCodexE2EAppAttestThroughGate(t *testing.T) {
 	b := newBackend(t)
 	apple, env, args := aaGateArgs(t, redistest.Start(t).URL())
 	g := startGateProc(t, env, append(args, "--upstream", b.srv.URL)...)
-	c := startBridgeClient(t, codexHomeAt(t, g.url(), false), "--provider", "appattest-sim", "--app-id", aaAppID,
-		"--appattest-register", g.url())
+	c := startBridgeClient(t, codexHomeAt(t, g.URL(), false), "--provider", "appattest-sim", "--app-id", aaAppID,
+		"--appattest-register", g.URL())
 	thread := c.session(t.TempDir())
 	turns := []string{"hi", "again", "and again", "once more"}
 	for _, text := range turns {
@@ -78,7 +78,7 @@ func TestCodexE2EAppAttestThroughGate(t *testing.T) {
 	}
 	reqs := b.modelRequests()
 	if len(reqs) < len(turns) {
-		t.Fatalf("%d model requests passed the gate, want %d:\n%v\ngate log:\n%s", len(reqs), len(turns), b.all(), g.output())
+		t.Fatalf("%d model requests passed the gate, want %d:\n%v\ngate log:\n%s", len(reqs), len(turns), b.all(), g.Output())
 	}
 	aa, dev, key := 0, 0, ""
 	for _, r := range reqs {
@@ -94,7 +94,7 @@ func TestCodexE2EAppAttestThroughGate(t *testing.T) {
 		}
 	}
 	if aa == 0 {
-		t.Fatalf("no model request carried an App Attest value:\n%v\ngate log:\n%s\nbridge stderr:\n%s", b.all(), g.output(), c.stderr)
+		t.Fatalf("no model request carried an App Attest value:\n%v\ngate log:\n%s\nbridge stderr:\n%s", b.all(), g.Output(), c.stderr)
 	}
 	if n := len(apple.Requests()); n != dev {
 		t.Errorf("Apple was asked %d times for %d development tokens and %d App Attest values; want once per development token", n, dev, aa)

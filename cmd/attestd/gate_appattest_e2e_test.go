@@ -6,10 +6,8 @@ package main
 // with a fake Apple that must never be asked about them.
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,6 +31,7 @@ import (
 	"github.com/attestd/attestd/bridge/socket"
 	"github.com/attestd/attestd/internal/appattestsim"
 	"github.com/attestd/attestd/internal/daemon"
+	"github.com/attestd/attestd/internal/gate/gatetest"
 	"github.com/attestd/attestd/verify"
 	"github.com/attestd/attestd/verify/appattest/devattest"
 	"github.com/attestd/attestd/verify/devicechecktest"
@@ -63,69 +62,12 @@ func aaGateArgs(t *testing.T, redisURL string) (apple *devicechecktest.Server, e
 	return apple, env, args
 }
 
-// gateProc is "attestd gate" running as its own process.
-type gateProc struct {
-	addr string
-	done chan struct{}
-
-	mu  sync.Mutex
-	log strings.Builder
-}
-
-// startGateProc runs "attestd gate --listen 127.0.0.1:0" with args and
-// env, and returns once it logs where it serves; it is killed at cleanup.
-func startGateProc(t *testing.T, env []string, args ...string) *gateProc {
+// startGateProc runs the built attestd's gate with args and env
+// (gatetest.Start).
+func startGateProc(t *testing.T, env []string, args ...string) *gatetest.Process {
 	t.Helper()
-	p := &gateProc{done: make(chan struct{})}
-	cmd := exec.Command(attestdBinary(t), append([]string{"gate", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	serving := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "gate: serving" {
-				serving <- rec.Addr
-			}
-		}
-		cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("gate %s printed:\n%s", p.addr, p.output())
-		}
-	})
-	select {
-	case p.addr = <-serving:
-		return p
-	case <-p.done:
-		t.Fatalf("attestd gate exited before serving:\n%s", p.output())
-	case <-time.After(aaPatience):
-		t.Fatalf("attestd gate not serving after %v:\n%s", aaPatience, p.output())
-	}
-	return nil
+	return gatetest.Start(t, attestdBinary(t), aaPatience, env, args...)
 }
-
-func (p *gateProc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-func (p *gateProc) url() string { return "http://" + p.addr }
 
 // relay is the way from the helper to a gate that is down until up is
 // called: until then each connection is closed at once, as a stopped
@@ -318,9 +260,9 @@ func TestGateAppAttestE2E(t *testing.T) {
 
 	apple, env, args := aaGateArgs(t, redis.URL())
 	a := startGateProc(t, env, args...)
-	rel.up(a.addr)
+	rel.up(a.Addr)
 	b := startGateProc(t, env, append(args, "--upstream", upstreamApp(t).URL)...)
-	got := sendTo(t, a.url()+"/auth", devAtt)
+	got := sendTo(t, a.URL()+"/auth", devAtt)
 	if got.status != 200 || got.header.Get("X-Attestd-Kind") != "dev" || len(got.header.Values("X-Attestd-Key-Id")) != 1 || got.header.Get("X-Attestd-Key-Id") != "" {
 		t.Fatalf("a development token: %d %v %s", got.status, got.header, got.body)
 	}
@@ -329,13 +271,13 @@ func TestGateAppAttestE2E(t *testing.T) {
 	helper.waitLog(t, "App Attest: key registered")
 	v0, k0 := appAttestToken(t, helper.socket)
 	keyID := keyIDHeader(k0.KeyID)
-	got = sendTo(t, a.url()+"/auth", v0)
+	got = sendTo(t, a.URL()+"/auth", v0)
 	if got.status != 200 || got.header.Get("X-Attestd-Kind") != "aa" || got.header.Get("X-Attestd-Key-Id") != keyID {
 		t.Fatalf("an App Attest value: %d %v %s", got.status, got.header, got.body)
 	}
-	for _, g := range []*gateProc{a, b} {
-		if got := sendTo(t, g.url()+"/auth", v0); got.status != 403 || !strings.Contains(got.body, `"reason":"replay"`) {
-			t.Errorf("the same value again at %s: %d %s, want 403 replay", g.addr, got.status, got.body)
+	for _, g := range []*gatetest.Process{a, b} {
+		if got := sendTo(t, g.URL()+"/auth", v0); got.status != 403 || !strings.Contains(got.body, `"reason":"replay"`) {
+			t.Errorf("the same value again at %s: %d %s, want 403 replay", g.Addr, got.status, got.body)
 		}
 	}
 
@@ -343,14 +285,14 @@ func TestGateAppAttestE2E(t *testing.T) {
 	// proxy and then gate A: both pass, once.
 	v1, _ := appAttestToken(t, helper.socket)
 	v2, _ := appAttestToken(t, helper.socket)
-	got = sendTo(t, b.url()+"/app", v2)
+	got = sendTo(t, b.URL()+"/app", v2)
 	if want := fmt.Sprintf("kind=%q key=%q attestation=%q", "aa", keyID, ""); got.status != 200 || got.body != want {
 		t.Fatalf("the later value through the proxy: %d %q, want %q", got.status, got.body, want)
 	}
-	if got := sendTo(t, a.url()+"/auth", v1); got.status != 200 {
+	if got := sendTo(t, a.URL()+"/auth", v1); got.status != 200 {
 		t.Fatalf("the earlier value after it: %d %s", got.status, got.body)
 	}
-	if got := sendTo(t, a.url()+"/auth", v2); got.status != 403 {
+	if got := sendTo(t, a.URL()+"/auth", v2); got.status != 403 {
 		t.Errorf("the later value again, at the other gate: %d %s", got.status, got.body)
 	}
 	if n := len(apple.Requests()); n != asked {
@@ -363,7 +305,7 @@ func TestGateAppAttestE2E(t *testing.T) {
 		t.Fatalf("attestd appattest keys revoke: exit %d\n%s", code, out)
 	}
 	v3, k3 := appAttestToken(t, helper.socket)
-	if got := sendTo(t, b.url()+"/app", v3); keyIDHeader(k3.KeyID) != keyID || got.status != 403 || !strings.Contains(got.body, "revoked_key") {
+	if got := sendTo(t, b.URL()+"/app", v3); keyIDHeader(k3.KeyID) != keyID || got.status != 403 || !strings.Contains(got.body, "revoked_key") {
 		t.Errorf("a value of the revoked key: %d %s", got.status, got.body)
 	}
 }
@@ -466,11 +408,11 @@ func TestGateAppAttestE2ERevokedKeyRegistersAgain(t *testing.T) {
 	redis := redistest.Start(t)
 	apple, env, args := aaGateArgs(t, redis.URL())
 	g := startGateProc(t, env, args...)
-	sock, events := startTunedHelper(t, g.url())
+	sock, events := startTunedHelper(t, g.URL())
 	events.wait(t, "App Attest: key registered")
 	v, k := appAttestToken(t, sock)
 	old := keyIDHeader(k.KeyID)
-	if got := sendTo(t, g.url()+"/auth", v); got.status != 200 || got.header.Get("X-Attestd-Key-Id") != old {
+	if got := sendTo(t, g.URL()+"/auth", v); got.status != 200 || got.header.Get("X-Attestd-Key-Id") != old {
 		t.Fatalf("before the revocation: %d %v %s", got.status, got.header, got.body)
 	}
 	if code, out := runBinary(t, "appattest", "keys", "revoke", old, "--replay-redis", redis.URL()); code != 0 {
@@ -480,7 +422,7 @@ func TestGateAppAttestE2ERevokedKeyRegistersAgain(t *testing.T) {
 	events.wait(t, "App Attest: key registered")
 	for range 16 {
 		v, k := appAttestToken(t, sock)
-		got := sendTo(t, g.url()+"/auth", v)
+		got := sendTo(t, g.URL()+"/auth", v)
 		if keyIDHeader(k.KeyID) == old {
 			if got.status != 403 || !strings.Contains(got.body, "revoked_key") {
 				t.Fatalf("a value of the revoked key: %d %s", got.status, got.body)

@@ -1,9 +1,6 @@
 package gate
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attestd/attestd/internal/gate/gatetest"
 	"github.com/attestd/attestd/verify"
 	"github.com/attestd/attestd/verify/redisreplay/redistest"
 )
@@ -48,73 +46,19 @@ func attestdBinary(t testing.TB) string {
 }
 
 // gateProcess is "attestd gate" running as its own process.
-type gateProcess struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan struct{} // closed once it exited
+type gateProcess struct{ *gatetest.Process }
 
-	mu  sync.Mutex
-	log bytes.Buffer
-}
-
-// startGateProcess runs "attestd gate --listen 127.0.0.1:0 --log-format
-// json" with args and env, and returns once it says where it serves. It
-// is stopped (SIGKILL) when the test ends, if it still runs.
+// startGateProcess runs the built attestd's gate with args and env
+// (gatetest.Start).
 func startGateProcess(t *testing.T, env []string, args ...string) *gateProcess {
 	t.Helper()
-	p := &gateProcess{done: make(chan struct{})}
-	p.cmd = exec.Command(attestdBinary(t), append([]string{"gate", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)...)
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	serving := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "gate: serving" {
-				serving <- rec.Addr
-			}
-		}
-		p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("gate %d printed:\n%s", p.cmd.Process.Pid, p.output())
-		}
-	})
-	select {
-	case p.addr = <-serving:
-		return p
-	case <-p.done:
-		t.Fatalf("attestd gate exited before serving:\n%s", p.output())
-	case <-time.After(time.Minute):
-		t.Fatalf("attestd gate not serving after a minute:\n%s", p.output())
-	}
-	return nil
-}
-
-func (p *gateProcess) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
+	return &gateProcess{gatetest.Start(t, attestdBinary(t), time.Minute, env, args...)}
 }
 
 // check sends one forward-auth check and returns its status, 0 when no
 // answer came (the gate is gone).
 func (p *gateProcess) check(client *http.Client, att string) int {
-	req, _ := http.NewRequest("GET", "http://"+p.addr+"/auth", nil)
+	req, _ := http.NewRequest("GET", p.URL()+"/auth", nil)
 	req.Header.Set(verify.HeaderName, att)
 	resp, err := client.Do(req)
 	if err != nil {
@@ -158,7 +102,7 @@ func TestKillOneOfTwoGates(t *testing.T) {
 						if gates[g].check(client, atts[i]) == http.StatusOK {
 							admitted[i][g]++
 							if admissions.Add(1) >= killAfter {
-								killOnce.Do(func() { gates[0].cmd.Process.Signal(syscall.SIGKILL) })
+								killOnce.Do(func() { gates[0].Cmd.Process.Signal(syscall.SIGKILL) })
 							}
 						}
 					})
@@ -169,7 +113,7 @@ func TestKillOneOfTwoGates(t *testing.T) {
 	}
 	wg.Wait()
 	select {
-	case <-gates[0].done:
+	case <-gates[0].Done:
 	case <-time.After(time.Minute):
 		t.Fatal("the killed gate still runs")
 	}
@@ -197,10 +141,10 @@ func TestKillOneOfTwoGates(t *testing.T) {
 		t.Errorf("admitted by A %d, by B %d, by neither %d (at most %d were in flight at the kill)", byA, byB, byNeither, workers)
 	}
 
-	gates[1].cmd.Process.Signal(syscall.SIGTERM)
+	gates[1].Cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-gates[1].done:
-		if st := gates[1].cmd.ProcessState; !st.Success() {
+	case <-gates[1].Done:
+		if st := gates[1].Cmd.ProcessState; !st.Success() {
 			t.Errorf("after SIGTERM: %v, want exit 0", st)
 		}
 	case <-time.After(time.Minute):
