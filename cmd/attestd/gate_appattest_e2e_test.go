@@ -30,6 +30,7 @@ import (
 	"github.com/attestd/attestd/bridge/server"
 	"github.com/attestd/attestd/bridge/socket"
 	"github.com/attestd/attestd/internal/appattestsim"
+	"github.com/attestd/attestd/internal/appattestsim/regtest"
 	"github.com/attestd/attestd/internal/daemon"
 	"github.com/attestd/attestd/internal/gate/gatetest"
 	"github.com/attestd/attestd/verify"
@@ -325,43 +326,12 @@ func runBinary(t *testing.T, args ...string) (int, string) {
 	return 0, string(out)
 }
 
-// logEvents is a slog.Handler that sends each record's message on a
-// channel, so a test can wait for the helper's events.
-type logEvents struct{ msgs chan string }
-
-func (w logEvents) Enabled(context.Context, slog.Level) bool { return true }
-func (w logEvents) Handle(_ context.Context, r slog.Record) error {
-	select {
-	case w.msgs <- r.Message:
-	default: // a test that stopped listening must not block the helper
-	}
-	return nil
-}
-func (w logEvents) WithAttrs([]slog.Attr) slog.Handler { return w }
-func (w logEvents) WithGroup(string) slog.Handler      { return w }
-
-// wait waits for a message starting with prefix.
-func (w logEvents) wait(t *testing.T, prefix string) {
-	t.Helper()
-	timeout := time.After(aaPatience)
-	for {
-		select {
-		case m := <-w.msgs:
-			if strings.HasPrefix(m, prefix) {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("the helper did not log %q within %v", prefix, aaPatience)
-		}
-	}
-}
-
 // startTunedHelper runs the daemon "attestd serve --provider
 // appattest-sim" runs, in-process, with the key checked every second
 // (the default is six hours), on a fresh socket.
-func startTunedHelper(t *testing.T, register string) (sock string, events logEvents) {
+func startTunedHelper(t *testing.T, register string) (sock string, events regtest.Events) {
 	t.Helper()
-	events = logEvents{msgs: make(chan string, 256)}
+	events = regtest.NewEvents()
 	sim, err := appattestsim.New(appattestsim.Config{AppID: aaAppID, Server: register, Logger: slog.New(events),
 		Provider: func(c *aaprovider.Config) {
 			c.CheckEvery, c.BackoffMin, c.BackoffMax = time.Second, 100*time.Millisecond, time.Second
@@ -409,7 +379,7 @@ func TestGateAppAttestE2ERevokedKeyRegistersAgain(t *testing.T) {
 	apple, env, args := aaGateArgs(t, redis.URL())
 	g := startGateProc(t, env, args...)
 	sock, events := startTunedHelper(t, g.URL())
-	events.wait(t, "App Attest: key registered")
+	events.Wait(t, "App Attest: key registered", aaPatience)
 	v, k := appAttestToken(t, sock)
 	old := keyIDHeader(k.KeyID)
 	if got := sendTo(t, g.URL()+"/auth", v); got.status != 200 || got.header.Get("X-Attestd-Key-Id") != old {
@@ -418,8 +388,8 @@ func TestGateAppAttestE2ERevokedKeyRegistersAgain(t *testing.T) {
 	if code, out := runBinary(t, "appattest", "keys", "revoke", old, "--replay-redis", redis.URL()); code != 0 {
 		t.Fatalf("attestd appattest keys revoke: exit %d\n%s", code, out)
 	}
-	events.wait(t, "App Attest: the server revoked the key")
-	events.wait(t, "App Attest: key registered")
+	events.Wait(t, "App Attest: the server revoked the key", aaPatience)
+	events.Wait(t, "App Attest: key registered", aaPatience)
 	for range 16 {
 		v, k := appAttestToken(t, sock)
 		got := sendTo(t, g.URL()+"/auth", v)

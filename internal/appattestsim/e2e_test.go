@@ -104,7 +104,7 @@ func TestThroughTheDaemonSocket(t *testing.T) {
 		t.Fatalf("status %+v, %v", st, err)
 	}
 	srv.SetDown(false)
-	w.waitLog(t, logRegistered)
+	w.Wait(t, logRegistered, 20*time.Second)
 
 	// Development tokens made ahead may still be ready: they come first.
 	var values []string
@@ -153,7 +153,7 @@ func TestOnDemandAndReady(t *testing.T) {
 			srv := regtest.New(t, appID)
 			s, w := newSim(t, srv, func(c *appattestsim.Config) { c.Latency, c.Ready = 15*time.Millisecond, ready })
 			s.Start()
-			w.waitLog(t, logRegistered)
+			w.Wait(t, logRegistered, 20*time.Second)
 			p := pool.New(pool.Config{Provider: s, Size: 3})
 			defer p.Close()
 			p.Warm()
@@ -222,7 +222,7 @@ func TestThroughTheBridge(t *testing.T) {
 	srv := regtest.New(t, appID)
 	s, w := newSim(t, srv, nil)
 	s.Start()
-	w.waitLog(t, logRegistered)
+	w.Wait(t, logRegistered, 20*time.Second)
 	p := pool.New(pool.Config{Provider: s})
 	defer p.Close()
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -30,37 +29,6 @@ const (
 	logFailed     = "App Attest: background work failed"
 )
 
-// logWatch is a slog.Handler that sends each record's message on a
-// channel, so a test can wait for the provider's events.
-type logWatch struct{ msgs chan string }
-
-func (w logWatch) Enabled(context.Context, slog.Level) bool { return true }
-func (w logWatch) Handle(_ context.Context, r slog.Record) error {
-	select {
-	case w.msgs <- r.Message:
-	default: // a test that stopped listening must not block the provider
-	}
-	return nil
-}
-func (w logWatch) WithAttrs([]slog.Attr) slog.Handler { return w }
-func (w logWatch) WithGroup(string) slog.Handler      { return w }
-
-// waitLog waits for a message starting with prefix.
-func (w logWatch) waitLog(t *testing.T, prefix string) {
-	t.Helper()
-	timeout := time.After(20 * time.Second)
-	for {
-		select {
-		case m := <-w.msgs:
-			if strings.HasPrefix(m, prefix) {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("no log line %q", prefix)
-		}
-	}
-}
-
 // fast makes the provider's background work quick for tests, and its
 // bounds on each call generous: a loaded machine must not turn an
 // assertion into a fallback the test did not ask for.
@@ -71,9 +39,9 @@ func fast(c *appattest.Config) {
 
 // newSim returns a simulated provider registering with srv, and the
 // watch on its log.
-func newSim(t *testing.T, srv *regtest.Server, change func(c *appattestsim.Config)) (*appattestsim.Sim, logWatch) {
+func newSim(t *testing.T, srv *regtest.Server, change func(c *appattestsim.Config)) (*appattestsim.Sim, regtest.Events) {
 	t.Helper()
-	w := logWatch{msgs: make(chan string, 256)}
+	w := regtest.NewEvents()
 	cfg := appattestsim.Config{AppID: appID, Server: srv.URL, Logger: slog.New(w), Provider: fast}
 	if change != nil {
 		change(&cfg)
@@ -115,7 +83,7 @@ func TestSimRegistersWithARealCheck(t *testing.T) {
 	s, w := newSim(t, srv, nil)
 	s.Start()
 	key := srv.Expect(t, "register", "")
-	w.waitLog(t, logRegistered)
+	w.Wait(t, logRegistered, 20*time.Second)
 	var values []string
 	for range 6 {
 		a := generate(t, s)
@@ -151,7 +119,7 @@ func TestSimServerDownMeansDevTokens(t *testing.T) {
 	srv.SetDown(true)
 	s, w := newSim(t, srv, nil)
 	<-s.Start()
-	w.waitLog(t, logFailed)
+	w.Wait(t, logFailed, 20*time.Second)
 	for range 3 {
 		if a := generate(t, s); a.Kind != header.KindDev {
 			t.Fatalf("while the server is down: kind %q", a.Kind)
@@ -161,7 +129,7 @@ func TestSimServerDownMeansDevTokens(t *testing.T) {
 		t.Fatalf("status while down: %+v", st)
 	}
 	srv.SetDown(false)
-	w.waitLog(t, logRegistered)
+	w.Wait(t, logRegistered, 20*time.Second)
 	if _, err := srv.Check(encode(t, generate(t, s))); err != nil {
 		t.Fatal(err)
 	}
@@ -178,11 +146,11 @@ func TestSimRevokedKey(t *testing.T) {
 	})
 	s.Start()
 	old := srv.Expect(t, "register", "")
-	w.waitLog(t, logRegistered)
+	w.Wait(t, logRegistered, 20*time.Second)
 	oldValue := encode(t, generate(t, s))
 	srv.Revoke(old)
-	w.waitLog(t, logRevoked)
-	w.waitLog(t, logRegistered)
+	w.Wait(t, logRevoked, 20*time.Second)
+	w.Wait(t, logRegistered, 20*time.Second)
 	if _, err := srv.Check(oldValue); err == nil {
 		t.Fatal("the revoked key's assertion was accepted")
 	}
@@ -205,13 +173,13 @@ func TestSimUnknownKey(t *testing.T) {
 	})
 	s.Start()
 	key := srv.Expect(t, "register", "")
-	w.waitLog(t, logRegistered)
+	w.Wait(t, logRegistered, 20*time.Second)
 	srv.Forget()
-	w.waitLog(t, logUnknown)
+	w.Wait(t, logUnknown, 20*time.Second)
 	if again := srv.Expect(t, "register", ""); again != key {
 		t.Fatalf("registered %s again, want the same key %s", again, key)
 	}
-	w.waitLog(t, logRegistered)
+	w.Wait(t, logRegistered, 20*time.Second)
 	if id, err := srv.Check(encode(t, generate(t, s))); err != nil || id != key {
 		t.Fatalf("key %s, %v", id, err)
 	}
@@ -225,7 +193,7 @@ func TestSimInvalidKey(t *testing.T) {
 	s, w := newSim(t, srv, nil)
 	s.Start()
 	old := srv.Expect(t, "register", "")
-	w.waitLog(t, logRegistered)
+	w.Wait(t, logRegistered, 20*time.Second)
 	s.Service.Invalidate(old)
 	if a := generate(t, s); a.Kind != header.KindDev {
 		t.Fatalf("with an invalid key: kind %q", a.Kind)
@@ -237,7 +205,7 @@ func TestSimInvalidKey(t *testing.T) {
 			t.Fatal("the invalid key was registered again and again, no new key")
 		}
 	}
-	w.waitLog(t, logRegistered)
+	w.Wait(t, logRegistered, 20*time.Second)
 	if _, err := srv.Check(encode(t, generate(t, s))); err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +222,7 @@ func TestSimAssertionTimeout(t *testing.T) {
 		c.Provider = func(c *appattest.Config) { fast(c); c.AssertTimeout = 10 * time.Millisecond }
 	})
 	s.Start()
-	w.waitLog(t, logRegistered)
+	w.Wait(t, logRegistered, 20*time.Second)
 	if a := generate(t, s); a.Kind != header.KindDev {
 		t.Fatalf("after an assertion timeout: kind %q", a.Kind)
 	}
